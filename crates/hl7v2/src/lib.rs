@@ -36,6 +36,7 @@ pub mod escape;
 pub mod message;
 pub mod owned;
 pub mod path;
+pub mod reader;
 
 pub use charset::Charset;
 pub use delims::Delimiters;
@@ -43,3 +44,4 @@ pub use error::{ErrorKind, Location, ParseError, Result};
 pub use message::{Element, Encoding, Level, Message, Segment, Terminator};
 pub use owned::{MessageBuf, SegmentBuf};
 pub use path::Path;
+pub use reader::{Envelope, MessageReader, RawMessage};
