@@ -45,3 +45,6 @@ pub use message::{Element, Encoding, Level, Message, Segment, Terminator};
 pub use owned::{MessageBuf, SegmentBuf};
 pub use path::Path;
 pub use reader::{Envelope, MessageReader, RawMessage};
+pub mod defs;
+pub mod generated;
+pub mod structure;
