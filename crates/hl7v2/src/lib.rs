@@ -48,3 +48,4 @@ pub use reader::{Envelope, MessageReader, RawMessage};
 pub mod defs;
 pub mod generated;
 pub mod structure;
+pub mod validate;
