@@ -49,3 +49,5 @@ pub mod defs;
 pub mod generated;
 pub mod structure;
 pub mod validate;
+pub mod ack;
+pub mod json;
