@@ -51,9 +51,6 @@ impl Delimiters {
         let rest = &msh[4..];
         let len = rest.iter().position(|&b| b == field || b == b'\r' || b == b'\n').unwrap_or(rest.len());
         let chars = &rest[..len];
-        if len < rest.len() && rest[len] != field {
-            return err(ErrorKind::BadDelimiters("MSH-2 is not followed by a field separator"), 4 + len);
-        }
         if chars.len() < 2 || chars.len() > 5 {
             return err(
                 ErrorKind::BadDelimiters("MSH-2 must hold 2 to 5 encoding characters (component, repetition, escape, subcomponent, truncation)"),
