@@ -19,6 +19,8 @@ pub struct RawMessage<B> {
     pub offset: u64,
     /// 1-based position of the message in the stream.
     pub number: usize,
+    /// 1-based line of the message's first segment (`\r\n` counts as one line end).
+    pub line: u64,
 }
 
 /// The batch envelope segments seen so far, as raw bytes without terminators.
@@ -63,6 +65,14 @@ pub struct MessageReader<R> {
     in_batch: usize,
     envelope: Envelope,
     pending_error: Option<ParseError>,
+    /// Line number of the line `read_line` returns next.
+    next_line: u64,
+    /// Whether the last line read ended in `\r` (so a lone `\n` next is its CRLF's end).
+    after_cr: bool,
+    /// Line of the current message's MSH.
+    msg_line: u64,
+    /// Line of the line last returned by `read_line`.
+    last_line: u64,
 }
 
 impl<R: BufRead> MessageReader<R> {
@@ -87,6 +97,10 @@ impl<R: BufRead> MessageReader<R> {
             in_batch: 0,
             envelope: Envelope::default(),
             pending_error: None,
+            next_line: 1,
+            after_cr: false,
+            msg_line: 1,
+            last_line: 1,
         }
     }
 
@@ -110,7 +124,7 @@ impl<R: BufRead> MessageReader<R> {
                 Err(e) => return Some(Err(e)),
                 Ok(None) if self.in_message => {
                     let len = self.buf.len();
-                    return Some(Ok(self.hand_out(len, false)));
+                    return Some(Ok(self.hand_out(len, None)));
                 }
                 Ok(None) => return None,
                 Ok(Some(start)) => start,
@@ -128,8 +142,9 @@ impl<R: BufRead> MessageReader<R> {
                 b"MSH" => {
                     self.discarding = false;
                     if self.in_message {
-                        return Some(Ok(self.hand_out(start, true)));
+                        return Some(Ok(self.hand_out(start, Some(self.last_line))));
                     }
+                    self.msg_line = self.last_line;
                     self.buf.drain(..start);
                     self.buf_offset += start as u64;
                     self.in_message = true;
@@ -141,7 +156,7 @@ impl<R: BufRead> MessageReader<R> {
                     let pending = usize::from(self.in_message);
                     self.record_envelope(&id, seg, pending, line_offset);
                     if self.in_message {
-                        return Some(Ok(self.hand_out(start, false)));
+                        return Some(Ok(self.hand_out(start, None)));
                     }
                     if let Some(e) = self.pending_error.take() {
                         return Some(Err(e));
@@ -174,12 +189,18 @@ impl<R: BufRead> MessageReader<R> {
         }
     }
 
-    fn hand_out(&mut self, len: usize, next_started: bool) -> RawMessage<&[u8]> {
+    /// Hands out the first `len` bytes as a message; `next` is the line of the MSH that
+    /// follows them in the buffer, if one does.
+    fn hand_out(&mut self, len: usize, next: Option<u64>) -> RawMessage<&[u8]> {
         self.number += 1;
         self.in_batch += 1;
         self.handed_out = len;
-        self.in_message = next_started;
-        RawMessage { bytes: &self.buf[..len], offset: self.buf_offset, number: self.number }
+        self.in_message = next.is_some();
+        let line = self.msg_line;
+        if let Some(next) = next {
+            self.msg_line = next;
+        }
+        RawMessage { bytes: &self.buf[..len], offset: self.buf_offset, number: self.number, line }
     }
 
     /// Keeps an envelope segment and checks the counts in BTS-1 and FTS-1; `pending` is the
@@ -243,6 +264,14 @@ impl<R: BufRead> MessageReader<R> {
                 Some(i) => (i + 1, true),
                 None => (chunk.len(), false),
             };
+            if done {
+                let lone_lf = take == 1 && chunk[0] == b'\n' && self.buf.len() == start && self.after_cr;
+                self.after_cr = chunk[take - 1] == b'\r';
+                if !lone_lf {
+                    self.last_line = self.next_line;
+                    self.next_line += 1;
+                }
+            }
             self.buf.extend_from_slice(&chunk[..take]);
             self.inner.consume(from + take);
             self.consumed += (from + take) as u64;
@@ -284,7 +313,7 @@ impl<R: BufRead> Iterator for MessageReader<R> {
     type Item = Result<RawMessage<Vec<u8>>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_message().map(|r| r.map(|m| RawMessage { bytes: m.bytes.to_vec(), offset: m.offset, number: m.number }))
+        self.next_message().map(|r| r.map(|m| RawMessage { bytes: m.bytes.to_vec(), offset: m.offset, number: m.number, line: m.line }))
     }
 }
 
@@ -304,19 +333,30 @@ mod tests {
     use super::*;
 
     fn read_all(input: &[u8], max: usize) -> (Vec<std::result::Result<(u64, String), String>>, Envelope) {
+        read_lines(input, max).0
+    }
+
+    type ReadResult = (Vec<std::result::Result<(u64, String), String>>, Envelope);
+
+    fn read_lines(input: &[u8], max: usize) -> (ReadResult, Vec<u64>) {
         // a tiny buffer makes every line cross read boundaries
         let mut r = MessageReader::with_max_message(std::io::BufReader::with_capacity(7, input), max);
         let mut out = Vec::new();
+        let mut lines = Vec::new();
         while let Some(m) = r.next_message() {
+            if let Ok(m) = &m {
+                lines.push(m.line);
+            }
             out.push(m.map(|m| (m.offset, String::from_utf8_lossy(m.bytes).into_owned())).map_err(|e| e.to_string()));
         }
-        (out, r.envelope().clone())
+        ((out, r.envelope().clone()), lines)
     }
 
     #[test]
     fn splits_messages_with_any_terminator_and_keeps_bytes() {
         let input = b"\xEF\xBB\xBF\r\nMSH|^~\\&|A\r\nPID|1\r\n\r\nMSH|^~\\&|B\nPID|2\nMSH|^~\\&|C\rPID|3";
-        let (out, _) = read_all(input, 1 << 20);
+        let ((out, _), lines) = read_lines(input, 1 << 20);
+        assert_eq!(lines, vec![2, 5, 7]);
         let got: Vec<_> = out.into_iter().map(Result::unwrap).collect();
         assert_eq!(
             got,
