@@ -78,13 +78,15 @@ Structures exported
 STRUCTURES below: the list the project asked for, plus SIU_S13, SIU_S14,
 SIU_S15, SIU_S16, SIU_S17 and SIU_S26, which corpus messages name in MSH-9-3
 and which hl7apy defines (2.5.1, 2.8.2) with the same content as SIU_S12.
-The other corpus messages need only listed structures: their MSH-9-3 names
-no hl7apy structure and their event maps to a listed one (ADT A04/A08/A13 ->
-ADT_A01, A07 -> ADT_A06, A10/A11 -> ADT_A09, A14/A28/A31 -> ADT_A05,
-A25-A27/A29 -> ADT_A21, A40/A41 -> ADT_A39, A47 -> ADT_A30, MDM
+The other corpus messages need only listed structures: their MSH-9-3 is
+absent or names no hl7apy structure, and their event maps (HL7 table 0354)
+to a listed one: ADT A04/A08/A13 -> ADT_A01, A07 -> ADT_A06, A10/A11 ->
+ADT_A09, A14/A28/A31 -> ADT_A05, A25-A27/A29 -> ADT_A21, A40/A41 ->
+ADT_A39, A47 -> ADT_A30 (as of 2.5.1/2.6; hl7apy has no ADT_A30 from 2.7
+on, so the 2.8 corpus message ADT-A47-01 has no 2.8.2 structure here), MDM
 T05/T09 -> MDM_T01, T06/T10 -> MDM_T02, REF I14 -> REF_I12, PPR PC3 ->
-PPR_PC1), except RDE^O25^RDE_O25, a structure hl7apy lacks in every
-exported version.
+PPR_PC1. RDE^O25^RDE_O25 (2.8) cannot be added: hl7apy has no RDE_O25 in
+any exported version.
 
 Skipped because hl7apy lacks them in that version:
   2.3.1: ADT_A05, ADT_A15, ADT_A21, ADT_A37, ADT_A52, ADT_A54, ADT_A60,

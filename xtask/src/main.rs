@@ -139,7 +139,8 @@ fn gen_items(items: &[Value], out: &mut String, depth: usize) -> Result<()> {
             writeln!(out, "{pad}Item::Segment {{ id: {seg:?}, card: {} }},", card(it))?;
         } else {
             let name = it["group"].as_str().context("item is neither segment nor group")?;
-            writeln!(out, "{pad}Item::Group {{ name: {name:?}, card: {}, items: &[", card(it))?;
+            let choice = it["choice"].as_bool().unwrap_or(false);
+            writeln!(out, "{pad}Item::Group {{ name: {name:?}, card: {}, choice: {choice}, items: &[", card(it))?;
             gen_items(it["children"].as_array().context("group without children")?, out, depth + 1)?;
             writeln!(out, "{pad}] }},")?;
         }

@@ -284,6 +284,17 @@ pub fn build_ack(msg: &Message<'_>, opts: &AckOptions<'_>) -> Result<MessageBuf>
     Ok(ack)
 }
 
+/// The MSH segment of a message that does not parse as a whole (a bad segment further on,
+/// bytes that do not fit its character set, an unknown MSH-18), read leniently so that it can
+/// still be acknowledged with AR/CR. `None` when even the MSH is unreadable.
+pub fn salvage_header(input: &[u8]) -> Option<Message<'_>> {
+    let start = input.iter().position(|&b| b != b'\r' && b != b'\n' && !matches!(b, 0xEF | 0xBB | 0xBF))?;
+    let line = &input[start..];
+    let end = line.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(line.len());
+    // Latin-1 accepts every byte, so only the structure of the MSH line itself can fail.
+    Message::parse_inner(&line[..end], start, Some(crate::Charset::Latin1)).ok()
+}
+
 /// Which occurrence of its id the segment at `index` is (1-based), as ERR-2.2 wants.
 fn occurrence(msg: &Message<'_>, index: usize) -> usize {
     let Some(seg) = msg.segment_at(index) else { return 1 };
@@ -361,6 +372,15 @@ mod tests {
         let ack = String::from_utf8(build_ack(&msg, &opts).unwrap().encode()).unwrap();
         assert!(ack.contains("MSH|^~\\&|C|D|A|B|2024||ACK^A01|Z|P|2.3\r"), "{ack}");
         assert!(ack.contains("ERR|PID^1^3^101&Required field missing&HL70357|PID^1^3^1|101^Required field missing^HL70357|E\r"), "{ack}");
+    }
+
+    #[test]
+    fn salvages_headers_of_bad_messages() {
+        let raw = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|X7|P|2.5|||||KLINGON\rPID|\xFF\r";
+        assert!(Message::parse(raw).is_err());
+        let msh = salvage_header(raw).unwrap();
+        assert_eq!(msh.control_id().as_deref(), Some("X7"));
+        assert!(salvage_header(b"garbage").is_none());
     }
 
     #[test]

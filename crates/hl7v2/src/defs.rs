@@ -38,7 +38,10 @@ pub enum Item {
         name: &'static str,
         /// How often it occurs here.
         card: Cardinality,
-        /// Its entries in order.
+        /// A choice holds exactly one of its entries (e.g. ORM_O01's OBR | RQD | RQ1 | RXO |
+        /// ODS | ODT); a sequence holds its entries in order.
+        choice: bool,
+        /// Its entries.
         items: &'static [Item],
     },
 }
@@ -55,6 +58,7 @@ impl Item {
     pub fn can_start_with(&self, id: &str) -> bool {
         match self {
             Self::Segment { id: s, .. } => *s == id,
+            Self::Group { items, choice: true, .. } => items.iter().any(|i| i.can_start_with(id)),
             Self::Group { items, .. } => {
                 for it in *items {
                     if it.can_start_with(id) {
@@ -66,6 +70,15 @@ impl Item {
                 }
                 false
             }
+        }
+    }
+
+    /// Whether this item's very first entry is this segment (no optional entries skipped).
+    pub fn starts_directly_with(&self, id: &str) -> bool {
+        match self {
+            Self::Segment { id: s, .. } => *s == id,
+            Self::Group { items, choice: true, .. } => items.iter().any(|i| i.starts_directly_with(id)),
+            Self::Group { items, .. } => items.first().is_some_and(|i| i.starts_directly_with(id)),
         }
     }
 

@@ -99,6 +99,11 @@ impl<'a> Message<'a> {
 
     /// Parses one message whose first byte is at `base` in a larger input (for error offsets).
     pub fn parse_at(input: &'a [u8], base: usize) -> Result<Self> {
+        Self::parse_inner(input, base, None)
+    }
+
+    /// Parses with a given charset instead of the declared one (`None`: as declared).
+    pub(crate) fn parse_inner(input: &'a [u8], base: usize, charset: Option<Charset>) -> Result<Self> {
         let bom = input.starts_with(BOM);
         let mut pos = if bom { BOM.len() } else { 0 };
         while pos < input.len() && matches!(input[pos], b'\r' | b'\n') {
@@ -152,7 +157,10 @@ impl<'a> Message<'a> {
             trailing_terminator,
             bom,
         };
-        msg.enc.charset = msg.declared_charset()?;
+        msg.enc.charset = match charset {
+            Some(c) => c,
+            None => msg.declared_charset()?,
+        };
         if let Err((at, kind)) = msg.enc.charset.check(&input[msg.segments[0].start..]) {
             return Err(msg.locate(msg.segments[0].start + at, kind));
         }

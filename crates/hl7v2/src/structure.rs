@@ -159,6 +159,13 @@ impl Matcher<'_> {
                 it.can_start_with(id) && it.card().max.is_none_or(|m| counts[j] < m)
             };
             if let Some(j) = (at..items.len()).find(|&j| fits(j, &counts)) {
+                // Entering a new group only by skipping its optional first entries (OML_O21's
+                // PRIOR_RESULT for an ORC) loses to an enclosing repeating group that starts
+                // with this very segment (a new ORDER).
+                let indirect = matches!(items[j], Item::Group { .. }) && !items[j].starts_directly_with(id);
+                if indirect && open.iter().any(|(its, i)| its[*i].card().repeats() && its[*i].starts_directly_with(id)) {
+                    break;
+                }
                 self.missing_between(items, &counts, at, j);
                 at = j;
                 counts[j] += 1;
@@ -167,10 +174,14 @@ impl Matcher<'_> {
                         node.children.push(Node::Segment(self.pos));
                         self.pos += 1;
                     }
-                    Item::Group { name, items: inner, .. } => {
+                    Item::Group { name, items: inner, choice, .. } => {
                         let mut child = Group { name, children: Vec::new() };
                         open.push((items, j));
-                        self.group(inner, &mut child, open);
+                        if *choice {
+                            self.choice(inner, &mut child, open);
+                        } else {
+                            self.group(inner, &mut child, open);
+                        }
                         open.pop();
                         node.children.push(Node::Group(child));
                     }
@@ -180,12 +191,9 @@ impl Matcher<'_> {
             if open.iter().rev().any(|(its, i)| its[*i].can_start_with(id) || its[i + 1..].iter().any(|it| it.can_start_with(id))) {
                 break;
             }
-            let known = self.root.iter().any(|it| it.contains(id));
-            if known && !open.is_empty() {
-                // an enclosing level will report and place it
-                break;
-            }
-            if known {
+            // Out of place here and nowhere later: keep it in this group, where it appears, so
+            // that the segments after it still land in the groups they belong to.
+            if self.root.iter().any(|it| it.contains(id)) {
                 self.problems.push(Problem::OutOfOrder(self.pos));
             } else if !id.starts_with('Z') {
                 self.problems.push(Problem::Unexpected(self.pos));
@@ -194,6 +202,15 @@ impl Matcher<'_> {
             self.pos += 1;
         }
         self.missing_between(items, &counts, at, items.len());
+    }
+
+    /// Matches one occurrence of a choice: the first alternative that can start with the
+    /// current segment (the caller checked that one can).
+    fn choice(&mut self, items: &'static [Item], node: &mut Group, open: &mut Vec<(&'static [Item], usize)>) {
+        let Some(&id) = self.ids.get(self.pos) else { return };
+        let Some(j) = items.iter().position(|it| it.can_start_with(id)) else { return };
+        // the chosen alternative alone, as a one-entry sequence
+        self.group(std::slice::from_ref(&items[j]), node, open);
     }
 
     /// Reports required entries in `from..to` that were not matched (entry `from` itself only
@@ -205,11 +222,20 @@ impl Matcher<'_> {
             if counts[j] < it.card().min {
                 let what = match it {
                     Item::Segment { id, .. } => (*id).to_owned(),
+                    Item::Group { items, choice: true, .. } => format!("one of {}", items.iter().map(first_segment).collect::<Vec<_>>().join(", ")),
                     Item::Group { name, .. } => format!("group {name}"),
                 };
                 self.problems.push(Problem::Missing { what, before });
             }
         }
+    }
+}
+
+/// The first segment an entry names (for messages about a missing choice).
+fn first_segment(item: &Item) -> &'static str {
+    match item {
+        Item::Segment { id, .. } => id,
+        Item::Group { items, .. } => items.first().map_or("?", first_segment),
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Checks: segment order against the message structure, required fields (MSH's included),
 //! repetitions of non-repeating fields, data types (DTM/TS/DT/TM, NM, SI), values of coded
-//! tables (HL7 tables for `ID` fields are errors; user-defined `IS` and coded-element tables
-//! are warnings, since sites extend them), lengths where the definitions carry them, and
+//! tables (errors for the key tables in [`STRICT_TABLES`], warnings for the others, which
+//! sites extend), lengths where the definitions carry them, and
 //! escape sequences that do not decode.
 
 use std::fmt;
@@ -60,6 +60,11 @@ impl fmt::Display for Issue {
 
 /// The definitions used when MSH-12 is empty: the most widely deployed version.
 pub const DEFAULT_VERSION: &str = "2.5.1";
+
+/// Tables whose values a conforming message must use: a value outside them is an error. Other
+/// tables give warnings, because sites extend them and the definitions we generate from
+/// assign a few fields to the wrong table.
+pub const STRICT_TABLES: &[u16] = &[1, 3, 4, 8, 76, 85, 103, 104, 155, 354, 357];
 
 /// A table by number.
 pub fn table(id: u16) -> Option<&'static TableDef> {
@@ -132,7 +137,9 @@ impl Validator<'_, '_> {
                 continue;
             }
             let reps = field.children().count();
-            if let Some(max) = fd.card.max.filter(|&m| reps > usize::from(m)) {
+            if fd.card.max == Some(0) {
+                self.push(Severity::Warning, ErrorCondition::NonConformantCardinality, Location { offset: field.offset(), ..loc.clone() }, format!("{} is withdrawn in v{} and should be empty", fd.name, self.defs.version));
+            } else if let Some(max) = fd.card.max.filter(|&m| reps > usize::from(m)) {
                 self.push(Severity::Error, ErrorCondition::NonConformantCardinality, Location { offset: field.offset(), ..loc.clone() }, format!("{} repeats {reps} times; at most {max} allowed", fd.name));
             }
             for (r, rep) in field.children().enumerate() {
@@ -176,7 +183,7 @@ impl Validator<'_, '_> {
         }
         if let (Some(t), "ID" | "IS") = (tbl.and_then(table), datatype) {
             if !t.contains(&text) {
-                let severity = if datatype == "ID" { Severity::Error } else { Severity::Warning };
+                let severity = if STRICT_TABLES.contains(&t.id) { Severity::Error } else { Severity::Warning };
                 self.push(severity, ErrorCondition::TableValueNotFound, loc, format!("{} value {text:?} is not in HL7 table {:04} ({})", describe(fd, depth), t.id, t.name));
             }
         }

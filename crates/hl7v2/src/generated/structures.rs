@@ -26,12 +26,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -60,7 +60,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DB1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
@@ -80,12 +80,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -178,7 +178,7 @@ pub static VERSIONS: &[VersionDefs] = &[
             StructureDef { id: "ADT_A39", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
@@ -188,7 +188,7 @@ pub static VERSIONS: &[VersionDefs] = &[
             StructureDef { id: "ADT_A43", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
@@ -199,7 +199,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "MERGE_INFO", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "MERGE_INFO", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                 ] },
@@ -217,7 +217,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "VISIT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "VISIT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "DB1", card: Cardinality { min: 0, max: None } },
@@ -225,13 +225,13 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     ] },
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -244,7 +244,7 @@ pub static VERSIONS: &[VersionDefs] = &[
             StructureDef { id: "BAR_P02", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -260,9 +260,9 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "DB1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "FT1", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -270,7 +270,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -295,15 +295,15 @@ pub static VERSIONS: &[VersionDefs] = &[
             StructureDef { id: "ORM_O01", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -311,10 +311,10 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
-                        Item::Group { name: "CHOICE", card: Cardinality { min: 1, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
+                        Item::Group { name: "CHOICE", card: Cardinality { min: 1, max: Some(1) }, choice: true, items: &[
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "RQD", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "RQ1", card: Cardinality { min: 1, max: Some(1) } },
@@ -324,7 +324,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                         ] },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -335,22 +335,22 @@ pub static VERSIONS: &[VersionDefs] = &[
             ] },
             StructureDef { id: "ORU_R01", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT_RESULT", card: Cardinality { min: 1, max: None }, items: &[
-                    Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_RESULT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
+                    Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         ] },
                     ] },
-                    Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 1, max: None }, items: &[
+                    Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 1, max: None }, items: &[
+                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -362,49 +362,49 @@ pub static VERSIONS: &[VersionDefs] = &[
             StructureDef { id: "PPR_PC1", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "PROBLEM", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PROBLEM", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PRB", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PROBLEM_ROLE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PROBLEM_ROLE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ROL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PATHWAY", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PATHWAY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PTH", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PATHWAY_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PATHWAY_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GOAL", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GOAL", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "GOL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "GOAL_ROLE", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "GOAL_ROLE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "ROL", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "GOAL_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "GOAL_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                        Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
-                            Item::Group { name: "CHOICE", card: Cardinality { min: 1, max: Some(1) }, items: &[
+                        Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
+                            Item::Group { name: "CHOICE", card: Cardinality { min: 1, max: Some(1) }, choice: true, items: &[
                                 Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "RXO", card: Cardinality { min: 1, max: Some(1) } },
                             ] },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
@@ -416,18 +416,18 @@ pub static VERSIONS: &[VersionDefs] = &[
             StructureDef { id: "REF_I12", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "RF1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "AUTHORIZATION_CONTACT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "AUTHORIZATION_CONTACT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "AUT", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "PROVIDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PROVIDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PRD", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "CTD", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -436,22 +436,22 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "AUTCTD_SUPPGRP2", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "AUTCTD_SUPPGRP2", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "AUT", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
                 ] },
-                Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "RESULTS_NOTES", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "RESULTS_NOTES", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
-                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
@@ -461,7 +461,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -469,21 +469,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -494,20 +494,20 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "RXA", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "RXR", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -1956,12 +1956,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -2001,13 +2001,13 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -2032,12 +2032,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -2064,12 +2064,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -2133,12 +2133,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -2225,7 +2225,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
@@ -2236,7 +2236,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
@@ -2248,7 +2248,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "MERGE_INFO", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "MERGE_INFO", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                 ] },
@@ -2308,7 +2308,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "VISIT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "VISIT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
@@ -2317,13 +2317,13 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     ] },
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -2338,7 +2338,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -2353,7 +2353,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
@@ -2369,39 +2369,39 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DB1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
-                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "FT1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "FINANCIAL_COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "FINANCIAL_TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "FINANCIAL_TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "FINANCIAL_ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "FINANCIAL_ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "FINANCIAL_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "FINANCIAL_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -2410,7 +2410,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -2429,17 +2429,17 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DB1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -2447,30 +2447,30 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "ACC", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "FT1", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "FINANCIAL_COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "FINANCIAL_TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "FINANCIAL_TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "FINANCIAL_ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "FINANCIAL_ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "FINANCIAL_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "FINANCIAL_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -2478,7 +2478,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "FINANCIAL_INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -2492,9 +2492,9 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -2509,9 +2509,9 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -2519,7 +2519,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "TXA", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "OBXNTE_SUPPGRP", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "OBXNTE_SUPPGRP", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                 ] },
@@ -2528,16 +2528,16 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -2545,9 +2545,9 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -2555,38 +2555,38 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                         ] },
                     ] },
-                    Item::Group { name: "PRIOR_RESULT", card: Cardinality { min: 0, max: None }, items: &[
-                        Item::Group { name: "PATIENT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PRIOR_RESULT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
+                        Item::Group { name: "PATIENT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                         ] },
-                        Item::Group { name: "PATIENT_VISIT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "PATIENT_VISIT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         ] },
                         Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "ORDER_PRIOR", card: Cardinality { min: 1, max: None }, items: &[
+                        Item::Group { name: "ORDER_PRIOR", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                             Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
-                            Item::Group { name: "TIMING_PRIOR", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "TIMING_PRIOR", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                             ] },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
-                            Item::Group { name: "OBSERVATION_PRIOR", card: Cardinality { min: 1, max: None }, items: &[
+                            Item::Group { name: "OBSERVATION_PRIOR", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                             ] },
@@ -2601,16 +2601,16 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -2618,50 +2618,50 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "OBSERVATION_REQUEST", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "OBSERVATION_REQUEST", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                             ] },
                         ] },
-                        Item::Group { name: "PRIOR_RESULT", card: Cardinality { min: 0, max: None }, items: &[
-                            Item::Group { name: "PATIENT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "PRIOR_RESULT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
+                            Item::Group { name: "PATIENT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                             ] },
-                            Item::Group { name: "PATIENT_VISIT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                            Item::Group { name: "PATIENT_VISIT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                                 Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                             ] },
                             Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "ORDER_PRIOR", card: Cardinality { min: 1, max: None }, items: &[
+                            Item::Group { name: "ORDER_PRIOR", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                                 Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
                                 Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                                Item::Group { name: "TIMING_PRIOR", card: Cardinality { min: 0, max: None }, items: &[
+                                Item::Group { name: "TIMING_PRIOR", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                     Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                                     Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                                 ] },
-                                Item::Group { name: "OBSERVATION_PRIOR", card: Cardinality { min: 1, max: None }, items: &[
+                                Item::Group { name: "OBSERVATION_PRIOR", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                                     Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                                 ] },
@@ -2676,15 +2676,15 @@ pub static VERSIONS: &[VersionDefs] = &[
             StructureDef { id: "ORM_O01", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -2692,10 +2692,10 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
-                        Item::Group { name: "OBRRQDRQ1RXOODSODT_SUPPGRP", card: Cardinality { min: 1, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
+                        Item::Group { name: "OBRRQDRQ1RXOODSODT_SUPPGRP", card: Cardinality { min: 1, max: Some(1) }, choice: true, items: &[
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "RQD", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "RQ1", card: Cardinality { min: 1, max: Some(1) } },
@@ -2706,7 +2706,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -2719,33 +2719,33 @@ pub static VERSIONS: &[VersionDefs] = &[
             StructureDef { id: "ORU_R01", items: &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT_RESULT", card: Cardinality { min: 1, max: None }, items: &[
-                    Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_RESULT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
+                    Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         ] },
                     ] },
-                    Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 1, max: None }, items: &[
+                    Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
                         Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
                         Item::Segment { id: "FT1", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "CTI", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -2757,31 +2757,31 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "SPECIMEN", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "SPECIMEN", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "INV", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "OBXTCDSIDNTE_SUPPGRP", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "OBXTCDSIDNTE_SUPPGRP", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "SID", card: Cardinality { min: 0, max: None } },
@@ -2796,30 +2796,30 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PIDPD1NTE_SUPPGRP", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PIDPD1NTE_SUPPGRP", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "PV1PV2_SUPPGRP", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PV1PV2_SUPPGRP", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "SPMOBXSACINVOBRORCNTETQ1TQ2OBXTCDSIDNTECTI_SUPPGRP", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "SPMOBXSACINVOBRORCNTETQ1TQ2OBXTCDSIDNTECTI_SUPPGRP", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "CONTAINER", card: Cardinality { min: 1, max: None }, items: &[
+                    Item::Group { name: "CONTAINER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                         Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "INV", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                        Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "TQ1TQ2_SUPPGRP", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "TQ1TQ2_SUPPGRP", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                             ] },
-                            Item::Group { name: "OBXTCDSIDNTE_SUPPGRP", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "OBXTCDSIDNTE_SUPPGRP", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
                                 Item::Segment { id: "SID", card: Cardinality { min: 0, max: None } },
@@ -2835,32 +2835,32 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PIDPD1NTE_SUPPGRP", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PIDPD1NTE_SUPPGRP", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "PV1PV2_SUPPGRP", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PV1PV2_SUPPGRP", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TQ1TQ2_SUPPGRP", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TQ1TQ2_SUPPGRP", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "SPMOBXSACINV_SUPPGRP", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SPMOBXSACINV_SUPPGRP", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "INV", card: Cardinality { min: 0, max: Some(1) } },
                         ] },
                     ] },
-                    Item::Group { name: "OBXTCDSIDNTE_SUPPGRP", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBXTCDSIDNTE_SUPPGRP", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "SID", card: Cardinality { min: 0, max: None } },
@@ -2874,48 +2874,48 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "PROBLEM", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PROBLEM", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PRB", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PROBLEM_ROLE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PROBLEM_ROLE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ROL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PATHWAY", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PATHWAY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PTH", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PROBLEM_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PROBLEM_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GOAL", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GOAL", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "GOL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "GOAL_ROLE", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "GOAL_ROLE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "ROL", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "GOAL_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "GOAL_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                        Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
-                            Item::Group { name: "OBR_SUPPGRP", card: Cardinality { min: 1, max: Some(1) }, items: &[
+                        Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
+                            Item::Group { name: "OBR_SUPPGRP", card: Cardinality { min: 1, max: Some(1) }, choice: true, items: &[
                                 Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             ] },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
@@ -2928,15 +2928,15 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -2944,30 +2944,30 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "RXO", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "RXR", card: Cardinality { min: 1, max: None } },
-                        Item::Group { name: "COMPONENT", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "COMPONENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "RXC", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
                     ] },
                     Item::Segment { id: "RXE", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, items: &[
+                    Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
                     Item::Segment { id: "RXR", card: Cardinality { min: 1, max: None } },
                     Item::Segment { id: "RXC", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -2980,37 +2980,37 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "RXO", card: Cardinality { min: 1, max: Some(1) } },
-                        Item::Group { name: "ORDER_DETAIL_SUPPLEMENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "ORDER_DETAIL_SUPPLEMENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "NTE", card: Cardinality { min: 1, max: None } },
                             Item::Segment { id: "RXR", card: Cardinality { min: 1, max: None } },
-                            Item::Group { name: "COMPONENT", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "COMPONENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "RXC", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                             ] },
                         ] },
                     ] },
-                    Item::Group { name: "ENCODING", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ENCODING", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "RXE", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, items: &[
+                        Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -3021,7 +3021,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "RXR", card: Cardinality { min: 1, max: None } },
                     Item::Segment { id: "RXC", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -3032,18 +3032,18 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "RF1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "AUTHORIZATION_CONTACT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "AUTHORIZATION_CONTACT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "AUT", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "PROVIDER_CONTACT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PROVIDER_CONTACT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PRD", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "CTD", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -3052,22 +3052,22 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "AUTCTD_SUPPGRP2", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "AUTCTD_SUPPGRP2", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "AUT", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
                 ] },
-                Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "RESULTS_NOTES", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "RESULTS_NOTES", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
-                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
@@ -3078,7 +3078,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -3086,21 +3086,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -3111,7 +3111,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -3119,21 +3119,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -3144,7 +3144,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -3152,21 +3152,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -3177,7 +3177,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -3185,21 +3185,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -3210,7 +3210,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -3218,21 +3218,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -3243,7 +3243,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -3251,21 +3251,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -3276,7 +3276,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -3284,21 +3284,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -3310,25 +3310,25 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
                     Item::Segment { id: "RXA", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "RXR", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -5276,12 +5276,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5329,13 +5329,13 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5365,12 +5365,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5402,12 +5402,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5476,12 +5476,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5568,7 +5568,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
@@ -5580,7 +5580,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
@@ -5593,7 +5593,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "MERGE_INFO", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "MERGE_INFO", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "MRG", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                 ] },
@@ -5637,12 +5637,12 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ADVERSE_REACTION_GROUP", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "ADVERSE_REACTION_GROUP", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IAM", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "IAR", card: Cardinality { min: 0, max: None } },
@@ -5669,7 +5669,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "VISIT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "VISIT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
@@ -5679,14 +5679,14 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     ] },
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5703,7 +5703,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -5719,7 +5719,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
@@ -5736,48 +5736,48 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV2", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "DB1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
-                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "FT1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "FINANCIAL_COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "FINANCIAL_TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "FINANCIAL_TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "FINANCIAL_ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "FINANCIAL_ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "FINANCIAL_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "FINANCIAL_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -5786,7 +5786,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5805,23 +5805,23 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV2", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "DB1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -5829,7 +5829,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5837,24 +5837,24 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "ACC", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "FINANCIAL", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "FT1", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "ROL", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "FINANCIAL_COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "FINANCIAL_TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "FINANCIAL_TIMING_QUANTITY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "FINANCIAL_ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "FINANCIAL_ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "FINANCIAL_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "FINANCIAL_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -5862,7 +5862,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DRG", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "FINANCIAL_INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "FINANCIAL_INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: None } },
@@ -5878,9 +5878,9 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -5897,9 +5897,9 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "EVN", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -5908,7 +5908,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 ] },
                 Item::Segment { id: "TXA", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "CON", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "OBSERVATION", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "OBSERVATION", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                 ] },
@@ -5918,19 +5918,19 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -5938,10 +5938,10 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -5950,51 +5950,51 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
-                        Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
-                            Item::Group { name: "CONTAINER_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "CONTAINER_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             ] },
                         ] },
                     ] },
                     Item::Segment { id: "SGH", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "PRIOR_RESULT", card: Cardinality { min: 0, max: None }, items: &[
-                        Item::Group { name: "PATIENT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PRIOR_RESULT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
+                        Item::Group { name: "PATIENT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "PATIENT_VISIT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "PATIENT_VISIT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         ] },
                         Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "ORDER_PRIOR", card: Cardinality { min: 1, max: None }, items: &[
+                        Item::Group { name: "ORDER_PRIOR", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                             Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
-                            Item::Group { name: "TIMING_PRIOR", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "TIMING_PRIOR", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                             ] },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
-                            Item::Group { name: "OBSERVATION_PRIOR", card: Cardinality { min: 1, max: None }, items: &[
+                            Item::Group { name: "OBSERVATION_PRIOR", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
@@ -6012,19 +6012,19 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -6032,65 +6032,65 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "OBSERVATION_REQUEST", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "OBSERVATION_REQUEST", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
-                            Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             ] },
-                            Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
-                                Item::Group { name: "CONTAINER_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                                Item::Group { name: "CONTAINER_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                     Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                 ] },
                             ] },
                         ] },
                         Item::Segment { id: "SGH", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "PRIOR_RESULT", card: Cardinality { min: 0, max: None }, items: &[
-                            Item::Group { name: "PATIENT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "PRIOR_RESULT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
+                            Item::Group { name: "PATIENT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                             ] },
-                            Item::Group { name: "PATIENT_VISIT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                            Item::Group { name: "PATIENT_VISIT_PRIOR", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                                 Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             ] },
                             Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "ORDER_PRIOR", card: Cardinality { min: 1, max: None }, items: &[
+                            Item::Group { name: "ORDER_PRIOR", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                                 Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                                Item::Group { name: "TIMING_PRIOR", card: Cardinality { min: 0, max: None }, items: &[
+                                Item::Group { name: "TIMING_PRIOR", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                     Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                                     Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                                 ] },
-                                Item::Group { name: "OBSERVATION_PRIOR", card: Cardinality { min: 1, max: None }, items: &[
+                                Item::Group { name: "OBSERVATION_PRIOR", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                                     Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
@@ -6108,29 +6108,29 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "MSH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PATIENT_RESULT", card: Cardinality { min: 1, max: None }, items: &[
-                    Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_RESULT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
+                    Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "PATIENT_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "PATIENT_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         ] },
                     ] },
-                    Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 1, max: None }, items: &[
-                        Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 1, max: None }, choice: false, items: &[
+                        Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "ORDER_DOCUMENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                            Item::Group { name: "ORDER_DOCUMENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "TXA", card: Cardinality { min: 1, max: Some(1) } },
@@ -6139,21 +6139,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
                         Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
                         Item::Segment { id: "FT1", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "CTI", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
-                            Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             ] },
@@ -6167,51 +6167,51 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PATIENT_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "SPECIMEN", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "SPECIMEN", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "INV", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "ORDER_DOCUMENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                            Item::Group { name: "ORDER_DOCUMENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "TXA", card: Cardinality { min: 1, max: Some(1) } },
                             ] },
                         ] },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "RESULT", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "RESULT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
@@ -6228,50 +6228,50 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PATIENT_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "SPECIMEN", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "SPECIMEN", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "CONTAINER", card: Cardinality { min: 1, max: None }, items: &[
+                    Item::Group { name: "CONTAINER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                         Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "INV", card: Cardinality { min: 0, max: Some(1) } },
-                        Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                        Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                            Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                                 Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                                Item::Group { name: "ORDER_DOCUMENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                                Item::Group { name: "ORDER_DOCUMENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                                     Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                     Item::Segment { id: "TXA", card: Cardinality { min: 1, max: Some(1) } },
                                 ] },
                             ] },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                             ] },
-                            Item::Group { name: "RESULT", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "RESULT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
@@ -6289,52 +6289,52 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PATIENT_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "COMMON_ORDER", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "ORDER_DOCUMENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "ORDER_DOCUMENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "TXA", card: Cardinality { min: 1, max: Some(1) } },
                         ] },
                     ] },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING_QTY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SPECIMEN", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "SPM", card: Cardinality { min: 1, max: Some(1) } },
-                        Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "SPECIMEN_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "CONTAINER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "SAC", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "INV", card: Cardinality { min: 0, max: Some(1) } },
                         ] },
                     ] },
-                    Item::Group { name: "RESULT", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "RESULT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "TCD", card: Cardinality { min: 0, max: Some(1) } },
@@ -6350,51 +6350,51 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
-                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "PROBLEM", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PROBLEM", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PRB", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PROBLEM_ROLE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PROBLEM_ROLE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ROL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PATHWAY", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PATHWAY", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "PTH", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PROBLEM_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PROBLEM_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GOAL", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GOAL", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "GOL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "GOAL_ROLE", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "GOAL_ROLE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "ROL", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
                         ] },
-                        Item::Group { name: "GOAL_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "GOAL_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
                     ] },
-                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
-                        Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
-                            Item::Group { name: "CHOICE", card: Cardinality { min: 1, max: Some(1) }, items: &[
+                        Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
+                            Item::Group { name: "CHOICE", card: Cardinality { min: 1, max: Some(1) }, choice: true, items: &[
                                 Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "ANYHL7SEGMENT", card: Cardinality { min: 1, max: Some(1) } },
                             ] },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                             Item::Segment { id: "VAR", card: Cardinality { min: 0, max: None } },
-                            Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "ORDER_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
@@ -6409,19 +6409,19 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -6429,19 +6429,19 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "GT1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "RXO", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "RXR", card: Cardinality { min: 1, max: None } },
-                        Item::Group { name: "COMPONENT", card: Cardinality { min: 0, max: None }, items: &[
+                        Item::Group { name: "COMPONENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                             Item::Segment { id: "RXC", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -6449,15 +6449,15 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "RXE", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, items: &[
+                    Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PHARMACY_TREATMENT_INFUSION_ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PHARMACY_TREATMENT_INFUSION_ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "RXV", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, items: &[
+                        Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -6465,7 +6465,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "RXR", card: Cardinality { min: 1, max: None } },
                     Item::Segment { id: "RXC", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "CDO", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
@@ -6480,46 +6480,46 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "ADDITIONAL_DEMOGRAPHICS", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ADDITIONAL_DEMOGRAPHICS", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PD1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                     ] },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ORDER_DETAIL", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "RXO", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "ORDER_DETAIL_SUPPLEMENT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                        Item::Group { name: "ORDER_DETAIL_SUPPLEMENT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                             Item::Segment { id: "NTE", card: Cardinality { min: 1, max: None } },
                             Item::Segment { id: "RXR", card: Cardinality { min: 1, max: None } },
-                            Item::Group { name: "COMPONENT", card: Cardinality { min: 0, max: None }, items: &[
+                            Item::Group { name: "COMPONENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                                 Item::Segment { id: "RXC", card: Cardinality { min: 1, max: Some(1) } },
                                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                             ] },
                         ] },
                     ] },
-                    Item::Group { name: "ENCODING", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "ENCODING", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "RXE", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                        Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, items: &[
+                        Item::Group { name: "TIMING_ENCODED", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                             Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                             Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                         ] },
@@ -6532,7 +6532,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "RXR", card: Cardinality { min: 1, max: None } },
                     Item::Segment { id: "RXC", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "CDO", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
@@ -6545,18 +6545,18 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SFT", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "UAC", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "RF1", card: Cardinality { min: 0, max: Some(1) } },
-                Item::Group { name: "AUTHORIZATION_CONTACT2", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "AUTHORIZATION_CONTACT2", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "AUT", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "PROVIDER_CONTACT", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "PROVIDER_CONTACT", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "PRD", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "CTD", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
@@ -6565,23 +6565,23 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "DRG", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "AL1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PROCEDURE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PR1", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "AUTHORIZATION_CONTACT2", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                    Item::Group { name: "AUTHORIZATION_CONTACT2", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                         Item::Segment { id: "AUT", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "CTD", card: Cardinality { min: 0, max: Some(1) } },
                     ] },
                 ] },
-                Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "OBR", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "RESULTS_NOTES", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "RESULTS_NOTES", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
                 ] },
-                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
@@ -6592,7 +6592,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -6600,21 +6600,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -6625,7 +6625,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -6633,21 +6633,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -6658,7 +6658,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -6666,21 +6666,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -6691,7 +6691,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -6699,21 +6699,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -6724,7 +6724,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -6732,21 +6732,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -6757,7 +6757,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -6765,21 +6765,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -6790,7 +6790,7 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "SCH", card: Cardinality { min: 1, max: Some(1) } },
                 Item::Segment { id: "TQ1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PATIENT", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "PID", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "PV1", card: Cardinality { min: 0, max: Some(1) } },
@@ -6798,21 +6798,21 @@ pub static VERSIONS: &[VersionDefs] = &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "DG1", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, items: &[
+                Item::Group { name: "RESOURCES", card: Cardinality { min: 1, max: None }, choice: false, items: &[
                     Item::Segment { id: "RGS", card: Cardinality { min: 1, max: Some(1) } },
-                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "SERVICE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIS", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "GENERAL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIG", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "LOCATION_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIL", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
-                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "PERSONNEL_RESOURCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "AIP", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                     ] },
@@ -6826,32 +6826,32 @@ pub static VERSIONS: &[VersionDefs] = &[
                 Item::Segment { id: "PD1", card: Cardinality { min: 0, max: Some(1) } },
                 Item::Segment { id: "NK1", card: Cardinality { min: 0, max: None } },
                 Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, items: &[
+                Item::Group { name: "PATIENT_VISIT", card: Cardinality { min: 0, max: Some(1) }, choice: false, items: &[
                     Item::Segment { id: "PV1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PV2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "ARV", card: Cardinality { min: 0, max: None } },
                 ] },
                 Item::Segment { id: "GT1", card: Cardinality { min: 0, max: None } },
-                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "INSURANCE", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "IN1", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "IN2", card: Cardinality { min: 0, max: Some(1) } },
                     Item::Segment { id: "IN3", card: Cardinality { min: 0, max: Some(1) } },
                 ] },
-                Item::Group { name: "PERSON_OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "PERSON_OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                     Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
                 ] },
-                Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, items: &[
+                Item::Group { name: "ORDER", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                     Item::Segment { id: "ORC", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
-                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "TIMING", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "TQ1", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "TQ2", card: Cardinality { min: 0, max: None } },
                     ] },
                     Item::Segment { id: "RXA", card: Cardinality { min: 1, max: Some(1) } },
                     Item::Segment { id: "RXR", card: Cardinality { min: 0, max: Some(1) } },
-                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, items: &[
+                    Item::Group { name: "OBSERVATION", card: Cardinality { min: 0, max: None }, choice: false, items: &[
                         Item::Segment { id: "OBX", card: Cardinality { min: 1, max: Some(1) } },
                         Item::Segment { id: "PRT", card: Cardinality { min: 0, max: None } },
                         Item::Segment { id: "NTE", card: Cardinality { min: 0, max: None } },
