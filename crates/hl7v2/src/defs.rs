@@ -57,7 +57,7 @@ impl Item {
     /// Whether a segment with this id can be the first segment of this item.
     pub fn can_start_with(&self, id: &str) -> bool {
         match self {
-            Self::Segment { id: s, .. } => *s == id,
+            Self::Segment { id: s, .. } => segment_matches(s, id),
             Self::Group { items, choice: true, .. } => items.iter().any(|i| i.can_start_with(id)),
             Self::Group { items, .. } => {
                 for it in *items {
@@ -76,7 +76,7 @@ impl Item {
     /// Whether this item's very first entry is this segment (no optional entries skipped).
     pub fn starts_directly_with(&self, id: &str) -> bool {
         match self {
-            Self::Segment { id: s, .. } => *s == id,
+            Self::Segment { id: s, .. } => segment_matches(s, id),
             Self::Group { items, choice: true, .. } => items.iter().any(|i| i.starts_directly_with(id)),
             Self::Group { items, .. } => items.first().is_some_and(|i| i.starts_directly_with(id)),
         }
@@ -85,10 +85,17 @@ impl Item {
     /// Whether a segment with this id occurs anywhere in this item.
     pub fn contains(&self, id: &str) -> bool {
         match self {
-            Self::Segment { id: s, .. } => *s == id,
+            Self::Segment { id: s, .. } => segment_matches(s, id),
             Self::Group { items, .. } => items.iter().any(|i| i.contains(id)),
         }
     }
+}
+
+/// The wildcard some structures use (v2.8.2 PPR_PC1): any segment fits there.
+pub const ANY_SEGMENT: &str = "ANYHL7SEGMENT";
+
+fn segment_matches(def: &str, id: &str) -> bool {
+    def == id || def == ANY_SEGMENT
 }
 
 /// A message structure such as `ORU_R01`.

@@ -85,8 +85,10 @@ pub struct Message<'a> {
     enc: Encoding,
     segments: Vec<Span>,
     terminator: Terminator,
-    trailing_terminator: bool,
-    bom: bool,
+    /// Where the first segment starts (after a byte-order mark and blank lines).
+    head_len: usize,
+    /// Where the last segment ends (before its terminator and any blank lines).
+    tail_start: usize,
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -119,8 +121,8 @@ impl<'a> Message<'a> {
         }
         let (delimiters, _) = Delimiters::from_msh(&input[pos..], base + pos)?;
         let mut segments = Vec::with_capacity(input.len() / 48 + 4);
+        let head_len = pos;
         let mut terminator = None;
-        let mut trailing_terminator = false;
         while pos < input.len() {
             let (end, next) = match memchr2(b'\r', b'\n', &input[pos..]) {
                 Some(i) => {
@@ -135,7 +137,6 @@ impl<'a> Message<'a> {
                 }
                 None => (input.len(), input.len()),
             };
-            trailing_terminator = next > end;
             if end > pos {
                 let seg = &input[pos..end];
                 let index = segments.len();
@@ -154,9 +155,10 @@ impl<'a> Message<'a> {
             enc: Encoding { delimiters, charset: Charset::Utf8 },
             segments,
             terminator: terminator.unwrap_or_default(),
-            trailing_terminator,
-            bom,
+            head_len,
+            tail_start: 0,
         };
+        msg.tail_start = msg.segments.last().map_or(input.len(), |s| s.end);
         msg.enc.charset = match charset {
             Some(c) => c,
             None => msg.declared_charset()?,
@@ -233,14 +235,14 @@ impl<'a> Message<'a> {
         self.terminator
     }
 
-    /// Whether the input ended with a segment terminator.
-    pub fn has_trailing_terminator(&self) -> bool {
-        self.trailing_terminator
+    /// The bytes before the first segment: a UTF-8 byte-order mark, blank lines.
+    pub fn head(&self) -> &'a [u8] {
+        &self.input[..self.head_len]
     }
 
-    /// Whether the input started with a UTF-8 byte-order mark.
-    pub fn has_bom(&self) -> bool {
-        self.bom
+    /// The bytes after the last segment: its terminator and any blank lines.
+    pub fn tail(&self) -> &'a [u8] {
+        &self.input[self.tail_start..]
     }
 
     /// Number of segments.

@@ -41,14 +41,17 @@ impl SegmentBuf {
 /// values by path, then [`encode`](MessageBuf::encode) it.
 ///
 /// Encoding a `MessageBuf` made from a parsed message gives back the input bytes (same
-/// delimiters, terminator, trailing terminator and byte-order mark).
+/// delimiters and terminator; the byte-order mark, blank lines and terminators before the
+/// first and after the last segment are kept as they were).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBuf {
     enc: Encoding,
     segments: Vec<SegmentBuf>,
     terminator: Terminator,
-    trailing_terminator: bool,
-    bom: bool,
+    /// Written before the first segment (a byte-order mark, blank lines).
+    head: Vec<u8>,
+    /// Written after the last segment (its terminator, blank lines).
+    tail: Vec<u8>,
 }
 
 impl MessageBuf {
@@ -60,8 +63,8 @@ impl MessageBuf {
             enc: Encoding { delimiters, charset },
             segments: vec![msh],
             terminator: Terminator::Cr,
-            trailing_terminator: true,
-            bom: false,
+            head: Vec::new(),
+            tail: Terminator::Cr.bytes().to_vec(),
         };
         if charset != Charset::Utf8 {
             m.segments[0].fields.resize(18, Vec::new());
@@ -83,7 +86,7 @@ impl MessageBuf {
     /// Sets the segment terminator used by [`encode`](Self::encode).
     pub fn set_terminator(&mut self, terminator: Terminator, trailing: bool) {
         self.terminator = terminator;
-        self.trailing_terminator = trailing;
+        self.tail = if trailing { terminator.bytes().to_vec() } else { Vec::new() };
     }
 
     /// Appends an empty segment; returns its 0-based index.
@@ -173,9 +176,7 @@ impl MessageBuf {
 
     /// Appends the encoded message to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        if self.bom {
-            out.extend_from_slice(b"\xEF\xBB\xBF");
-        }
+        out.extend_from_slice(&self.head);
         let fs = self.enc.delimiters.field;
         for (i, seg) in self.segments.iter().enumerate() {
             if i > 0 {
@@ -196,9 +197,7 @@ impl MessageBuf {
                 out.extend_from_slice(f);
             }
         }
-        if self.trailing_terminator {
-            out.extend_from_slice(self.terminator.bytes());
-        }
+        out.extend_from_slice(&self.tail);
     }
 }
 
@@ -212,8 +211,8 @@ impl From<&Message<'_>> for MessageBuf {
             enc: msg.encoding(),
             segments,
             terminator: msg.terminator(),
-            trailing_terminator: msg.has_trailing_terminator(),
-            bom: msg.has_bom(),
+            head: msg.head().to_vec(),
+            tail: msg.tail().to_vec(),
         }
     }
 }
