@@ -66,13 +66,14 @@ impl Delimiters {
             truncation: chars.get(4).copied(),
         };
         let all = [Some(d.field), Some(d.component), Some(d.repetition), d.escape, d.subcomponent, d.truncation];
+        // all[k] sits at byte 3 + k of the segment
         for (i, a) in all.iter().enumerate() {
             let Some(a) = a else { continue };
             if !is_valid_delimiter(*a) {
-                return err(ErrorKind::BadDelimiters("MSH-2 holds a character that cannot be a delimiter (letter, digit, space or control)"), 4 + i.saturating_sub(1));
+                return err(ErrorKind::BadDelimiters("MSH-2 holds a character that cannot be a delimiter (letter, digit, space or control)"), 3 + i);
             }
-            if all[i + 1..].iter().flatten().any(|b| b == a) {
-                return err(ErrorKind::BadDelimiters("MSH-1/MSH-2 declare the same character twice"), 4 + i.saturating_sub(1));
+            if all[..i].iter().flatten().any(|b| b == a) {
+                return err(ErrorKind::BadDelimiters("MSH-1/MSH-2 declare the same character twice"), 3 + i);
             }
         }
         Ok((d, 4 + len))

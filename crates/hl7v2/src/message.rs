@@ -194,8 +194,12 @@ impl<'a> Message<'a> {
                 continue;
             }
             loc.field = Some(n);
+            // go down only where the element really is split, so a plain value stays `PID-5`
             let mut el = field;
             for slot in [&mut loc.repetition, &mut loc.component, &mut loc.subcomponent] {
+                if !el.is_composite() {
+                    break;
+                }
                 let Some(i) = el
                     .children()
                     .position(|c| (c.offset - self.base..=c.offset - self.base + c.raw.len()).contains(&pos))
