@@ -14,7 +14,11 @@ fn input(name: &str) -> Vec<u8> {
     let dir = root.join("target/bench-inputs");
     let path = dir.join(name);
     if !path.exists() {
-        let status = std::process::Command::new("python3").arg(root.join("bench/make_inputs.py")).arg(&dir).status().expect("run bench/make_inputs.py");
+        let status = std::process::Command::new("python3")
+            .arg(root.join("bench/make_inputs.py"))
+            .arg(&dir)
+            .status()
+            .expect("run bench/make_inputs.py");
         assert!(status.success(), "bench/make_inputs.py failed");
     }
     std::fs::read(&path).expect("bench input")
@@ -37,7 +41,8 @@ fn parse_and_read(c: &mut Criterion) {
         });
         g.bench_function("hl7-parser", |b| {
             b.iter(|| {
-                let msg = hl7_parser::Message::parse_with_lenient_newlines(black_box(&text), true).expect("parse");
+                let msg = hl7_parser::Message::parse_with_lenient_newlines(black_box(&text), true)
+                    .expect("parse");
                 let a = msg.query("PID.3.1").map(|r| r.raw_value());
                 let n = msg.query("PID.5.1").map(|r| r.raw_value());
                 let c = msg.query("MSH.10").map(|r| r.raw_value());
@@ -48,7 +53,11 @@ fn parse_and_read(c: &mut Criterion) {
         g.bench_function("rust-hl7", |b| {
             b.iter(|| {
                 let msg = rusthl7::message::Message::try_from(black_box(trimmed)).expect("parse");
-                black_box((msg.query("PID.F3.R1.C1"), msg.query("PID.F5.R1.C1"), msg.query("MSH.F9")));
+                black_box((
+                    msg.query("PID.F3.R1.C1"),
+                    msg.query("PID.F5.R1.C1"),
+                    msg.query("MSH.F9"),
+                ));
             });
         });
         g.finish();

@@ -9,6 +9,9 @@
 //! (as a check that every peer reads the same), ns per message, MB/s, messages/s and peak RSS.
 //! The peers are benchmark dependencies only, never shipped.
 
+#![allow(clippy::cast_precision_loss, reason = "measurements, not money")]
+#![allow(missing_docs)]
+
 use std::fs::File;
 use std::hint::black_box;
 use std::io::BufReader;
@@ -20,23 +23,46 @@ type Reader = fn(&[u8]) -> [String; 3];
 
 fn ours(bytes: &[u8]) -> [String; 3] {
     let msg = Message::parse(bytes).expect("plexus parses");
-    let get = |p: &str| msg.value(p).ok().flatten().map(|v| v.into_owned()).unwrap_or_default();
+    let get = |p: &str| {
+        msg.value(p)
+            .ok()
+            .flatten()
+            .map(std::borrow::Cow::into_owned)
+            .unwrap_or_default()
+    };
     [get("PID-3-1"), get("PID-5-1"), get("MSH-10")]
 }
 
 fn ours_fast(bytes: &[u8]) -> usize {
     // the same work without building Strings: what an engine does on its hot path
     let msg = Message::parse(bytes).expect("plexus parses");
-    let a = msg.get("PID-3-1").ok().flatten().map_or(0, |e| e.raw().len());
-    let b = msg.get("PID-5-1").ok().flatten().map_or(0, |e| e.raw().len());
-    let c = msg.get("MSH-10").ok().flatten().map_or(0, |e| e.raw().len());
+    let a = msg
+        .get("PID-3-1")
+        .ok()
+        .flatten()
+        .map_or(0, |e| e.raw().len());
+    let b = msg
+        .get("PID-5-1")
+        .ok()
+        .flatten()
+        .map_or(0, |e| e.raw().len());
+    let c = msg
+        .get("MSH-10")
+        .ok()
+        .flatten()
+        .map_or(0, |e| e.raw().len());
     a + b + c
 }
 
 fn hl7_parser(bytes: &[u8]) -> [String; 3] {
     let text = std::str::from_utf8(bytes).expect("utf-8");
-    let msg = hl7_parser::Message::parse_with_lenient_newlines(text, true).expect("hl7-parser parses");
-    let get = |q: &str| msg.query(q).map(|r| r.raw_value().to_owned()).unwrap_or_default();
+    let msg =
+        hl7_parser::Message::parse_with_lenient_newlines(text, true).expect("hl7-parser parses");
+    let get = |q: &str| {
+        msg.query(q)
+            .map(|r| r.raw_value().to_owned())
+            .unwrap_or_default()
+    };
     [get("PID.3.1"), get("PID.5.1"), get("MSH.10")]
 }
 
@@ -46,13 +72,21 @@ fn rust_hl7(bytes: &[u8]) -> [String; 3] {
     let text = std::str::from_utf8(bytes).expect("utf-8");
     let text = text.trim_end_matches(['\r', '\n']);
     let msg = rusthl7::message::Message::try_from(text).expect("rust-hl7 parses");
-    [msg.query("PID.F3.R1.C1").to_owned(), msg.query("PID.F5.R1.C1").to_owned(), msg.query("MSH.F9").to_owned()]
+    [
+        msg.query("PID.F3.R1.C1").to_owned(),
+        msg.query("PID.F5.R1.C1").to_owned(),
+        msg.query("MSH.F9").to_owned(),
+    ]
 }
 
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -84,10 +118,16 @@ fn main() {
             ops += 1000;
         }
         let ns = start.elapsed().as_nanos() as f64 / ops as f64;
-        println!("{}", serde_json::json!({"peer": peer, "file": file, "sample": sample, "ns_per_op": ns, "ops": ops, "peak_rss_kb": peak_rss_kb()}));
+        println!(
+            "{}",
+            serde_json::json!({"peer": peer, "file": file, "sample": sample, "ns_per_op": ns, "ops": ops, "peak_rss_kb": peak_rss_kb()})
+        );
         return;
     }
-    let mut reader = MessageReader::new(BufReader::with_capacity(1 << 20, File::open(file).expect("open")));
+    let mut reader = MessageReader::new(BufReader::with_capacity(
+        1 << 20,
+        File::open(file).expect("open"),
+    ));
     let start = Instant::now();
     let mut messages = 0u64;
     let mut sample = None;

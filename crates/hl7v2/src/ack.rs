@@ -122,7 +122,13 @@ pub enum AckMode {
 impl AckMode {
     /// The mode of a message, from MSH-15 and MSH-16.
     pub fn of(msg: &Message<'_>) -> Self {
-        let read = |f: usize| msg.segment_at(0).and_then(|s| s.field(f)).and_then(|e| e.text().ok()).map(|t| t.trim().to_owned()).unwrap_or_default();
+        let read = |f: usize| {
+            msg.segment_at(0)
+                .and_then(|s| s.field(f))
+                .and_then(|e| e.text().ok())
+                .map(|t| t.trim().to_owned())
+                .unwrap_or_default()
+        };
         let (accept, application) = (read(15), read(16));
         if accept.is_empty() && application.is_empty() {
             return Self::Original;
@@ -171,7 +177,12 @@ pub struct AckError {
 
 impl From<&Issue> for AckError {
     fn from(i: &Issue) -> Self {
-        Self { location: Some(i.location.clone()), condition: i.condition, severity: i.severity, text: i.message.clone() }
+        Self {
+            location: Some(i.location.clone()),
+            condition: i.condition,
+            severity: i.severity,
+            text: i.message.clone(),
+        }
     }
 }
 
@@ -250,12 +261,15 @@ pub fn build_ack(msg: &Message<'_>, opts: &AckOptions<'_>) -> Result<MessageBuf>
         ack.push_segment("ERR")?;
         let p = |f: &str| format!("ERR[{}]-{f}", n + 1);
         if let Some(loc) = &err.location {
-            let seq = loc.segment_index.map(|i| occurrence(msg, i)).unwrap_or(1);
+            let seq = loc.segment_index.map_or(1, |i| occurrence(msg, i));
             let parts = [
                 loc.segment.clone().unwrap_or_default(),
                 seq.to_string(),
                 loc.field.map(|f| f.to_string()).unwrap_or_default(),
-                loc.repetition.or(loc.field.map(|_| 1)).map(|r| r.to_string()).unwrap_or_default(),
+                loc.repetition
+                    .or(loc.field.map(|_| 1))
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
                 loc.component.map(|c| c.to_string()).unwrap_or_default(),
                 loc.subcomponent.map(|c| c.to_string()).unwrap_or_default(),
             ];
@@ -263,7 +277,12 @@ pub fn build_ack(msg: &Message<'_>, opts: &AckOptions<'_>) -> Result<MessageBuf>
                 ack.set(&p(&format!("2-{}", i + 1)), part)?;
             }
             if legacy {
-                for (i, part) in parts.iter().take(3).enumerate().filter(|(_, p)| !p.is_empty()) {
+                for (i, part) in parts
+                    .iter()
+                    .take(3)
+                    .enumerate()
+                    .filter(|(_, p)| !p.is_empty())
+                {
                     ack.set(&p(&format!("1-{}", i + 1)), part)?;
                 }
             }
@@ -288,17 +307,27 @@ pub fn build_ack(msg: &Message<'_>, opts: &AckOptions<'_>) -> Result<MessageBuf>
 /// bytes that do not fit its character set, an unknown MSH-18), read leniently so that it can
 /// still be acknowledged with AR/CR. `None` when even the MSH is unreadable.
 pub fn salvage_header(input: &[u8]) -> Option<Message<'_>> {
-    let start = input.iter().position(|&b| b != b'\r' && b != b'\n' && !matches!(b, 0xEF | 0xBB | 0xBF))?;
+    let start = input
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n' && !matches!(b, 0xEF | 0xBB | 0xBF))?;
     let line = &input[start..];
-    let end = line.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(line.len());
+    let end = line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(line.len());
     // Latin-1 accepts every byte, so only the structure of the MSH line itself can fail.
     Message::parse_inner(&line[..end], start, Some(crate::Charset::Latin1)).ok()
 }
 
 /// Which occurrence of its id the segment at `index` is (1-based), as ERR-2.2 wants.
 fn occurrence(msg: &Message<'_>, index: usize) -> usize {
-    let Some(seg) = msg.segment_at(index) else { return 1 };
-    msg.segments().take(index + 1).filter(|s| s.id() == seg.id()).count()
+    let Some(seg) = msg.segment_at(index) else {
+        return 1;
+    };
+    msg.segments()
+        .take(index + 1)
+        .filter(|s| s.id() == seg.id())
+        .count()
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -319,7 +348,12 @@ pub fn timestamp(unix_seconds: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}{:02}{:02}{:02}+0000", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}+0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]
@@ -333,12 +367,23 @@ mod tests {
         let msg = Message::parse(ADT).unwrap();
         assert_eq!(AckMode::of(&msg), AckMode::Original);
         let err = AckError {
-            location: Some(Location { segment_index: Some(2), segment: Some("PID".into()), field: Some(5), ..Location::default() }),
+            location: Some(Location {
+                segment_index: Some(2),
+                segment: Some("PID".into()),
+                field: Some(5),
+                ..Location::default()
+            }),
             condition: ErrorCondition::RequiredFieldMissing,
             severity: Severity::Error,
             text: "PATIENT_NAME is empty".into(),
         };
-        let opts = AckOptions { code: AckMode::of(&msg).code(Outcome::Error), text: Some("bad"), errors: vec![err], control_id: "A1", timestamp: "20240101120001" };
+        let opts = AckOptions {
+            code: AckMode::of(&msg).code(Outcome::Error),
+            text: Some("bad"),
+            errors: vec![err],
+            control_id: "A1",
+            timestamp: "20240101120001",
+        };
         let ack = build_ack(&msg, &opts).unwrap().encode();
         assert_eq!(
             String::from_utf8(ack).unwrap(),
@@ -353,12 +398,27 @@ mod tests {
         let raw = b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X9|P|2.4|||AL|ER\rPID|1\r";
         let msg = Message::parse(raw).unwrap();
         let mode = AckMode::of(&msg);
-        assert_eq!(mode, AckMode::Enhanced { accept: AckCondition::Always, application: AckCondition::ErrorOnly });
+        assert_eq!(
+            mode,
+            AckMode::Enhanced {
+                accept: AckCondition::Always,
+                application: AckCondition::ErrorOnly
+            }
+        );
         assert_eq!(mode.code(Outcome::Accept), AckCode::CommitAccept);
         assert_eq!(mode.code(Outcome::Reject), AckCode::CommitReject);
-        let opts = AckOptions { code: mode.code(Outcome::Accept), text: None, errors: vec![], control_id: "Z", timestamp: "2024" };
+        let opts = AckOptions {
+            code: mode.code(Outcome::Accept),
+            text: None,
+            errors: vec![],
+            control_id: "Z",
+            timestamp: "2024",
+        };
         let ack = String::from_utf8(build_ack(&msg, &opts).unwrap().encode()).unwrap();
-        assert_eq!(ack, "MSH|^~\\&|C|D|A|B|2024||ACK^R01^ACK|Z|P|2.4|||NE|NE\rMSA|CA|X9\r");
+        assert_eq!(
+            ack,
+            "MSH|^~\\&|C|D|A|B|2024||ACK^R01^ACK|Z|P|2.4|||NE|NE\rMSA|CA|X9\r"
+        );
         let never = Message::parse(b"MSH|^~\\&|A|B|C|D|2024||ORU^R01|X|P|2.4|||ER|NE\r").unwrap();
         assert!(!AckMode::of(&never).sends_accept_ack(Outcome::Accept));
         assert!(AckMode::of(&never).sends_accept_ack(Outcome::Error));
@@ -367,10 +427,29 @@ mod tests {
     #[test]
     fn legacy_versions_get_err1() {
         let msg = Message::parse(b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|X|P|2.3\rPID|1\r").unwrap();
-        let err = AckError { location: Some(Location { segment_index: Some(1), segment: Some("PID".into()), field: Some(3), ..Location::default() }), condition: ErrorCondition::RequiredFieldMissing, severity: Severity::Error, text: String::new() };
-        let opts = AckOptions { code: AckCode::ApplicationError, text: None, errors: vec![err], control_id: "Z", timestamp: "2024" };
+        let err = AckError {
+            location: Some(Location {
+                segment_index: Some(1),
+                segment: Some("PID".into()),
+                field: Some(3),
+                ..Location::default()
+            }),
+            condition: ErrorCondition::RequiredFieldMissing,
+            severity: Severity::Error,
+            text: String::new(),
+        };
+        let opts = AckOptions {
+            code: AckCode::ApplicationError,
+            text: None,
+            errors: vec![err],
+            control_id: "Z",
+            timestamp: "2024",
+        };
         let ack = String::from_utf8(build_ack(&msg, &opts).unwrap().encode()).unwrap();
-        assert!(ack.contains("MSH|^~\\&|C|D|A|B|2024||ACK^A01|Z|P|2.3\r"), "{ack}");
+        assert!(
+            ack.contains("MSH|^~\\&|C|D|A|B|2024||ACK^A01|Z|P|2.3\r"),
+            "{ack}"
+        );
         assert!(ack.contains("ERR|PID^1^3^101&Required field missing&HL70357|PID^1^3^1|101^Required field missing^HL70357|E\r"), "{ack}");
     }
 

@@ -26,7 +26,9 @@ impl Charset {
             b"" | b"UNICODE UTF-8" | b"UTF-8" | b"UTF8" => Ok(Self::Utf8),
             b"ASCII" | b"ISO IR6" => Ok(Self::Ascii),
             b"8859/1" | b"ISO IR100" | b"ISO-8859-1" => Ok(Self::Latin1),
-            _ => Err(ErrorKind::UnsupportedCharset(String::from_utf8_lossy(v).into_owned())),
+            _ => Err(ErrorKind::UnsupportedCharset(
+                String::from_utf8_lossy(v).into_owned(),
+            )),
         }
     }
 
@@ -48,18 +50,31 @@ impl Charset {
         };
         match bad {
             None => Ok(()),
-            Some(at) => Err((at, ErrorKind::InvalidByte { byte: bytes[at], charset: self.code() })),
+            Some(at) => Err((
+                at,
+                ErrorKind::InvalidByte {
+                    byte: bytes[at],
+                    charset: self.code(),
+                },
+            )),
         }
     }
 
     /// Decodes bytes to text, borrowing when possible.
     pub fn decode(self, bytes: &[u8]) -> Result<Cow<'_, str>, ErrorKind> {
-        let invalid = |at: usize| ErrorKind::InvalidByte { byte: bytes[at], charset: self.code() };
+        let invalid = |at: usize| ErrorKind::InvalidByte {
+            byte: bytes[at],
+            charset: self.code(),
+        };
         match self {
-            Self::Utf8 => std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| invalid(e.valid_up_to())),
+            Self::Utf8 => std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|e| invalid(e.valid_up_to())),
             Self::Ascii => match bytes.iter().position(|b| !b.is_ascii()) {
                 Some(at) => Err(invalid(at)),
-                None => std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| invalid(e.valid_up_to())),
+                None => std::str::from_utf8(bytes)
+                    .map(Cow::Borrowed)
+                    .map_err(|e| invalid(e.valid_up_to())),
             },
             Self::Latin1 => match std::str::from_utf8(bytes) {
                 Ok(s) if s.is_ascii() => Ok(Cow::Borrowed(s)),
@@ -80,7 +95,8 @@ impl Charset {
             }
             Self::Latin1 => {
                 for c in text.chars() {
-                    let b = u8::try_from(u32::from(c)).map_err(|_| ErrorKind::Unencodable(c, self.code()))?;
+                    let b = u8::try_from(u32::from(c))
+                        .map_err(|_| ErrorKind::Unencodable(c, self.code()))?;
                     out.push(b);
                 }
             }
@@ -97,7 +113,10 @@ mod tests {
     fn names_and_checks() {
         assert_eq!(Charset::from_msh18(b"").unwrap(), Charset::Utf8);
         assert_eq!(Charset::from_msh18(b"8859/1").unwrap(), Charset::Latin1);
-        assert!(matches!(Charset::from_msh18(b"KLINGON"), Err(ErrorKind::UnsupportedCharset(_))));
+        assert!(matches!(
+            Charset::from_msh18(b"KLINGON"),
+            Err(ErrorKind::UnsupportedCharset(_))
+        ));
         assert_eq!(Charset::Ascii.check(b"ab\xC3\xA9").unwrap_err().0, 2);
         assert_eq!(Charset::Utf8.check(b"ab\xFF").unwrap_err().0, 2);
         assert!(Charset::Latin1.check(b"\xE9").is_ok());

@@ -58,7 +58,11 @@ impl Item {
     pub fn can_start_with(&self, id: &str) -> bool {
         match self {
             Self::Segment { id: s, .. } => segment_matches(s, id),
-            Self::Group { items, choice: true, .. } => items.iter().any(|i| i.can_start_with(id)),
+            Self::Group {
+                items,
+                choice: true,
+                ..
+            } => items.iter().any(|i| i.can_start_with(id)),
             Self::Group { items, .. } => {
                 for it in *items {
                     if it.can_start_with(id) {
@@ -77,7 +81,11 @@ impl Item {
     pub fn starts_directly_with(&self, id: &str) -> bool {
         match self {
             Self::Segment { id: s, .. } => segment_matches(s, id),
-            Self::Group { items, choice: true, .. } => items.iter().any(|i| i.starts_directly_with(id)),
+            Self::Group {
+                items,
+                choice: true,
+                ..
+            } => items.iter().any(|i| i.starts_directly_with(id)),
             Self::Group { items, .. } => items.first().is_some_and(|i| i.starts_directly_with(id)),
         }
     }
@@ -171,17 +179,26 @@ pub struct VersionDefs {
 impl VersionDefs {
     /// A structure by id.
     pub fn structure(&self, id: &str) -> Option<&'static StructureDef> {
-        self.structures.binary_search_by(|s| s.id.cmp(id)).ok().map(|i| &self.structures[i])
+        self.structures
+            .binary_search_by(|s| s.id.cmp(id))
+            .ok()
+            .map(|i| &self.structures[i])
     }
 
     /// A segment by id.
     pub fn segment(&self, id: &str) -> Option<&'static SegmentDef> {
-        self.segments.binary_search_by(|s| s.id.cmp(id)).ok().map(|i| &self.segments[i])
+        self.segments
+            .binary_search_by(|s| s.id.cmp(id))
+            .ok()
+            .map(|i| &self.segments[i])
     }
 
     /// A composite data type by id.
     pub fn datatype(&self, id: &str) -> Option<&'static DatatypeDef> {
-        self.datatypes.binary_search_by(|s| s.id.cmp(id)).ok().map(|i| &self.datatypes[i])
+        self.datatypes
+            .binary_search_by(|s| s.id.cmp(id))
+            .ok()
+            .map(|i| &self.datatypes[i])
     }
 }
 

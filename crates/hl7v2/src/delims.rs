@@ -42,18 +42,29 @@ impl Delimiters {
     pub fn from_msh(msh: &[u8], offset: usize) -> Result<(Self, usize), ParseError> {
         let err = |kind, at: usize| Err(ParseError::new(kind, offset + at).in_segment(0, "MSH"));
         if msh.len() < 4 {
-            return err(ErrorKind::Truncated("MSH segment ends before its delimiters"), msh.len());
+            return err(
+                ErrorKind::Truncated("MSH segment ends before its delimiters"),
+                msh.len(),
+            );
         }
         let field = msh[3];
         if !is_valid_delimiter(field) {
-            return err(ErrorKind::BadDelimiters("MSH-1 field separator is not a printable character"), 3);
+            return err(
+                ErrorKind::BadDelimiters("MSH-1 field separator is not a printable character"),
+                3,
+            );
         }
         let rest = &msh[4..];
-        let len = rest.iter().position(|&b| b == field || b == b'\r' || b == b'\n').unwrap_or(rest.len());
+        let len = rest
+            .iter()
+            .position(|&b| b == field || b == b'\r' || b == b'\n')
+            .unwrap_or(rest.len());
         let chars = &rest[..len];
         if chars.len() < 2 || chars.len() > 5 {
             return err(
-                ErrorKind::BadDelimiters("MSH-2 must hold 2 to 5 encoding characters (component, repetition, escape, subcomponent, truncation)"),
+                ErrorKind::BadDelimiters(
+                    "MSH-2 must hold 2 to 5 encoding characters (component, repetition, escape, subcomponent, truncation)",
+                ),
                 4,
             );
         }
@@ -65,15 +76,30 @@ impl Delimiters {
             subcomponent: chars.get(3).copied(),
             truncation: chars.get(4).copied(),
         };
-        let all = [Some(d.field), Some(d.component), Some(d.repetition), d.escape, d.subcomponent, d.truncation];
+        let all = [
+            Some(d.field),
+            Some(d.component),
+            Some(d.repetition),
+            d.escape,
+            d.subcomponent,
+            d.truncation,
+        ];
         // all[k] sits at byte 3 + k of the segment
         for (i, a) in all.iter().enumerate() {
             let Some(a) = a else { continue };
             if !is_valid_delimiter(*a) {
-                return err(ErrorKind::BadDelimiters("MSH-2 holds a character that cannot be a delimiter (letter, digit, space or control)"), 3 + i);
+                return err(
+                    ErrorKind::BadDelimiters(
+                        "MSH-2 holds a character that cannot be a delimiter (letter, digit, space or control)",
+                    ),
+                    3 + i,
+                );
             }
             if all[..i].iter().flatten().any(|b| b == a) {
-                return err(ErrorKind::BadDelimiters("MSH-1/MSH-2 declare the same character twice"), 3 + i);
+                return err(
+                    ErrorKind::BadDelimiters("MSH-1/MSH-2 declare the same character twice"),
+                    3 + i,
+                );
             }
         }
         Ok((d, 4 + len))
@@ -120,14 +146,29 @@ mod tests {
         assert_eq!(end, 8);
         let (d, _) = Delimiters::from_msh(b"MSH*:!%$#*", 0).unwrap();
         assert_eq!((d.field, d.component, d.repetition), (b'*', b':', b'!'));
-        assert_eq!((d.escape, d.subcomponent, d.truncation), (Some(b'%'), Some(b'$'), Some(b'#')));
+        assert_eq!(
+            (d.escape, d.subcomponent, d.truncation),
+            (Some(b'%'), Some(b'$'), Some(b'#'))
+        );
         assert_eq!(d.encoding_characters(), b":!%$#");
     }
 
     #[test]
     fn rejects_bad_delimiters() {
-        for bad in [&b"MSH"[..], b"MSH|", b"MSH|^|", b"MSH|^^\\&|", b"MSH|a~\\&|", b"MSH ^~\\&", b"MSH|^~\\&$%@|"] {
-            assert!(Delimiters::from_msh(bad, 0).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"MSH"[..],
+            b"MSH|",
+            b"MSH|^|",
+            b"MSH|^^\\&|",
+            b"MSH|a~\\&|",
+            b"MSH ^~\\&",
+            b"MSH|^~\\&$%@|",
+        ] {
+            assert!(
+                Delimiters::from_msh(bad, 0).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

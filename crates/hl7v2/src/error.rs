@@ -25,22 +25,28 @@ pub struct Location {
 impl Location {
     /// A location that only knows its byte offset.
     pub fn at(offset: usize) -> Self {
-        Self { offset, ..Self::default() }
+        Self {
+            offset,
+            ..Self::default()
+        }
     }
 
     /// The location as an HL7 path, e.g. `PID[1]-3[2]-1`, or `byte 17` when no segment is known.
     pub fn path(&self) -> String {
-        let Some(seg) = &self.segment else { return format!("byte {}", self.offset) };
+        use std::fmt::Write as _;
+        let Some(seg) = &self.segment else {
+            return format!("byte {}", self.offset);
+        };
         let mut s = seg.clone();
         if let Some(f) = self.field {
-            s.push_str(&format!("-{f}"));
+            let _ = write!(s, "-{f}");
             if let Some(r) = self.repetition.filter(|&r| r > 1) {
-                s.push_str(&format!("[{r}]"));
+                let _ = write!(s, "[{r}]");
             }
             if let Some(c) = self.component {
-                s.push_str(&format!("-{c}"));
+                let _ = write!(s, "-{c}");
                 if let Some(sc) = self.subcomponent {
-                    s.push_str(&format!("-{sc}"));
+                    let _ = write!(s, "-{sc}");
                 }
             }
         }
@@ -51,7 +57,13 @@ impl Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.segment_index, &self.segment) {
-            (Some(i), Some(_)) => write!(f, "{} (segment {}, byte {})", self.path(), i + 1, self.offset),
+            (Some(i), Some(_)) => write!(
+                f,
+                "{} (segment {}, byte {})",
+                self.path(),
+                i + 1,
+                self.offset
+            ),
             _ => write!(f, "byte {}", self.offset),
         }
     }
@@ -73,10 +85,14 @@ pub enum ErrorKind {
     #[error("truncated: {0}")]
     Truncated(&'static str),
     /// A segment id is not three upper-case letters or digits.
-    #[error("bad segment id {0:?}: expected three upper-case letters or digits followed by the field separator")]
+    #[error(
+        "bad segment id {0:?}: expected three upper-case letters or digits followed by the field separator"
+    )]
     BadSegmentId(String),
     /// A second MSH inside what should be one message.
-    #[error("a second MSH segment starts another message; read many messages with hl7v2::MessageReader")]
+    #[error(
+        "a second MSH segment starts another message; read many messages with hl7v2::MessageReader"
+    )]
     SecondMsh,
     /// MSH-18 names a character set this library does not decode.
     #[error("unsupported character set {0:?} in MSH-18 (supported: ASCII, 8859/1, UNICODE UTF-8)")]
@@ -111,20 +127,44 @@ pub enum ErrorKind {
     Io(String),
 }
 
-/// A parse or decode error with its location.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind} at {location}")]
-pub struct ParseError {
+/// What went wrong and where (the contents of a [`ParseError`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetail {
     /// What went wrong.
     pub kind: ErrorKind,
     /// Where.
     pub location: Location,
 }
 
+/// A parse or decode error with its location. Boxed, so that results stay small on the hot
+/// path; read `kind` and `location` through it as if they were its own fields.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} at {}", .0.kind, .0.location)]
+pub struct ParseError(Box<ErrorDetail>);
+
+impl std::ops::Deref for ParseError {
+    type Target = ErrorDetail;
+
+    fn deref(&self) -> &ErrorDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ParseError {
+    fn deref_mut(&mut self) -> &mut ErrorDetail {
+        &mut self.0
+    }
+}
+
 impl ParseError {
     /// An error at a byte offset.
     pub fn new(kind: ErrorKind, offset: usize) -> Self {
-        Self { kind, location: Location::at(offset) }
+        Self::located(kind, Location::at(offset))
+    }
+
+    /// An error at a location.
+    pub fn located(kind: ErrorKind, location: Location) -> Self {
+        Self(Box::new(ErrorDetail { kind, location }))
     }
 
     /// Adds the segment to the location.

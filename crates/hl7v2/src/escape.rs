@@ -14,9 +14,17 @@ use crate::delims::Delimiters;
 use crate::error::ErrorKind;
 
 /// Decodes the escape sequences of one value (a leaf, or any element read as text).
-pub fn unescape<'a>(raw: &'a [u8], d: &Delimiters, charset: Charset) -> Result<Cow<'a, str>, ErrorKind> {
-    let Some(esc) = d.escape else { return charset.decode(raw) };
-    let Some(first) = memchr(esc, raw) else { return charset.decode(raw) };
+pub fn unescape<'a>(
+    raw: &'a [u8],
+    d: &Delimiters,
+    charset: Charset,
+) -> Result<Cow<'a, str>, ErrorKind> {
+    let Some(esc) = d.escape else {
+        return charset.decode(raw);
+    };
+    let Some(first) = memchr(esc, raw) else {
+        return charset.decode(raw);
+    };
     let mut out = String::with_capacity(raw.len());
     out.push_str(&charset.decode(&raw[..first])?);
     let mut rest = &raw[first..];
@@ -42,7 +50,12 @@ pub fn unescape<'a>(raw: &'a [u8], d: &Delimiters, charset: Charset) -> Result<C
 }
 
 /// Appends the meaning of one sequence (without its escape characters); false if unknown.
-fn decode_sequence(seq: &[u8], d: &Delimiters, charset: Charset, out: &mut String) -> Result<bool, ErrorKind> {
+fn decode_sequence(
+    seq: &[u8],
+    d: &Delimiters,
+    charset: Charset,
+    out: &mut String,
+) -> Result<bool, ErrorKind> {
     let mut delim = |b: Option<u8>| -> bool {
         match b {
             Some(b) => {
@@ -64,11 +77,16 @@ fn decode_sequence(seq: &[u8], d: &Delimiters, charset: Charset, out: &mut Strin
             out.push('\n');
             true
         }
-        [b'X', hex @ ..] if !hex.is_empty() && hex.len() % 2 == 0 && hex.iter().all(u8::is_ascii_hexdigit) => {
-            let bytes: Vec<u8> = hex.chunks(2).map(|p| (hex_val(p[0]) << 4) | hex_val(p[1])).collect();
-            let text = charset
-                .decode(&bytes)
-                .map_err(|e| ErrorKind::BadEscape(format!("\\X{}\\: {e}", String::from_utf8_lossy(hex))))?;
+        [b'X', hex @ ..]
+            if !hex.is_empty() && hex.len() % 2 == 0 && hex.iter().all(u8::is_ascii_hexdigit) =>
+        {
+            let bytes: Vec<u8> = hex
+                .chunks(2)
+                .map(|p| (hex_val(p[0]) << 4) | hex_val(p[1]))
+                .collect();
+            let text = charset.decode(&bytes).map_err(|e| {
+                ErrorKind::BadEscape(format!("\\X{}\\: {e}", String::from_utf8_lossy(hex)))
+            })?;
             out.push_str(&text);
             true
         }
@@ -86,7 +104,12 @@ fn hex_val(b: u8) -> u8 {
 
 /// Encodes text for one leaf value: delimiters become escape sequences, `\n` becomes `\.br\`,
 /// `\r` becomes `\X0D\`; the result is in the message's character set.
-pub fn escape_into(text: &str, d: &Delimiters, charset: Charset, out: &mut Vec<u8>) -> Result<(), ErrorKind> {
+pub fn escape_into(
+    text: &str,
+    d: &Delimiters,
+    charset: Charset,
+    out: &mut Vec<u8>,
+) -> Result<(), ErrorKind> {
     let special = |c: char| -> Option<&'static str> {
         let b = u8::try_from(u32::from(c)).ok()?;
         if b == d.field {
@@ -113,7 +136,10 @@ pub fn escape_into(text: &str, d: &Delimiters, charset: Charset, out: &mut Vec<u
     for (i, c) in text.char_indices() {
         if let Some(code) = special(c) {
             let Some(esc) = d.escape else {
-                return Err(ErrorKind::Unencodable(c, "a message whose MSH-2 declares no escape character"));
+                return Err(ErrorKind::Unencodable(
+                    c,
+                    "a message whose MSH-2 declares no escape character",
+                ));
             };
             charset.encode_into(&text[start..i], out)?;
             out.push(esc);
@@ -137,7 +163,9 @@ mod tests {
     use super::*;
 
     fn un(s: &str) -> String {
-        unescape(s.as_bytes(), &Delimiters::default(), Charset::Utf8).unwrap().into_owned()
+        unescape(s.as_bytes(), &Delimiters::default(), Charset::Utf8)
+            .unwrap()
+            .into_owned()
     }
 
     #[test]
@@ -150,7 +178,10 @@ mod tests {
         assert_eq!(un(r"end\"), r"end\");
         assert_eq!(un(r"\Zabc\"), r"\Zabc\");
         assert!(unescape(br"\XFF\", &Delimiters::default(), Charset::Utf8).is_err());
-        let d = Delimiters { truncation: Some(b'#'), ..Delimiters::default() };
+        let d = Delimiters {
+            truncation: Some(b'#'),
+            ..Delimiters::default()
+        };
         assert_eq!(unescape(br"a\P\b", &d, Charset::Utf8).unwrap(), "a#b");
     }
 

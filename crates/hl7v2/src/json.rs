@@ -63,7 +63,10 @@ fn leaf_or_list(e: &Element<'_>) -> Result<Value> {
     if !e.is_composite() {
         return Ok(Value::String(e.text()?.into_owned()));
     }
-    e.children().map(|c| leaf_or_list(&c)).collect::<Result<Vec<_>>>().map(Value::Array)
+    e.children()
+        .map(|c| leaf_or_list(&c))
+        .collect::<Result<Vec<_>>>()
+        .map(Value::Array)
 }
 
 #[cfg(test)]

@@ -105,7 +105,11 @@ impl<'a> Message<'a> {
     }
 
     /// Parses with a given charset instead of the declared one (`None`: as declared).
-    pub(crate) fn parse_inner(input: &'a [u8], base: usize, charset: Option<Charset>) -> Result<Self> {
+    pub(crate) fn parse_inner(
+        input: &'a [u8],
+        base: usize,
+        charset: Option<Charset>,
+    ) -> Result<Self> {
         let bom = input.starts_with(BOM);
         let mut pos = if bom { BOM.len() } else { 0 };
         while pos < input.len() && matches!(input[pos], b'\r' | b'\n') {
@@ -140,10 +144,13 @@ impl<'a> Message<'a> {
             if end > pos {
                 let seg = &input[pos..end];
                 let index = segments.len();
-                check_segment_id(seg, delimiters.field)
-                    .map_err(|k| ParseError::new(k, base + pos).in_segment(index, &lossy_id(seg)))?;
+                check_segment_id(seg, delimiters.field).map_err(|k| {
+                    ParseError::new(k, base + pos).in_segment(index, &lossy_id(seg))
+                })?;
                 if index > 0 && seg.starts_with(b"MSH") {
-                    return Err(ParseError::new(ErrorKind::SecondMsh, base + pos).in_segment(index, "MSH"));
+                    return Err(
+                        ParseError::new(ErrorKind::SecondMsh, base + pos).in_segment(index, "MSH")
+                    );
                 }
                 segments.push(Span { start: pos, end });
             }
@@ -152,7 +159,10 @@ impl<'a> Message<'a> {
         let mut msg = Self {
             input,
             base,
-            enc: Encoding { delimiters, charset: Charset::Utf8 },
+            enc: Encoding {
+                delimiters,
+                charset: Charset::Utf8,
+            },
             segments,
             terminator: terminator.unwrap_or_default(),
             head_len,
@@ -170,22 +180,32 @@ impl<'a> Message<'a> {
     }
 
     fn declared_charset(&self) -> Result<Charset> {
-        let Some(msh18) = self.segment_at(0).and_then(|s| s.field(18)) else { return Ok(Charset::Utf8) };
+        let Some(msh18) = self.segment_at(0).and_then(|s| s.field(18)) else {
+            return Ok(Charset::Utf8);
+        };
         let first = msh18.child(1).map_or(&b""[..], |r| r.raw());
         Charset::from_msh18(first).map_err(|k| self.locate(msh18.offset - self.base, k))
     }
 
     /// Builds a located error for a byte position (relative to this message's input).
     fn locate(&self, pos: usize, kind: ErrorKind) -> ParseError {
-        ParseError { kind, location: self.location_of(pos) }
+        ParseError::located(kind, self.location_of(pos))
     }
 
     /// Finds the segment, field, repetition, component and subcomponent holding a byte position
     /// (relative to this message's input).
     pub(crate) fn location_of(&self, pos: usize) -> Location {
         let mut loc = Location::at(self.base + pos);
-        let Some(index) = self.segments.iter().position(|s| s.start <= pos && pos <= s.end) else { return loc };
-        let Some(seg) = self.segment_at(index) else { return loc };
+        let Some(index) = self
+            .segments
+            .iter()
+            .position(|s| s.start <= pos && pos <= s.end)
+        else {
+            return loc;
+        };
+        let Some(seg) = self.segment_at(index) else {
+            return loc;
+        };
         loc.segment_index = Some(index);
         loc.segment = Some(seg.id().to_owned());
         for (n, field) in seg.fields() {
@@ -196,14 +216,17 @@ impl<'a> Message<'a> {
             loc.field = Some(n);
             // go down only where the element really is split, so a plain value stays `PID-5`
             let mut el = field;
-            for slot in [&mut loc.repetition, &mut loc.component, &mut loc.subcomponent] {
+            for slot in [
+                &mut loc.repetition,
+                &mut loc.component,
+                &mut loc.subcomponent,
+            ] {
                 if !el.is_composite() {
                     break;
                 }
-                let Some(i) = el
-                    .children()
-                    .position(|c| (c.offset - self.base..=c.offset - self.base + c.raw.len()).contains(&pos))
-                else {
+                let Some(i) = el.children().position(|c| {
+                    (c.offset - self.base..=c.offset - self.base + c.raw.len()).contains(&pos)
+                }) else {
                     break;
                 };
                 *slot = Some(i + 1);
@@ -257,17 +280,25 @@ impl<'a> Message<'a> {
     /// The segment at a 0-based position.
     pub fn segment_at(&self, index: usize) -> Option<Segment<'a>> {
         let span = self.segments.get(index)?;
-        Some(Segment { raw: &self.input[span.start..span.end], offset: self.base + span.start, index, enc: self.enc })
-    }
-
-    /// All segments in order.
-    pub fn segments(&self) -> impl ExactSizeIterator<Item = Segment<'a>> + '_ {
-        self.segments.iter().enumerate().map(|(index, span)| Segment {
+        Some(Segment {
             raw: &self.input[span.start..span.end],
             offset: self.base + span.start,
             index,
             enc: self.enc,
         })
+    }
+
+    /// All segments in order.
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = Segment<'a>> + '_ {
+        self.segments
+            .iter()
+            .enumerate()
+            .map(|(index, span)| Segment {
+                raw: &self.input[span.start..span.end],
+                offset: self.base + span.start,
+                index,
+                enc: self.enc,
+            })
     }
 
     /// The `occurrence`-th (1-based) segment with this id.
@@ -277,7 +308,11 @@ impl<'a> Message<'a> {
             .segments
             .iter()
             .enumerate()
-            .filter(|(_, s)| self.input[s.start..s.end].starts_with(id) && (s.end - s.start == 3 || self.input[s.start + 3] == self.enc.delimiters.field))
+            .filter(|(_, s)| {
+                self.input[s.start..s.end].starts_with(id)
+                    && (s.end - s.start == 3
+                        || self.input[s.start + 3] == self.enc.delimiters.field)
+            })
             .nth(occurrence.checked_sub(1)?)?;
         self.segment_at(span.0)
     }
@@ -309,7 +344,11 @@ impl<'a> Message<'a> {
     }
 
     fn header(&self, field: usize, component: usize) -> Option<Cow<'a, str>> {
-        let e = self.segment_at(0)?.field(field)?.child(1)?.child(component)?;
+        let e = self
+            .segment_at(0)?
+            .field(field)?
+            .child(1)?
+            .child(component)?;
         e.text().ok().filter(|t| !t.is_empty())
     }
 
@@ -347,9 +386,15 @@ impl<'a> Message<'a> {
 /// Checks a segment id: three upper-case letters or digits, then the field separator or the end.
 fn check_segment_id(seg: &[u8], field: u8) -> std::result::Result<(), ErrorKind> {
     let ok = seg.len() >= 3
-        && seg[..3].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && seg[..3]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         && (seg.len() == 3 || seg[3] == field);
-    if ok { Ok(()) } else { Err(ErrorKind::BadSegmentId(lossy_id(seg))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ErrorKind::BadSegmentId(lossy_id(seg)))
+    }
 }
 
 fn lossy_id(seg: &[u8]) -> String {
@@ -432,16 +477,28 @@ impl<'a> Segment<'a> {
     }
 
     fn element(&self, raw: &'a [u8], at: usize, atomic: bool) -> Element<'a> {
-        Element { raw, offset: self.offset + at, level: Level::Field, atomic, enc: self.enc }
+        Element {
+            raw,
+            offset: self.offset + at,
+            level: Level::Field,
+            atomic,
+            enc: self.enc,
+        }
     }
 
     /// All fields with their numbers, in order.
     pub fn fields(&self) -> impl Iterator<Item = (usize, Element<'a>)> + 'a {
         let this = *self;
         let header = self.is_header();
-        let first = if header { this.field(1).into_iter().chain(this.field(2)) } else { None.into_iter().chain(None) };
+        let first = if header {
+            this.field(1).into_iter().chain(this.field(2))
+        } else {
+            None.into_iter().chain(None)
+        };
         let skip = if header { 2 } else { 1 };
-        let rest = Splitter::new(self.raw, self.enc.delimiters.field, 0).skip(skip).map(move |(raw, at)| this.element(raw, at, false));
+        let rest = Splitter::new(self.raw, self.enc.delimiters.field, 0)
+            .skip(skip)
+            .map(move |(raw, at)| this.element(raw, at, false));
         first.chain(rest).enumerate().map(|(i, e)| (i + 1, e))
     }
 }
@@ -456,7 +513,11 @@ pub struct Splitter<'a> {
 
 impl<'a> Splitter<'a> {
     fn new(raw: &'a [u8], sep: u8, offset: usize) -> Self {
-        Self { rest: Some(raw), sep, offset }
+        Self {
+            rest: Some(raw),
+            sep,
+            offset,
+        }
     }
 }
 
@@ -466,16 +527,13 @@ impl<'a> Iterator for Splitter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.rest?;
         let at = self.offset;
-        match memchr(self.sep, rest) {
-            Some(i) => {
-                self.rest = Some(&rest[i + 1..]);
-                self.offset += i + 1;
-                Some((&rest[..i], at))
-            }
-            None => {
-                self.rest = None;
-                Some((rest, at))
-            }
+        if let Some(i) = memchr(self.sep, rest) {
+            self.rest = Some(&rest[i + 1..]);
+            self.offset += i + 1;
+            Some((&rest[..i], at))
+        } else {
+            self.rest = None;
+            Some((rest, at))
         }
     }
 }
@@ -522,9 +580,14 @@ impl<'a> Element<'a> {
     /// read its children for the parts.
     pub fn text(&self) -> Result<Cow<'a, str>> {
         if self.atomic {
-            return self.enc.charset.decode(self.raw).map_err(|k| ParseError::new(k, self.offset));
+            return self
+                .enc
+                .charset
+                .decode(self.raw)
+                .map_err(|k| ParseError::new(k, self.offset));
         }
-        unescape(self.raw, &self.enc.delimiters, self.enc.charset).map_err(|k| ParseError::new(k, self.offset))
+        unescape(self.raw, &self.enc.delimiters, self.enc.charset)
+            .map_err(|k| ParseError::new(k, self.offset))
     }
 
     /// Whether the element holds a separator of a lower level (so is not a single value).
@@ -550,16 +613,25 @@ impl<'a> Element<'a> {
     /// An element with no separator at its level (MSH-1, MSH-2, or no subcomponent separator
     /// declared) has one child: itself one level down. A subcomponent has no children.
     pub fn children(&self) -> Children<'a> {
-        let Some(level) = self.level.child() else { return Children::Done };
+        let Some(level) = self.level.child() else {
+            return Children::Done;
+        };
         let child = Element { level, ..*self };
         match self.separator() {
-            Some(sep) => Children::Split { split: Splitter::new(self.raw, sep, self.offset), proto: child },
+            Some(sep) => Children::Split {
+                split: Splitter::new(self.raw, sep, self.offset),
+                proto: child,
+            },
             None => Children::One(Some(child)),
         }
     }
 
     fn separator(&self) -> Option<u8> {
-        if self.atomic { None } else { self.enc.delimiters.separator(self.level) }
+        if self.atomic {
+            None
+        } else {
+            self.enc.delimiters.separator(self.level)
+        }
     }
 
     /// Child `n` (1-based) one level down.
@@ -569,7 +641,13 @@ impl<'a> Element<'a> {
             return (n == 1).then_some(Element { level, ..*self });
         };
         let (start, end) = nth_piece(self.raw, sep, n)?;
-        Some(Element { raw: &self.raw[start..end], offset: self.offset + start, level, atomic: false, enc: self.enc })
+        Some(Element {
+            raw: &self.raw[start..end],
+            offset: self.offset + start,
+            level,
+            atomic: false,
+            enc: self.enc,
+        })
     }
 
     /// Repetition `n` (1-based) of a field.
@@ -623,7 +701,11 @@ impl<'a> Iterator for Children<'a> {
 
     fn next(&mut self) -> Option<Element<'a>> {
         match self {
-            Self::Split { split, proto } => split.next().map(|(raw, offset)| Element { raw, offset, ..*proto }),
+            Self::Split { split, proto } => split.next().map(|(raw, offset)| Element {
+                raw,
+                offset,
+                ..*proto
+            }),
             Self::One(e) => e.take(),
             Self::Done => None,
         }
@@ -632,7 +714,11 @@ impl<'a> Iterator for Children<'a> {
 
 /// The byte range of piece `n` (1-based) of `raw` split on `sep`.
 fn nth_piece(raw: &[u8], sep: u8, n: usize) -> Option<(usize, usize)> {
-    let start = if n == 1 { 0 } else { memchr_iter(sep, raw).nth(n.checked_sub(2)?)? + 1 };
+    let start = if n == 1 {
+        0
+    } else {
+        memchr_iter(sep, raw).nth(n.checked_sub(2)?)? + 1
+    };
     let end = memchr(sep, &raw[start..]).map_or(raw.len(), |e| start + e);
     Some((start, end))
 }
@@ -640,6 +726,12 @@ fn nth_piece(raw: &[u8], sep: u8, n: usize) -> Option<(usize, usize)> {
 impl<'a> Element<'a> {
     /// A field-level element over bytes that belong to no parsed message.
     pub(crate) fn detached(raw: &'a [u8], enc: Encoding, atomic: bool) -> Self {
-        Element { raw, offset: 0, level: Level::Field, atomic, enc }
+        Element {
+            raw,
+            offset: 0,
+            level: Level::Field,
+            atomic,
+            enc,
+        }
     }
 }

@@ -58,9 +58,15 @@ impl MessageBuf {
     /// A message holding only `MSH|^~\&` with the given delimiters and charset (MSH-18 is set
     /// when the charset is not the UTF-8 default).
     pub fn new(delimiters: Delimiters, charset: Charset) -> Self {
-        let msh = SegmentBuf { id: "MSH".into(), fields: vec![vec![delimiters.field], delimiters.encoding_characters()] };
+        let msh = SegmentBuf {
+            id: "MSH".into(),
+            fields: vec![vec![delimiters.field], delimiters.encoding_characters()],
+        };
         let mut m = Self {
-            enc: Encoding { delimiters, charset },
+            enc: Encoding {
+                delimiters,
+                charset,
+            },
             segments: vec![msh],
             terminator: Terminator::Cr,
             head: Vec::new(),
@@ -86,7 +92,11 @@ impl MessageBuf {
     /// Sets the segment terminator used by [`encode`](Self::encode).
     pub fn set_terminator(&mut self, terminator: Terminator, trailing: bool) {
         self.terminator = terminator;
-        self.tail = if trailing { terminator.bytes().to_vec() } else { Vec::new() };
+        self.tail = if trailing {
+            terminator.bytes().to_vec()
+        } else {
+            Vec::new()
+        };
     }
 
     /// Appends an empty segment; returns its 0-based index.
@@ -99,7 +109,9 @@ impl MessageBuf {
     /// Inserts an empty segment at a 0-based index (after MSH).
     pub fn insert_segment(&mut self, index: usize, id: &str) -> Result<()> {
         if index == 0 || index > self.segments.len() {
-            return Err(limit(format!("cannot insert a segment at position {index}: MSH stays first")));
+            return Err(limit(format!(
+                "cannot insert a segment at position {index}: MSH stays first"
+            )));
         }
         self.segments.insert(index, new_segment(id)?);
         Ok(())
@@ -114,17 +126,29 @@ impl MessageBuf {
     }
 
     fn find(&self, path: &Path) -> Option<usize> {
-        self.segments.iter().enumerate().filter(|(_, s)| s.id == path.segment()).nth(path.occurrence - 1).map(|(i, _)| i)
+        self.segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.id == path.segment())
+            .nth(path.occurrence - 1)
+            .map(|(i, _)| i)
     }
 
     /// Reads the element at a path (see [`Message::get`]).
     pub fn get(&self, path: &str) -> Result<Option<Element<'_>>> {
         let path = Path::parse(path)?;
-        let Some(i) = self.find(&path) else { return Ok(None) };
+        let Some(i) = self.find(&path) else {
+            return Ok(None);
+        };
         let seg = &self.segments[i];
-        let Some(raw) = seg.field_raw(path.field) else { return Ok(None) };
+        let Some(raw) = seg.field_raw(path.field) else {
+            return Ok(None);
+        };
         let mut e = Element::detached(raw, self.enc, seg.is_header() && path.field <= 2);
-        for n in [path.repetition, path.component, path.subcomponent].into_iter().flatten() {
+        for n in [path.repetition, path.component, path.subcomponent]
+            .into_iter()
+            .flatten()
+        {
             match e.child(n) {
                 Some(c) => e = c,
                 None => return Ok(None),
@@ -136,7 +160,8 @@ impl MessageBuf {
     /// Sets the value at a path from text: the text is escaped, so delimiters in it are kept
     /// as data. Missing fields, repetitions and components up to the path are added empty.
     pub fn set(&mut self, path: &str, text: &str) -> Result<()> {
-        let raw = escape(text, &self.enc.delimiters, self.enc.charset).map_err(|k| ParseError::new(k, 0))?;
+        let raw = escape(text, &self.enc.delimiters, self.enc.charset)
+            .map_err(|k| ParseError::new(k, 0))?;
         self.set_raw(path, &raw)
     }
 
@@ -144,12 +169,19 @@ impl MessageBuf {
     pub fn set_raw(&mut self, path: &str, raw: &[u8]) -> Result<()> {
         let path = Path::parse(path)?;
         let Some(i) = self.find(&path) else {
-            return Err(limit(format!("the message has no segment {}[{}]; add it first", path.segment(), path.occurrence)));
+            return Err(limit(format!(
+                "the message has no segment {}[{}]; add it first",
+                path.segment(),
+                path.occurrence
+            )));
         };
         let d = self.enc.delimiters;
         let seg = &mut self.segments[i];
         if seg.is_header() && path.field <= 2 {
-            return Err(limit(format!("{}-{} holds the delimiters and cannot be set", seg.id, path.field)));
+            return Err(limit(format!(
+                "{}-{} holds the delimiters and cannot be set",
+                seg.id, path.field
+            )));
         }
         if seg.fields.len() < path.field {
             seg.fields.resize(path.field, Vec::new());
@@ -159,7 +191,11 @@ impl MessageBuf {
         let depth = idx.iter().take_while(|i| i.is_some()).count();
         let mut sep_list = Vec::with_capacity(depth);
         for (level, (sep, n)) in seps.iter().zip(idx).take(depth).enumerate() {
-            let sep = sep.ok_or_else(|| limit(format!("level {level} of {path} has no separator in this message's MSH-2")))?;
+            let sep = sep.ok_or_else(|| {
+                limit(format!(
+                    "level {level} of {path} has no separator in this message's MSH-2"
+                ))
+            })?;
             sep_list.push((sep, n.unwrap_or(1)));
         }
         let field = &mut seg.fields[path.field - 1];
@@ -169,7 +205,12 @@ impl MessageBuf {
 
     /// Encodes the message.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.segments.iter().map(|s| 4 + s.fields.iter().map(|f| f.len() + 1).sum::<usize>()).sum());
+        let mut out = Vec::with_capacity(
+            self.segments
+                .iter()
+                .map(|s| 4 + s.fields.iter().map(|f| f.len() + 1).sum::<usize>())
+                .sum(),
+        );
         self.encode_into(&mut out);
         out
     }
@@ -205,7 +246,10 @@ impl From<&Message<'_>> for MessageBuf {
     fn from(msg: &Message<'_>) -> Self {
         let segments = msg
             .segments()
-            .map(|s| SegmentBuf { id: s.id().to_owned(), fields: s.fields().map(|(_, f)| f.raw().to_vec()).collect() })
+            .map(|s| SegmentBuf {
+                id: s.id().to_owned(),
+                fields: s.fields().map(|(_, f)| f.raw().to_vec()).collect(),
+            })
             .collect();
         Self {
             enc: msg.encoding(),
@@ -218,14 +262,22 @@ impl From<&Message<'_>> for MessageBuf {
 }
 
 fn new_segment(id: &str) -> Result<SegmentBuf> {
-    let ok = id.len() == 3 && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    let ok = id.len() == 3
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     if !ok {
         return Err(ParseError::new(ErrorKind::BadSegmentId(id.to_owned()), 0));
     }
     if matches!(id, "MSH" | "FHS" | "BHS") {
-        return Err(limit(format!("{id} is a header segment: a message has exactly one MSH, first")));
+        return Err(limit(format!(
+            "{id} is a header segment: a message has exactly one MSH, first"
+        )));
     }
-    Ok(SegmentBuf { id: id.to_owned(), fields: Vec::new() })
+    Ok(SegmentBuf {
+        id: id.to_owned(),
+        fields: Vec::new(),
+    })
 }
 
 fn limit(msg: String) -> ParseError {
@@ -235,7 +287,9 @@ fn limit(msg: String) -> ParseError {
 /// Replaces piece `n` of `raw` split on `sep` (recursively for deeper levels), padding with
 /// empty pieces as needed.
 fn replace_nested(raw: &[u8], levels: &[(u8, usize)], value: &[u8]) -> Vec<u8> {
-    let Some(&(sep, n)) = levels.first() else { return value.to_vec() };
+    let Some(&(sep, n)) = levels.first() else {
+        return value.to_vec();
+    };
     let mut pieces: Vec<&[u8]> = raw.split(|&b| b == sep).collect();
     if pieces.len() < n {
         pieces.resize(n, b"");
@@ -267,7 +321,10 @@ mod tests {
         m.set("PID-5-2", "Ann").unwrap();
         m.set("PID-5-1-2", "sub").unwrap();
         let out = String::from_utf8(m.encode()).unwrap();
-        assert_eq!(out, "MSH|^~\\&|||||||ADT^A01|X1\rPID|||~222||O'Neil\\S\\Smith&sub^Ann\r");
+        assert_eq!(
+            out,
+            "MSH|^~\\&|||||||ADT^A01|X1\rPID|||~222||O'Neil\\S\\Smith&sub^Ann\r"
+        );
         let parsed = Message::parse(out.as_bytes()).unwrap();
         assert_eq!(parsed.value("PID-5-1-1").unwrap().unwrap(), "O'Neil^Smith");
         assert_eq!(parsed.value("PID-3[2]-1").unwrap().unwrap(), "222");

@@ -29,28 +29,50 @@ pub struct Path {
 impl Path {
     /// Parses a path.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad = |reason| ParseError::new(ErrorKind::BadPath { path: text.to_owned(), reason }, 0);
+        let bad = |reason| {
+            ParseError::new(
+                ErrorKind::BadPath {
+                    path: text.to_owned(),
+                    reason,
+                },
+                0,
+            )
+        };
         let mut parts = text.trim().split(['-', '.']);
         let (seg, occurrence) = split_index(parts.next().unwrap_or_default()).map_err(bad)?;
         let segment: [u8; 3] = seg
             .as_bytes()
             .try_into()
             .ok()
-            .filter(|s: &[u8; 3]| s.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+            .filter(|s: &[u8; 3]| {
+                s.iter()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            })
             .ok_or_else(|| bad("the segment id must be three upper-case letters or digits"))?;
-        let (field, repetition) = split_index(parts.next().ok_or_else(|| bad("a field number is required, e.g. PID-5"))?).map_err(bad)?;
+        let (field, repetition) = split_index(
+            parts
+                .next()
+                .ok_or_else(|| bad("a field number is required, e.g. PID-5"))?,
+        )
+        .map_err(bad)?;
         let field = number(field).map_err(bad)?;
         let component = parts.next().map(number).transpose().map_err(bad)?;
         let subcomponent = parts.next().map(number).transpose().map_err(bad)?;
         if parts.next().is_some() {
-            return Err(bad("too many parts: SEG-field-component-subcomponent is the deepest path"));
+            return Err(bad(
+                "too many parts: SEG-field-component-subcomponent is the deepest path",
+            ));
         }
         let repetition_given = repetition.is_some();
         Ok(Self {
             segment,
             occurrence: occurrence.unwrap_or(1),
             field,
-            repetition: if repetition_given { repetition } else { component.map(|_| 1) },
+            repetition: if repetition_given {
+                repetition
+            } else {
+                component.map(|_| 1)
+            },
             component,
             subcomponent,
         })
@@ -84,7 +106,10 @@ impl fmt::Display for Path {
             write!(f, "[{}]", self.occurrence)?;
         }
         write!(f, "-{}", self.field)?;
-        if let Some(r) = self.repetition.filter(|&r| r != 1 || self.component.is_none()) {
+        if let Some(r) = self
+            .repetition
+            .filter(|&r| r != 1 || self.component.is_none())
+        {
             write!(f, "[{r}]")?;
         }
         if let Some(c) = self.component {
@@ -110,7 +135,9 @@ fn split_index(part: &str) -> Result<(&str, Option<usize>), &'static str> {
     match part.split_once('[') {
         None => Ok((part, None)),
         Some((name, rest)) => {
-            let n = rest.strip_suffix(']').ok_or("an index must be closed with ]")?;
+            let n = rest
+                .strip_suffix(']')
+                .ok_or("an index must be closed with ]")?;
             Ok((name, Some(number(n)?)))
         }
     }
@@ -131,18 +158,40 @@ mod tests {
     #[test]
     fn parses_the_usual_forms() {
         let p = Path::parse("PID-3[2]-1").unwrap();
-        assert_eq!((p.segment(), p.occurrence, p.field, p.repetition, p.component), ("PID", 1, 3, Some(2), Some(1)));
+        assert_eq!(
+            (
+                p.segment(),
+                p.occurrence,
+                p.field,
+                p.repetition,
+                p.component
+            ),
+            ("PID", 1, 3, Some(2), Some(1))
+        );
         let p = Path::parse("OBX[3]-5").unwrap();
         assert_eq!((p.occurrence, p.field, p.repetition), (3, 5, None));
         let p = Path::parse("PID.5.1.2").unwrap();
-        assert_eq!((p.repetition, p.component, p.subcomponent), (Some(1), Some(1), Some(2)));
+        assert_eq!(
+            (p.repetition, p.component, p.subcomponent),
+            (Some(1), Some(1), Some(2))
+        );
         assert_eq!(Path::parse("PID-3[2]-1").unwrap().to_string(), "PID-3[2]-1");
         assert_eq!(Path::parse("OBX[3]-5-1").unwrap().to_string(), "OBX[3]-5-1");
     }
 
     #[test]
     fn rejects_bad_paths() {
-        for bad in ["", "PID", "pid-5", "PID-0", "PID-x", "PID-3[2", "PID-1-2-3-4", "PIDX-1", "PID[0]-1"] {
+        for bad in [
+            "",
+            "PID",
+            "pid-5",
+            "PID-0",
+            "PID-x",
+            "PID-3[2",
+            "PID-1-2-3-4",
+            "PIDX-1",
+            "PID[0]-1",
+        ] {
             assert!(Path::parse(bad).is_err(), "{bad}");
         }
     }

@@ -47,6 +47,10 @@ pub struct Envelope {
 /// reported as an error. Lines before the first MSH and messages over the size limit are
 /// reported as errors and skipped; reading goes on with the next message.
 #[derive(Debug)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent flags of the line state machine"
+)]
 pub struct MessageReader<R> {
     inner: R,
     buf: Vec<u8>,
@@ -130,7 +134,10 @@ impl<R: BufRead> MessageReader<R> {
                 Ok(Some(start)) => start,
             };
             let line = &self.buf[start..];
-            let content_len = line.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(line.len());
+            let content_len = line
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .unwrap_or(line.len());
             let line_offset = self.buf_offset + start as u64;
             let id = <[u8; 3]>::try_from(&line[..content_len.min(3)]).unwrap_or_default();
             match &id {
@@ -154,7 +161,7 @@ impl<R: BufRead> MessageReader<R> {
                     self.truncate(start);
                     self.discarding = false;
                     let pending = usize::from(self.in_message);
-                    self.record_envelope(&id, seg, pending, line_offset);
+                    self.record_envelope(id, seg, pending, line_offset);
                     if self.in_message {
                         return Some(Ok(self.hand_out(start, None)));
                     }
@@ -168,7 +175,10 @@ impl<R: BufRead> MessageReader<R> {
                     self.truncate(start);
                     if !self.discarding {
                         self.discarding = true;
-                        return Some(Err(ParseError::new(ErrorKind::NoMsh(head), line_offset as usize)));
+                        return Some(Err(ParseError::new(
+                            ErrorKind::NoMsh(head),
+                            line_offset as usize,
+                        )));
                     }
                 }
             }
@@ -200,12 +210,17 @@ impl<R: BufRead> MessageReader<R> {
         if let Some(next) = next {
             self.msg_line = next;
         }
-        RawMessage { bytes: &self.buf[..len], offset: self.buf_offset, number: self.number, line }
+        RawMessage {
+            bytes: &self.buf[..len],
+            offset: self.buf_offset,
+            number: self.number,
+            line,
+        }
     }
 
     /// Keeps an envelope segment and checks the counts in BTS-1 and FTS-1; `pending` is the
     /// number of messages read but not yet handed out (they belong to the batch).
-    fn record_envelope(&mut self, id: &[u8; 3], seg: Vec<u8>, pending: usize, offset: u64) {
+    fn record_envelope(&mut self, id: [u8; 3], seg: Vec<u8>, pending: usize, offset: u64) {
         let count = count_field(&seg);
         let mismatch = |what: &str, declared: usize, read: usize| {
             ParseError::new(
@@ -213,7 +228,7 @@ impl<R: BufRead> MessageReader<R> {
                 offset as usize,
             )
         };
-        match id {
+        match &id {
             b"FHS" => self.envelope.file_header = Some(seg),
             b"BHS" => {
                 self.envelope.batches += 1;
@@ -223,13 +238,18 @@ impl<R: BufRead> MessageReader<R> {
             b"BTS" => {
                 let read = self.in_batch + pending;
                 if let Some(declared) = count.filter(|&n| n != read) {
-                    self.pending_error = Some(mismatch("BTS-1 (batch message count)", declared, read));
+                    self.pending_error =
+                        Some(mismatch("BTS-1 (batch message count)", declared, read));
                 }
                 self.envelope.batch_trailer = Some(seg);
             }
             _ => {
                 if let Some(declared) = count.filter(|&n| n != self.envelope.batches) {
-                    self.pending_error = Some(mismatch("FTS-1 (file batch count)", declared, self.envelope.batches));
+                    self.pending_error = Some(mismatch(
+                        "FTS-1 (file batch count)",
+                        declared,
+                        self.envelope.batches,
+                    ));
                 }
                 self.envelope.file_trailer = Some(seg);
             }
@@ -244,7 +264,12 @@ impl<R: BufRead> MessageReader<R> {
             let available = match self.inner.fill_buf() {
                 Ok(b) => b,
                 Err(e) if e.kind() == IoKind::Interrupted => continue,
-                Err(e) => return Err(ParseError::new(ErrorKind::Io(e.to_string()), self.consumed as usize)),
+                Err(e) => {
+                    return Err(ParseError::new(
+                        ErrorKind::Io(e.to_string()),
+                        self.consumed as usize,
+                    ));
+                }
             };
             if available.is_empty() {
                 return Ok((self.buf.len() > start).then_some(start));
@@ -265,7 +290,8 @@ impl<R: BufRead> MessageReader<R> {
                 None => (chunk.len(), false),
             };
             if done {
-                let lone_lf = take == 1 && chunk[0] == b'\n' && self.buf.len() == start && self.after_cr;
+                let lone_lf =
+                    take == 1 && chunk[0] == b'\n' && self.buf.len() == start && self.after_cr;
                 self.after_cr = chunk[take - 1] == b'\r';
                 if !lone_lf {
                     self.last_line = self.next_line;
@@ -287,8 +313,7 @@ impl<R: BufRead> MessageReader<R> {
     /// Drops the rest of a line that outgrew the limit, so memory stays bounded.
     fn skip_long_line(&mut self) -> ParseError {
         let at = self.buf_offset as usize;
-        loop {
-            let Ok(available) = self.inner.fill_buf() else { break };
+        while let Ok(available) = self.inner.fill_buf() {
             if available.is_empty() {
                 break;
             }
@@ -313,12 +338,24 @@ impl<R: BufRead> Iterator for MessageReader<R> {
     type Item = Result<RawMessage<Vec<u8>>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_message().map(|r| r.map(|m| RawMessage { bytes: m.bytes.to_vec(), offset: m.offset, number: m.number, line: m.line }))
+        self.next_message().map(|r| {
+            r.map(|m| RawMessage {
+                bytes: m.bytes.to_vec(),
+                offset: m.offset,
+                number: m.number,
+                line: m.line,
+            })
+        })
     }
 }
 
 fn too_long(max: usize, at: usize) -> ParseError {
-    ParseError::new(ErrorKind::Limit(format!("message longer than {max} bytes; skipped to the next MSH")), at)
+    ParseError::new(
+        ErrorKind::Limit(format!(
+            "message longer than {max} bytes; skipped to the next MSH"
+        )),
+        at,
+    )
 }
 
 /// Reads field 1 of an envelope segment (`BTS-1`, `FTS-1`) as a count.
@@ -332,29 +369,34 @@ fn count_field(seg: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn read_all(input: &[u8], max: usize) -> (Vec<std::result::Result<(u64, String), String>>, Envelope) {
+    type ReadResult = (Vec<std::result::Result<(u64, String), String>>, Envelope);
+
+    fn read_all(input: &[u8], max: usize) -> ReadResult {
         read_lines(input, max).0
     }
 
-    type ReadResult = (Vec<std::result::Result<(u64, String), String>>, Envelope);
-
     fn read_lines(input: &[u8], max: usize) -> (ReadResult, Vec<u64>) {
         // a tiny buffer makes every line cross read boundaries
-        let mut r = MessageReader::with_max_message(std::io::BufReader::with_capacity(7, input), max);
+        let mut r =
+            MessageReader::with_max_message(std::io::BufReader::with_capacity(7, input), max);
         let mut out = Vec::new();
         let mut lines = Vec::new();
         while let Some(m) = r.next_message() {
             if let Ok(m) = &m {
                 lines.push(m.line);
             }
-            out.push(m.map(|m| (m.offset, String::from_utf8_lossy(m.bytes).into_owned())).map_err(|e| e.to_string()));
+            out.push(
+                m.map(|m| (m.offset, String::from_utf8_lossy(m.bytes).into_owned()))
+                    .map_err(|e| e.to_string()),
+            );
         }
         ((out, r.envelope().clone()), lines)
     }
 
     #[test]
     fn splits_messages_with_any_terminator_and_keeps_bytes() {
-        let input = b"\xEF\xBB\xBF\r\nMSH|^~\\&|A\r\nPID|1\r\n\r\nMSH|^~\\&|B\nPID|2\nMSH|^~\\&|C\rPID|3";
+        let input =
+            b"\xEF\xBB\xBF\r\nMSH|^~\\&|A\r\nPID|1\r\n\r\nMSH|^~\\&|B\nPID|2\nMSH|^~\\&|C\rPID|3";
         let ((out, _), lines) = read_lines(input, 1 << 20);
         assert_eq!(lines, vec![2, 5, 7]);
         let got: Vec<_> = out.into_iter().map(Result::unwrap).collect();

@@ -13,12 +13,20 @@ use crate::message::{Message, Segment};
 pub fn definitions(version: &str) -> &'static VersionDefs {
     let mut key = version_key(version);
     key.truncate(2);
-    VERSIONS.iter().rev().find(|v| version_key(v.version)[..2] <= key[..]).unwrap_or(&VERSIONS[0])
+    VERSIONS
+        .iter()
+        .rev()
+        .find(|v| version_key(v.version)[..2] <= key[..])
+        .unwrap_or(&VERSIONS[0])
 }
 
 /// Orders versions numerically: `2.10` after `2.9`, `2.5.1` after `2.5`.
 pub fn version_key(version: &str) -> Vec<u32> {
-    version.trim().split('.').map(|p| p.trim().parse().unwrap_or(0)).collect()
+    version
+        .trim()
+        .split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect()
 }
 
 /// The structure id a message follows: MSH-9-3 when given, else the one table 0354 names for
@@ -32,7 +40,10 @@ pub fn structure_id(msg: &Message<'_>) -> Option<String> {
         return Some("ACK".into());
     }
     let key = format!("{ty}^{}", msg.trigger_event()?);
-    EVENT_STRUCTURES.binary_search_by(|(k, _)| (*k).cmp(key.as_str())).ok().map(|i| EVENT_STRUCTURES[i].1.to_owned())
+    EVENT_STRUCTURES
+        .binary_search_by(|(k, _)| (*k).cmp(key.as_str()))
+        .ok()
+        .map(|i| EVENT_STRUCTURES[i].1.to_owned())
 }
 
 /// The version definitions and structure for a message, looking in other versions when its
@@ -43,7 +54,10 @@ pub fn structure_for(msg: &Message<'_>) -> Option<(&'static VersionDefs, &'stati
     if let Some(s) = own.structure(&id) {
         return Some((own, s));
     }
-    VERSIONS.iter().rev().find_map(|v| v.structure(&id).map(|s| (v, s)))
+    VERSIONS
+        .iter()
+        .rev()
+        .find_map(|v| v.structure(&id).map(|s| (v, s)))
 }
 
 /// A node of the group tree.
@@ -74,7 +88,10 @@ impl Group {
     }
 
     /// The segments directly in this group (not in child groups), from the message.
-    pub fn segments<'s, 'a: 's>(&'s self, msg: &'s Message<'a>) -> impl Iterator<Item = Segment<'a>> + 's {
+    pub fn segments<'s, 'a: 's>(
+        &'s self,
+        msg: &'s Message<'a>,
+    ) -> impl Iterator<Item = Segment<'a>> + 's {
         self.children.iter().filter_map(|n| match n {
             Node::Segment(i) => msg.segment_at(*i),
             Node::Group(_) => None,
@@ -128,8 +145,16 @@ pub struct Tree {
 /// tree exactly once: Z-segments and unknown segments stay where they appear.
 pub fn arrange(msg: &Message<'_>, def: &'static StructureDef) -> Tree {
     let ids: Vec<&str> = msg.segments().map(|s| s.id()).collect();
-    let mut m = Matcher { ids: &ids, pos: 0, problems: Vec::new(), root: def.items };
-    let mut root = Group { name: def.id, children: Vec::new() };
+    let mut m = Matcher {
+        ids: &ids,
+        pos: 0,
+        problems: Vec::new(),
+        root: def.items,
+    };
+    let mut root = Group {
+        name: def.id,
+        children: Vec::new(),
+    };
     m.group(def.items, &mut root, &mut Vec::new());
     while m.pos < ids.len() {
         // only reached when a segment fits nowhere: keep it at the top level
@@ -137,7 +162,10 @@ pub fn arrange(msg: &Message<'_>, def: &'static StructureDef) -> Tree {
         root.children.push(Node::Segment(m.pos));
         m.pos += 1;
     }
-    Tree { root, problems: m.problems }
+    Tree {
+        root,
+        problems: m.problems,
+    }
 }
 
 struct Matcher<'i> {
@@ -150,7 +178,12 @@ struct Matcher<'i> {
 impl Matcher<'_> {
     /// Matches the entries of one group occurrence; `open` holds, for each enclosing group,
     /// its entries and the index of the entry being matched.
-    fn group(&mut self, items: &'static [Item], node: &mut Group, open: &mut Vec<(&'static [Item], usize)>) {
+    fn group(
+        &mut self,
+        items: &'static [Item],
+        node: &mut Group,
+        open: &mut Vec<(&'static [Item], usize)>,
+    ) {
         let mut counts = vec![0u16; items.len()];
         let mut at = 0;
         while let Some(&id) = self.ids.get(self.pos) {
@@ -162,8 +195,13 @@ impl Matcher<'_> {
                 // Entering a new group only by skipping its optional first entries (OML_O21's
                 // PRIOR_RESULT for an ORC) loses to an enclosing repeating group that starts
                 // with this very segment (a new ORDER).
-                let indirect = matches!(items[j], Item::Group { .. }) && !items[j].starts_directly_with(id);
-                if indirect && open.iter().any(|(its, i)| its[*i].card().repeats() && its[*i].starts_directly_with(id)) {
+                let indirect =
+                    matches!(items[j], Item::Group { .. }) && !items[j].starts_directly_with(id);
+                if indirect
+                    && open.iter().any(|(its, i)| {
+                        its[*i].card().repeats() && its[*i].starts_directly_with(id)
+                    })
+                {
                     break;
                 }
                 self.missing_between(items, &counts, at, j);
@@ -174,8 +212,16 @@ impl Matcher<'_> {
                         node.children.push(Node::Segment(self.pos));
                         self.pos += 1;
                     }
-                    Item::Group { name, items: inner, choice, .. } => {
-                        let mut child = Group { name, children: Vec::new() };
+                    Item::Group {
+                        name,
+                        items: inner,
+                        choice,
+                        ..
+                    } => {
+                        let mut child = Group {
+                            name,
+                            children: Vec::new(),
+                        };
                         open.push((items, j));
                         if *choice {
                             self.choice(inner, &mut child, open);
@@ -188,7 +234,9 @@ impl Matcher<'_> {
                 }
                 continue;
             }
-            if open.iter().rev().any(|(its, i)| its[*i].can_start_with(id) || its[i + 1..].iter().any(|it| it.can_start_with(id))) {
+            if open.iter().rev().any(|(its, i)| {
+                its[*i].can_start_with(id) || its[i + 1..].iter().any(|it| it.can_start_with(id))
+            }) {
                 break;
             }
             // Out of place here and nowhere later: keep it in this group, where it appears, so
@@ -206,9 +254,18 @@ impl Matcher<'_> {
 
     /// Matches one occurrence of a choice: the first alternative that can start with the
     /// current segment (the caller checked that one can).
-    fn choice(&mut self, items: &'static [Item], node: &mut Group, open: &mut Vec<(&'static [Item], usize)>) {
-        let Some(&id) = self.ids.get(self.pos) else { return };
-        let Some(j) = items.iter().position(|it| it.can_start_with(id)) else { return };
+    fn choice(
+        &mut self,
+        items: &'static [Item],
+        node: &mut Group,
+        open: &mut Vec<(&'static [Item], usize)>,
+    ) {
+        let Some(&id) = self.ids.get(self.pos) else {
+            return;
+        };
+        let Some(j) = items.iter().position(|it| it.can_start_with(id)) else {
+            return;
+        };
         // the chosen alternative alone, as a one-entry sequence
         self.group(std::slice::from_ref(&items[j]), node, open);
     }
@@ -222,7 +279,18 @@ impl Matcher<'_> {
             if counts[j] < it.card().min {
                 let what = match it {
                     Item::Segment { id, .. } => (*id).to_owned(),
-                    Item::Group { items, choice: true, .. } => format!("one of {}", items.iter().map(first_segment).collect::<Vec<_>>().join(", ")),
+                    Item::Group {
+                        items,
+                        choice: true,
+                        ..
+                    } => format!(
+                        "one of {}",
+                        items
+                            .iter()
+                            .map(first_segment)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     Item::Group { name, .. } => format!("group {name}"),
                 };
                 self.problems.push(Problem::Missing { what, before });
@@ -262,16 +330,33 @@ mod tests {
         assert_eq!(obs.len(), 2);
         assert_eq!(obs[1].all_segments(), vec![4, 5]);
         // the Z-segment is kept where it appears
-        assert_eq!(t.root.all_segments(), (0..m.segment_count()).collect::<Vec<_>>());
+        assert_eq!(
+            t.root.all_segments(),
+            (0..m.segment_count()).collect::<Vec<_>>()
+        );
     }
 
     #[test]
     fn reports_order_problems() {
         let raw = "MSH|^~\\&|||||||ADT^A01|1|P|2.5.1\rPID|1\rEVN|A01\rXYZ|1\r";
         let (m, t) = tree(raw);
-        assert!(t.problems.contains(&Problem::OutOfOrder(2)), "{:?}", t.problems);
-        assert!(t.problems.contains(&Problem::Unexpected(3)), "{:?}", t.problems);
-        assert!(t.problems.iter().any(|p| matches!(p, Problem::Missing { what, .. } if what == "PV1")), "{:?}", t.problems);
+        assert!(
+            t.problems.contains(&Problem::OutOfOrder(2)),
+            "{:?}",
+            t.problems
+        );
+        assert!(
+            t.problems.contains(&Problem::Unexpected(3)),
+            "{:?}",
+            t.problems
+        );
+        assert!(
+            t.problems
+                .iter()
+                .any(|p| matches!(p, Problem::Missing { what, .. } if what == "PV1")),
+            "{:?}",
+            t.problems
+        );
         assert_eq!(t.root.all_segments().len(), m.segment_count());
     }
 

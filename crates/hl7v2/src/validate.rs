@@ -54,7 +54,15 @@ pub struct Issue {
 
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} [{} {}]: {}", self.severity.code(), self.location, self.condition.code(), self.condition.text(), self.message)
+        write!(
+            f,
+            "{} {} [{} {}]: {}",
+            self.severity.code(),
+            self.location,
+            self.condition.code(),
+            self.condition.text(),
+            self.message
+        )
     }
 }
 
@@ -68,12 +76,19 @@ pub const STRICT_TABLES: &[u16] = &[1, 3, 4, 8, 76, 85, 103, 104, 155, 354, 357]
 
 /// A table by number.
 pub fn table(id: u16) -> Option<&'static TableDef> {
-    TABLES.binary_search_by_key(&id, |t| t.id).ok().map(|i| &TABLES[i])
+    TABLES
+        .binary_search_by_key(&id, |t| t.id)
+        .ok()
+        .map(|i| &TABLES[i])
 }
 
 /// Validates a message; an empty list means it conforms to what is checked.
 pub fn validate(msg: &Message<'_>) -> Vec<Issue> {
-    let mut v = Validator { msg, issues: Vec::new(), defs: definitions(msg.version().as_deref().unwrap_or(DEFAULT_VERSION)) };
+    let mut v = Validator {
+        msg,
+        issues: Vec::new(),
+        defs: definitions(msg.version().as_deref().unwrap_or(DEFAULT_VERSION)),
+    };
     v.structure();
     for seg in msg.segments() {
         v.segment(&seg);
@@ -89,47 +104,114 @@ struct Validator<'m, 'a> {
 }
 
 fn seg_location(seg: &Segment<'_>) -> Location {
-    Location { offset: seg.offset(), segment_index: Some(seg.index()), segment: Some(seg.id().to_owned()), ..Location::default() }
+    Location {
+        offset: seg.offset(),
+        segment_index: Some(seg.index()),
+        segment: Some(seg.id().to_owned()),
+        ..Location::default()
+    }
 }
 
 impl Validator<'_, '_> {
-    fn push(&mut self, severity: Severity, condition: ErrorCondition, location: Location, message: String) {
-        self.issues.push(Issue { severity, condition, location, message });
+    fn push(
+        &mut self,
+        severity: Severity,
+        condition: ErrorCondition,
+        location: Location,
+        message: String,
+    ) {
+        self.issues.push(Issue {
+            severity,
+            condition,
+            location,
+            message,
+        });
     }
 
     fn structure(&mut self) {
         let msg = self.msg;
         let Some((_, def)) = structure_for(msg) else {
             let what = structure_id(msg).unwrap_or_else(|| {
-                format!("{}^{}", msg.message_type().unwrap_or_default(), msg.trigger_event().unwrap_or_default())
+                format!(
+                    "{}^{}",
+                    msg.message_type().unwrap_or_default(),
+                    msg.trigger_event().unwrap_or_default()
+                )
             });
-            let loc = Location { field: Some(9), ..msg.segment_at(0).map(|s| seg_location(&s)).unwrap_or_default() };
-            self.push(Severity::Warning, ErrorCondition::UnsupportedMessageType, loc, format!("no structure definition for {what}; segment order not checked"));
+            let loc = Location {
+                field: Some(9),
+                ..msg
+                    .segment_at(0)
+                    .map(|s| seg_location(&s))
+                    .unwrap_or_default()
+            };
+            self.push(
+                Severity::Warning,
+                ErrorCondition::UnsupportedMessageType,
+                loc,
+                format!("no structure definition for {what}; segment order not checked"),
+            );
             return;
         };
-        let end = msg.segment_at(msg.segment_count() - 1).map_or(0, |s| s.offset() + s.raw().len());
+        let end = msg
+            .segment_at(msg.segment_count() - 1)
+            .map_or(0, |s| s.offset() + s.raw().len());
         for p in arrange(msg, def).problems {
-            let at = |i: Option<usize>| i.and_then(|i| msg.segment_at(i)).map_or_else(|| Location::at(end), |s| seg_location(&s));
+            let at = |i: Option<usize>| {
+                i.and_then(|i| msg.segment_at(i))
+                    .map_or_else(|| Location::at(end), |s| seg_location(&s))
+            };
             let (severity, loc, text) = match p {
-                Problem::Missing { what, before } => {
-                    (Severity::Error, at(before), format!("required {what} of {} is missing{}", def.id, if before.is_some() { " before this segment" } else { " at the end" }))
-                }
-                Problem::OutOfOrder(i) => (Severity::Error, at(Some(i)), format!("segment is out of order for {}", def.id)),
-                Problem::Unexpected(i) => (Severity::Warning, at(Some(i)), format!("segment is not part of {} (kept)", def.id)),
+                Problem::Missing { what, before } => (
+                    Severity::Error,
+                    at(before),
+                    format!(
+                        "required {what} of {} is missing{}",
+                        def.id,
+                        if before.is_some() {
+                            " before this segment"
+                        } else {
+                            " at the end"
+                        }
+                    ),
+                ),
+                Problem::OutOfOrder(i) => (
+                    Severity::Error,
+                    at(Some(i)),
+                    format!("segment is out of order for {}", def.id),
+                ),
+                Problem::Unexpected(i) => (
+                    Severity::Warning,
+                    at(Some(i)),
+                    format!("segment is not part of {} (kept)", def.id),
+                ),
             };
             self.push(severity, ErrorCondition::SegmentSequenceError, loc, text);
         }
     }
 
     fn segment(&mut self, seg: &Segment<'_>) {
-        let Some(def) = self.defs.segment(seg.id()) else { return };
+        let Some(def) = self.defs.segment(seg.id()) else {
+            return;
+        };
         for fd in def.fields {
             let field = seg.field(usize::from(fd.seq));
-            let loc = Location { field: Some(usize::from(fd.seq)), ..seg_location(seg) };
+            let loc = Location {
+                field: Some(usize::from(fd.seq)),
+                ..seg_location(seg)
+            };
             let Some(field) = field.filter(|f| !f.is_empty()) else {
                 if fd.card.required() {
-                    let loc = Location { offset: seg.offset() + seg.raw().len(), ..loc };
-                    self.push(Severity::Error, ErrorCondition::RequiredFieldMissing, loc, format!("required field {} ({}) is empty", fd.name, fd.datatype));
+                    let loc = Location {
+                        offset: seg.offset() + seg.raw().len(),
+                        ..loc
+                    };
+                    self.push(
+                        Severity::Error,
+                        ErrorCondition::RequiredFieldMissing,
+                        loc,
+                        format!("required field {} ({}) is empty", fd.name, fd.datatype),
+                    );
                 }
                 continue;
             };
@@ -138,19 +220,50 @@ impl Validator<'_, '_> {
             }
             let reps = field.children().count();
             if fd.card.max == Some(0) {
-                self.push(Severity::Warning, ErrorCondition::NonConformantCardinality, Location { offset: field.offset(), ..loc.clone() }, format!("{} is withdrawn in v{} and should be empty", fd.name, self.defs.version));
+                self.push(
+                    Severity::Warning,
+                    ErrorCondition::NonConformantCardinality,
+                    Location {
+                        offset: field.offset(),
+                        ..loc.clone()
+                    },
+                    format!(
+                        "{} is withdrawn in v{} and should be empty",
+                        fd.name, self.defs.version
+                    ),
+                );
             } else if let Some(max) = fd.card.max.filter(|&m| reps > usize::from(m)) {
-                self.push(Severity::Error, ErrorCondition::NonConformantCardinality, Location { offset: field.offset(), ..loc.clone() }, format!("{} repeats {reps} times; at most {max} allowed", fd.name));
+                self.push(
+                    Severity::Error,
+                    ErrorCondition::NonConformantCardinality,
+                    Location {
+                        offset: field.offset(),
+                        ..loc.clone()
+                    },
+                    format!("{} repeats {reps} times; at most {max} allowed", fd.name),
+                );
             }
             for (r, rep) in field.children().enumerate() {
-                let loc = Location { repetition: Some(r + 1), offset: rep.offset(), ..loc.clone() };
+                let loc = Location {
+                    repetition: Some(r + 1),
+                    offset: rep.offset(),
+                    ..loc.clone()
+                };
                 self.value(&rep, fd.datatype, fd.table, loc, fd, 0);
             }
         }
     }
 
     /// Checks one repetition, component or subcomponent against its data type.
-    fn value(&mut self, e: &Element<'_>, datatype: &str, tbl: Option<u16>, loc: Location, fd: &FieldDef, depth: usize) {
+    fn value(
+        &mut self,
+        e: &Element<'_>,
+        datatype: &str,
+        tbl: Option<u16>,
+        loc: Location,
+        fd: &FieldDef,
+        depth: usize,
+    ) {
         if e.is_empty() || e.is_null() {
             return;
         }
@@ -159,10 +272,16 @@ impl Validator<'_, '_> {
                 self.coded_element(e, tbl, &loc);
             }
             for (i, part) in e.children().enumerate() {
-                let Some(cd) = composite.components.get(i) else { break };
+                let Some(cd) = composite.components.get(i) else {
+                    break;
+                };
                 let mut l = loc.clone();
                 l.offset = part.offset();
-                if depth == 0 { l.component = Some(i + 1) } else { l.subcomponent = Some(i + 1) }
+                if depth == 0 {
+                    l.component = Some(i + 1);
+                } else {
+                    l.subcomponent = Some(i + 1);
+                }
                 self.value(&part, cd.datatype, cd.table, l, fd, depth + 1);
             }
             return;
@@ -170,22 +289,61 @@ impl Validator<'_, '_> {
         let text = match e.text() {
             Ok(t) => t,
             Err(err) => {
-                self.push(Severity::Error, ErrorCondition::DataTypeError, loc, err.kind.to_string());
+                self.push(
+                    Severity::Error,
+                    ErrorCondition::DataTypeError,
+                    loc,
+                    err.kind.to_string(),
+                );
                 return;
             }
         };
-        if let Some(len) = fd.len.filter(|&l| depth == 0 && text.chars().count() > l as usize) {
-            self.push(Severity::Error, ErrorCondition::ValueTooLong, loc.clone(), format!("{} is {} characters long; at most {len} allowed", fd.name, text.chars().count()));
+        if let Some(len) = fd
+            .len
+            .filter(|&l| depth == 0 && text.chars().count() > l as usize)
+        {
+            self.push(
+                Severity::Error,
+                ErrorCondition::ValueTooLong,
+                loc.clone(),
+                format!(
+                    "{} is {} characters long; at most {len} allowed",
+                    fd.name,
+                    text.chars().count()
+                ),
+            );
         }
         if let Some(problem) = check_primitive(datatype, &text) {
-            self.push(Severity::Error, ErrorCondition::DataTypeError, loc, format!("{} is not a valid {datatype}: {problem}", describe(fd, depth)));
+            self.push(
+                Severity::Error,
+                ErrorCondition::DataTypeError,
+                loc,
+                format!(
+                    "{} is not a valid {datatype}: {problem}",
+                    describe(fd, depth)
+                ),
+            );
             return;
         }
-        if let (Some(t), "ID" | "IS") = (tbl.and_then(table), datatype) {
-            if !t.contains(&text) {
-                let severity = if STRICT_TABLES.contains(&t.id) { Severity::Error } else { Severity::Warning };
-                self.push(severity, ErrorCondition::TableValueNotFound, loc, format!("{} value {text:?} is not in HL7 table {:04} ({})", describe(fd, depth), t.id, t.name));
-            }
+        if let (Some(t), "ID" | "IS") = (tbl.and_then(table), datatype)
+            && !table_holds(t, &text)
+        {
+            let severity = if STRICT_TABLES.contains(&t.id) {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
+            self.push(
+                severity,
+                ErrorCondition::TableValueNotFound,
+                loc,
+                format!(
+                    "{} value {text:?} is not in HL7 table {:04} ({})",
+                    describe(fd, depth),
+                    t.id,
+                    t.name
+                ),
+            );
         }
     }
 
@@ -197,25 +355,57 @@ impl Validator<'_, '_> {
         if !(system.is_empty() || system.starts_with("HL7")) {
             return;
         }
-        let Some(code) = e.child(1).and_then(|c| c.text().ok()).filter(|c| !c.is_empty()) else { return };
-        if !t.contains(&code) {
-            let l = Location { component: Some(1), ..loc.clone() };
-            self.push(Severity::Warning, ErrorCondition::TableValueNotFound, l, format!("code {code:?} is not in HL7 table {:04} ({})", t.id, t.name));
+        let Some(code) = e
+            .child(1)
+            .and_then(|c| c.text().ok())
+            .filter(|c| !c.is_empty())
+        else {
+            return;
+        };
+        if !table_holds(t, &code) {
+            let l = Location {
+                component: Some(1),
+                ..loc.clone()
+            };
+            self.push(
+                Severity::Warning,
+                ErrorCondition::TableValueNotFound,
+                l,
+                format!("code {code:?} is not in HL7 table {:04} ({})", t.id, t.name),
+            );
         }
     }
 }
 
+/// Whether a table holds a code. Table 0396 (coding systems) stands for whole families with
+/// pattern codes: `HL7nnnn` for every HL7 table and `99zzz` for local systems.
+fn table_holds(t: &TableDef, code: &str) -> bool {
+    if t.contains(code) {
+        return true;
+    }
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    t.id == 396
+        && (code.strip_prefix("HL7").is_some_and(|n| digits(n, 4))
+            || (code.len() == 5 && code.starts_with("99")))
+}
+
 fn describe(fd: &FieldDef, depth: usize) -> String {
-    if depth == 0 { fd.name.to_owned() } else { format!("a component of {}", fd.name) }
+    if depth == 0 {
+        fd.name.to_owned()
+    } else {
+        format!("a component of {}", fd.name)
+    }
 }
 
 /// Checks a primitive value; returns what is wrong.
 pub fn check_primitive(datatype: &str, text: &str) -> Option<&'static str> {
     match datatype {
         "NM" => check_number(text),
-        "SI" => (!text.bytes().all(|b| b.is_ascii_digit())).then_some("expected a non-negative whole number"),
+        "SI" => (!text.bytes().all(|b| b.is_ascii_digit()))
+            .then_some("expected a non-negative whole number"),
         "DTM" | "TS" => check_datetime(text, 4),
-        "DT" => check_datetime(text, 4).or_else(|| (text.len() > 8).then_some("a date has at most 8 digits (YYYYMMDD)")),
+        "DT" => check_datetime(text, 4)
+            .or_else(|| (text.len() > 8).then_some("a date has at most 8 digits (YYYYMMDD)")),
         "TM" => check_time(text),
         _ => None,
     }
@@ -225,40 +415,51 @@ fn check_number(text: &str) -> Option<&'static str> {
     let t = text.strip_prefix(['+', '-']).unwrap_or(text);
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    (!(digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty()))).then_some("expected a number such as -12.5")
+    (!(digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty())))
+        .then_some("expected a number such as -12.5")
 }
 
 /// `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`, with each part in range.
 fn check_datetime(text: &str, min_digits: usize) -> Option<&'static str> {
     let (main, zone) = split_zone(text);
-    if let Some(z) = zone {
-        if z.len() != 4 || !z.bytes().all(|b| b.is_ascii_digit()) {
-            return Some("a time zone offset is +HHMM or -HHMM");
-        }
+    if let Some(z) = zone
+        && (z.len() != 4 || !z.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Some("a time zone offset is +HHMM or -HHMM");
     }
     let (digits, frac) = main.split_once('.').unwrap_or((main, ""));
     if !digits.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return Some("expected digits YYYYMMDDHHMMSS");
     }
-    if digits.len() < min_digits || digits.len() > 14 || digits.len() % 2 != 0 {
+    if digits.len() < min_digits || digits.len() > 14 || !digits.len().is_multiple_of(2) {
         return Some("expected YYYY, YYYYMM, YYYYMMDD, YYYYMMDDHH, YYYYMMDDHHMM or YYYYMMDDHHMMSS");
     }
-    if frac.len() > 4 || (!frac.is_empty() && digits.len() != 14) || (main.contains('.') && frac.is_empty()) {
+    if frac.len() > 4
+        || (!frac.is_empty() && digits.len() != 14)
+        || (main.contains('.') && frac.is_empty())
+    {
         return Some("fractions of a second need all of YYYYMMDDHHMMSS and 1 to 4 digits");
     }
-    let part = |from: usize| digits.get(from..from + 2).and_then(|p| p.parse::<u32>().ok());
+    let part = |from: usize| {
+        digits
+            .get(from..from + 2)
+            .and_then(|p| p.parse::<u32>().ok())
+    };
     let year: u32 = digits[..4].parse().unwrap_or(0);
     if let Some(m) = part(4) {
         if !(1..=12).contains(&m) {
             return Some("month out of range");
         }
-        if let Some(d) = part(6) {
-            if d == 0 || d > days_in_month(year, m) {
-                return Some("day out of range");
-            }
+        if let Some(d) = part(6)
+            && (d == 0 || d > days_in_month(year, m))
+        {
+            return Some("day out of range");
         }
     }
-    if part(8).is_some_and(|h| h > 23) || part(10).is_some_and(|m| m > 59) || part(12).is_some_and(|s| s > 59) {
+    if part(8).is_some_and(|h| h > 23)
+        || part(10).is_some_and(|m| m > 59)
+        || part(12).is_some_and(|s| s > 59)
+    {
         return Some("time out of range");
     }
     None
@@ -267,7 +468,7 @@ fn check_datetime(text: &str, min_digits: usize) -> Option<&'static str> {
 fn check_time(text: &str) -> Option<&'static str> {
     let (main, _) = split_zone(text);
     let (digits, _) = main.split_once('.').unwrap_or((main, ""));
-    if digits.len() < 2 || digits.len() > 6 || digits.len() % 2 != 0 {
+    if digits.len() < 2 || digits.len() > 6 || !digits.len().is_multiple_of(2) {
         return Some("expected HH, HHMM or HHMMSS");
     }
     check_datetime(&format!("20000101{text}"), 4)
@@ -282,7 +483,9 @@ fn split_zone(text: &str) -> (&str, Option<&str>) {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -300,10 +503,26 @@ mod tests {
         assert!(check_primitive("NM", ".").is_some());
         assert_eq!(check_primitive("SI", "3"), None);
         assert!(check_primitive("SI", "-3").is_some());
-        for ok in ["2024", "202402", "20240229", "2024022913", "202402291359", "20240229135959.1234", "20240229135959+0100"] {
+        for ok in [
+            "2024",
+            "202402",
+            "20240229",
+            "2024022913",
+            "202402291359",
+            "20240229135959.1234",
+            "20240229135959+0100",
+        ] {
             assert_eq!(check_primitive("DTM", ok), None, "{ok}");
         }
-        for bad in ["24", "20230229", "20241301", "20240101246000", "2024010112000", "20240101+01", "2024-01-01"] {
+        for bad in [
+            "24",
+            "20230229",
+            "20241301",
+            "20240101246000",
+            "2024010112000",
+            "20240101+01",
+            "2024-01-01",
+        ] {
             assert!(check_primitive("DTM", bad).is_some(), "{bad}");
         }
         assert_eq!(check_primitive("TM", "1230"), None);
@@ -316,14 +535,30 @@ mod tests {
         let m = Message::parse(raw).unwrap();
         let issues = validate(&m);
         let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
-        let has = |path: &str, cond: ErrorCondition| issues.iter().any(|i| i.location.path() == path && i.condition == cond);
+        let has = |path: &str, cond: ErrorCondition| {
+            issues
+                .iter()
+                .any(|i| i.location.path() == path && i.condition == cond)
+        };
         assert!(has("EVN-2-1", ErrorCondition::DataTypeError), "{text:#?}");
         assert!(has("PID-1", ErrorCondition::DataTypeError), "{text:#?}");
         assert!(has("PID-7-1", ErrorCondition::DataTypeError), "{text:#?}");
-        assert!(has("PID-8", ErrorCondition::TableValueNotFound), "{text:#?}");
-        assert!(has("PV1-2", ErrorCondition::TableValueNotFound), "{text:#?}");
-        let pid1 = issues.iter().find(|i| i.location.path() == "PID-1").unwrap();
-        assert_eq!(pid1.location.offset, raw.windows(5).position(|w| w == b"PID|x").unwrap() + 4);
+        assert!(
+            has("PID-8", ErrorCondition::TableValueNotFound),
+            "{text:#?}"
+        );
+        assert!(
+            has("PV1-2", ErrorCondition::TableValueNotFound),
+            "{text:#?}"
+        );
+        let pid1 = issues
+            .iter()
+            .find(|i| i.location.path() == "PID-1")
+            .unwrap();
+        assert_eq!(
+            pid1.location.offset,
+            raw.windows(5).position(|w| w == b"PID|x").unwrap() + 4
+        );
     }
 
     #[test]
@@ -331,7 +566,13 @@ mod tests {
         let m = Message::parse(b"MSH|^~\\&|A\r").unwrap();
         let issues = validate(&m);
         for f in [7, 9, 10, 11, 12] {
-            assert!(issues.iter().any(|i| i.condition == ErrorCondition::RequiredFieldMissing && i.location.field == Some(f)), "MSH-{f}: {issues:#?}");
+            assert!(
+                issues
+                    .iter()
+                    .any(|i| i.condition == ErrorCondition::RequiredFieldMissing
+                        && i.location.field == Some(f)),
+                "MSH-{f}: {issues:#?}"
+            );
         }
     }
 }

@@ -16,7 +16,10 @@ fn empty_input() {
 #[test]
 fn no_msh() {
     let e = err(b"PID|1||123\r");
-    assert!(matches!(e.kind, ErrorKind::NoMsh(ref s) if s.starts_with("PID")), "{e}");
+    assert!(
+        matches!(e.kind, ErrorKind::NoMsh(ref s) if s.starts_with("PID")),
+        "{e}"
+    );
     assert_eq!(e.location.offset, 0);
     let e = err(b"\r\nhello world");
     assert_eq!(e.location.offset, 2);
@@ -24,9 +27,21 @@ fn no_msh() {
 
 #[test]
 fn bad_delimiters() {
-    for (input, offset) in [(&b"MSH"[..], 3), (b"MSHA^~\\&|", 3), (b"MSH|^", 4), (b"MSH|^^\\&|", 5), (b"MSH|||", 4)] {
+    for (input, offset) in [
+        (&b"MSH"[..], 3),
+        (b"MSHA^~\\&|", 3),
+        (b"MSH|^", 4),
+        (b"MSH|^^\\&|", 5),
+        (b"MSH|||", 4),
+    ] {
         let e = err(input);
-        assert!(matches!(e.kind, ErrorKind::BadDelimiters(_) | ErrorKind::Truncated(_)), "{input:?}: {e}");
+        assert!(
+            matches!(
+                e.kind,
+                ErrorKind::BadDelimiters(_) | ErrorKind::Truncated(_)
+            ),
+            "{input:?}: {e}"
+        );
         assert_eq!(e.location.offset, offset, "{input:?}: {e}");
         assert_eq!(e.location.segment.as_deref(), Some("MSH"));
     }
@@ -52,7 +67,10 @@ fn truncated_and_bad_segments() {
 fn invalid_utf8_is_located() {
     let input = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5.1\rPID|1||123||DO\xFFE\r";
     let e = err(input);
-    assert!(matches!(e.kind, ErrorKind::InvalidByte { byte: 0xFF, .. }), "{e}");
+    assert!(
+        matches!(e.kind, ErrorKind::InvalidByte { byte: 0xFF, .. }),
+        "{e}"
+    );
     let at = input.iter().position(|&b| b == 0xFF).expect("bad byte");
     assert_eq!(e.location.offset, at);
     assert_eq!(e.location.path(), "PID-5");
@@ -62,10 +80,19 @@ fn invalid_utf8_is_located() {
 #[test]
 fn bytes_outside_declared_charsets() {
     let ascii = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5.1||||||ASCII\rPID|1||\xC3\xA9\r";
-    assert!(matches!(err(ascii).kind, ErrorKind::InvalidByte { charset: "ASCII", .. }));
+    assert!(matches!(
+        err(ascii).kind,
+        ErrorKind::InvalidByte {
+            charset: "ASCII",
+            ..
+        }
+    ));
     let unknown = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5.1||||||ISO IR87\rPID|1\r";
     let e = err(unknown);
-    assert!(matches!(e.kind, ErrorKind::UnsupportedCharset(ref c) if c == "ISO IR87"), "{e}");
+    assert!(
+        matches!(e.kind, ErrorKind::UnsupportedCharset(ref c) if c == "ISO IR87"),
+        "{e}"
+    );
     assert_eq!(e.location.path(), "MSH-18");
     let latin1 = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5.1||||||8859/1\rPID|1||||M\xDCLLER\r";
     let msg = Message::parse(latin1).expect("latin-1");
@@ -79,7 +106,10 @@ fn hundred_thousand_fields() {
         input.extend_from_slice(format!("|{i}").as_bytes());
     }
     let msg = Message::parse(&input).expect("parses");
-    assert_eq!(msg.value("ZZZ-100000").expect("path").as_deref(), Some("99999"));
+    assert_eq!(
+        msg.value("ZZZ-100000").expect("path").as_deref(),
+        Some("99999")
+    );
     assert_eq!(msg.value("ZZZ-100001").expect("path"), None);
     let seg = msg.segment("ZZZ", 1).expect("segment");
     assert_eq!(seg.field_count(), 100_000);
@@ -92,7 +122,10 @@ fn deeply_repeated_components() {
     input.extend(std::iter::repeat_n(b"~^&".iter().copied(), 200_000).flatten());
     input.extend_from_slice(b"END");
     let msg = Message::parse(&input).expect("parses");
-    assert_eq!(msg.value("PID-3[200001]-2-2").expect("path").as_deref(), Some("END"));
+    assert_eq!(
+        msg.value("PID-3[200001]-2-2").expect("path").as_deref(),
+        Some("END")
+    );
     let field = msg.get("PID-3").expect("path").expect("present");
     assert_eq!(field.children().count(), 200_001);
     let _ = hl7v2::validate::validate(&msg);
@@ -107,7 +140,10 @@ fn reader_bounds_memory_on_a_line_without_end() {
     input.extend_from_slice(b"\rMSH|^~\\&|B\rPID|1\r");
     let mut r = MessageReader::with_max_message(std::io::BufReader::new(&input[..]), 1 << 20);
     let first = r.next_message().expect("item");
-    assert!(matches!(first, Err(ref e) if matches!(e.kind, ErrorKind::Limit(_))), "{first:?}");
+    assert!(
+        matches!(first, Err(ref e) if matches!(e.kind, ErrorKind::Limit(_))),
+        "{first:?}"
+    );
     let second = r.next_message().expect("item").expect("message");
     assert_eq!(second.bytes, b"MSH|^~\\&|B\rPID|1\r");
 }

@@ -22,24 +22,52 @@ fn delimiters() -> impl Strategy<Value = Delimiters> {
 /// Text with no delimiter and no terminator, possibly non-ASCII.
 fn leaf(d: Delimiters) -> impl Strategy<Value = String> {
     "[a-zA-Z0-9 .,'()éü中-]{0,8}".prop_map(move |s: String| {
-        s.chars().filter(|c| u8::try_from(u32::from(*c)).map_or(true, |b| ![d.field, d.component, d.repetition, d.escape.unwrap_or(0), d.subcomponent.unwrap_or(0)].contains(&b))).collect()
+        s.chars()
+            .filter(|c| {
+                u8::try_from(u32::from(*c)).map_or(true, |b| {
+                    ![
+                        d.field,
+                        d.component,
+                        d.repetition,
+                        d.escape.unwrap_or(0),
+                        d.subcomponent.unwrap_or(0),
+                    ]
+                    .contains(&b)
+                })
+            })
+            .collect()
     })
 }
 
 type Field = Vec<Vec<Vec<String>>>;
 
 fn field(d: Delimiters) -> impl Strategy<Value = Field> {
-    prop::collection::vec(prop::collection::vec(prop::collection::vec(leaf(d), 1..3), 1..4), 1..3)
+    prop::collection::vec(
+        prop::collection::vec(prop::collection::vec(leaf(d), 1..3), 1..4),
+        1..3,
+    )
 }
 
 fn segment(d: Delimiters) -> impl Strategy<Value = (String, Vec<Field>)> {
-    ("Z[A-Z0-9]{2}|PID|OBX|NTE|PV1", prop::collection::vec(field(d), 0..6))
+    (
+        "Z[A-Z0-9]{2}|PID|OBX|NTE|PV1",
+        prop::collection::vec(field(d), 0..6),
+    )
 }
 
 fn encode_field(f: &Field, d: Delimiters) -> String {
     let join = |parts: Vec<String>, sep: u8| parts.join(&char::from(sep).to_string());
     join(
-        f.iter().map(|r| join(r.iter().map(|c| join(c.clone(), d.subcomponent.unwrap_or(b'&'))).collect(), d.component)).collect(),
+        f.iter()
+            .map(|r| {
+                join(
+                    r.iter()
+                        .map(|c| join(c.clone(), d.subcomponent.unwrap_or(b'&')))
+                        .collect(),
+                    d.component,
+                )
+            })
+            .collect(),
         d.repetition,
     )
 }
@@ -48,7 +76,10 @@ fn build(d: Delimiters, segs: &[(String, Vec<Field>)], term: &str, trailing: boo
     let f = char::from(d.field).to_string();
     let mut enc = String::from_utf8(d.encoding_characters()).unwrap_or_default();
     enc.insert(0, char::from(d.field));
-    let mut lines = vec![format!("MSH{enc}{f}APP{f}FAC{f}{f}{f}20240101{f}{f}ADT{}A01{f}CTRL{f}P{f}2.5.1", char::from(d.component))];
+    let mut lines = vec![format!(
+        "MSH{enc}{f}APP{f}FAC{f}{f}{f}20240101{f}{f}ADT{}A01{f}CTRL{f}P{f}2.5.1",
+        char::from(d.component)
+    )];
     for (id, fields) in segs {
         let mut line = id.clone();
         for fl in fields {
@@ -133,15 +164,34 @@ proptest! {
 
 /// Everything a caller might do with a message that parsed.
 fn exercise(bytes: &[u8]) {
-    let Ok(msg) = Message::parse(bytes) else { return };
-    for p in ["PID-5-1", "PID-3[2]-1", "OBX[1]-5", "MSH-9-2", "MSH-1", "MSH-2", "ZZZ-1-1-1"] {
+    let Ok(msg) = Message::parse(bytes) else {
+        return;
+    };
+    for p in [
+        "PID-5-1",
+        "PID-3[2]-1",
+        "OBX[1]-5",
+        "MSH-9-2",
+        "MSH-1",
+        "MSH-2",
+        "ZZZ-1-1-1",
+    ] {
         let _ = msg.value(p);
     }
     let _ = hl7v2::validate::validate(&msg);
     let _ = hl7v2::json::to_json(&msg);
-    let opts = AckOptions { code: AckCode::ApplicationAccept, text: Some("x"), errors: vec![], control_id: "1", timestamp: "2024" };
+    let opts = AckOptions {
+        code: AckCode::ApplicationAccept,
+        text: Some("x"),
+        errors: vec![],
+        control_id: "1",
+        timestamp: "2024",
+    };
     if let Ok(ack) = build_ack(&msg, &opts) {
-        assert!(Message::parse(&ack.encode()).is_ok(), "an ACK we built does not parse");
+        assert!(
+            Message::parse(&ack.encode()).is_ok(),
+            "an ACK we built does not parse"
+        );
     }
     assert_eq!(MessageBuf::from(&msg).encode(), bytes);
 }

@@ -27,7 +27,17 @@ fn our_dump(file: &std::path::Path) -> Value {
                 } else {
                     Value::Array(
                         f.children()
-                            .map(|r| Value::Array(r.children().map(|c| Value::Array(c.children().map(|s| text(s.raw())).collect())).collect()))
+                            .map(|r| {
+                                Value::Array(
+                                    r.children()
+                                        .map(|c| {
+                                            Value::Array(
+                                                c.children().map(|s| text(s.raw())).collect(),
+                                            )
+                                        })
+                                        .collect(),
+                                )
+                            })
                             .collect(),
                     )
                 };
@@ -69,14 +79,27 @@ fn diff(path: &str, ours: &Value, theirs: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn every_value_agrees_with_python_hl7() {
-    let Some(files) = common::corpus_files() else { return };
-    let Some(python) = common::python() else { return };
+    let Some(files) = common::corpus_files() else {
+        return;
+    };
+    let Some(python) = common::python() else {
+        return;
+    };
     let script = common::root().join("tests/peers/python_hl7_dump.py");
     let mut problems = Vec::new();
     let mut values = 0usize;
     for file in &files {
-        let out = Command::new(&python).arg(&script).arg(file).output().expect("run python");
-        assert!(out.status.success(), "python-hl7 failed on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&python)
+            .arg(&script)
+            .arg(file)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "python-hl7 failed on {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let theirs: Value = serde_json::from_slice(&out.stdout).expect("python output is JSON");
         let ours = our_dump(file);
         values += ours.to_string().matches('"').count() / 2;
@@ -84,6 +107,16 @@ fn every_value_agrees_with_python_hl7() {
         diff(&file.display().to_string(), &ours, &theirs, &mut d);
         problems.extend(d);
     }
-    assert!(problems.is_empty(), "{} disagreements, first ones:\n{}", problems.len(), problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} disagreements, first ones:\n{}",
+        problems.len(),
+        problems
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert!(values > 10_000, "compared only {values} values");
 }

@@ -95,7 +95,9 @@ pub fn run(cmd: Hl7Command) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = match cmd {
-        Hl7Command::Parse { file, json } => each_message(&file, |ctx, msg| parse_one(&mut out, ctx, msg, json)),
+        Hl7Command::Parse { file, json } => {
+            each_message(&file, |ctx, msg| parse_one(&mut out, ctx, msg, json))
+        }
         Hl7Command::Get { file, path, raw } => {
             let path = Hl7Path::parse(&path).map_err(|e| anyhow::anyhow!("{}", e.kind))?;
             each_message(&file, |_, msg| {
@@ -113,15 +115,21 @@ pub fn run(cmd: Hl7Command) -> Result<ExitCode> {
             let msg = msg?;
             let mut ok = true;
             for issue in validate(&msg) {
-                ok &= issue.severity < Severity::Error && !(strict && issue.severity == Severity::Warning);
+                ok &= issue.severity < Severity::Error
+                    && !(strict && issue.severity == Severity::Warning);
                 let line = ctx.line_of(issue.location.offset);
                 writeln!(out, "{}:{line}: message {}: {issue}", ctx.file, ctx.number)?;
             }
             Ok(ok)
         }),
-        Hl7Command::Ack { file, code, text, terminator } => {
-            each_message(&file, |ctx, msg| ack_one(&mut out, ctx, msg, code, text.as_deref(), terminator))
-        }
+        Hl7Command::Ack {
+            file,
+            code,
+            text,
+            terminator,
+        } => each_message(&file, |ctx, msg| {
+            ack_one(&mut out, ctx, msg, code, text.as_deref(), terminator)
+        }),
     };
     let all_ok = match result {
         Err(e) if is_broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
@@ -131,11 +139,16 @@ pub fn run(cmd: Hl7Command) -> Result<ExitCode> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         r => r?,
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
 /// Where a message came from, to name it in output and errors.
@@ -150,7 +163,9 @@ pub struct MessageContext<'b> {
 impl MessageContext<'_> {
     /// The 1-based line in the file of a byte offset inside this message.
     fn line_of(&self, offset: usize) -> u64 {
-        let rel = usize::try_from((offset as u64).saturating_sub(self.offset)).unwrap_or(usize::MAX).min(self.bytes.len());
+        let rel = usize::try_from((offset as u64).saturating_sub(self.offset))
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
         let before = &self.bytes[..rel];
         let mut lines = 0;
         let mut prev = 0u8;
@@ -164,19 +179,30 @@ impl MessageContext<'_> {
     }
 
     fn describe(&self, e: &ParseError) -> String {
-        format!("{}:{}: message {}: {e}", self.file, self.line_of(e.location.offset), self.number)
+        format!(
+            "{}:{}: message {}: {e}",
+            self.file,
+            self.line_of(e.location.offset),
+            self.number
+        )
     }
 }
 
 /// Calls `f` for every message of the file; `f` returns whether the message was fine.
 /// `f` sees parse errors too (to acknowledge them); a [`ParseError`] it returns is reported on
 /// stderr with file, line and location, makes the result false, and reading goes on.
-fn each_message(file: &Path, mut f: impl FnMut(&MessageContext<'_>, Result<Message<'_>, ParseError>) -> Result<bool>) -> Result<bool> {
+fn each_message(
+    file: &Path,
+    mut f: impl FnMut(&MessageContext<'_>, Result<Message<'_>, ParseError>) -> Result<bool>,
+) -> Result<bool> {
     let name = file.display().to_string();
     let input: Box<dyn BufRead> = if name == "-" {
         Box::new(BufReader::with_capacity(1 << 18, io::stdin().lock()))
     } else {
-        Box::new(BufReader::with_capacity(1 << 18, File::open(file).with_context(|| format!("cannot open {name}"))?))
+        Box::new(BufReader::with_capacity(
+            1 << 18,
+            File::open(file).with_context(|| format!("cannot open {name}"))?,
+        ))
     };
     let mut reader = MessageReader::new(input);
     let mut all_ok = true;
@@ -191,8 +217,15 @@ fn each_message(file: &Path, mut f: impl FnMut(&MessageContext<'_>, Result<Messa
             }
         };
         count += 1;
-        let ctx = MessageContext { file: name.clone(), number: raw.number, line: raw.line, offset: raw.offset, bytes: raw.bytes };
-        let parsed = Message::parse_at(raw.bytes, usize::try_from(raw.offset).unwrap_or(usize::MAX));
+        let ctx = MessageContext {
+            file: name.clone(),
+            number: raw.number,
+            line: raw.line,
+            offset: raw.offset,
+            bytes: raw.bytes,
+        };
+        let parsed =
+            Message::parse_at(raw.bytes, usize::try_from(raw.offset).unwrap_or(usize::MAX));
         match f(&ctx, parsed) {
             Ok(ok) => all_ok &= ok,
             Err(e) => match e.downcast_ref::<ParseError>() {
@@ -211,7 +244,12 @@ fn each_message(file: &Path, mut f: impl FnMut(&MessageContext<'_>, Result<Messa
     Ok(all_ok)
 }
 
-fn parse_one(out: &mut impl Write, ctx: &MessageContext<'_>, msg: Result<Message<'_>, ParseError>, json: bool) -> Result<bool> {
+fn parse_one(
+    out: &mut impl Write,
+    ctx: &MessageContext<'_>,
+    msg: Result<Message<'_>, ParseError>,
+    json: bool,
+) -> Result<bool> {
     let msg = msg?;
     if json {
         serde_json::to_writer(&mut *out, &hl7v2::json::to_json(&msg)?)?;
@@ -244,7 +282,12 @@ fn parse_one(out: &mut impl Write, ctx: &MessageContext<'_>, msg: Result<Message
     Ok(true)
 }
 
-fn print_nodes(out: &mut impl Write, msg: &Message<'_>, nodes: &[Node], depth: usize) -> Result<()> {
+fn print_nodes(
+    out: &mut impl Write,
+    msg: &Message<'_>,
+    nodes: &[Node],
+    depth: usize,
+) -> Result<()> {
     for n in nodes {
         match n {
             Node::Segment(i) => print_segment(out, msg, *i, depth)?,
@@ -257,23 +300,48 @@ fn print_nodes(out: &mut impl Write, msg: &Message<'_>, nodes: &[Node], depth: u
     Ok(())
 }
 
-fn print_segment(out: &mut impl Write, msg: &Message<'_>, index: usize, depth: usize) -> Result<()> {
-    let Some(seg) = msg.segment_at(index) else { return Ok(()) };
+fn print_segment(
+    out: &mut impl Write,
+    msg: &Message<'_>,
+    index: usize,
+    depth: usize,
+) -> Result<()> {
+    let Some(seg) = msg.segment_at(index) else {
+        return Ok(());
+    };
     let pad = "  ".repeat(depth);
     writeln!(out, "{pad}{}", seg.id())?;
     for (n, field) in seg.fields().filter(|(_, f)| !f.is_empty()) {
         let reps: Vec<_> = field.children().collect();
         for (r, rep) in reps.iter().enumerate() {
-            let name = if reps.len() > 1 { format!("{}-{n}[{}]", seg.id(), r + 1) } else { format!("{}-{n}", seg.id()) };
-            writeln!(out, "{pad}  {name:<12} {}", String::from_utf8_lossy(rep.raw()))?;
+            let name = if reps.len() > 1 {
+                format!("{}-{n}[{}]", seg.id(), r + 1)
+            } else {
+                format!("{}-{n}", seg.id())
+            };
+            writeln!(
+                out,
+                "{pad}  {name:<12} {}",
+                String::from_utf8_lossy(rep.raw())
+            )?;
             if !rep.is_composite() {
                 continue;
             }
             for (c, comp) in rep.children().enumerate().filter(|(_, c)| !c.is_empty()) {
-                writeln!(out, "{pad}    {:<12} {}", format!("{name}-{}", c + 1), comp.text()?)?;
+                writeln!(
+                    out,
+                    "{pad}    {:<12} {}",
+                    format!("{name}-{}", c + 1),
+                    comp.text()?
+                )?;
                 if comp.is_composite() {
                     for (s, sub) in comp.children().enumerate().filter(|(_, s)| !s.is_empty()) {
-                        writeln!(out, "{pad}      {:<12} {}", format!("{name}-{}-{}", c + 1, s + 1), sub.text()?)?;
+                        writeln!(
+                            out,
+                            "{pad}      {:<12} {}",
+                            format!("{name}-{}-{}", c + 1, s + 1),
+                            sub.text()?
+                        )?;
                     }
                 }
             }
@@ -290,26 +358,47 @@ fn ack_one(
     text: Option<&str>,
     terminator: TerminatorArg,
 ) -> Result<bool> {
-    let now = timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)));
+    let now = timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
+    );
     let control_id = format!("ACK{}", ctx.number);
     let (msg, outcome, errors) = match msg {
         Ok(m) => {
             let issues = validate(&m);
-            let errors: Vec<AckError> = issues.iter().filter(|i| i.severity >= Severity::Error).map(AckError::from).collect();
-            let outcome = if errors.is_empty() { Outcome::Accept } else { Outcome::Error };
+            let errors: Vec<AckError> = issues
+                .iter()
+                .filter(|i| i.severity >= Severity::Error)
+                .map(AckError::from)
+                .collect();
+            let outcome = if errors.is_empty() {
+                Outcome::Accept
+            } else {
+                Outcome::Error
+            };
             (m, outcome, errors)
         }
-        Err(e) => match hl7v2::ack::salvage_header(ctx.bytes) {
-            Some(m) => (m, Outcome::Reject, vec![AckError::from(&e)]),
-            None => {
+        Err(e) => {
+            let Some(m) = hl7v2::ack::salvage_header(ctx.bytes) else {
                 eprintln!("{}: cannot acknowledge: no readable MSH", ctx.describe(&e));
                 return Ok(false);
-            }
-        },
+            };
+            (m, Outcome::Reject, vec![AckError::from(&e)])
+        }
     };
     let mode = AckMode::of(&msg);
-    let code = code.map_or_else(|| mode.code(outcome), |c| AckCode::from_code(&format!("{c:?}")).unwrap_or(AckCode::ApplicationReject));
-    let opts = AckOptions { code, text, errors, control_id: &control_id, timestamp: &now };
+    let code = code.map_or_else(
+        || mode.code(outcome),
+        |c| AckCode::from_code(&format!("{c:?}")).unwrap_or(AckCode::ApplicationReject),
+    );
+    let opts = AckOptions {
+        code,
+        text,
+        errors,
+        control_id: &control_id,
+        timestamp: &now,
+    };
     let mut ack = build_ack(&msg, &opts)?;
     ack.set_terminator(
         match terminator {

@@ -37,7 +37,11 @@ pub fn corpus_files() -> Option<Vec<PathBuf>> {
 /// The project's own fixtures (written for Plexus, committed).
 pub fn fixture_files() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).expect("fixtures dir").map(|e| e.expect("entry").path()).filter(|p| p.extension().is_some_and(|x| x == "hl7")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("fixtures dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hl7"))
+        .collect();
     files.sort();
     files
 }
@@ -45,11 +49,19 @@ pub fn fixture_files() -> Vec<PathBuf> {
 /// The Python interpreter of the test venv (`.ci/run` makes it), or `None` outside CI when it
 /// is missing. In CI (`CI` set) a missing venv is a failure, not a skip.
 pub fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("PLEXUS_PYTHON").map_or_else(|| root().join(".venv/bin/python"), PathBuf::from);
+    let p = std::env::var_os("PLEXUS_PYTHON")
+        .map_or_else(|| root().join(".venv/bin/python"), PathBuf::from);
     if p.exists() {
         return Some(p);
     }
-    assert!(std::env::var_os("CI").is_none(), "{} is missing: .ci/run installs tests/peers/requirements.txt into .venv", p.display());
-    eprintln!("skipped: no Python venv at {} (run .ci/run or make it from tests/peers/requirements.txt)", p.display());
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: .ci/run installs tests/peers/requirements.txt into .venv",
+        p.display()
+    );
+    eprintln!(
+        "skipped: no Python venv at {} (run .ci/run or make it from tests/peers/requirements.txt)",
+        p.display()
+    );
     None
 }
