@@ -237,7 +237,9 @@ def fmt_ns(ns):
 
 
 def fmt_mb_s(mb):
-    return f"{mb:,.1f}" if mb < 100 else f"{mb:,.0f}"
+    if mb >= 100:
+        return f"{mb:,.0f}"
+    return f"{mb:.1f}" if mb >= 10 else f"{mb:.3g}"
 
 
 def ratio(results, name, peer):

@@ -2,7 +2,7 @@
 //! that carry the error location (ERR-2), the table 0357 condition (ERR-3) and the severity
 //! (ERR-4).
 
-use crate::error::{Location, ParseError, Result};
+use crate::error::{ErrorKind, Location, ParseError, Result};
 use crate::generated::tables::ErrorCondition;
 use crate::message::Message;
 use crate::owned::MessageBuf;
@@ -190,7 +190,15 @@ impl From<&ParseError> for AckError {
     fn from(e: &ParseError) -> Self {
         Self {
             location: Some(e.location.clone()).filter(|l| l.segment.is_some()),
-            condition: ErrorCondition::ApplicationError,
+            condition: match e.kind {
+                ErrorKind::InvalidByte { .. }
+                | ErrorKind::BadEscape(_)
+                | ErrorKind::Unencodable(..) => ErrorCondition::DataTypeError,
+                ErrorKind::BadSegmentId(_) | ErrorKind::SecondMsh | ErrorKind::NoMsh(_) => {
+                    ErrorCondition::SegmentSequenceError
+                }
+                _ => ErrorCondition::ApplicationError,
+            },
             severity: Severity::Error,
             text: e.to_string(),
         }
@@ -260,7 +268,7 @@ pub fn build_ack(msg: &Message<'_>, opts: &AckOptions<'_>) -> Result<MessageBuf>
     for (n, err) in opts.errors.iter().enumerate() {
         ack.push_segment("ERR")?;
         let p = |f: &str| format!("ERR[{}]-{f}", n + 1);
-        if let Some(loc) = &err.location {
+        if let Some(loc) = err.location.as_ref().filter(|l| l.segment.is_some()) {
             let seq = loc.segment_index.map_or(1, |i| occurrence(msg, i));
             let parts = [
                 loc.segment.clone().unwrap_or_default(),

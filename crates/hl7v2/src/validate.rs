@@ -243,13 +243,14 @@ impl Validator<'_, '_> {
                     format!("{} repeats {reps} times; at most {max} allowed", fd.name),
                 );
             }
+            let datatype = value_type(seg, fd);
             for (r, rep) in field.children().enumerate() {
                 let loc = Location {
                     repetition: Some(r + 1),
                     offset: rep.offset(),
                     ..loc.clone()
                 };
-                self.value(&rep, fd.datatype, fd.table, loc, fd, 0);
+                self.value(&rep, datatype, fd.table, loc, fd, 0);
             }
         }
     }
@@ -375,6 +376,25 @@ impl Validator<'_, '_> {
             );
         }
     }
+}
+
+/// The data type of a field; OBX-5 (and the other "varies" fields) takes the type OBX-2 names.
+fn value_type<'d>(seg: &Segment<'_>, fd: &'d FieldDef) -> &'d str {
+    if seg.id() == "OBX" && fd.seq == 5 {
+        let named = seg
+            .field(2)
+            .and_then(|f| f.text().ok())
+            .map(|t| t.trim().to_owned());
+        return match named.as_deref() {
+            Some("NM") => "NM",
+            Some("SN") => "SN",
+            Some("DT") => "DT",
+            Some("TM") => "TM",
+            Some("DTM" | "TS") => "DTM",
+            _ => fd.datatype,
+        };
+    }
+    fd.datatype
 }
 
 /// Whether a table holds a code. Table 0396 (coding systems) stands for whole families with
@@ -527,6 +547,18 @@ mod tests {
         }
         assert_eq!(check_primitive("TM", "1230"), None);
         assert!(check_primitive("TM", "2530").is_some());
+    }
+
+    #[test]
+    fn obx5_follows_obx2() {
+        let raw = b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01^ORU_R01|X|P|2.5.1\rPID|1||1||DOE\rOBR|1\rOBX|1|NM|G^Glu||abc||||||F\rOBX|2|ST|N^Note||abc||||||F\r";
+        let m = Message::parse(raw).unwrap();
+        let bad: Vec<_> = validate(&m)
+            .into_iter()
+            .filter(|i| i.condition == ErrorCondition::DataTypeError)
+            .collect();
+        assert_eq!(bad.len(), 1, "{bad:#?}");
+        assert_eq!(bad[0].location.segment_index, Some(3));
     }
 
     #[test]
