@@ -4,8 +4,9 @@
 //! PEER is `plexus`, `plexus-scan` (split the stream into messages only), `hl7-parser` (0.3)
 //! or `rust-hl7` (0.5). The work: parse each message, then read PID-3-1, PID-5-1 and MSH-10.
 //! A file of one message is parsed again and again for SECONDS (default 2); a file of many
-//! (a batch) is streamed once, message by message, with our `MessageReader` splitting it for
-//! every peer (neither peer crate reads streams). Prints one JSON object: the values read
+//! (a batch) is streamed message by message, with our `MessageReader` splitting it for
+//! every peer (neither peer crate reads streams), again and again for SECONDS, and the best
+//! pass is reported. Prints one JSON object: the values read
 //! (as a check that every peer reads the same), ns per message, MB/s, messages/s and peak RSS.
 //! The peers are benchmark dependencies only, never shipped.
 
@@ -54,6 +55,27 @@ fn ours_fast(bytes: &[u8]) -> usize {
     a + b + c
 }
 
+fn hl7_parser_fast(bytes: &[u8]) -> usize {
+    let text = std::str::from_utf8(bytes).expect("utf-8");
+    let msg =
+        hl7_parser::Message::parse_with_lenient_newlines(text, true).expect("hl7-parser parses");
+    ["PID.3.1", "PID.5.1", "MSH.10"]
+        .iter()
+        .map(|q| msg.query(*q).map_or(0, |r| r.raw_value().len()))
+        .sum()
+}
+
+fn rust_hl7_fast(bytes: &[u8]) -> usize {
+    let text = std::str::from_utf8(bytes)
+        .expect("utf-8")
+        .trim_end_matches(['\r', '\n']);
+    let msg = rusthl7::message::Message::try_from(text).expect("rust-hl7 parses");
+    ["PID.F3.R1.C1", "PID.F5.R1.C1", "MSH.F9"]
+        .iter()
+        .map(|q| msg.query(*q).len())
+        .sum()
+}
+
 fn hl7_parser(bytes: &[u8]) -> [String; 3] {
     let text = std::str::from_utf8(bytes).expect("utf-8");
     let msg =
@@ -94,10 +116,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (peer, file) = (args[0].as_str(), &args[1]);
     let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
-    let read: Reader = match peer {
-        "plexus" | "plexus-scan" => ours,
-        "hl7-parser" => hl7_parser,
-        "rust-hl7" => rust_hl7,
+    // `read` returns the values (to check every peer reads the same); `work` is the timed
+    // loop's body: the same reads as borrowed slices, so no peer pays for allocating Strings
+    let (read, work): (Reader, fn(&[u8]) -> usize) = match peer {
+        "plexus" | "plexus-scan" => (ours, ours_fast),
+        "hl7-parser" => (hl7_parser, hl7_parser_fast),
+        "rust-hl7" => (rust_hl7, rust_hl7_fast),
         _ => panic!("unknown peer {peer}"),
     };
     let size = std::fs::metadata(file).expect("input").len();
@@ -109,11 +133,7 @@ fn main() {
         let mut ops = 0u64;
         while start.elapsed() < Duration::from_secs_f64(seconds) {
             for _ in 0..1000 {
-                if peer == "plexus" {
-                    black_box(ours_fast(black_box(&bytes)));
-                } else {
-                    black_box(read(black_box(&bytes)));
-                }
+                black_box(work(black_box(&bytes)));
             }
             ops += 1000;
         }
@@ -124,35 +144,38 @@ fn main() {
         );
         return;
     }
-    let mut reader = MessageReader::new(BufReader::with_capacity(
-        1 << 20,
-        File::open(file).expect("open"),
-    ));
-    let start = Instant::now();
+    // stream the file again and again for SECONDS (at least once); report the best pass
+    let began = Instant::now();
+    let mut best = f64::INFINITY;
     let mut messages = 0u64;
     let mut sample = None;
-    while let Some(m) = reader.next_message() {
-        let m = m.expect("message");
-        match peer {
-            "plexus-scan" => {
+    let mut passes = 0;
+    while passes == 0 || began.elapsed() < Duration::from_secs_f64(seconds) {
+        let mut reader = MessageReader::new(BufReader::with_capacity(
+            1 << 20,
+            File::open(file).expect("open"),
+        ));
+        let start = Instant::now();
+        messages = 0;
+        while let Some(m) = reader.next_message() {
+            let m = m.expect("message");
+            if peer == "plexus-scan" {
                 black_box(m.bytes);
+            } else {
+                black_box(work(m.bytes));
             }
-            "plexus" => {
-                black_box(ours_fast(m.bytes));
+            if sample.is_none() {
+                sample = Some(read(m.bytes));
             }
-            _ => {
-                black_box(read(m.bytes));
-            }
+            messages += 1;
         }
-        if sample.is_none() {
-            sample = Some(read(m.bytes));
-        }
-        messages += 1;
+        best = best.min(start.elapsed().as_secs_f64());
+        passes += 1;
     }
-    let secs = start.elapsed().as_secs_f64();
+    let secs = best;
     println!(
         "{}",
-        serde_json::json!({"peer": peer, "file": file, "sample": sample, "bytes": size, "messages": messages, "seconds": secs,
+        serde_json::json!({"peer": peer, "file": file, "sample": sample, "bytes": size, "messages": messages, "seconds": secs, "passes": passes,
             "mb_per_s": size as f64 / 1e6 / secs, "msgs_per_s": messages as f64 / secs, "peak_rss_kb": peak_rss_kb()})
     );
 }

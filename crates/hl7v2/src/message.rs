@@ -267,6 +267,14 @@ impl<'a> Message<'a> {
         &self.input[..self.head_len]
     }
 
+    /// The bytes between segment `index` and the next one: its terminator, and any blank lines.
+    pub fn gap_after(&self, index: usize) -> &'a [u8] {
+        match (self.segments.get(index), self.segments.get(index + 1)) {
+            (Some(a), Some(b)) => &self.input[a.end..b.start],
+            _ => self.tail(),
+        }
+    }
+
     /// The bytes after the last segment: its terminator and any blank lines.
     pub fn tail(&self) -> &'a [u8] {
         &self.input[self.tail_start..]

@@ -14,6 +14,9 @@ pub struct SegmentBuf {
     /// `fields[0]` is field 1. For MSH/FHS/BHS, field 1 is the field separator itself and
     /// field 2 the encoding characters, as HL7 numbers them.
     fields: Vec<Vec<u8>>,
+    /// The bytes that ended this segment in a parsed input, when they differ from the
+    /// message's terminator (mixed `\r` and `\r\n`, blank lines).
+    after: Option<Vec<u8>>,
 }
 
 impl SegmentBuf {
@@ -61,6 +64,7 @@ impl MessageBuf {
         let msh = SegmentBuf {
             id: "MSH".into(),
             fields: vec![vec![delimiters.field], delimiters.encoding_characters()],
+            after: None,
         };
         let mut m = Self {
             enc: Encoding {
@@ -219,10 +223,12 @@ impl MessageBuf {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.head);
         let fs = self.enc.delimiters.field;
-        for (i, seg) in self.segments.iter().enumerate() {
-            if i > 0 {
-                out.extend_from_slice(self.terminator.bytes());
+        let mut previous: Option<&SegmentBuf> = None;
+        for seg in &self.segments {
+            if let Some(p) = previous {
+                out.extend_from_slice(p.after.as_deref().unwrap_or(self.terminator.bytes()));
             }
+            previous = Some(seg);
             out.extend_from_slice(seg.id.as_bytes());
             let mut fields = seg.fields.iter();
             if seg.is_header() {
@@ -246,9 +252,13 @@ impl From<&Message<'_>> for MessageBuf {
     fn from(msg: &Message<'_>) -> Self {
         let segments = msg
             .segments()
-            .map(|s| SegmentBuf {
-                id: s.id().to_owned(),
-                fields: s.fields().map(|(_, f)| f.raw().to_vec()).collect(),
+            .map(|s| {
+                let gap = msg.gap_after(s.index());
+                SegmentBuf {
+                    id: s.id().to_owned(),
+                    fields: s.fields().map(|(_, f)| f.raw().to_vec()).collect(),
+                    after: (gap != msg.terminator().bytes()).then(|| gap.to_vec()),
+                }
             })
             .collect();
         Self {
@@ -277,6 +287,7 @@ fn new_segment(id: &str) -> Result<SegmentBuf> {
     Ok(SegmentBuf {
         id: id.to_owned(),
         fields: Vec::new(),
+        after: None,
     })
 }
 
@@ -331,6 +342,14 @@ mod tests {
         assert!(m.set("MSH-2", "x").is_err());
         assert!(m.set("OBX-5", "x").is_err());
         assert_eq!(m.get("PID-5-2").unwrap().unwrap().text().unwrap(), "Ann");
+    }
+
+    #[test]
+    fn round_trips_mixed_terminators_and_blank_lines() {
+        let raw = b"MSH|^~\\&|A\rPID|1\r\nPV1|1\r\r\nZZ1\n";
+        let m = Message::parse(raw).unwrap();
+        assert_eq!(m.segment_count(), 4);
+        assert_eq!(MessageBuf::from(&m).encode(), raw);
     }
 
     #[test]

@@ -134,10 +134,8 @@ impl<R: BufRead> MessageReader<R> {
                 Ok(Some(start)) => start,
             };
             let line = &self.buf[start..];
-            let content_len = line
-                .iter()
-                .position(|&b| b == b'\r' || b == b'\n')
-                .unwrap_or(line.len());
+            // read_line stops at the first terminator byte, so only the last byte can be one
+            let content_len = line.len() - usize::from(matches!(line.last(), Some(b'\r' | b'\n')));
             let line_offset = self.buf_offset + start as u64;
             let id = <[u8; 3]>::try_from(&line[..content_len.min(3)]).unwrap_or_default();
             match &id {

@@ -195,3 +195,16 @@ fn exercise(bytes: &[u8]) {
     }
     assert_eq!(MessageBuf::from(&msg).encode(), bytes);
 }
+
+/// Inputs the fuzzers found (`fuzz/`), kept so they stay fixed.
+#[test]
+fn fuzz_regressions() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("regressions dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        exercise(&bytes);
+        n += 1;
+    }
+    assert!(n > 0);
+}
