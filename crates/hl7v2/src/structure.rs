@@ -1,6 +1,30 @@
 //! Message structures: which definition a message follows, and its segments arranged into
 //! the groups of that structure (e.g. ORU_R01's PATIENT_RESULT / ORDER_OBSERVATION /
 //! OBSERVATION).
+//!
+//! ```
+//! use hl7v2::Message;
+//! use hl7v2::structure::{arrange, structure_for};
+//!
+//! let raw = b"MSH|^~\\&|LAB||EHR||20240101||ORU^R01^ORU_R01|1|P|2.5.1\r\
+//! PID|1||42\rOBR|1\rOBX|1|NM|GLU||95\rOBX|2|NM|NA||140\rOBR|2\rOBX|1|ST|NOTE||ok\rZLB|x\r";
+//! let msg = Message::parse(raw)?;
+//! let (_, def) = structure_for(&msg).expect("ORU_R01 is known");
+//! let tree = arrange(&msg, def);
+//! assert!(tree.problems.is_empty());
+//! let result = tree.root.groups("PATIENT_RESULT").next().expect("one patient result");
+//! let orders: Vec<_> = result.groups("ORDER_OBSERVATION").collect();
+//! assert_eq!(orders.len(), 2);
+//! let values: Vec<String> = orders[0]
+//!     .groups("OBSERVATION")
+//!     .flat_map(|obs| obs.segments(&msg))
+//!     .filter_map(|obx| obx.field(5)?.text().ok().map(|t| t.into_owned()))
+//!     .collect();
+//! assert_eq!(values, ["95", "140"]);
+//! // the Z-segment is kept, in the group where it appeared
+//! assert_eq!(tree.root.all_segments().len(), msg.segment_count());
+//! # Ok::<(), hl7v2::ParseError>(())
+//! ```
 
 use crate::defs::{Item, StructureDef, VersionDefs};
 use crate::generated::structures::VERSIONS;

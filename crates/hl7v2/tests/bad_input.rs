@@ -147,3 +147,68 @@ fn reader_bounds_memory_on_a_line_without_end() {
     let second = r.next_message().expect("item").expect("message");
     assert_eq!(second.bytes, b"MSH|^~\\&|B\rPID|1\r");
 }
+
+/// A stream that makes `total` bytes of concatenated messages on the fly.
+struct Generated {
+    message: Vec<u8>,
+    pos: usize,
+    left: usize,
+}
+
+impl std::io::Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() && self.left > 0 {
+            let chunk = (self.message.len() - self.pos)
+                .min(buf.len() - n)
+                .min(self.left);
+            buf[n..n + chunk].copy_from_slice(&self.message[self.pos..self.pos + chunk]);
+            self.pos = (self.pos + chunk) % self.message.len();
+            self.left -= chunk;
+            n += chunk;
+        }
+        Ok(n)
+    }
+}
+
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn streaming_64_mib_keeps_memory_flat() {
+    let message =
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5.1\rPID|1||123^^^H^MR||DOE^JANE\rPV1|1|I\r"
+            .to_vec();
+    let total = 64 << 20;
+    let expected = total / message.len();
+    let left = expected * message.len();
+    let source = Generated {
+        message,
+        pos: 0,
+        left,
+    };
+    let before = peak_rss_kb();
+    let mut reader = MessageReader::new(std::io::BufReader::with_capacity(1 << 16, source));
+    let mut count = 0;
+    while let Some(m) = reader.next_message() {
+        let m = m.expect("message");
+        assert!(Message::parse(m.bytes).is_ok());
+        count += 1;
+    }
+    assert_eq!(count, expected);
+    if let (Some(before), Some(after)) = (before, peak_rss_kb()) {
+        // the whole stream is 64 MiB; reading it must not grow the process by more than a few MiB
+        assert!(
+            after.saturating_sub(before) < 32 * 1024,
+            "peak RSS grew from {before} kB to {after} kB"
+        );
+    }
+}
