@@ -231,10 +231,9 @@ impl MessageBuf {
             previous = Some(seg);
             out.extend_from_slice(seg.id.as_bytes());
             let mut fields = seg.fields.iter();
-            if seg.is_header() {
-                // MSH-1 is the separator itself: write it, then MSH-2 with no separator before
+            // MSH-1 is the separator itself: write it, then MSH-2 with no separator before
+            if seg.is_header() && fields.next().is_some() {
                 out.push(fs);
-                fields.next();
                 if let Some(f) = fields.next() {
                     out.extend_from_slice(f);
                 }
