@@ -1,0 +1,273 @@
+//! One connection: TLS handshake, then read frame → handler → reply, one message at a time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use super::stats::Counter;
+use super::{Handler, HandlerReply, PeerInfo, Shared};
+use crate::error::FrameError;
+use crate::frame::{Event, Framer, encode};
+use crate::tls::subject_dn;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Longest wait for a clean close (TLS close_notify, FIN) after deciding to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(super) async fn serve_connection<H: Handler>(
+    shared: Arc<Shared<H>>,
+    tcp: TcpStream,
+    mut peer: PeerInfo,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _open = shared.stats.open_connection();
+    // ACKs are small and awaited by the sender: send them at once.
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = &shared.tls else {
+        tracing::debug!("connection opened");
+        run(&shared, tcp, &peer, &mut stop).await;
+        return;
+    };
+    let handshake_timeout = tls.settings().handshake_timeout;
+    match timeout(handshake_timeout, tls.acceptor().accept(tcp)).await {
+        Ok(Ok(stream)) => {
+            peer.tls_subject = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|cert| subject_dn(cert));
+            tracing::debug!(
+                tls_subject = peer.tls_subject.as_deref(),
+                "TLS connection opened"
+            );
+            run(&shared, stream, &peer, &mut stop).await;
+        }
+        Ok(Err(e)) => {
+            shared.stats.bump(Counter::TlsFailures);
+            tracing::warn!(error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            shared.stats.bump(Counter::TlsFailures);
+            tracing::warn!(timeout = ?handshake_timeout, "TLS handshake timed out");
+        }
+    }
+}
+
+/// Why a connection ends (for the closing log line).
+#[derive(Debug, Clone, Copy)]
+enum Close {
+    PeerClosed,
+    Handler,
+    Shutdown,
+    IdleTimeout,
+    ReadTimeout,
+    FrameError,
+    WriteFailed,
+    ReadFailed,
+}
+
+async fn run<S, H>(
+    shared: &Shared<H>,
+    mut stream: S,
+    peer: &PeerInfo,
+    stop: &mut watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    let close = read_loop(shared, &mut stream, peer, stop).await;
+    tracing::debug!(reason = ?close, "closing connection");
+    let _ = timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
+}
+
+async fn read_loop<S, H>(
+    shared: &Shared<H>,
+    stream: &mut S,
+    peer: &PeerInfo,
+    stop: &mut watch::Receiver<bool>,
+) -> Close
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    let config = &shared.config;
+    let stats = &shared.stats;
+    let mut framer = Framer::with_max_frame_bytes(config.max_frame_bytes);
+    let mut read_buf = BytesMut::new();
+    let mut idle_deadline = Instant::now() + config.idle_timeout;
+    // When the frame being received must be complete.
+    let mut frame_deadline: Option<Instant> = None;
+    loop {
+        while let Some(event) = framer.next_event() {
+            match event {
+                Event::Skipped(n) => {
+                    stats.add_skipped(n);
+                    tracing::debug!(bytes = n, "skipped bytes outside MLLP frames");
+                }
+                Event::Frame(payload) => {
+                    frame_deadline = None;
+                    if let Some(close) = handle_frame(shared, stream, peer, payload).await {
+                        return close;
+                    }
+                    if *stop.borrow() {
+                        return Close::Shutdown;
+                    }
+                    idle_deadline = Instant::now() + config.idle_timeout;
+                }
+                Event::Error { error, head } => {
+                    frame_deadline = None;
+                    frame_error(shared, stream, peer, &error, &head).await;
+                    if matches!(error, FrameError::TooLarge { .. }) {
+                        return Close::FrameError;
+                    }
+                }
+            }
+        }
+        if framer.in_frame() {
+            frame_deadline.get_or_insert_with(|| Instant::now() + config.read_timeout);
+        } else {
+            frame_deadline = None;
+        }
+        if *stop.borrow() {
+            return Close::Shutdown;
+        }
+
+        read_buf.reserve(READ_CHUNK);
+        let deadline = frame_deadline.unwrap_or(idle_deadline);
+        let read = tokio::select! {
+            read = timeout_at(deadline, stream.read_buf(&mut read_buf)) => read,
+            // Woken by shutdown: the loop above notices it. An error means the server is
+            // gone altogether.
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return Close::Shutdown;
+                }
+                continue;
+            }
+        };
+        match read {
+            Ok(Ok(0)) => {
+                if let Some(event) = framer.finish() {
+                    match event {
+                        Event::Error { error, head } => {
+                            frame_error(shared, stream, peer, &error, &head).await;
+                        }
+                        Event::Skipped(n) => stats.add_skipped(n),
+                        Event::Frame(_) => {}
+                    }
+                }
+                return Close::PeerClosed;
+            }
+            Ok(Ok(_)) => framer.push_buf(read_buf.split()),
+            Ok(Err(e)) => {
+                stats.bump(Counter::IoErrors);
+                tracing::info!(error = %e, "reading from the connection failed");
+                return Close::ReadFailed;
+            }
+            Err(_) => {
+                stats.bump(Counter::Timeouts);
+                return if frame_deadline.is_some() {
+                    tracing::warn!(
+                        timeout = ?config.read_timeout,
+                        received = framer.buffered_len(),
+                        "frame not complete within the read timeout; closing"
+                    );
+                    Close::ReadTimeout
+                } else {
+                    tracing::info!(timeout = ?config.idle_timeout, "idle connection; closing");
+                    Close::IdleTimeout
+                };
+            }
+        }
+    }
+}
+
+/// Passes one message to the handler and writes its reply; `Some` if the connection must
+/// close.
+async fn handle_frame<S, H>(
+    shared: &Shared<H>,
+    stream: &mut S,
+    peer: &PeerInfo,
+    payload: Bytes,
+) -> Option<Close>
+where
+    S: AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    shared.stats.bump(Counter::Messages);
+    let reply = {
+        let _permit = shared.in_flight.acquire().await.ok();
+        shared.handler.handle(payload, peer).await
+    };
+    let (bytes, then_close) = match reply {
+        HandlerReply::Send(bytes) => (bytes, false),
+        HandlerReply::SendAndClose(bytes) => (bytes, true),
+        HandlerReply::Close => return Some(Close::Handler),
+    };
+    if !write_reply(shared, stream, &bytes).await {
+        return Some(Close::WriteFailed);
+    }
+    shared.stats.bump(Counter::Replies);
+    then_close.then_some(Close::Handler)
+}
+
+/// Counts and logs a framing error and sends what the handler's hook returns.
+async fn frame_error<S, H>(
+    shared: &Shared<H>,
+    stream: &mut S,
+    peer: &PeerInfo,
+    error: &FrameError,
+    head: &[u8],
+) where
+    S: AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    shared.stats.bump(Counter::FrameErrors);
+    tracing::warn!(%error, "MLLP framing error");
+    if let Some(bytes) = shared.handler.on_frame_error(error, head, peer)
+        && write_reply(shared, stream, &bytes).await
+    {
+        shared.stats.bump(Counter::Replies);
+    }
+}
+
+/// Frames and writes a reply; false if the connection must close.
+async fn write_reply<S, H>(shared: &Shared<H>, stream: &mut S, payload: &Bytes) -> bool
+where
+    S: AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    let frame = match encode(payload) {
+        Ok(frame) => frame,
+        Err(error) => {
+            tracing::error!(%error, "the handler's reply cannot be framed; closing");
+            return false;
+        }
+    };
+    let limit = shared.config.write_timeout;
+    let written = timeout(limit, async {
+        stream.write_all(&frame).await?;
+        stream.flush().await
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            shared.stats.bump(Counter::IoErrors);
+            tracing::info!(error = %e, "writing the reply failed");
+            false
+        }
+        Err(_) => {
+            shared.stats.bump(Counter::Timeouts);
+            tracing::warn!(timeout = ?limit, "writing the reply timed out; closing");
+            false
+        }
+    }
+}
