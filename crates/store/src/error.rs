@@ -1,0 +1,205 @@
+//! The one error type of the store, with the operation and the ids it concerned.
+
+use std::path::PathBuf;
+
+use crate::model::{MessageId, QueueItemId, QueueState};
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the store.
+///
+/// `op` names the store operation that failed (`"append"`, `"claim"`, `"migrate"`, ...), so a
+/// log line says what was attempted without carrying message content.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The configuration cannot be used (bad schema name, bad URL, zero pool size, ...).
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+    /// The data directory could not be created or read.
+    #[error("{op}: cannot use data directory {}: {source}", path.display())]
+    Io {
+        /// The operation that failed.
+        op: &'static str,
+        /// The directory or file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// SQLite reported an error.
+    #[error("{op}: SQLite error: {source}")]
+    Sqlite {
+        /// The operation that failed.
+        op: &'static str,
+        /// The underlying error.
+        source: rusqlite::Error,
+    },
+    /// The SQLite transaction carrying this request (batched with others) did not commit, so
+    /// nothing of the request was stored.
+    #[error(
+        "{op}: the transaction carrying this request did not commit, nothing was stored: {detail}"
+    )]
+    BatchFailed {
+        /// The operation that failed.
+        op: &'static str,
+        /// Why the transaction failed.
+        detail: String,
+    },
+    /// PostgreSQL reported an error.
+    #[error("{op}: PostgreSQL error: {source}")]
+    Postgres {
+        /// The operation that failed.
+        op: &'static str,
+        /// The underlying error.
+        source: tokio_postgres::Error,
+    },
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("{op}: no PostgreSQL connection: {source}")]
+    Pool {
+        /// The operation that failed.
+        op: &'static str,
+        /// The underlying error.
+        source: deadpool_postgres::PoolError,
+    },
+    /// The database was migrated by a newer Plexus than this one.
+    #[error(
+        "database schema version {found} is newer than the newest this build knows ({supported}); \
+         use a newer Plexus or restore a backup"
+    )]
+    SchemaTooNew {
+        /// Highest version recorded in `plexus_migrations`.
+        found: i64,
+        /// Highest version this build has migrations for.
+        supported: i64,
+    },
+    /// Applying a migration failed; the transaction was rolled back.
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        /// The version of the migration that failed.
+        version: i64,
+        /// What went wrong.
+        source: Box<StoreError>,
+    },
+    /// No message with this id exists.
+    #[error("{op}: no message with id {id}")]
+    MessageNotFound {
+        /// The operation that failed.
+        op: &'static str,
+        /// The id that was asked for.
+        id: MessageId,
+    },
+    /// No queue item with this id exists.
+    #[error("{op}: no queue item with id {item}")]
+    QueueItemNotFound {
+        /// The operation that failed.
+        op: &'static str,
+        /// The id that was asked for.
+        item: QueueItemId,
+    },
+    /// The caller acked or nacked an item whose lease it does not hold (any more): the lease
+    /// went to another owner, or the item was already acked, nacked or dead-lettered.
+    #[error(
+        "{op}: queue item {item} is not leased to {owner:?} (state {state}, lease owner {holder:?})"
+    )]
+    LeaseNotHeld {
+        /// The operation that failed.
+        op: &'static str,
+        /// The queue item.
+        item: QueueItemId,
+        /// The owner that asked.
+        owner: String,
+        /// The item's current state.
+        state: QueueState,
+        /// The item's current lease owner, if any.
+        holder: Option<String>,
+    },
+    /// The queue item is not in a state that allows the operation (e.g. requeueing an item
+    /// that is not dead).
+    #[error("{op}: queue item {item} is {state}, expected {expected}")]
+    WrongQueueState {
+        /// The operation that failed.
+        op: &'static str,
+        /// The queue item.
+        item: QueueItemId,
+        /// The item's current state.
+        state: QueueState,
+        /// The state the operation needs.
+        expected: QueueState,
+    },
+    /// An argument cannot be stored (empty channel name, overwriting the received bytes, ...).
+    #[error("{op}: invalid argument: {reason}")]
+    InvalidArgument {
+        /// The operation that failed.
+        op: &'static str,
+        /// Why the argument was refused.
+        reason: String,
+    },
+    /// A value read from the database is not what this build writes (a damaged or foreign
+    /// database).
+    #[error("{op}: unexpected value in database column {column}: {value:?}")]
+    Corrupt {
+        /// The operation that failed.
+        op: &'static str,
+        /// The column that held the value.
+        column: &'static str,
+        /// The value (never message content).
+        value: String,
+    },
+    /// The process made more than 2^80 ids in one millisecond; try again.
+    #[error("message id space for this millisecond is exhausted")]
+    IdsExhausted,
+    /// The store was closed, or its writer thread stopped.
+    #[error("{op}: the store is closed")]
+    Closed {
+        /// The operation that failed.
+        op: &'static str,
+    },
+    /// A blocking task of the store panicked or was cancelled.
+    #[error("{op}: internal task failed: {detail}")]
+    Task {
+        /// The operation that failed.
+        op: &'static str,
+        /// The task's failure.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    /// A `Sqlite` error for `op`, for use with `map_err`.
+    pub(crate) fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
+        move |source| Self::Sqlite { op, source }
+    }
+
+    /// A `Postgres` error for `op`, for use with `map_err`.
+    pub(crate) fn pg(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Self {
+        move |source| Self::Postgres { op, source }
+    }
+
+    /// Whether the error says that something asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::MessageNotFound { .. } | Self::QueueItemNotFound { .. }
+        )
+    }
+
+    /// Whether the error is worth retrying as is: the database was busy or unreachable, or a
+    /// batch it was part of did not commit. Errors about the request itself are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::BatchFailed { .. } | Self::Pool { .. } | Self::IdsExhausted => true,
+            Self::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::SystemIoFailure
+                )
+            ),
+            Self::Postgres { source, .. } => source.is_closed() || source.code().is_none(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! # store — Plexus' durable storage
+//!
+//! This crate keeps what Plexus must not lose: the message journal (every received message
+//! with its exact bytes, routing fields, status and searchable metadata), the content stages
+//! each destination produced (RAW → TRANSFORMED → ENCODED → SENT → RESPONSE), and durable work
+//! queues with leases, retries and dead letters. It has one interface — the [`Journal`] and
+//! [`Queues`] traits, joined in [`Store`] — and two implementations that pass one conformance
+//! suite (`tests/conformance.rs`):
+//!
+//! - [`SqliteStore`], the embedded default: one database file in a data directory, WAL with
+//!   `synchronous=FULL`, and one writer thread that commits concurrent writes together (group
+//!   commit), so a durable write costs one fsync per batch rather than one per message.
+//! - [`PgStore`], for several Plexus nodes sharing work: a connection pool, every table in one
+//!   schema, queue claims with `FOR UPDATE SKIP LOCKED`.
+//!
+//! [`Journal::append`] returns only once the message is committed durably, so a listener may
+//! acknowledge a message as soon as `append` returns. The binary holds an `Arc<`[`AnyStore`]`>`
+//! chosen by a [`StoreConfig`]. Schemas are versioned (`migrations/<backend>/NNNN_*.sql`),
+//! applied at open and recorded in `plexus_migrations`; a database from a newer Plexus is
+//! refused.
+//!
+//! ```
+//! use std::time::Duration;
+//! use store::{AnyStore, Journal, MessageFilter, NewMessage, Queues, Store, StoreConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), store::StoreError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let config: StoreConfig = serde_json::from_value(serde_json::json!({
+//!     "kind": "sqlite", "path": dir.path(),
+//! })).unwrap();
+//! let store = AnyStore::open(&config).await?;
+//!
+//! let raw = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101120000||ADT^A01|C42|P|2.5.1\rPID|1||12345\r";
+//! let mut msg = NewMessage::new("adt-in", raw.to_vec())
+//!     .with_metadata("MRN", "12345")
+//!     .enqueue_to("adt-in/1", 1);
+//! msg.message_type = Some("ADT".into());
+//! msg.control_id = Some("C42".into());
+//! let id = store.append(msg).await?; // durable: now the sender may be ACKed
+//!
+//! let stored = store.get(id).await?.expect("just appended");
+//! assert_eq!(stored.raw(), Some(&raw[..]));
+//!
+//! let by_mrn = MessageFilter {
+//!     metadata: vec![("MRN".into(), "12345".into())],
+//!     ..MessageFilter::default()
+//! };
+//! assert_eq!(store.list(&by_mrn).await?[0].id, id);
+//!
+//! let work = store.claim("adt-in/1", "worker-1", Duration::from_secs(30), 10).await?;
+//! assert_eq!(work[0].message_id, id);
+//! store.ack(work[0].id, "worker-1").await?;
+//! store.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod counters;
+pub mod error;
+pub mod model;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+pub mod time;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use config::{PostgresConfig, SqliteConfig, StoreConfig};
+pub use error::{Result, StoreError};
+pub use model::{
+    Content, DEFAULT_LIST_LIMIT, Destination, Enqueue, MAX_LIST_LIMIT, MessageFilter, MessageId,
+    MessageSummary, NewMessage, ParseValueError, QueueItem, QueueItemId, QueueState, Stage, Status,
+    StoreStats, StoredMessage,
+};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use time::Timestamp;
+
+/// The message journal: messages, their content stages and their status.
+pub trait Journal: Send + Sync {
+    /// Stores a new message — journal row, metadata, its exact bytes as the RAW stage of
+    /// destination 0, and the queue items it asks for — in one transaction, and returns its
+    /// new id once that transaction is durably committed.
+    fn append(&self, message: NewMessage) -> impl Future<Output = Result<MessageId>> + Send;
+
+    /// Stores one content stage of a message for a destination, replacing an earlier one of
+    /// the same stage. The received bytes (RAW of destination 0) cannot be replaced.
+    fn put_content(
+        &self,
+        id: MessageId,
+        destination: Destination,
+        stage: Stage,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Sets a message's status, and its error text (cleared when `None`).
+    fn set_status(
+        &self,
+        id: MessageId,
+        status: Status,
+        error: Option<String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A message with its metadata and all its content stages, or `None`.
+    fn get(&self, id: MessageId) -> impl Future<Output = Result<Option<StoredMessage>>> + Send;
+
+    /// Messages matching `filter`, newest first, at most `filter.limit`.
+    fn list(
+        &self,
+        filter: &MessageFilter,
+    ) -> impl Future<Output = Result<Vec<MessageSummary>>> + Send;
+
+    /// How many messages match `filter` (its `limit` and `before_id` are ignored).
+    fn count(&self, filter: &MessageFilter) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// Durable work queues: at-least-once delivery with leases, retries and dead letters.
+///
+/// An item is claimed with a lease; whoever holds the lease acks it (done) or nacks it
+/// (failed: retried later, or dead after `max_attempts`). A lease that runs out makes the item
+/// claimable again, so the work of a crashed worker is picked up by another. A lease still
+/// counts as held after it ran out as long as nobody else claimed the item; once someone has,
+/// the old holder's ack or nack fails with [`StoreError::LeaseNotHeld`].
+pub trait Queues: Send + Sync {
+    /// Leases to `owner`, for `lease`, up to `limit` items of `queue` that are READY and due,
+    /// or LEASED with a lease that ran out; oldest due first.
+    fn claim(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<QueueItem>>> + Send;
+
+    /// Marks an item `owner` holds as DONE.
+    fn ack(&self, item: QueueItemId, owner: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records a failed attempt on an item `owner` holds: one more attempt, `error` kept;
+    /// DEAD if the attempts reach `max_attempts`, else READY again at `retry_at`. Returns the
+    /// new state.
+    fn nack(
+        &self,
+        item: QueueItemId,
+        owner: &str,
+        retry_at: Timestamp,
+        error: &str,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<QueueState>> + Send;
+
+    /// The DEAD items of `queue`, oldest first.
+    fn dead_letters(&self, queue: &str) -> impl Future<Output = Result<Vec<QueueItem>>> + Send;
+
+    /// Makes a DEAD item READY again, now, with its attempts reset.
+    fn requeue_dead(&self, item: QueueItemId) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A whole store: journal and queues, plus statistics and an orderly shutdown.
+pub trait Store: Journal + Queues {
+    /// Counters of the writes since the store was opened.
+    fn stats(&self) -> StoreStats;
+
+    /// Commits what is pending and releases connections and threads. Later calls fail with
+    /// [`StoreError::Closed`].
+    fn close(&self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Refuses what no backend may store as content.
+fn check_put_content(id: MessageId, destination: Destination, stage: Stage) -> Result<()> {
+    if destination == 0 && stage == Stage::Raw {
+        return Err(StoreError::InvalidArgument {
+            op: "put_content",
+            reason: format!("the received bytes of message {id} cannot be replaced"),
+        });
+    }
+    Ok(())
+}
+
+/// Either backend, chosen at run time from a [`StoreConfig`].
+#[derive(Debug)]
+pub enum AnyStore {
+    /// The embedded SQLite store.
+    Sqlite(SqliteStore),
+    /// The PostgreSQL store.
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// Opens the store `config` describes, migrating its schema.
+    pub async fn open(config: &StoreConfig) -> Result<Self> {
+        Ok(match config {
+            StoreConfig::Sqlite(c) => Self::Sqlite(SqliteStore::open(c).await?),
+            StoreConfig::Postgres(c) => Self::Postgres(PgStore::open(c).await?),
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Forwards a call to whichever backend an [`AnyStore`] holds.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $call,
+            AnyStore::Postgres($s) => $call,
+        }
+    };
+}
+
+impl Journal for AnyStore {
+    async fn append(&self, message: NewMessage) -> Result<MessageId> {
+        dispatch!(self, s => s.append(message).await)
+    }
+
+    async fn put_content(
+        &self,
+        id: MessageId,
+        destination: Destination,
+        stage: Stage,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        dispatch!(self, s => s.put_content(id, destination, stage, bytes).await)
+    }
+
+    async fn set_status(&self, id: MessageId, status: Status, error: Option<String>) -> Result<()> {
+        dispatch!(self, s => s.set_status(id, status, error).await)
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<StoredMessage>> {
+        dispatch!(self, s => s.get(id).await)
+    }
+
+    async fn list(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
+        dispatch!(self, s => s.list(filter).await)
+    }
+
+    async fn count(&self, filter: &MessageFilter) -> Result<u64> {
+        dispatch!(self, s => s.count(filter).await)
+    }
+}
+
+impl Queues for AnyStore {
+    async fn claim(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        dispatch!(self, s => s.claim(queue, owner, lease, limit).await)
+    }
+
+    async fn ack(&self, item: QueueItemId, owner: &str) -> Result<()> {
+        dispatch!(self, s => s.ack(item, owner).await)
+    }
+
+    async fn nack(
+        &self,
+        item: QueueItemId,
+        owner: &str,
+        retry_at: Timestamp,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<QueueState> {
+        dispatch!(self, s => s.nack(item, owner, retry_at, error, max_attempts).await)
+    }
+
+    async fn dead_letters(&self, queue: &str) -> Result<Vec<QueueItem>> {
+        dispatch!(self, s => s.dead_letters(queue).await)
+    }
+
+    async fn requeue_dead(&self, item: QueueItemId) -> Result<()> {
+        dispatch!(self, s => s.requeue_dead(item).await)
+    }
+}
+
+impl Store for AnyStore {
+    fn stats(&self) -> StoreStats {
+        dispatch!(self, s => s.stats())
+    }
+
+    async fn close(&self) -> Result<()> {
+        dispatch!(self, s => s.close().await)
+    }
+}

@@ -1,0 +1,537 @@
+//! The values the store keeps and hands back: messages, content stages, queue items, filters.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::time::Timestamp;
+
+/// A text value that does not parse as the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {what}: {input:?}")]
+pub struct ParseValueError {
+    /// What was being parsed (`"message id"`, `"status"`, ...).
+    pub what: &'static str,
+    /// The input, cut to 64 characters.
+    pub input: String,
+}
+
+impl ParseValueError {
+    pub(crate) fn new(what: &'static str, input: &str) -> Self {
+        Self {
+            what,
+            input: input.chars().take(64).collect(),
+        }
+    }
+}
+
+/// A message's id: a ULID made by the store when the message is appended.
+///
+/// Ids made by one process increase strictly in the order they were made, and their 26-character
+/// text form (how both databases store them) sorts the same way, so sorting by id sorts by
+/// arrival time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(ulid::Ulid);
+
+static ID_GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+
+impl MessageId {
+    /// A new id, greater than every id made before it in this process.
+    pub(crate) fn generate() -> Result<Self> {
+        let mut generator = ID_GENERATOR
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Overflow needs 2^80 ids within one millisecond: wait for the next one, a few times.
+        for _ in 0..3 {
+            match generator.generate() {
+                Ok(id) => return Ok(Self(id)),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        Err(StoreError::IdsExhausted)
+    }
+
+    /// The time the id was made, to the millisecond.
+    pub fn timestamp(self) -> Timestamp {
+        Timestamp::from_micros(
+            i64::try_from(self.0.timestamp_ms()).unwrap_or(i64::MAX / 1000) * 1000,
+        )
+    }
+
+    /// The underlying ULID.
+    pub fn ulid(self) -> ulid::Ulid {
+        self.0
+    }
+}
+
+impl From<ulid::Ulid> for MessageId {
+    fn from(id: ulid::Ulid) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; ulid::ULID_LEN];
+        f.write_str(self.0.array_to_str(&mut buf))
+    }
+}
+
+impl FromStr for MessageId {
+    type Err = ParseValueError;
+
+    /// Parses the 26-character Crockford base 32 form (either case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ulid::Ulid::from_string(s)
+            .map(Self)
+            .map_err(|_| ParseValueError::new("message id", s))
+    }
+}
+
+impl Serialize for MessageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Declares a text-coded enum: the database form is the upper-case name.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
+
+            /// The upper-case name stored in the database.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseValueError;
+
+            /// Parses the upper-case name.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(ParseValueError::new($what, s)),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where a message is in its processing.
+    Status, "status" {
+        /// Stored, not processed yet.
+        Received = "RECEIVED",
+        /// A filter dropped it.
+        Filtered = "FILTERED",
+        /// A transformer changed it.
+        Transformed = "TRANSFORMED",
+        /// Waiting in a destination queue.
+        Queued = "QUEUED",
+        /// Delivered.
+        Sent = "SENT",
+        /// Processing or delivery failed; see the message's `error`.
+        Error = "ERROR",
+    }
+}
+
+text_enum! {
+    /// Which version of a message's content a content row holds.
+    Stage, "stage" {
+        /// The bytes as received (destination 0) or as handed to a destination.
+        Raw = "RAW",
+        /// After the transformer.
+        Transformed = "TRANSFORMED",
+        /// Encoded for the wire.
+        Encoded = "ENCODED",
+        /// What was actually sent.
+        Sent = "SENT",
+        /// The peer's response.
+        Response = "RESPONSE",
+    }
+}
+
+text_enum! {
+    /// The state of a queue item.
+    QueueState, "queue state" {
+        /// Waiting to be claimed once `available_at` has passed.
+        Ready = "READY",
+        /// Claimed by `lease_owner` until `lease_until`; claimable again after that.
+        Leased = "LEASED",
+        /// Acked: the work is done.
+        Done = "DONE",
+        /// Failed `max_attempts` times; waits for a person (see `requeue_dead`).
+        Dead = "DEAD",
+    }
+}
+
+/// Destination number of content and queue items; 0 is the source.
+pub type Destination = u16;
+
+/// A queue item's id, assigned by the database (never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QueueItemId(pub i64);
+
+impl fmt::Display for QueueItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A queue to put a new message on, in the same transaction as the message itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enqueue {
+    /// Queue name (e.g. `"adt-out/1"`).
+    pub queue: String,
+    /// The destination the item is for.
+    pub destination: Destination,
+}
+
+/// A message to append to the journal.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The channel that received it.
+    pub channel: String,
+    /// When it was received.
+    pub received_at: Timestamp,
+    /// The peer's address, e.g. `10.0.0.7:51234`.
+    pub peer_addr: Option<String>,
+    /// The subject of the peer's TLS client certificate.
+    pub tls_subject: Option<String>,
+    /// MSH-9-1, e.g. `ADT`.
+    pub message_type: Option<String>,
+    /// MSH-9-2, e.g. `A01`.
+    pub trigger_event: Option<String>,
+    /// MSH-10.
+    pub control_id: Option<String>,
+    /// MSH-3.
+    pub sending_application: Option<String>,
+    /// MSH-4.
+    pub sending_facility: Option<String>,
+    /// Initial status, normally [`Status::Received`].
+    pub status: Status,
+    /// Searchable (key, value) pairs the channel chose, e.g. `("MRN", "12345")`.
+    pub metadata: Vec<(String, String)>,
+    /// The exact bytes received; stored as the RAW stage of destination 0.
+    pub raw: Vec<u8>,
+    /// Queues to put the message on in the same transaction.
+    pub enqueue: Vec<Enqueue>,
+}
+
+impl NewMessage {
+    /// A message received now on `channel`, with status RECEIVED and nothing else known.
+    pub fn new(channel: impl Into<String>, raw: impl Into<Vec<u8>>) -> Self {
+        Self {
+            channel: channel.into(),
+            received_at: Timestamp::now(),
+            peer_addr: None,
+            tls_subject: None,
+            message_type: None,
+            trigger_event: None,
+            control_id: None,
+            sending_application: None,
+            sending_facility: None,
+            status: Status::Received,
+            metadata: Vec::new(),
+            raw: raw.into(),
+            enqueue: Vec::new(),
+        }
+    }
+
+    /// Adds a searchable metadata pair.
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
+    /// Puts the message on `queue` for `destination` when it is appended.
+    #[must_use]
+    pub fn enqueue_to(mut self, queue: impl Into<String>, destination: Destination) -> Self {
+        self.enqueue.push(Enqueue {
+            queue: queue.into(),
+            destination,
+        });
+        self
+    }
+
+    /// Checks what the databases would otherwise refuse less clearly.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |reason: &str| {
+            Err(StoreError::InvalidArgument {
+                op: "append",
+                reason: reason.to_owned(),
+            })
+        };
+        if self.channel.is_empty() {
+            return invalid("empty channel name");
+        }
+        if self.enqueue.iter().any(|e| e.queue.is_empty()) {
+            return invalid("empty queue name");
+        }
+        if self.metadata.len() > i32::MAX as usize {
+            return invalid("too many metadata pairs");
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NewMessage {
+    /// Shows the size of the content, never the content (it is PHI).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewMessage")
+            .field("channel", &self.channel)
+            .field("received_at", &self.received_at)
+            .field("message_type", &self.message_type)
+            .field("trigger_event", &self.trigger_event)
+            .field("control_id", &self.control_id)
+            .field("status", &self.status)
+            .field("metadata_pairs", &self.metadata.len())
+            .field("raw_len", &self.raw.len())
+            .field("enqueue", &self.enqueue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A journal row: everything about a message except its content and metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    /// The message id.
+    pub id: MessageId,
+    /// The channel that received it.
+    pub channel: String,
+    /// When it was received.
+    pub received_at: Timestamp,
+    /// The peer's address.
+    pub peer_addr: Option<String>,
+    /// The subject of the peer's TLS client certificate.
+    pub tls_subject: Option<String>,
+    /// MSH-9-1.
+    pub message_type: Option<String>,
+    /// MSH-9-2.
+    pub trigger_event: Option<String>,
+    /// MSH-10.
+    pub control_id: Option<String>,
+    /// MSH-3.
+    pub sending_application: Option<String>,
+    /// MSH-4.
+    pub sending_facility: Option<String>,
+    /// Current status.
+    pub status: Status,
+    /// Why the status is ERROR, if it is.
+    pub error: Option<String>,
+}
+
+/// One stored version of a message's content.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Content {
+    /// 0 for the source, 1.. for destinations.
+    pub destination: Destination,
+    /// Which version this is.
+    pub stage: Stage,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// When this version was stored.
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for Content {
+    /// Shows the size of the content, never the content (it is PHI).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Content")
+            .field("destination", &self.destination)
+            .field("stage", &self.stage)
+            .field("len", &self.bytes.len())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A message with its metadata and every content stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// The journal row.
+    pub summary: MessageSummary,
+    /// The metadata pairs, in the order they were given.
+    pub metadata: Vec<(String, String)>,
+    /// Content stages, by destination and then in stage order.
+    pub content: Vec<Content>,
+}
+
+impl StoredMessage {
+    /// The bytes as received (RAW stage of destination 0).
+    pub fn raw(&self) -> Option<&[u8]> {
+        self.stage(0, Stage::Raw)
+    }
+
+    /// The content of one stage of one destination.
+    pub fn stage(&self, destination: Destination, stage: Stage) -> Option<&[u8]> {
+        self.content
+            .iter()
+            .find(|c| c.destination == destination && c.stage == stage)
+            .map(|c| c.bytes.as_slice())
+    }
+}
+
+/// A unit of work in a durable queue: deliver `message_id` to `destination`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueItem {
+    /// The item's id.
+    pub id: QueueItemId,
+    /// The queue it is in.
+    pub queue: String,
+    /// The message to deliver.
+    pub message_id: MessageId,
+    /// The destination to deliver it to.
+    pub destination: Destination,
+    /// Failed attempts so far (nacks).
+    pub attempts: u32,
+    /// When the item can next be claimed: for a READY item when it becomes due, for a LEASED
+    /// item when its lease runs out.
+    pub available_at: Timestamp,
+    /// Who holds (or last held) the lease.
+    pub lease_owner: Option<String>,
+    /// When the current lease runs out.
+    pub lease_until: Option<Timestamp>,
+    /// The item's state.
+    pub state: QueueState,
+    /// The error of the last failed attempt.
+    pub last_error: Option<String>,
+}
+
+/// Default number of messages [`crate::Journal::list`] returns.
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+/// Most messages one [`crate::Journal::list`] call returns.
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
+/// Which messages to list or count. Every field that is set must match (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessageFilter {
+    /// Received at or after this time.
+    pub received_from: Option<Timestamp>,
+    /// Received strictly before this time.
+    pub received_to: Option<Timestamp>,
+    /// Received on this channel.
+    pub channel: Option<String>,
+    /// MSH-9-1 equals this.
+    pub message_type: Option<String>,
+    /// MSH-9-2 equals this.
+    pub trigger_event: Option<String>,
+    /// Has this status.
+    pub status: Option<Status>,
+    /// MSH-10 equals this.
+    pub control_id: Option<String>,
+    /// Has every one of these metadata pairs.
+    pub metadata: Vec<(String, String)>,
+    /// At most this many results ([`DEFAULT_LIST_LIMIT`] if unset, at most
+    /// [`MAX_LIST_LIMIT`]); `count` ignores it.
+    pub limit: Option<u32>,
+    /// Only messages with a smaller id (older): pass the last id of the previous page to get
+    /// the next. `count` ignores it.
+    pub before_id: Option<MessageId>,
+}
+
+impl MessageFilter {
+    /// The limit to apply to a listing.
+    pub(crate) fn effective_limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT)
+    }
+}
+
+/// Counters of the store's writes since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Transactions committed (each one durable write, i.e. one fsync for SQLite).
+    pub commits: u64,
+    /// Write requests those commits carried (appends, status and content updates, claims,
+    /// acks, ...). `items / commits` is the average batch size.
+    pub items: u64,
+    /// Messages appended.
+    pub messages: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_and_round_trip() {
+        let mut last = MessageId::generate().unwrap();
+        for _ in 0..10_000 {
+            let id = MessageId::generate().unwrap();
+            assert!(id > last);
+            assert!(id.to_string() > last.to_string());
+            assert_eq!(id.to_string().len(), 26);
+            assert_eq!(id.to_string().parse::<MessageId>().unwrap(), id);
+            assert_eq!(
+                id.to_string().to_lowercase().parse::<MessageId>().unwrap(),
+                id
+            );
+            last = id;
+        }
+        assert!("not-an-id".parse::<MessageId>().is_err());
+        assert!("".parse::<MessageId>().is_err());
+    }
+
+    #[test]
+    fn enums_round_trip() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>().unwrap(), *s);
+        }
+        for s in Stage::ALL {
+            assert_eq!(s.to_string().parse::<Stage>().unwrap(), *s);
+        }
+        for s in QueueState::ALL {
+            assert_eq!(s.to_string().parse::<QueueState>().unwrap(), *s);
+        }
+        assert!("received".parse::<Status>().is_err());
+        assert_eq!(
+            serde_json::to_string(&Status::Transformed).unwrap(),
+            "\"TRANSFORMED\""
+        );
+    }
+
+    #[test]
+    fn debug_hides_content() {
+        let m = NewMessage::new("c", b"MSH|^~\\&|SECRET".to_vec());
+        assert!(!format!("{m:?}").contains("SECRET"));
+        let c = Content {
+            destination: 0,
+            stage: Stage::Raw,
+            bytes: b"SECRET".to_vec(),
+            created_at: Timestamp::now(),
+        };
+        assert!(!format!("{c:?}").contains("SECRET"));
+    }
+}

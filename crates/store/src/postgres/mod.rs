@@ -1,0 +1,635 @@
+//! The PostgreSQL backend: a deadpool connection pool, every table in one schema (the
+//! connections' `search_path`), one transaction per write, queue claims with
+//! `FOR UPDATE SKIP LOCKED` so several nodes can share a queue.
+//!
+//! An append is one statement (data-modifying CTEs insert the journal row, metadata, RAW
+//! content and queue items), so it costs one round trip and one durable commit.
+//! Lease times use the database's clock, shared by every node.
+
+mod rows;
+
+use std::time::{Duration, SystemTime};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use crate::config::PostgresConfig;
+use crate::counters::Counters;
+use crate::error::{Result, StoreError};
+use crate::model::{
+    Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueItem, QueueItemId,
+    QueueState, Stage, Status, StoreStats, StoredMessage,
+};
+use crate::sql::{self, ITEM_COLUMNS, POSTGRES_MIGRATIONS, Param, SUMMARY_COLUMNS};
+use crate::time::{Timestamp, duration_micros};
+use crate::{Journal, Queues, Store};
+
+/// The shared store: tables in one schema of a PostgreSQL database.
+pub struct PgStore {
+    pool: Pool,
+    schema: String,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `name` can be used unquoted as a schema name.
+fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+        && !name.starts_with("pg_")
+}
+
+impl PgStore {
+    /// Connects to `config.url`, creates the schema if missing and migrates it.
+    pub async fn open(config: &PostgresConfig) -> Result<Self> {
+        if !valid_schema_name(&config.schema) {
+            return Err(StoreError::Config(format!(
+                "schema name {:?} must be lower-case letters, digits and _ (not starting with a \
+                 digit or pg_, at most 63 characters)",
+                config.schema
+            )));
+        }
+        if config.pool_size == 0 {
+            return Err(StoreError::Config(
+                "postgres pool_size must be at least 1".to_owned(),
+            ));
+        }
+        let mut pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let options = match pg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} -c search_path={}", config.schema),
+            _ => format!("-c search_path={}", config.schema),
+        };
+        pg.options(&options);
+        if pg.get_application_name().is_none() {
+            pg.application_name("plexus");
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(Duration::from_secs(10));
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(15)))
+            .wait_timeout(Some(Duration::from_mins(1)))
+            .build()
+            .map_err(|e| StoreError::Config(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let store = Self {
+            pool,
+            schema: config.schema.clone(),
+            counters: Counters::default(),
+        };
+        store.migrate().await?;
+        tracing::info!(schema = %store.schema, "PostgreSQL store opened");
+        Ok(store)
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    async fn client(&self, op: &'static str) -> Result<Object> {
+        if self.pool.is_closed() {
+            return Err(StoreError::Closed { op });
+        }
+        self.pool
+            .get()
+            .await
+            .map_err(|source| StoreError::Pool { op, source })
+    }
+
+    /// Creates the schema and applies missing migrations in one transaction, serialised
+    /// between nodes by an advisory lock.
+    async fn migrate(&self) -> Result<()> {
+        const OP: &str = "migrate";
+        let schema = &self.schema;
+        let mut client = self.client(OP).await?;
+        let tx = client.transaction().await.map_err(StoreError::pg(OP))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&format!("plexus-migrate:{schema}")],
+        )
+        .await
+        .map_err(StoreError::pg(OP))?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             SET LOCAL search_path TO {schema};
+             CREATE TABLE IF NOT EXISTS plexus_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             );"
+        ))
+        .await
+        .map_err(StoreError::pg(OP))?;
+        let found: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0)::bigint FROM plexus_migrations",
+                &[],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(StoreError::pg(OP))?;
+        let supported = sql::latest(POSTGRES_MIGRATIONS);
+        if found > supported {
+            return Err(StoreError::SchemaTooNew { found, supported });
+        }
+        for m in POSTGRES_MIGRATIONS.iter().filter(|m| m.version > found) {
+            let applied = async {
+                tx.batch_execute(m.sql).await?;
+                tx.execute(
+                    "INSERT INTO plexus_migrations (version) VALUES ($1)",
+                    &[&m.version],
+                )
+                .await
+            };
+            applied.await.map_err(|e| StoreError::Migration {
+                version: m.version,
+                source: Box::new(StoreError::Postgres { op: OP, source: e }),
+            })?;
+            tracing::info!(version = m.version, schema, "applied PostgreSQL migration");
+        }
+        tx.commit().await.map_err(StoreError::pg(OP))
+    }
+
+    fn committed(&self, messages: u64) {
+        self.counters.add(1, 1, messages);
+    }
+
+    /// Why a conditional queue update changed nothing: the item is missing or its lease gone.
+    async fn lease_error(
+        client: &Object,
+        op: &'static str,
+        item: QueueItemId,
+        owner: &str,
+    ) -> Result<StoreError> {
+        let row = client
+            .query_opt(
+                "SELECT state, lease_owner FROM queue_items WHERE id = $1",
+                &[&item.0],
+            )
+            .await
+            .map_err(StoreError::pg(op))?;
+        Ok(match row {
+            None => StoreError::QueueItemNotFound { op, item },
+            Some(row) => StoreError::LeaseNotHeld {
+                op,
+                item,
+                owner: owner.to_owned(),
+                state: rows::parse(op, "queue_items.state", rows::get(&row, 0, op)?)?,
+                holder: rows::get(&row, 1, op)?,
+            },
+        })
+    }
+}
+
+/// The filter's values as PostgreSQL parameters.
+fn pg_params(params: Vec<Param>) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .into_iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Param::Text(s) => Box::new(s),
+                Param::Time(t) => Box::new(t.to_system_time()),
+            }
+        })
+        .collect()
+}
+
+impl Journal for PgStore {
+    async fn append(&self, message: NewMessage) -> Result<MessageId> {
+        const OP: &str = "append";
+        message.validate()?;
+        let id = MessageId::generate()?;
+        let (keys, values): (Vec<&str>, Vec<&str>) = message
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .unzip();
+        let queues: Vec<&str> = message.enqueue.iter().map(|e| e.queue.as_str()).collect();
+        let destinations: Vec<i32> = message
+            .enqueue
+            .iter()
+            .map(|e| i32::from(e.destination))
+            .collect();
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH m AS (
+                     INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
+                         message_type, trigger_event, control_id, sending_application,
+                         sending_facility, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     RETURNING id
+                 ), md AS (
+                     INSERT INTO message_metadata (message_id, seq, key, value)
+                     SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value
+                     FROM m, unnest($12::text[], $13::text[]) WITH ORDINALITY AS kv(key, value, ord)
+                 ), c AS (
+                     INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
+                     SELECT m.id, 0, 'RAW', now(), $14 FROM m
+                 )
+                 INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, state)
+                 SELECT q.queue, m.id, q.destination, 0, now(), 'READY'
+                 FROM m, unnest($15::text[], $16::int[]) AS q(queue, destination)",
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let received_at = message.received_at.to_system_time();
+        client
+            .execute(
+                &stmt,
+                &[
+                    &id.to_string(),
+                    &message.channel,
+                    &received_at,
+                    &message.peer_addr,
+                    &message.tls_subject,
+                    &message.message_type,
+                    &message.trigger_event,
+                    &message.control_id,
+                    &message.sending_application,
+                    &message.sending_facility,
+                    &message.status.as_str(),
+                    &keys,
+                    &values,
+                    &message.raw,
+                    &queues,
+                    &destinations,
+                ],
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        self.committed(1);
+        Ok(id)
+    }
+
+    async fn put_content(
+        &self,
+        id: MessageId,
+        destination: Destination,
+        stage: Stage,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        const OP: &str = "put_content";
+        crate::check_put_content(id, destination, stage)?;
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
+                 SELECT id, $2, $3, now(), $4 FROM messages WHERE id = $1
+                 ON CONFLICT (message_id, destination, stage)
+                 DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let changed = client
+            .execute(
+                &stmt,
+                &[
+                    &id.to_string(),
+                    &i32::from(destination),
+                    &stage.as_str(),
+                    &bytes,
+                ],
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        if changed == 0 {
+            return Err(StoreError::MessageNotFound { op: OP, id });
+        }
+        self.committed(0);
+        Ok(())
+    }
+
+    async fn set_status(&self, id: MessageId, status: Status, error: Option<String>) -> Result<()> {
+        const OP: &str = "set_status";
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached("UPDATE messages SET status = $2, error = $3 WHERE id = $1")
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let changed = client
+            .execute(&stmt, &[&id.to_string(), &status.as_str(), &error])
+            .await
+            .map_err(StoreError::pg(OP))?;
+        if changed == 0 {
+            return Err(StoreError::MessageNotFound { op: OP, id });
+        }
+        self.committed(0);
+        Ok(())
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<StoredMessage>> {
+        const OP: &str = "get";
+        let mut client = self.client(OP).await?;
+        let id_text = id.to_string();
+        // One snapshot for the three reads.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let summary_sql = format!("SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id = $1");
+        let Some(row) = tx
+            .query_opt(&summary_sql, &[&id_text])
+            .await
+            .map_err(StoreError::pg(OP))?
+        else {
+            return Ok(None);
+        };
+        let summary = rows::summary(&row, OP)?;
+        let meta = tx
+            .query(
+                "SELECT key, value FROM message_metadata WHERE message_id = $1 ORDER BY seq",
+                &[&id_text],
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let content = tx
+            .query(
+                "SELECT destination, stage, bytes, created_at FROM message_content
+                 WHERE message_id = $1",
+                &[&id_text],
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        tx.commit().await.map_err(StoreError::pg(OP))?;
+        let metadata = meta
+            .iter()
+            .map(|r| Ok((rows::get(r, 0, OP)?, rows::get(r, 1, OP)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut content = content
+            .iter()
+            .map(|r| rows::content(r, OP))
+            .collect::<Result<Vec<_>>>()?;
+        content.sort_by_key(|c| (c.destination, c.stage));
+        Ok(Some(StoredMessage {
+            summary,
+            metadata,
+            content,
+        }))
+    }
+
+    async fn list(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
+        const OP: &str = "list";
+        let w = sql::filter_clause(filter, true, |n| format!("${n}"));
+        let query = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM messages m {} ORDER BY m.id DESC LIMIT ${}",
+            w.sql,
+            w.params.len() + 1
+        );
+        let mut params = pg_params(w.params);
+        params.push(Box::new(i64::from(filter.effective_limit())));
+        let bound: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let client = self.client(OP).await?;
+        let found = client
+            .query(&query, &bound)
+            .await
+            .map_err(StoreError::pg(OP))?;
+        found.iter().map(|r| rows::summary(r, OP)).collect()
+    }
+
+    async fn count(&self, filter: &MessageFilter) -> Result<u64> {
+        const OP: &str = "count";
+        let w = sql::filter_clause(filter, false, |n| format!("${n}"));
+        let query = format!("SELECT count(*) FROM messages m {}", w.sql);
+        let params = pg_params(w.params);
+        let bound: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let client = self.client(OP).await?;
+        let n: i64 = client
+            .query_one(&query, &bound)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(StoreError::pg(OP))?;
+        Ok(n.unsigned_abs())
+    }
+}
+
+impl Queues for PgStore {
+    async fn claim(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        const OP: &str = "claim";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "WITH c AS (
+                     SELECT id FROM queue_items
+                     WHERE queue = $1 AND state IN ('READY', 'LEASED') AND available_at <= now()
+                     ORDER BY available_at, id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 ), t AS (
+                     SELECT now() + $4::bigint * interval '1 microsecond' AS until
+                 )
+                 UPDATE queue_items q
+                 SET state = 'LEASED', lease_owner = $3, lease_until = t.until,
+                     available_at = t.until
+                 FROM c, t
+                 WHERE q.id = c.id
+                 RETURNING {}",
+                ITEM_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("q.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let found = client
+            .query(
+                &stmt,
+                &[&queue, &i64::from(limit), &owner, &duration_micros(lease)],
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        self.committed(0);
+        let mut items = found
+            .iter()
+            .map(|r| rows::item(r, OP))
+            .collect::<Result<Vec<_>>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn ack(&self, item: QueueItemId, owner: &str) -> Result<()> {
+        const OP: &str = "ack";
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE queue_items SET state = 'DONE', lease_until = NULL
+                 WHERE id = $1 AND state = 'LEASED' AND lease_owner = $2",
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let changed = client
+            .execute(&stmt, &[&item.0, &owner])
+            .await
+            .map_err(StoreError::pg(OP))?;
+        if changed == 0 {
+            return Err(Self::lease_error(&client, OP, item, owner).await?);
+        }
+        self.committed(0);
+        Ok(())
+    }
+
+    async fn nack(
+        &self,
+        item: QueueItemId,
+        owner: &str,
+        retry_at: Timestamp,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<QueueState> {
+        const OP: &str = "nack";
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE queue_items
+                 SET attempts = attempts + 1, last_error = $3, lease_until = NULL,
+                     available_at = $4,
+                     state = CASE WHEN attempts + 1 >= $5::bigint THEN 'DEAD' ELSE 'READY' END
+                 WHERE id = $1 AND state = 'LEASED' AND lease_owner = $2
+                 RETURNING state",
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let retry_at: SystemTime = retry_at.to_system_time();
+        let row = client
+            .query_opt(
+                &stmt,
+                &[&item.0, &owner, &error, &retry_at, &i64::from(max_attempts)],
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        match row {
+            Some(row) => {
+                self.committed(0);
+                rows::parse(OP, "queue_items.state", rows::get(&row, 0, OP)?)
+            }
+            None => Err(Self::lease_error(&client, OP, item, owner).await?),
+        }
+    }
+
+    async fn dead_letters(&self, queue: &str) -> Result<Vec<QueueItem>> {
+        const OP: &str = "dead_letters";
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM queue_items WHERE queue = $1 AND state = 'DEAD' \
+                 ORDER BY id"
+            ))
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let found = client
+            .query(&stmt, &[&queue])
+            .await
+            .map_err(StoreError::pg(OP))?;
+        found.iter().map(|r| rows::item(r, OP)).collect()
+    }
+
+    async fn requeue_dead(&self, item: QueueItemId) -> Result<()> {
+        const OP: &str = "requeue_dead";
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE queue_items SET state = 'READY', attempts = 0, available_at = now(),
+                 lease_until = NULL WHERE id = $1 AND state = 'DEAD'",
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let changed = client
+            .execute(&stmt, &[&item.0])
+            .await
+            .map_err(StoreError::pg(OP))?;
+        if changed > 0 {
+            self.committed(0);
+            return Ok(());
+        }
+        let row = client
+            .query_opt("SELECT state FROM queue_items WHERE id = $1", &[&item.0])
+            .await
+            .map_err(StoreError::pg(OP))?;
+        Err(match row {
+            None => StoreError::QueueItemNotFound { op: OP, item },
+            Some(row) => StoreError::WrongQueueState {
+                op: OP,
+                item,
+                state: rows::parse(OP, "queue_items.state", rows::get(&row, 0, OP)?)?,
+                expected: QueueState::Dead,
+            },
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn stats(&self) -> StoreStats {
+        self.counters.snapshot()
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.pool.close();
+        tracing::info!(schema = %self.schema, "PostgreSQL store closed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_schema_name;
+
+    #[test]
+    fn schema_names() {
+        for ok in ["plexus", "_x", "plexus_test_01"] {
+            assert!(valid_schema_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Plexus",
+            "1x",
+            "a-b",
+            "a;drop",
+            "pg_catalog",
+            &"x".repeat(64),
+        ] {
+            assert!(!valid_schema_name(bad), "{bad}");
+        }
+    }
+}

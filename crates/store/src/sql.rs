@@ -1,0 +1,150 @@
+//! SQL shared by both backends: the journal columns, filter clauses and migration lists.
+
+use crate::model::MessageFilter;
+use crate::time::Timestamp;
+
+/// Columns of a [`crate::MessageSummary`], in the order `row_to_summary` reads them.
+pub(crate) const SUMMARY_COLUMNS: &str = "m.id, m.channel, m.received_at, m.peer_addr, \
+     m.tls_subject, m.message_type, m.trigger_event, m.control_id, m.sending_application, \
+     m.sending_facility, m.status, m.error";
+
+/// Columns of a [`crate::QueueItem`], in the order `row_to_item` reads them.
+pub(crate) const ITEM_COLUMNS: &str = "id, queue, message_id, destination, attempts, \
+     available_at, lease_owner, lease_until, state, last_error";
+
+/// A bound value of a filter query.
+pub(crate) enum Param {
+    Text(String),
+    Time(Timestamp),
+}
+
+/// A `WHERE` clause (possibly empty) and its values.
+pub(crate) struct Where {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+/// Builds the `WHERE` clause for `filter` over `messages m`; `placeholder(n)` spells the
+/// n-th (1-based) parameter. `paging` adds the `before_id` condition.
+pub(crate) fn filter_clause(
+    filter: &MessageFilter,
+    paging: bool,
+    placeholder: impl Fn(usize) -> String,
+) -> Where {
+    let mut conds: Vec<String> = Vec::new();
+    let mut params = Vec::new();
+    let mut push = |template: &str, values: Vec<Param>, conds: &mut Vec<String>| {
+        // Templates hold one `?` per value and no other `?`.
+        let mut parts = template.split('?');
+        let mut sql = parts.next().unwrap_or_default().to_owned();
+        for (part, value) in parts.zip(values) {
+            params.push(value);
+            sql.push_str(&placeholder(params.len()));
+            sql.push_str(part);
+        }
+        conds.push(sql);
+    };
+    if let Some(t) = filter.received_from {
+        push("m.received_at >= ?", vec![Param::Time(t)], &mut conds);
+    }
+    if let Some(t) = filter.received_to {
+        push("m.received_at < ?", vec![Param::Time(t)], &mut conds);
+    }
+    let texts = [
+        ("m.channel = ?", &filter.channel),
+        ("m.message_type = ?", &filter.message_type),
+        ("m.trigger_event = ?", &filter.trigger_event),
+        ("m.control_id = ?", &filter.control_id),
+    ];
+    for (template, value) in texts {
+        if let Some(v) = value {
+            push(template, vec![Param::Text(v.clone())], &mut conds);
+        }
+    }
+    if let Some(status) = filter.status {
+        push(
+            "m.status = ?",
+            vec![Param::Text(status.as_str().to_owned())],
+            &mut conds,
+        );
+    }
+    for (key, value) in &filter.metadata {
+        push(
+            "EXISTS (SELECT 1 FROM message_metadata md \
+             WHERE md.message_id = m.id AND md.key = ? AND md.value = ?)",
+            vec![Param::Text(key.clone()), Param::Text(value.clone())],
+            &mut conds,
+        );
+    }
+    if paging && let Some(id) = filter.before_id {
+        push("m.id < ?", vec![Param::Text(id.to_string())], &mut conds);
+    }
+    let sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    Where { sql, params }
+}
+
+/// One versioned schema change.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub sql: &'static str,
+}
+
+/// SQLite migrations, oldest first.
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+/// PostgreSQL migrations, oldest first.
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// The newest version in `migrations`.
+pub(crate) fn latest(migrations: &[Migration]) -> i64 {
+    migrations.last().map_or(0, |m| m.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+
+    #[test]
+    fn numbers_placeholders_in_order() {
+        let f = MessageFilter {
+            channel: Some("c".into()),
+            status: Some(Status::Sent),
+            metadata: vec![("MRN".into(), "1".into())],
+            ..MessageFilter::default()
+        };
+        let w = filter_clause(&f, true, |n| format!("${n}"));
+        assert_eq!(
+            w.sql,
+            "WHERE m.channel = $1 AND m.status = $2 AND EXISTS (SELECT 1 FROM message_metadata md \
+             WHERE md.message_id = m.id AND md.key = $3 AND md.value = $4)"
+        );
+        assert_eq!(w.params.len(), 4);
+        assert!(
+            filter_clause(&MessageFilter::default(), true, |n| format!("?{n}"))
+                .sql
+                .is_empty()
+        );
+        let w = filter_clause(&f, false, |n| format!("?{n}"));
+        assert!(w.sql.contains("md.key = ?3 AND md.value = ?4"), "{}", w.sql);
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        for list in [SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS] {
+            for (version, m) in (1i64..).zip(list.iter()) {
+                assert_eq!(m.version, version);
+            }
+        }
+    }
+}

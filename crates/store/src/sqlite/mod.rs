@@ -1,0 +1,362 @@
+//! The SQLite backend: one database file in a data directory, WAL, `synchronous=FULL`, one
+//! writer thread with group commit, and a small pool of read connections.
+
+mod ops;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use writer::Writer;
+
+use crate::config::SqliteConfig;
+use crate::counters::Counters;
+use crate::error::{Result, StoreError};
+use crate::model::{
+    Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueItem, QueueItemId,
+    QueueState, Stage, Status, StoreStats, StoredMessage,
+};
+use crate::sql::{self, SQLITE_MIGRATIONS};
+use crate::time::{Timestamp, duration_micros};
+use crate::{Journal, Queues, Store};
+
+/// The embedded store: a SQLite database in a data directory.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Arc<ReadPool>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `config.path`, migrates it to the newest
+    /// schema and starts the writer thread.
+    pub async fn open(config: &SqliteConfig) -> Result<Self> {
+        if config.read_connections == 0 || config.max_batch == 0 {
+            return Err(StoreError::Config(
+                "sqlite read_connections and max_batch must be at least 1".to_owned(),
+            ));
+        }
+        let dir = config.path.clone();
+        let file = dir.join(SqliteConfig::DB_FILE);
+        let busy = Duration::from_millis(config.busy_timeout_ms);
+        let opened = {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || -> Result<Connection> {
+                std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+                    op: "open",
+                    path: dir.clone(),
+                    source,
+                })?;
+                let mut conn = open_writer(&file, busy)?;
+                migrate(&mut conn)?;
+                Ok(conn)
+            })
+            .await
+            .map_err(|e| StoreError::Task {
+                op: "open",
+                detail: e.to_string(),
+            })??
+        };
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::start(opened, config.max_batch, Arc::clone(&counters))?;
+        tracing::info!(path = %file.display(), "SQLite store opened");
+        Ok(Self {
+            path: file.clone(),
+            writer,
+            readers: Arc::new(ReadPool::new(file, busy, config.read_connections)),
+            counters,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T, F>(&self, op: &'static str, messages: u64, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.submit(op, messages, work).await
+    }
+}
+
+/// Applies the SQLite pragmas every connection needs.
+fn configure(conn: &Connection, busy: Duration, op: &'static str) -> Result<()> {
+    conn.busy_timeout(busy).map_err(StoreError::sqlite(op))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(StoreError::sqlite(op))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Opens the write connection: WAL, and `synchronous=FULL` so that a committed (and so
+/// ACKed) message survives a power loss.
+fn open_writer(file: &Path, busy: Duration) -> Result<Connection> {
+    const OP: &str = "open";
+    let conn = Connection::open(file).map_err(StoreError::sqlite(OP))?;
+    configure(&conn, busy, OP)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(StoreError::sqlite(OP))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "SQLite refused WAL mode; writes will be slower");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(StoreError::sqlite(OP))?;
+    Ok(conn)
+}
+
+/// Brings the schema to the newest version in one transaction.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    const OP: &str = "migrate";
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(StoreError::sqlite(OP))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS plexus_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         )",
+    )
+    .map_err(StoreError::sqlite(OP))?;
+    let found: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM plexus_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let supported = sql::latest(SQLITE_MIGRATIONS);
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    for m in SQLITE_MIGRATIONS.iter().filter(|m| m.version > found) {
+        tx.execute_batch(m.sql)
+            .and_then(|()| {
+                tx.execute(
+                    "INSERT INTO plexus_migrations (version, applied_at) VALUES (?1, ?2)",
+                    [m.version, Timestamp::now().as_micros()],
+                )
+            })
+            .map_err(|e| StoreError::Migration {
+                version: m.version,
+                source: Box::new(StoreError::Sqlite { op: OP, source: e }),
+            })?;
+        tracing::info!(version = m.version, "applied SQLite migration");
+    }
+    tx.commit().map_err(StoreError::sqlite(OP))
+}
+
+/// Read connections, opened on demand up to a limit and kept for reuse.
+struct ReadPool {
+    file: PathBuf,
+    busy: Duration,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+    closed: AtomicBool,
+}
+
+impl ReadPool {
+    fn new(file: PathBuf, busy: Duration, size: usize) -> Self {
+        Self {
+            file,
+            busy,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size)),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn connection(&self, op: &'static str) -> Result<Connection> {
+        if let Some(conn) = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(StoreError::sqlite(op))?;
+        configure(&conn, self.busy, op)?;
+        conn.pragma_update(None, "query_only", "ON")
+            .map_err(StoreError::sqlite(op))?;
+        Ok(conn)
+    }
+
+    /// Runs `read` on a read connection in the blocking thread pool.
+    async fn run<T, F>(self: &Arc<Self>, op: &'static str, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed { op });
+        }
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed { op })?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = pool.connection(op)?;
+            let result = read(&conn);
+            if !pool.closed.load(Ordering::Acquire) {
+                pool.idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task {
+            op,
+            detail: e.to_string(),
+        })?
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.permits.close();
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Journal for SqliteStore {
+    async fn append(&self, message: NewMessage) -> Result<MessageId> {
+        message.validate()?;
+        self.write("append", 1, move |conn| ops::append(conn, &message))
+            .await
+    }
+
+    async fn put_content(
+        &self,
+        id: MessageId,
+        destination: Destination,
+        stage: Stage,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        crate::check_put_content(id, destination, stage)?;
+        self.write("put_content", 0, move |conn| {
+            ops::put_content(conn, id, destination, stage, &bytes)
+        })
+        .await
+    }
+
+    async fn set_status(&self, id: MessageId, status: Status, error: Option<String>) -> Result<()> {
+        self.write("set_status", 0, move |conn| {
+            ops::set_status(conn, id, status, error.as_deref())
+        })
+        .await
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<StoredMessage>> {
+        self.readers
+            .run("get", move |conn| ops::get_message(conn, id))
+            .await
+    }
+
+    async fn list(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
+        let filter = filter.clone();
+        self.readers
+            .run("list", move |conn| ops::list(conn, &filter))
+            .await
+    }
+
+    async fn count(&self, filter: &MessageFilter) -> Result<u64> {
+        let filter = filter.clone();
+        self.readers
+            .run("count", move |conn| ops::count(conn, &filter))
+            .await
+    }
+}
+
+impl Queues for SqliteStore {
+    async fn claim(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (queue, owner) = (queue.to_owned(), owner.to_owned());
+        let lease = duration_micros(lease);
+        self.write("claim", 0, move |conn| {
+            ops::claim(conn, &queue, &owner, lease, limit)
+        })
+        .await
+    }
+
+    async fn ack(&self, item: QueueItemId, owner: &str) -> Result<()> {
+        let owner = owner.to_owned();
+        self.write("ack", 0, move |conn| ops::ack(conn, item, &owner))
+            .await
+    }
+
+    async fn nack(
+        &self,
+        item: QueueItemId,
+        owner: &str,
+        retry_at: Timestamp,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<QueueState> {
+        let (owner, error) = (owner.to_owned(), error.to_owned());
+        self.write("nack", 0, move |conn| {
+            ops::nack(conn, item, &owner, retry_at, &error, max_attempts)
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, queue: &str) -> Result<Vec<QueueItem>> {
+        let queue = queue.to_owned();
+        self.readers
+            .run("dead_letters", move |conn| ops::dead_letters(conn, &queue))
+            .await
+    }
+
+    async fn requeue_dead(&self, item: QueueItemId) -> Result<()> {
+        self.write("requeue_dead", 0, move |conn| ops::requeue_dead(conn, item))
+            .await
+    }
+}
+
+impl Store for SqliteStore {
+    fn stats(&self) -> StoreStats {
+        self.counters.snapshot()
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.readers.close();
+        self.writer.close().await?;
+        tracing::info!(path = %self.path.display(), "SQLite store closed");
+        Ok(())
+    }
+}

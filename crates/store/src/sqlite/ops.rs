@@ -1,0 +1,428 @@
+//! The SQL of each store operation on one SQLite connection. Write operations run inside the
+//! writer's batch transaction (each under its own savepoint); reads on a read connection.
+
+use std::str::FromStr;
+
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+
+use crate::error::{Result, StoreError};
+use crate::model::{
+    Content, Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueItem,
+    QueueItemId, QueueState, Stage, Status, StoredMessage,
+};
+use crate::sql::{self, ITEM_COLUMNS, Param, SUMMARY_COLUMNS};
+use crate::time::Timestamp;
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Param::Text(s) => s.to_sql(),
+            Param::Time(t) => Ok(ToSqlOutput::from(t.as_micros())),
+        }
+    }
+}
+
+/// Parses a text column written by this crate; anything else means a damaged database.
+fn parse<T: FromStr>(op: &'static str, column: &'static str, value: String) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt { op, column, value })
+}
+
+fn get<T: rusqlite::types::FromSql>(row: &Row<'_>, idx: usize, op: &'static str) -> Result<T> {
+    row.get(idx).map_err(StoreError::sqlite(op))
+}
+
+fn destination(op: &'static str, value: i64) -> Result<Destination> {
+    Destination::try_from(value).map_err(|_| StoreError::Corrupt {
+        op,
+        column: "destination",
+        value: value.to_string(),
+    })
+}
+
+fn summary(row: &Row<'_>, op: &'static str) -> Result<MessageSummary> {
+    Ok(MessageSummary {
+        id: parse(op, "messages.id", get(row, 0, op)?)?,
+        channel: get(row, 1, op)?,
+        received_at: Timestamp::from_micros(get(row, 2, op)?),
+        peer_addr: get(row, 3, op)?,
+        tls_subject: get(row, 4, op)?,
+        message_type: get(row, 5, op)?,
+        trigger_event: get(row, 6, op)?,
+        control_id: get(row, 7, op)?,
+        sending_application: get(row, 8, op)?,
+        sending_facility: get(row, 9, op)?,
+        status: parse(op, "messages.status", get(row, 10, op)?)?,
+        error: get(row, 11, op)?,
+    })
+}
+
+fn item(row: &Row<'_>, op: &'static str) -> Result<QueueItem> {
+    let attempts: i64 = get(row, 4, op)?;
+    Ok(QueueItem {
+        id: QueueItemId(get(row, 0, op)?),
+        queue: get(row, 1, op)?,
+        message_id: parse(op, "queue_items.message_id", get(row, 2, op)?)?,
+        destination: destination(op, get(row, 3, op)?)?,
+        attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt {
+            op,
+            column: "queue_items.attempts",
+            value: attempts.to_string(),
+        })?,
+        available_at: Timestamp::from_micros(get(row, 5, op)?),
+        lease_owner: get(row, 6, op)?,
+        lease_until: get::<Option<i64>>(row, 7, op)?.map(Timestamp::from_micros),
+        state: parse(op, "queue_items.state", get(row, 8, op)?)?,
+        last_error: get(row, 9, op)?,
+    })
+}
+
+/// Inserts a message, its metadata, its RAW content and its queue items.
+pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
+    const OP: &str = "append";
+    let e = StoreError::sqlite(OP);
+    let id = MessageId::generate()?;
+    let id_text = id.to_string();
+    let now = Timestamp::now().as_micros();
+    conn.prepare_cached(
+        "INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject, message_type, \
+         trigger_event, control_id, sending_application, sending_facility, status) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text,
+            msg.channel,
+            msg.received_at.as_micros(),
+            msg.peer_addr,
+            msg.tls_subject,
+            msg.message_type,
+            msg.trigger_event,
+            msg.control_id,
+            msg.sending_application,
+            msg.sending_facility,
+            msg.status.as_str(),
+        ])
+    })
+    .map_err(e)?;
+    if !msg.metadata.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO message_metadata (message_id, seq, key, value) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(StoreError::sqlite(OP))?;
+        for (seq, (key, value)) in (0i64..).zip(&msg.metadata) {
+            stmt.execute(params![id_text, seq, key, value])
+                .map_err(StoreError::sqlite(OP))?;
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO message_content (message_id, destination, stage, created_at, bytes) \
+         VALUES (?1, 0, 'RAW', ?2, ?3)",
+    )
+    .and_then(|mut s| s.execute(params![id_text, now, msg.raw]))
+    .map_err(StoreError::sqlite(OP))?;
+    if !msg.enqueue.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, \
+                 state, created_at) VALUES (?1, ?2, ?3, 0, ?4, 'READY', ?4)",
+            )
+            .map_err(StoreError::sqlite(OP))?;
+        for q in &msg.enqueue {
+            stmt.execute(params![q.queue, id_text, q.destination, now])
+                .map_err(StoreError::sqlite(OP))?;
+        }
+    }
+    Ok(id)
+}
+
+/// Stores (or replaces) one content stage.
+pub(super) fn put_content(
+    conn: &Connection,
+    id: MessageId,
+    destination: Destination,
+    stage: Stage,
+    bytes: &[u8],
+) -> Result<()> {
+    const OP: &str = "put_content";
+    let changed = conn
+        .prepare_cached(
+            "INSERT INTO message_content (message_id, destination, stage, created_at, bytes) \
+             SELECT id, ?2, ?3, ?4, ?5 FROM messages WHERE id = ?1 \
+             ON CONFLICT (message_id, destination, stage) \
+             DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id.to_string(),
+                destination,
+                stage.as_str(),
+                Timestamp::now().as_micros(),
+                bytes
+            ])
+        })
+        .map_err(StoreError::sqlite(OP))?;
+    if changed == 0 {
+        return Err(StoreError::MessageNotFound { op: OP, id });
+    }
+    Ok(())
+}
+
+/// Sets a message's status and error text.
+pub(super) fn set_status(
+    conn: &Connection,
+    id: MessageId,
+    status: Status,
+    error: Option<&str>,
+) -> Result<()> {
+    const OP: &str = "set_status";
+    let changed = conn
+        .prepare_cached("UPDATE messages SET status = ?2, error = ?3 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id.to_string(), status.as_str(), error]))
+        .map_err(StoreError::sqlite(OP))?;
+    if changed == 0 {
+        return Err(StoreError::MessageNotFound { op: OP, id });
+    }
+    Ok(())
+}
+
+/// Leases up to `limit` claimable items of `queue` to `owner` for `lease_micros`.
+pub(super) fn claim(
+    conn: &Connection,
+    queue: &str,
+    owner: &str,
+    lease_micros: i64,
+    limit: u32,
+) -> Result<Vec<QueueItem>> {
+    const OP: &str = "claim";
+    let now = Timestamp::now().as_micros();
+    let until = now.saturating_add(lease_micros);
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE queue_items SET state = 'LEASED', lease_owner = ?1, lease_until = ?2, \
+             available_at = ?2 \
+             WHERE id IN (SELECT id FROM queue_items \
+                          WHERE queue = ?3 AND state IN ('READY', 'LEASED') AND available_at <= ?4 \
+                          ORDER BY available_at, id LIMIT ?5) \
+             RETURNING {ITEM_COLUMNS}"
+        ))
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt
+        .query(params![owner, until, queue, now, limit])
+        .map_err(StoreError::sqlite(OP))?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        items.push(item(row, OP)?);
+    }
+    items.sort_by_key(|i| i.id);
+    Ok(items)
+}
+
+/// Why a conditional queue update changed nothing: the item is missing or its lease is gone.
+fn lease_error(
+    conn: &Connection,
+    op: &'static str,
+    id: QueueItemId,
+    owner: &str,
+) -> Result<StoreError> {
+    let found: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT state, lease_owner FROM queue_items WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(StoreError::sqlite(op))?;
+    Ok(match found {
+        None => StoreError::QueueItemNotFound { op, item: id },
+        Some((state, holder)) => StoreError::LeaseNotHeld {
+            op,
+            item: id,
+            owner: owner.to_owned(),
+            state: parse(op, "queue_items.state", state)?,
+            holder,
+        },
+    })
+}
+
+/// Marks a leased item done.
+pub(super) fn ack(conn: &Connection, id: QueueItemId, owner: &str) -> Result<()> {
+    const OP: &str = "ack";
+    let changed = conn
+        .prepare_cached(
+            "UPDATE queue_items SET state = 'DONE', lease_until = NULL \
+             WHERE id = ?1 AND state = 'LEASED' AND lease_owner = ?2",
+        )
+        .and_then(|mut s| s.execute(params![id.0, owner]))
+        .map_err(StoreError::sqlite(OP))?;
+    if changed == 0 {
+        return Err(lease_error(conn, OP, id, owner)?);
+    }
+    Ok(())
+}
+
+/// Records a failed attempt: back to READY at `retry_at`, or DEAD after `max_attempts`.
+pub(super) fn nack(
+    conn: &Connection,
+    id: QueueItemId,
+    owner: &str,
+    retry_at: Timestamp,
+    error: &str,
+    max_attempts: u32,
+) -> Result<QueueState> {
+    const OP: &str = "nack";
+    let state: Option<String> = conn
+        .prepare_cached(
+            "UPDATE queue_items SET attempts = attempts + 1, last_error = ?3, lease_until = NULL, \
+             available_at = ?4, \
+             state = CASE WHEN attempts + 1 >= ?5 THEN 'DEAD' ELSE 'READY' END \
+             WHERE id = ?1 AND state = 'LEASED' AND lease_owner = ?2 RETURNING state",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![id.0, owner, error, retry_at.as_micros(), max_attempts],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .map_err(StoreError::sqlite(OP))?;
+    match state {
+        Some(state) => parse(OP, "queue_items.state", state),
+        None => Err(lease_error(conn, OP, id, owner)?),
+    }
+}
+
+/// Puts a dead item back to READY with its attempts reset.
+pub(super) fn requeue_dead(conn: &Connection, id: QueueItemId) -> Result<()> {
+    const OP: &str = "requeue_dead";
+    let changed = conn
+        .prepare_cached(
+            "UPDATE queue_items SET state = 'READY', attempts = 0, available_at = ?2, \
+             lease_until = NULL WHERE id = ?1 AND state = 'DEAD'",
+        )
+        .and_then(|mut s| s.execute(params![id.0, Timestamp::now().as_micros()]))
+        .map_err(StoreError::sqlite(OP))?;
+    if changed > 0 {
+        return Ok(());
+    }
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM queue_items WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
+        .map_err(StoreError::sqlite(OP))?;
+    Err(match state {
+        None => StoreError::QueueItemNotFound { op: OP, item: id },
+        Some(state) => StoreError::WrongQueueState {
+            op: OP,
+            item: id,
+            state: parse(OP, "queue_items.state", state)?,
+            expected: QueueState::Dead,
+        },
+    })
+}
+
+/// A message with metadata and content, read in one snapshot.
+pub(super) fn get_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>> {
+    const OP: &str = "get";
+    let id_text = id.to_string();
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(StoreError::sqlite(OP))?;
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id = ?1"
+        ))
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt.query([&id_text]).map_err(StoreError::sqlite(OP))?;
+    let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? else {
+        return Ok(None);
+    };
+    let summary = summary(row, OP)?;
+    drop(rows);
+    let mut metadata = Vec::new();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT key, value FROM message_metadata WHERE message_id = ?1 ORDER BY seq",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt.query([&id_text]).map_err(StoreError::sqlite(OP))?;
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        metadata.push((get(row, 0, OP)?, get(row, 1, OP)?));
+    }
+    drop(rows);
+    let mut content = Vec::new();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT destination, stage, bytes, created_at FROM message_content \
+             WHERE message_id = ?1",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt.query([&id_text]).map_err(StoreError::sqlite(OP))?;
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        content.push(Content {
+            destination: destination(OP, get(row, 0, OP)?)?,
+            stage: parse(OP, "message_content.stage", get(row, 1, OP)?)?,
+            bytes: get(row, 2, OP)?,
+            created_at: Timestamp::from_micros(get(row, 3, OP)?),
+        });
+    }
+    content.sort_by_key(|c| (c.destination, c.stage));
+    Ok(Some(StoredMessage {
+        summary,
+        metadata,
+        content,
+    }))
+}
+
+/// Messages matching `filter`, newest first.
+pub(super) fn list(conn: &Connection, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
+    const OP: &str = "list";
+    let w = sql::filter_clause(filter, true, |n| format!("?{n}"));
+    let query = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM messages m {} ORDER BY m.id DESC LIMIT ?{}",
+        w.sql,
+        w.params.len() + 1
+    );
+    let mut stmt = conn.prepare(&query).map_err(StoreError::sqlite(OP))?;
+    let mut bound: Vec<&dyn ToSql> = w.params.iter().map(|p| p as &dyn ToSql).collect();
+    let limit = filter.effective_limit();
+    bound.push(&limit);
+    let mut rows = stmt
+        .query(bound.as_slice())
+        .map_err(StoreError::sqlite(OP))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        out.push(summary(row, OP)?);
+    }
+    Ok(out)
+}
+
+/// How many messages match `filter` (ignoring its limit and paging).
+pub(super) fn count(conn: &Connection, filter: &MessageFilter) -> Result<u64> {
+    const OP: &str = "count";
+    let w = sql::filter_clause(filter, false, |n| format!("?{n}"));
+    let query = format!("SELECT count(*) FROM messages m {}", w.sql);
+    let bound: Vec<&dyn ToSql> = w.params.iter().map(|p| p as &dyn ToSql).collect();
+    let n: i64 = conn
+        .prepare(&query)
+        .and_then(|mut s| s.query_row(bound.as_slice(), |r| r.get(0)))
+        .map_err(StoreError::sqlite(OP))?;
+    Ok(n.unsigned_abs())
+}
+
+/// The dead items of `queue`, oldest first.
+pub(super) fn dead_letters(conn: &Connection, queue: &str) -> Result<Vec<QueueItem>> {
+    const OP: &str = "dead_letters";
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM queue_items WHERE queue = ?1 AND state = 'DEAD' ORDER BY id"
+        ))
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt.query([queue]).map_err(StoreError::sqlite(OP))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        out.push(item(row, OP)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,272 @@
+//! The one writer thread of a SQLite store, and its group commit.
+//!
+//! Callers send write requests over a channel, each with a oneshot for its reply. The writer
+//! takes everything pending (up to `max_batch` requests), runs them in one transaction — each
+//! under its own savepoint, so a failing request is rolled back alone — commits once and then
+//! answers every caller. One fsync then carries a whole batch: under load the batch grows by
+//! itself, because requests pile up while the previous commit is syncing.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::counters::Counters;
+use crate::error::{Result, StoreError};
+
+/// A write request, type-erased so requests with different results share one channel.
+trait Job: Send {
+    /// Runs the request on the connection (inside the batch transaction); `true` if it
+    /// succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Messages the request appends when it commits.
+    fn messages(&self) -> u64;
+    /// Answers the caller: its own result if the batch committed (or if it failed by
+    /// itself), else `BatchFailed` with `failure`.
+    fn finish(self: Box<Self>, failure: Option<&str>);
+}
+
+struct TypedJob<T, F> {
+    op: &'static str,
+    messages: u64,
+    work: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+            Err(StoreError::Task {
+                op: self.op,
+                detail: "the write request panicked".to_owned(),
+            })
+        });
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn messages(&self) -> u64 {
+        self.messages
+    }
+
+    fn finish(self: Box<Self>, failure: Option<&str>) {
+        let op = self.op;
+        let result = match (self.outcome, failure) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), None) => Ok(value),
+            (_, Some(detail)) => Err(StoreError::BatchFailed {
+                op,
+                detail: detail.to_owned(),
+            }),
+            (None, None) => Err(StoreError::Task {
+                op,
+                detail: "the write request was never run".to_owned(),
+            }),
+        };
+        // The caller may have gone away (its future dropped); the write stands regardless.
+        let _ = self.reply.send(result);
+    }
+}
+
+enum Request {
+    Job(Box<dyn Job>),
+    Close(oneshot::Sender<()>),
+}
+
+/// Handle to the writer thread.
+pub(super) struct Writer {
+    tx: mpsc::Sender<Request>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(super) fn start(
+        conn: Connection,
+        max_batch: usize,
+        counters: Arc<Counters>,
+    ) -> Result<Self> {
+        let max_batch = max_batch.max(1);
+        let (tx, rx) = mpsc::channel(max_batch.saturating_mul(4));
+        let thread = std::thread::Builder::new()
+            .name("plexus-store-writer".to_owned())
+            .spawn(move || run(&conn, rx, max_batch, &counters))
+            .map_err(|e| StoreError::Task {
+                op: "open",
+                detail: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(Self {
+            tx,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Runs `work` in the writer's next transaction and returns its result once committed.
+    pub(super) async fn submit<T, F>(&self, op: &'static str, messages: u64, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = TypedJob {
+            op,
+            messages,
+            work: Some(work),
+            outcome: None,
+            reply,
+        };
+        self.tx
+            .send(Request::Job(Box::new(job)))
+            .await
+            .map_err(|_| StoreError::Closed { op })?;
+        answer.await.map_err(|_| StoreError::Closed { op })?
+    }
+
+    /// Commits what is pending, stops the thread and waits for it.
+    pub(super) async fn close(&self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        if self.tx.send(Request::Close(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|e| StoreError::Task {
+                    op: "close",
+                    detail: e.to_string(),
+                })?
+                .map_err(|_| StoreError::Task {
+                    op: "close",
+                    detail: "the writer thread panicked".to_owned(),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The writer thread: batch, commit, answer, until closed or every handle is dropped.
+fn run(conn: &Connection, mut rx: mpsc::Receiver<Request>, max_batch: usize, counters: &Counters) {
+    let mut closers = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = Vec::new();
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            match request {
+                Request::Job(job) => jobs.push(job),
+                Request::Close(reply) => {
+                    closers.push(reply);
+                    // Refuse new requests; those already queued are still committed.
+                    rx.close();
+                }
+            }
+            if jobs.len() < max_batch {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !jobs.is_empty() {
+            commit_batch(conn, jobs, counters);
+        }
+    }
+    tracing::debug!("store writer stopped");
+    for reply in closers {
+        let _ = reply.send(());
+    }
+}
+
+/// Runs `jobs` in one transaction and answers them.
+fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>, counters: &Counters) {
+    while !jobs.is_empty() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::warn!(error = %e, requests = jobs.len(), "store batch could not begin");
+            let detail = e.to_string();
+            for job in jobs {
+                job.finish(Some(&detail));
+            }
+            return;
+        }
+        let mut ran = 0;
+        let mut succeeded = 0u64;
+        let mut messages = 0u64;
+        let mut broken = None;
+        for job in &mut jobs {
+            ran += 1;
+            match run_in_savepoint(conn, job.as_mut()) {
+                Ok(true) => {
+                    succeeded += 1;
+                    messages += job.messages();
+                }
+                Ok(false) => {}
+                Err(detail) => {
+                    broken = Some(detail);
+                    break;
+                }
+            }
+        }
+        let rest = jobs.split_off(ran);
+        let failure = match broken {
+            Some(detail) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Some(detail)
+            }
+            None => match conn.execute_batch("COMMIT") {
+                Ok(()) => None,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Some(e.to_string())
+                }
+            },
+        };
+        match &failure {
+            None => {
+                counters.add(1, succeeded, messages);
+                tracing::trace!(requests = ran, "store batch committed");
+            }
+            Some(detail) => {
+                tracing::warn!(error = %detail, requests = ran, "store batch rolled back");
+            }
+        }
+        for job in jobs {
+            job.finish(failure.as_deref());
+        }
+        // Requests after one that broke the transaction have not run: give them a new one.
+        jobs = rest;
+    }
+}
+
+/// Runs one job under a savepoint. `Ok(success)`, or `Err` when the whole transaction is lost
+/// (SQLite rolled it back, or the savepoint itself failed).
+fn run_in_savepoint(conn: &Connection, job: &mut dyn Job) -> Result<bool, String> {
+    let exec = |sql: &str| -> Result<(), String> {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    exec("SAVEPOINT request")?;
+    let ok = job.run(conn);
+    if conn.is_autocommit() {
+        // SQLite rolls back the whole transaction on some errors (disk full, I/O error).
+        return Err("the transaction was rolled back by SQLite".to_owned());
+    }
+    if !ok {
+        exec("ROLLBACK TO request")?;
+    }
+    exec("RELEASE request")?;
+    Ok(ok)
+}
