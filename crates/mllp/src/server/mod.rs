@@ -68,6 +68,16 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+impl<H: Handler> Handler for Arc<H> {
+    fn handle(&self, payload: Bytes, peer: &PeerInfo) -> impl Future<Output = HandlerReply> + Send {
+        H::handle(self, payload, peer)
+    }
+
+    fn on_frame_error(&self, error: &FrameError, head: &[u8], peer: &PeerInfo) -> Option<Bytes> {
+        H::on_frame_error(self, error, head, peer)
+    }
+}
+
 /// An MLLP server bound to its address, ready to [`serve`](Self::serve).
 ///
 /// ```no_run
