@@ -128,7 +128,8 @@ pub trait Journal: Send + Sync {
 /// the old holder's ack or nack fails with [`StoreError::LeaseNotHeld`].
 pub trait Queues: Send + Sync {
     /// Leases to `owner`, for `lease`, up to `limit` items of `queue` that are READY and due,
-    /// or LEASED with a lease that ran out; oldest due first.
+    /// or LEASED with a lease that ran out; in the order they became due (enqueued, retry
+    /// time reached, lease ran out), then in enqueue order.
     fn claim(
         &self,
         queue: &str,

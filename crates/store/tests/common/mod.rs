@@ -1,0 +1,229 @@
+//! Backends under test: a fresh SQLite data directory, or a fresh PostgreSQL schema that is
+//! dropped again when the test ends (also when it fails).
+//!
+//! PostgreSQL is reached at `PLEXUS_TEST_POSTGRES_URL`, by default
+//! `postgres://postgres@127.0.0.1:5432/test` (trust auth; the server runs in CI too).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use store::{
+    NewMessage, PgStore, PostgresConfig, SqliteConfig, SqliteStore, Store, StoreError, Timestamp,
+};
+
+/// The PostgreSQL server the tests use.
+pub fn postgres_url() -> String {
+    std::env::var("PLEXUS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A place a store lives, that a test can open (again and again) and poke at directly.
+pub trait Backend: Send + Sync + Sized + 'static {
+    /// The store type.
+    type S: Store + std::fmt::Debug + 'static;
+
+    /// A new, empty place.
+    fn create() -> impl Future<Output = Self> + Send;
+
+    /// Opens a store on it.
+    fn open(&self) -> impl Future<Output = Result<Self::S, StoreError>> + Send;
+
+    /// The versions recorded in `plexus_migrations`.
+    fn migration_versions(&self) -> impl Future<Output = Vec<i64>> + Send;
+
+    /// Records a migration version, as a newer Plexus would.
+    fn record_version(&self, version: i64) -> impl Future<Output = ()> + Send;
+
+    /// Makes every insert of a queue item into `queue` fail inside the database.
+    fn fail_inserts_into(&self, queue: &str) -> impl Future<Output = ()> + Send;
+}
+
+/// A fresh SQLite data directory, deleted at the end.
+pub struct Sqlite {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sqlite {
+    fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.dir.path().join(SqliteConfig::DB_FILE))
+            .expect("open the test database");
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .expect("busy timeout");
+        conn
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+impl Backend for Sqlite {
+    type S = SqliteStore;
+
+    async fn create() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    async fn open(&self) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open(&SqliteConfig::new(self.dir.path())).await
+    }
+
+    async fn migration_versions(&self) -> Vec<i64> {
+        let conn = self.db();
+        let mut stmt = conn
+            .prepare("SELECT version FROM plexus_migrations ORDER BY version")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    async fn record_version(&self, version: i64) {
+        self.db()
+            .execute(
+                "INSERT INTO plexus_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+    }
+
+    async fn fail_inserts_into(&self, queue: &str) {
+        self.db()
+            .execute_batch(&format!(
+                "CREATE TRIGGER fail_{queue} BEFORE INSERT ON queue_items \
+                 WHEN NEW.queue = '{queue}' BEGIN SELECT RAISE(ABORT, 'refused by test'); END;"
+            ))
+            .unwrap();
+    }
+}
+
+/// A fresh PostgreSQL schema with a random name, dropped at the end.
+pub struct Postgres {
+    pub url: String,
+    pub schema: String,
+}
+
+impl Postgres {
+    pub fn config(&self) -> PostgresConfig {
+        PostgresConfig {
+            url: self.url.clone(),
+            schema: self.schema.clone(),
+            pool_size: 8,
+        }
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test PostgreSQL server");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("SET search_path TO {}", self.schema))
+            .await
+            .unwrap();
+        client
+    }
+}
+
+impl Backend for Postgres {
+    type S = PgStore;
+
+    async fn create() -> Self {
+        let suffix = ulid::Ulid::new().to_string().to_lowercase();
+        Self {
+            url: postgres_url(),
+            schema: format!("plexus_test_{suffix}"),
+        }
+    }
+
+    async fn open(&self) -> Result<PgStore, StoreError> {
+        PgStore::open(&self.config()).await
+    }
+
+    async fn migration_versions(&self) -> Vec<i64> {
+        self.client()
+            .await
+            .query(
+                "SELECT version FROM plexus_migrations ORDER BY version",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    async fn record_version(&self, version: i64) {
+        self.client()
+            .await
+            .execute(
+                "INSERT INTO plexus_migrations (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn fail_inserts_into(&self, queue: &str) {
+        self.client()
+            .await
+            .batch_execute(&format!(
+                "CREATE FUNCTION fail_{queue}() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN RAISE EXCEPTION 'refused by test'; END $$;
+                 CREATE TRIGGER fail_{queue} BEFORE INSERT ON queue_items FOR EACH ROW
+                 WHEN (NEW.queue = '{queue}') EXECUTE FUNCTION fail_{queue}();"
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Postgres {
+    /// Drops the schema on a thread of its own (a drop cannot await), also while a failing
+    /// test unwinds.
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test schema {}: {dropped:?}", self.schema);
+        }
+    }
+}
+
+/// A typical ADT^A01 for `channel`, with a control id and an MRN.
+pub fn adt(channel: &str, control_id: &str, mrn: &str) -> NewMessage {
+    let raw = format!(
+        "MSH|^~\\&|REG|HOSP|EHR|HOSP|20260101120000||ADT^A01|{control_id}|P|2.5.1\r\
+         PID|1||{mrn}^^^HOSP^MR||DOE^JANE\r"
+    );
+    let mut m = NewMessage::new(channel, raw.into_bytes()).with_metadata("MRN", mrn);
+    m.message_type = Some("ADT".into());
+    m.trigger_event = Some("A01".into());
+    m.control_id = Some(control_id.into());
+    m.sending_application = Some("REG".into());
+    m.sending_facility = Some("HOSP".into());
+    m.received_at = Timestamp::now();
+    m
+}
