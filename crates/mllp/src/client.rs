@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt, StreamExt as _};
 use rustls_pki_types::ServerName;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
@@ -298,6 +298,17 @@ impl MllpClient {
     }
 
     async fn attempt(&mut self, payload: &[u8]) -> Result<Bytes, Failure> {
+        // A kept connection that the receiver has closed meanwhile (e.g. its idle timeout), or
+        // that holds an unsolicited frame, is replaced before sending rather than after.
+        if let Some(connection) = &mut self.connection
+            && let Some(state) = connection.next().now_or_never()
+        {
+            tracing::debug!(
+                closed = state.is_none(),
+                "replacing a connection that is no longer usable"
+            );
+            self.connection = None;
+        }
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => self.connection.insert(self.open().await?),

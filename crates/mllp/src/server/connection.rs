@@ -122,7 +122,8 @@ where
                     idle_deadline = Instant::now() + config.idle_timeout;
                 }
                 Event::Error { error, head } => {
-                    frame_deadline = None;
+                    // A frame cut by a new start byte does not restart the read timeout: a
+                    // sender repeating start bytes must not keep the connection forever.
                     frame_error(shared, stream, peer, &error, &head).await;
                     if matches!(error, FrameError::TooLarge { .. }) {
                         return Close::FrameError;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mllp::{ClientConfig, Error, FrameError, MllpClient, MllpServer, RetryConfig};
 
-use crate::common::{Recorder, ack_for, start, test_config};
+use crate::common::{Recorder, ack_for, eventually, start, test_config};
 
 fn quick_retry(max_attempts: u32) -> RetryConfig {
     RetryConfig {
@@ -127,4 +127,29 @@ fn bad_configuration_is_refused() {
         ..ClientConfig::new("127.0.0.1", 2575)
     };
     assert!(matches!(MllpClient::new(config), Err(Error::Config(_))));
+}
+
+#[tokio::test]
+async fn a_connection_closed_by_the_server_is_replaced_without_spending_an_attempt() {
+    let config = mllp::ServerConfig {
+        idle_timeout: Duration::from_millis(100),
+        ..test_config()
+    };
+    let server = start(config, Recorder::default());
+    let mut client = MllpClient::new(ClientConfig {
+        retry: quick_retry(1),
+        ..ClientConfig::new("127.0.0.1", server.addr.port())
+    })
+    .unwrap();
+    assert_eq!(client.send(b"a").await.unwrap(), ack_for(b"a"));
+    let stats = server.stats.clone();
+    eventually("the server to close the idle connection", || {
+        let s = stats.snapshot();
+        s.timeouts == 1 && s.connections_open == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // One attempt allowed, and it is not wasted on the dead connection.
+    assert_eq!(client.send(b"b").await.unwrap(), ack_for(b"b"));
+    server.shutdown().await;
 }

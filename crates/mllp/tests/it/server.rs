@@ -160,6 +160,30 @@ async fn slow_loris_is_dropped_after_the_read_timeout() {
 }
 
 #[tokio::test]
+async fn repeated_start_bytes_do_not_restart_the_read_timeout() {
+    let config = ServerConfig {
+        read_timeout: Duration::from_millis(200),
+        ..test_config()
+    };
+    let server = start(config, Recorder::default());
+    let mut conn = server.connect().await;
+    let restarts = async {
+        for _ in 0..500 {
+            if conn.write_all(b"\x0bMSH").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("start bytes kept the connection open");
+    };
+    tokio::time::timeout(Duration::from_secs(5), restarts)
+        .await
+        .unwrap();
+    assert_eq!(server.stats.snapshot().timeouts, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn idle_connections_are_closed() {
     let config = ServerConfig {
         idle_timeout: Duration::from_millis(150),
