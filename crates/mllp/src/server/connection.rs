@@ -210,6 +210,7 @@ where
     let (bytes, then_close) = match reply {
         HandlerReply::Send(bytes) => (bytes, false),
         HandlerReply::SendAndClose(bytes) => (bytes, true),
+        HandlerReply::NoReply => return None,
         HandlerReply::Close => return Some(Close::Handler),
     };
     if !write_reply(shared, stream, &bytes).await {

@@ -42,6 +42,9 @@ pub enum HandlerReply {
     Send(Bytes),
     /// Frame and send these bytes, then close the connection.
     SendAndClose(Bytes),
+    /// Send nothing and read the next message (e.g. the message asked for no
+    /// acknowledgment: MSH-15/MSH-16 `NE`).
+    NoReply,
     /// Close the connection without replying.
     Close,
 }

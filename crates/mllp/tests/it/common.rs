@@ -31,6 +31,8 @@ pub struct Recorder {
     pub close_on: Option<&'static [u8]>,
     /// Payload that makes the handler reply, then close the connection.
     pub close_after: Option<&'static [u8]>,
+    /// Payload that the handler answers with nothing.
+    pub silent_on: Option<&'static [u8]>,
     /// When set, each call waits for a permit that the test adds.
     pub gate: Option<tokio::sync::Semaphore>,
     /// Handler calls running now, and the most seen at once.
@@ -70,6 +72,9 @@ impl Handler for Recorder {
         self.running.fetch_sub(1, Ordering::SeqCst);
         if self.close_on == Some(&payload[..]) {
             return HandlerReply::Close;
+        }
+        if self.silent_on == Some(&payload[..]) {
+            return HandlerReply::NoReply;
         }
         if self.close_after == Some(&payload[..]) {
             return HandlerReply::SendAndClose(ack_for(&payload));

@@ -350,14 +350,17 @@ async fn max_connections_is_enforced() {
 }
 
 #[tokio::test]
-async fn handler_can_close_the_connection() {
+async fn handler_can_skip_the_reply_or_close_the_connection() {
     let handler = Recorder {
         close_on: Some(b"bye"),
         close_after: Some(b"last"),
+        silent_on: Some(b"no ack wanted"),
         ..Recorder::default()
     };
     let server = start(test_config(), handler);
     let mut conn = server.connect().await;
+    // No reply to the first message; the connection goes on.
+    write_frame(&mut conn, b"no ack wanted").await;
     assert_eq!(round_trip(&mut conn, b"hi").await, ack_for(b"hi"));
     write_frame(&mut conn, b"bye").await;
     assert_eq!(read_frame(&mut conn).await, None);
