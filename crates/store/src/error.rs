@@ -198,8 +198,26 @@ impl StoreError {
                         | rusqlite::ErrorCode::SystemIoFailure
                 )
             ),
-            Self::Postgres { source, .. } => source.is_closed() || source.code().is_none(),
+            Self::Postgres { source, .. } => postgres_transient(source),
             _ => false,
         }
+    }
+}
+
+/// Whether a PostgreSQL error is about the connection or the server's load rather than the
+/// request: connection loss, serialization failure or deadlock (class 40), insufficient
+/// resources (53), operator intervention such as a restart (57).
+fn postgres_transient(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => ["08", "40", "53", "57"]
+            .iter()
+            .any(|class| code.code().starts_with(class)),
+        None => e
+            .source()
+            .is_some_and(<dyn std::error::Error + 'static>::is::<std::io::Error>),
     }
 }

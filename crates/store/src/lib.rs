@@ -86,6 +86,10 @@ pub trait Journal: Send + Sync {
     /// Stores a new message — journal row, metadata, its exact bytes as the RAW stage of
     /// destination 0, and the queue items it asks for — in one transaction, and returns its
     /// new id once that transaction is durably committed.
+    ///
+    /// An error means nothing of the message was stored. If the future is dropped before it
+    /// completes, the message may or may not have been stored (delivery is at-least-once:
+    /// a sender that got no ACK sends again).
     fn append(&self, message: NewMessage) -> impl Future<Output = Result<MessageId>> + Send;
 
     /// Stores one content stage of a message for a destination, replacing an earlier one of

@@ -378,7 +378,7 @@ impl fmt::Debug for Content {
 }
 
 /// A message with its metadata and every content stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
     /// The journal row.
     pub summary: MessageSummary,
@@ -386,6 +386,18 @@ pub struct StoredMessage {
     pub metadata: Vec<(String, String)>,
     /// Content stages, by destination and then in stage order.
     pub content: Vec<Content>,
+}
+
+impl fmt::Debug for StoredMessage {
+    /// Shows metadata keys but not their values (an MRN is PHI), and content sizes only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&str> = self.metadata.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("StoredMessage")
+            .field("summary", &self.summary)
+            .field("metadata_keys", &keys)
+            .field("content", &self.content)
+            .finish()
+    }
 }
 
 impl StoredMessage {
@@ -533,5 +545,30 @@ mod tests {
             created_at: Timestamp::now(),
         };
         assert!(!format!("{c:?}").contains("SECRET"));
+        let m = NewMessage::new("c", b"x".to_vec()).with_metadata("MRN", "SECRET");
+        assert!(!format!("{m:?}").contains("SECRET"));
+        let stored = StoredMessage {
+            summary: MessageSummary {
+                id: MessageId::generate().unwrap(),
+                channel: "c".into(),
+                received_at: Timestamp::now(),
+                peer_addr: None,
+                tls_subject: None,
+                message_type: None,
+                trigger_event: None,
+                control_id: None,
+                sending_application: None,
+                sending_facility: None,
+                status: Status::Received,
+                error: None,
+            },
+            metadata: vec![("MRN".into(), "SECRET".into())],
+            content: vec![c],
+        };
+        let shown = format!("{stored:?}");
+        assert!(
+            shown.contains("MRN") && !shown.contains("SECRET"),
+            "{shown}"
+        );
     }
 }

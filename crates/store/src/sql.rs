@@ -70,8 +70,10 @@ pub(crate) fn filter_clause(
     }
     for (key, value) in &filter.metadata {
         push(
-            "EXISTS (SELECT 1 FROM message_metadata md \
-             WHERE md.message_id = m.id AND md.key = ? AND md.value = ?)",
+            // IN rather than a correlated EXISTS: the (key, value) index drives the search,
+            // instead of a scan of every message testing each.
+            "m.id IN (SELECT md.message_id FROM message_metadata md \
+             WHERE md.key = ? AND md.value = ?)",
             vec![Param::Text(key.clone()), Param::Text(value.clone())],
             &mut conds,
         );
@@ -126,8 +128,8 @@ mod tests {
         let w = filter_clause(&f, true, |n| format!("${n}"));
         assert_eq!(
             w.sql,
-            "WHERE m.channel = $1 AND m.status = $2 AND EXISTS (SELECT 1 FROM message_metadata md \
-             WHERE md.message_id = m.id AND md.key = $3 AND md.value = $4)"
+            "WHERE m.channel = $1 AND m.status = $2 AND m.id IN (SELECT md.message_id \
+             FROM message_metadata md WHERE md.key = $3 AND md.value = $4)"
         );
         assert_eq!(w.params.len(), 4);
         assert!(

@@ -183,6 +183,10 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Request>, max_batch: usize, cou
             commit_batch(conn, jobs, counters);
         }
     }
+    // Keeps the query planner's statistics fresh (cheap; SQLite's advice at close).
+    if let Err(e) = conn.execute_batch("PRAGMA optimize") {
+        tracing::debug!(error = %e, "PRAGMA optimize failed");
+    }
     tracing::debug!("store writer stopped");
     for reply in closers {
         let _ = reply.send(());
