@@ -1140,6 +1140,75 @@ mod sqlite_only {
         store.close().await.unwrap();
     }
 
+    /// Every append that returned before the process died is in the database afterwards.
+    #[tokio::test]
+    async fn acknowledged_appends_survive_a_crash() {
+        let backend = Sqlite::create().await;
+        let exe = std::env::current_exe().unwrap();
+        let dir = backend.path();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(exe)
+                .args([
+                    "sqlite_only::crash_child",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("PLEXUS_CRASH_DIR", dir)
+                .output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(!out.status.success(), "the child should have aborted");
+        let acked: Vec<MessageId> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            // The harness may print "test ... " on the same line as the first id.
+            .filter_map(|l| l.split_once("ACK ").map(|(_, id)| id))
+            .map(|id| id.trim().parse().unwrap())
+            .collect();
+        assert!(acked.len() >= 300, "child acknowledged {}", acked.len());
+        let store = backend.open().await.unwrap();
+        for id in &acked {
+            assert!(store.get(*id).await.unwrap().is_some(), "lost {id}");
+        }
+        store.close().await.unwrap();
+    }
+
+    /// The child of `acknowledged_appends_survive_a_crash`: appends from 20 tasks, prints
+    /// each id as its append returns, and aborts (no close, no flush) after 300.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "run as a child process by acknowledged_appends_survive_a_crash"]
+    async fn crash_child() {
+        use std::io::Write as _;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let Some(dir) = std::env::var_os("PLEXUS_CRASH_DIR") else {
+            return;
+        };
+        let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir)).await.unwrap());
+        let acked = Arc::new(AtomicUsize::new(0));
+        for t in 0..20 {
+            let (store, acked) = (Arc::clone(&store), Arc::clone(&acked));
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let id = store
+                        .append(adt("crash", &format!("{t}-{i}"), "1"))
+                        .await
+                        .unwrap();
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ACK {id}").unwrap();
+                    out.flush().unwrap();
+                    if acked.fetch_add(1, Ordering::SeqCst) + 1 >= 300 {
+                        std::process::abort();
+                    }
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_mins(1)).await;
+        unreachable!("the child aborts once 300 appends are acknowledged");
+    }
+
     #[tokio::test]
     async fn database_is_wal_in_the_data_directory() {
         let backend = Sqlite::create().await;
