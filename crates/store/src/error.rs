@@ -1,8 +1,39 @@
 //! The one error type of the store, with the operation and the ids it concerned.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::model::{MessageId, QueueItemId, QueueState};
+
+/// What a failed operation was about, for the error message: a message, a queue item, a
+/// queue or a channel. Never message content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subject {
+    /// Nothing in particular (a listing, a migration).
+    #[default]
+    None,
+    /// One message.
+    Message(MessageId),
+    /// One queue item.
+    QueueItem(QueueItemId),
+    /// One queue.
+    Queue(String),
+    /// One channel.
+    Channel(String),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => Ok(()),
+            Self::Message(id) => write!(f, " of message {id}"),
+            Self::QueueItem(item) => write!(f, " of queue item {item}"),
+            Self::Queue(queue) => write!(f, " on queue {queue:?}"),
+            Self::Channel(channel) => write!(f, " on channel {channel:?}"),
+        }
+    }
+}
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -28,29 +59,36 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// SQLite reported an error.
-    #[error("{op}: SQLite error: {source}")]
+    #[error("{op}{subject}: SQLite error: {source}")]
     Sqlite {
         /// The operation that failed.
         op: &'static str,
+        /// What it was about.
+        subject: Subject,
         /// The underlying error.
         source: rusqlite::Error,
     },
     /// The SQLite transaction carrying this request (batched with others) did not commit, so
     /// nothing of the request was stored.
     #[error(
-        "{op}: the transaction carrying this request did not commit, nothing was stored: {detail}"
+        "{op}{subject}: the transaction carrying this request did not commit, nothing was \
+         stored: {detail}"
     )]
     BatchFailed {
         /// The operation that failed.
         op: &'static str,
+        /// What it was about.
+        subject: Subject,
         /// Why the transaction failed.
         detail: String,
     },
     /// PostgreSQL reported an error.
-    #[error("{op}: PostgreSQL error: {source}")]
+    #[error("{op}{subject}: PostgreSQL error: {source}")]
     Postgres {
         /// The operation that failed.
         op: &'static str,
+        /// What it was about.
+        subject: Subject,
         /// The underlying error.
         source: tokio_postgres::Error,
     },
@@ -168,12 +206,33 @@ pub enum StoreError {
 impl StoreError {
     /// A `Sqlite` error for `op`, for use with `map_err`.
     pub(crate) fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
-        move |source| Self::Sqlite { op, source }
+        move |source| Self::Sqlite {
+            op,
+            subject: Subject::None,
+            source,
+        }
     }
 
     /// A `Postgres` error for `op`, for use with `map_err`.
     pub(crate) fn pg(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Self {
-        move |source| Self::Postgres { op, source }
+        move |source| Self::Postgres {
+            op,
+            subject: Subject::None,
+            source,
+        }
+    }
+
+    /// Names what the failed operation was about, where the error does not say it yet.
+    #[must_use]
+    pub(crate) fn about(mut self, about: Subject) -> Self {
+        if let Self::Sqlite { subject, .. }
+        | Self::Postgres { subject, .. }
+        | Self::BatchFailed { subject, .. } = &mut self
+            && *subject == Subject::None
+        {
+            *subject = about;
+        }
+        self
     }
 
     /// Whether the error says that something asked for does not exist.

@@ -71,7 +71,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use config::{PostgresConfig, SqliteConfig, StoreConfig};
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, Subject};
 pub use model::{
     Content, DEFAULT_LIST_LIMIT, Destination, Enqueue, MAX_LIST_LIMIT, MessageFilter, MessageId,
     MessageSummary, NewMessage, ParseValueError, QueueItem, QueueItemId, QueueState, Stage, Status,

@@ -638,6 +638,10 @@ mod cases {
             matches!(err, StoreError::Sqlite { .. } | StoreError::Postgres { .. }),
             "{err}"
         );
+        assert!(
+            err.to_string().starts_with("append on channel \"fan\": "),
+            "the error says what failed: {err}"
+        );
         let c2 = MessageFilter {
             control_id: Some("C2".into()),
             ..MessageFilter::default()

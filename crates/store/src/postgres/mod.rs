@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::config::PostgresConfig;
 use crate::counters::Counters;
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, Subject};
 use crate::model::{
     Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueItem, QueueItemId,
     QueueState, Stage, Status, StoreStats, StoredMessage,
@@ -166,7 +166,11 @@ impl PgStore {
             };
             applied.await.map_err(|e| StoreError::Migration {
                 version: m.version,
-                source: Box::new(StoreError::Postgres { op: OP, source: e }),
+                source: Box::new(StoreError::Postgres {
+                    op: OP,
+                    subject: crate::error::Subject::None,
+                    source: e,
+                }),
             })?;
             tracing::info!(version = m.version, schema, "applied PostgreSQL migration");
         }
@@ -219,70 +223,75 @@ fn pg_params(params: Vec<Param>) -> Vec<Box<dyn ToSql + Sync + Send>> {
 
 impl Journal for PgStore {
     async fn append(&self, message: NewMessage) -> Result<MessageId> {
-        const OP: &str = "append";
-        message.validate()?;
-        let id = MessageId::generate()?;
-        let (keys, values): (Vec<&str>, Vec<&str>) = message
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .unzip();
-        let queues: Vec<&str> = message.enqueue.iter().map(|e| e.queue.as_str()).collect();
-        let destinations: Vec<i32> = message
-            .enqueue
-            .iter()
-            .map(|e| i32::from(e.destination))
-            .collect();
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
-                "WITH m AS (
-                     INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
-                         message_type, trigger_event, control_id, sending_application,
-                         sending_facility, status)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                     RETURNING id
-                 ), md AS (
-                     INSERT INTO message_metadata (message_id, seq, key, value)
-                     SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value
-                     FROM m, unnest($12::text[], $13::text[]) WITH ORDINALITY AS kv(key, value, ord)
-                 ), c AS (
-                     INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
-                     SELECT m.id, 0, 'RAW', now(), $14 FROM m
-                 )
-                 INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, state)
-                 SELECT q.queue, m.id, q.destination, 0, now(), 'READY'
-                 FROM m, unnest($15::text[], $16::int[]) AS q(queue, destination)",
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let received_at = message.received_at.to_system_time();
-        client
-            .execute(
-                &stmt,
-                &[
-                    &id.to_string(),
-                    &message.channel,
-                    &received_at,
-                    &message.peer_addr,
-                    &message.tls_subject,
-                    &message.message_type,
-                    &message.trigger_event,
-                    &message.control_id,
-                    &message.sending_application,
-                    &message.sending_facility,
-                    &message.status.as_str(),
-                    &keys,
-                    &values,
-                    &message.raw,
-                    &queues,
-                    &destinations,
-                ],
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        self.committed(1);
-        Ok(id)
+        let subject = Subject::Channel(message.channel.clone());
+        async {
+            const OP: &str = "append";
+            message.validate()?;
+            let id = MessageId::generate()?;
+            let (keys, values): (Vec<&str>, Vec<&str>) = message
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .unzip();
+            let queues: Vec<&str> = message.enqueue.iter().map(|e| e.queue.as_str()).collect();
+            let destinations: Vec<i32> = message
+                .enqueue
+                .iter()
+                .map(|e| i32::from(e.destination))
+                .collect();
+            let client = self.client(OP).await?;
+            let stmt = client
+                .prepare_cached(
+                    "WITH m AS (
+                         INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
+                             message_type, trigger_event, control_id, sending_application,
+                             sending_facility, status)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                         RETURNING id
+                     ), md AS (
+                         INSERT INTO message_metadata (message_id, seq, key, value)
+                         SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value
+                         FROM m, unnest($12::text[], $13::text[]) WITH ORDINALITY AS kv(key, value, ord)
+                     ), c AS (
+                         INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
+                         SELECT m.id, 0, 'RAW', now(), $14 FROM m
+                     )
+                     INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, state)
+                     SELECT q.queue, m.id, q.destination, 0, now(), 'READY'
+                     FROM m, unnest($15::text[], $16::int[]) AS q(queue, destination)",
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let received_at = message.received_at.to_system_time();
+            client
+                .execute(
+                    &stmt,
+                    &[
+                        &id.to_string(),
+                        &message.channel,
+                        &received_at,
+                        &message.peer_addr,
+                        &message.tls_subject,
+                        &message.message_type,
+                        &message.trigger_event,
+                        &message.control_id,
+                        &message.sending_application,
+                        &message.sending_facility,
+                        &message.status.as_str(),
+                        &keys,
+                        &values,
+                        &message.raw,
+                        &queues,
+                        &destinations,
+                    ],
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            self.committed(1);
+            Ok(id)
+        }
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 
     async fn put_content(
@@ -292,106 +301,121 @@ impl Journal for PgStore {
         stage: Stage,
         bytes: Vec<u8>,
     ) -> Result<()> {
-        const OP: &str = "put_content";
-        crate::check_put_content(id, destination, stage)?;
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
-                 SELECT id, $2, $3, now(), $4 FROM messages WHERE id = $1
-                 ON CONFLICT (message_id, destination, stage)
-                 DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let changed = client
-            .execute(
-                &stmt,
-                &[
-                    &id.to_string(),
-                    &i32::from(destination),
-                    &stage.as_str(),
-                    &bytes,
-                ],
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        if changed == 0 {
-            return Err(StoreError::MessageNotFound { op: OP, id });
+        let subject = Subject::Message(id);
+        async {
+            const OP: &str = "put_content";
+            crate::check_put_content(id, destination, stage)?;
+            let client = self.client(OP).await?;
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
+                     SELECT id, $2, $3, now(), $4 FROM messages WHERE id = $1
+                     ON CONFLICT (message_id, destination, stage)
+                     DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let changed = client
+                .execute(
+                    &stmt,
+                    &[
+                        &id.to_string(),
+                        &i32::from(destination),
+                        &stage.as_str(),
+                        &bytes,
+                    ],
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            if changed == 0 {
+                return Err(StoreError::MessageNotFound { op: OP, id });
+            }
+            self.committed(0);
+            Ok(())
         }
-        self.committed(0);
-        Ok(())
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 
     async fn set_status(&self, id: MessageId, status: Status, error: Option<String>) -> Result<()> {
-        const OP: &str = "set_status";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached("UPDATE messages SET status = $2, error = $3 WHERE id = $1")
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let changed = client
-            .execute(&stmt, &[&id.to_string(), &status.as_str(), &error])
-            .await
-            .map_err(StoreError::pg(OP))?;
-        if changed == 0 {
-            return Err(StoreError::MessageNotFound { op: OP, id });
+        let subject = Subject::Message(id);
+        async {
+            const OP: &str = "set_status";
+            let client = self.client(OP).await?;
+            let stmt = client
+                .prepare_cached("UPDATE messages SET status = $2, error = $3 WHERE id = $1")
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let changed = client
+                .execute(&stmt, &[&id.to_string(), &status.as_str(), &error])
+                .await
+                .map_err(StoreError::pg(OP))?;
+            if changed == 0 {
+                return Err(StoreError::MessageNotFound { op: OP, id });
+            }
+            self.committed(0);
+            Ok(())
         }
-        self.committed(0);
-        Ok(())
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<StoredMessage>> {
-        const OP: &str = "get";
-        let mut client = self.client(OP).await?;
-        let id_text = id.to_string();
-        // One snapshot for the three reads.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let summary_sql = format!("SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id = $1");
-        let Some(row) = tx
-            .query_opt(&summary_sql, &[&id_text])
-            .await
-            .map_err(StoreError::pg(OP))?
-        else {
-            return Ok(None);
-        };
-        let summary = rows::summary(&row, OP)?;
-        let meta = tx
-            .query(
-                "SELECT key, value FROM message_metadata WHERE message_id = $1 ORDER BY seq",
-                &[&id_text],
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let content = tx
-            .query(
-                "SELECT destination, stage, bytes, created_at FROM message_content
-                 WHERE message_id = $1",
-                &[&id_text],
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        tx.commit().await.map_err(StoreError::pg(OP))?;
-        let metadata = meta
-            .iter()
-            .map(|r| Ok((rows::get(r, 0, OP)?, rows::get(r, 1, OP)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let mut content = content
-            .iter()
-            .map(|r| rows::content(r, OP))
-            .collect::<Result<Vec<_>>>()?;
-        content.sort_by_key(|c| (c.destination, c.stage));
-        Ok(Some(StoredMessage {
-            summary,
-            metadata,
-            content,
-        }))
+        let subject = Subject::Message(id);
+        async {
+            const OP: &str = "get";
+            let mut client = self.client(OP).await?;
+            let id_text = id.to_string();
+            // One snapshot for the three reads.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let summary_sql = format!("SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id = $1");
+            let Some(row) = tx
+                .query_opt(&summary_sql, &[&id_text])
+                .await
+                .map_err(StoreError::pg(OP))?
+            else {
+                return Ok(None);
+            };
+            let summary = rows::summary(&row, OP)?;
+            let meta = tx
+                .query(
+                    "SELECT key, value FROM message_metadata WHERE message_id = $1 ORDER BY seq",
+                    &[&id_text],
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let content = tx
+                .query(
+                    "SELECT destination, stage, bytes, created_at FROM message_content
+                     WHERE message_id = $1",
+                    &[&id_text],
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            tx.commit().await.map_err(StoreError::pg(OP))?;
+            let metadata = meta
+                .iter()
+                .map(|r| Ok((rows::get(r, 0, OP)?, rows::get(r, 1, OP)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut content = content
+                .iter()
+                .map(|r| rows::content(r, OP))
+                .collect::<Result<Vec<_>>>()?;
+            content.sort_by_key(|c| (c.destination, c.stage));
+            Ok(Some(StoredMessage {
+                summary,
+                metadata,
+                content,
+            }))
+        }
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 
     async fn list(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
@@ -443,71 +467,81 @@ impl Queues for PgStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<QueueItem>> {
-        const OP: &str = "claim";
-        if limit == 0 {
-            return Ok(Vec::new());
+        let subject = Subject::Queue(queue.to_owned());
+        async {
+            const OP: &str = "claim";
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let client = self.client(OP).await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "WITH c AS (
+                         SELECT id FROM queue_items
+                         WHERE queue = $1 AND state IN ('READY', 'LEASED') AND available_at <= now()
+                         ORDER BY available_at, id
+                         LIMIT $2
+                         FOR UPDATE SKIP LOCKED
+                     ), t AS (
+                         SELECT now() + $4::bigint * interval '1 microsecond' AS until
+                     )
+                     UPDATE queue_items q
+                     SET state = 'LEASED', lease_owner = $3, lease_until = t.until,
+                         available_at = t.until
+                     FROM c, t
+                     WHERE q.id = c.id
+                     RETURNING {}",
+                    ITEM_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("q.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let found = client
+                .query(
+                    &stmt,
+                    &[&queue, &i64::from(limit), &owner, &duration_micros(lease)],
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            self.committed(0);
+            let mut items = found
+                .iter()
+                .map(|r| rows::item(r, OP))
+                .collect::<Result<Vec<_>>>()?;
+            items.sort_by_key(|i| i.id);
+            Ok(items)
         }
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "WITH c AS (
-                     SELECT id FROM queue_items
-                     WHERE queue = $1 AND state IN ('READY', 'LEASED') AND available_at <= now()
-                     ORDER BY available_at, id
-                     LIMIT $2
-                     FOR UPDATE SKIP LOCKED
-                 ), t AS (
-                     SELECT now() + $4::bigint * interval '1 microsecond' AS until
-                 )
-                 UPDATE queue_items q
-                 SET state = 'LEASED', lease_owner = $3, lease_until = t.until,
-                     available_at = t.until
-                 FROM c, t
-                 WHERE q.id = c.id
-                 RETURNING {}",
-                ITEM_COLUMNS
-                    .split(", ")
-                    .map(|c| format!("q.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let found = client
-            .query(
-                &stmt,
-                &[&queue, &i64::from(limit), &owner, &duration_micros(lease)],
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        self.committed(0);
-        let mut items = found
-            .iter()
-            .map(|r| rows::item(r, OP))
-            .collect::<Result<Vec<_>>>()?;
-        items.sort_by_key(|i| i.id);
-        Ok(items)
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 
     async fn ack(&self, item: QueueItemId, owner: &str) -> Result<()> {
-        const OP: &str = "ack";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
-                "UPDATE queue_items SET state = 'DONE', lease_until = NULL
-                 WHERE id = $1 AND state = 'LEASED' AND lease_owner = $2",
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let changed = client
-            .execute(&stmt, &[&item.0, &owner])
-            .await
-            .map_err(StoreError::pg(OP))?;
-        if changed == 0 {
-            return Err(Self::lease_error(&client, OP, item, owner).await?);
+        let subject = Subject::QueueItem(item);
+        async {
+            const OP: &str = "ack";
+            let client = self.client(OP).await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE queue_items SET state = 'DONE', lease_until = NULL
+                     WHERE id = $1 AND state = 'LEASED' AND lease_owner = $2",
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let changed = client
+                .execute(&stmt, &[&item.0, &owner])
+                .await
+                .map_err(StoreError::pg(OP))?;
+            if changed == 0 {
+                return Err(Self::lease_error(&client, OP, item, owner).await?);
+            }
+            self.committed(0);
+            Ok(())
         }
-        self.committed(0);
-        Ok(())
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 
     async fn nack(
@@ -518,84 +552,102 @@ impl Queues for PgStore {
         error: &str,
         max_attempts: u32,
     ) -> Result<QueueState> {
-        const OP: &str = "nack";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
-                "UPDATE queue_items
-                 SET attempts = attempts + 1, last_error = $3, lease_until = NULL,
-                     available_at = $4,
-                     state = CASE WHEN attempts + 1 >= $5::bigint THEN 'DEAD' ELSE 'READY' END
-                 WHERE id = $1 AND state = 'LEASED' AND lease_owner = $2
-                 RETURNING state",
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let retry_at: SystemTime = retry_at.to_system_time();
-        let row = client
-            .query_opt(
-                &stmt,
-                &[&item.0, &owner, &error, &retry_at, &i64::from(max_attempts)],
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        match row {
-            Some(row) => {
-                self.committed(0);
-                rows::parse(OP, "queue_items.state", rows::get(&row, 0, OP)?)
+        let subject = Subject::QueueItem(item);
+        async {
+            const OP: &str = "nack";
+            let client = self.client(OP).await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE queue_items
+                     SET attempts = attempts + 1, last_error = $3, lease_until = NULL,
+                         available_at = $4,
+                         state = CASE WHEN attempts + 1 >= $5::bigint THEN 'DEAD' ELSE 'READY' END
+                     WHERE id = $1 AND state = 'LEASED' AND lease_owner = $2
+                     RETURNING state",
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let retry_at: SystemTime = retry_at.to_system_time();
+            let row = client
+                .query_opt(
+                    &stmt,
+                    &[&item.0, &owner, &error, &retry_at, &i64::from(max_attempts)],
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            match row {
+                Some(row) => {
+                    self.committed(0);
+                    rows::parse(OP, "queue_items.state", rows::get(&row, 0, OP)?)
+                }
+                None => Err(Self::lease_error(&client, OP, item, owner).await?),
             }
-            None => Err(Self::lease_error(&client, OP, item, owner).await?),
         }
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 
     async fn dead_letters(&self, queue: &str) -> Result<Vec<QueueItem>> {
-        const OP: &str = "dead_letters";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {ITEM_COLUMNS} FROM queue_items WHERE queue = $1 AND state = 'DEAD' \
-                 ORDER BY id"
-            ))
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let found = client
-            .query(&stmt, &[&queue])
-            .await
-            .map_err(StoreError::pg(OP))?;
-        found.iter().map(|r| rows::item(r, OP)).collect()
+        let subject = Subject::Queue(queue.to_owned());
+        async {
+            const OP: &str = "dead_letters";
+            let client = self.client(OP).await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM queue_items WHERE queue = $1 AND state = 'DEAD' \
+                     ORDER BY id"
+                ))
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let found = client
+                .query(&stmt, &[&queue])
+                .await
+                .map_err(StoreError::pg(OP))?;
+            found
+                .iter()
+                .map(|r| rows::item(r, OP))
+                .collect::<Result<_>>()
+        }
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 
     async fn requeue_dead(&self, item: QueueItemId) -> Result<()> {
-        const OP: &str = "requeue_dead";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
-                "UPDATE queue_items SET state = 'READY', attempts = 0, available_at = now(),
-                 lease_until = NULL WHERE id = $1 AND state = 'DEAD'",
-            )
-            .await
-            .map_err(StoreError::pg(OP))?;
-        let changed = client
-            .execute(&stmt, &[&item.0])
-            .await
-            .map_err(StoreError::pg(OP))?;
-        if changed > 0 {
-            self.committed(0);
-            return Ok(());
+        let subject = Subject::QueueItem(item);
+        async {
+            const OP: &str = "requeue_dead";
+            let client = self.client(OP).await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE queue_items SET state = 'READY', attempts = 0, available_at = now(),
+                     lease_until = NULL WHERE id = $1 AND state = 'DEAD'",
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let changed = client
+                .execute(&stmt, &[&item.0])
+                .await
+                .map_err(StoreError::pg(OP))?;
+            if changed > 0 {
+                self.committed(0);
+                return Ok(());
+            }
+            let row = client
+                .query_opt("SELECT state FROM queue_items WHERE id = $1", &[&item.0])
+                .await
+                .map_err(StoreError::pg(OP))?;
+            Err(match row {
+                None => StoreError::QueueItemNotFound { op: OP, item },
+                Some(row) => StoreError::WrongQueueState {
+                    op: OP,
+                    item,
+                    state: rows::parse(OP, "queue_items.state", rows::get(&row, 0, OP)?)?,
+                    expected: QueueState::Dead,
+                },
+            })
         }
-        let row = client
-            .query_opt("SELECT state FROM queue_items WHERE id = $1", &[&item.0])
-            .await
-            .map_err(StoreError::pg(OP))?;
-        Err(match row {
-            None => StoreError::QueueItemNotFound { op: OP, item },
-            Some(row) => StoreError::WrongQueueState {
-                op: OP,
-                item,
-                state: rows::parse(OP, "queue_items.state", rows::get(&row, 0, OP)?)?,
-                expected: QueueState::Dead,
-            },
-        })
+        .await
+        .map_err(|e: StoreError| e.about(subject))
     }
 }
 

@@ -16,7 +16,7 @@ use writer::Writer;
 
 use crate::config::SqliteConfig;
 use crate::counters::Counters;
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, Subject};
 use crate::model::{
     Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueItem, QueueItemId,
     QueueState, Stage, Status, StoreStats, StoredMessage,
@@ -156,7 +156,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             })
             .map_err(|e| StoreError::Migration {
                 version: m.version,
-                source: Box::new(StoreError::Sqlite { op: OP, source: e }),
+                source: Box::new(StoreError::Sqlite {
+                    op: OP,
+                    subject: crate::error::Subject::None,
+                    source: e,
+                }),
             })?;
         tracing::info!(version = m.version, "applied SQLite migration");
     }
@@ -249,8 +253,10 @@ impl ReadPool {
 impl Journal for SqliteStore {
     async fn append(&self, message: NewMessage) -> Result<MessageId> {
         message.validate()?;
+        let subject = Subject::Channel(message.channel.clone());
         self.write("append", 1, move |conn| ops::append(conn, &message))
             .await
+            .map_err(|e| e.about(subject))
     }
 
     async fn put_content(
@@ -265,6 +271,7 @@ impl Journal for SqliteStore {
             ops::put_content(conn, id, destination, stage, &bytes)
         })
         .await
+        .map_err(|e| e.about(Subject::Message(id)))
     }
 
     async fn set_status(&self, id: MessageId, status: Status, error: Option<String>) -> Result<()> {
@@ -272,12 +279,14 @@ impl Journal for SqliteStore {
             ops::set_status(conn, id, status, error.as_deref())
         })
         .await
+        .map_err(|e| e.about(Subject::Message(id)))
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<StoredMessage>> {
         self.readers
             .run("get", move |conn| ops::get_message(conn, id))
             .await
+            .map_err(|e| e.about(Subject::Message(id)))
     }
 
     async fn list(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
@@ -306,18 +315,21 @@ impl Queues for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let subject = Subject::Queue(queue.to_owned());
         let (queue, owner) = (queue.to_owned(), owner.to_owned());
         let lease = duration_micros(lease);
         self.write("claim", 0, move |conn| {
             ops::claim(conn, &queue, &owner, lease, limit)
         })
         .await
+        .map_err(|e| e.about(subject))
     }
 
     async fn ack(&self, item: QueueItemId, owner: &str) -> Result<()> {
         let owner = owner.to_owned();
         self.write("ack", 0, move |conn| ops::ack(conn, item, &owner))
             .await
+            .map_err(|e| e.about(Subject::QueueItem(item)))
     }
 
     async fn nack(
@@ -333,18 +345,22 @@ impl Queues for SqliteStore {
             ops::nack(conn, item, &owner, retry_at, &error, max_attempts)
         })
         .await
+        .map_err(|e| e.about(Subject::QueueItem(item)))
     }
 
     async fn dead_letters(&self, queue: &str) -> Result<Vec<QueueItem>> {
+        let subject = Subject::Queue(queue.to_owned());
         let queue = queue.to_owned();
         self.readers
             .run("dead_letters", move |conn| ops::dead_letters(conn, &queue))
             .await
+            .map_err(|e| e.about(subject))
     }
 
     async fn requeue_dead(&self, item: QueueItemId) -> Result<()> {
         self.write("requeue_dead", 0, move |conn| ops::requeue_dead(conn, item))
             .await
+            .map_err(|e| e.about(Subject::QueueItem(item)))
     }
 }
 

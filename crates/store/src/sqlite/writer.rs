@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::counters::Counters;
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, Subject};
 
 /// A write request, type-erased so requests with different results share one channel.
 trait Job: Send {
@@ -67,6 +67,7 @@ where
             (Some(Ok(value)), None) => Ok(value),
             (_, Some(detail)) => Err(StoreError::BatchFailed {
                 op,
+                subject: Subject::None,
                 detail: detail.to_owned(),
             }),
             (None, None) => Err(StoreError::Task {
