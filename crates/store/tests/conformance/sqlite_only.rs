@@ -1,0 +1,192 @@
+//! What only the SQLite backend promises.
+
+use super::*;
+use common::Sqlite;
+use store::{SqliteConfig, SqliteStore};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_batches_concurrent_appends() {
+    let backend = Sqlite::create().await;
+    let store = Arc::new(backend.open().await.unwrap());
+    let mut tasks = Vec::new();
+    for t in 0..50 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                store
+                    .append(adt("gc", &format!("{t}-{i}"), "1"))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.messages, 1000);
+    assert_eq!(stats.items, 1000);
+    assert!(
+        stats.commits < stats.items / 2,
+        "commits should carry several appends each: {stats:?}"
+    );
+    eprintln!(
+        "group commit: {} appends in {} commits",
+        stats.items, stats.commits
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_appends_survive_close() {
+    let backend = Sqlite::create().await;
+    let store = Arc::new(backend.open().await.unwrap());
+    let mut tasks = Vec::new();
+    for t in 0..200 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.append(adt("ack", &t.to_string(), "1")).await
+        }));
+    }
+    tokio::task::yield_now().await;
+    store.close().await.unwrap();
+    let mut acked = HashSet::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(id) => {
+                acked.insert(id);
+            }
+            Err(e) => assert!(matches!(e, StoreError::Closed { .. }), "{e}"),
+        }
+    }
+    let store = backend.open().await.unwrap();
+    let found: HashSet<MessageId> = store
+        .list(&MessageFilter {
+            limit: Some(1000),
+            ..MessageFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(found, acked, "exactly the acknowledged appends are stored");
+    store.close().await.unwrap();
+}
+
+/// Every append that returned before the process died is in the database afterwards.
+#[tokio::test]
+async fn acknowledged_appends_survive_a_crash() {
+    let backend = Sqlite::create().await;
+    let exe = std::env::current_exe().unwrap();
+    let dir = backend.path();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args([
+                "sqlite_only::crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("PLEXUS_CRASH_DIR", dir)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!out.status.success(), "the child should have aborted");
+    let acked: Vec<MessageId> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        // The harness may print "test ... " on the same line as the first id.
+        .filter_map(|l| l.split_once("ACK ").map(|(_, id)| id))
+        .map(|id| id.trim().parse().unwrap())
+        .collect();
+    assert!(acked.len() >= 300, "child acknowledged {}", acked.len());
+    let store = backend.open().await.unwrap();
+    for id in &acked {
+        assert!(store.get(*id).await.unwrap().is_some(), "lost {id}");
+    }
+    store.close().await.unwrap();
+}
+
+/// The child of `acknowledged_appends_survive_a_crash`: appends from 20 tasks, prints
+/// each id as its append returns, and aborts (no close, no flush) after 300.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a child process by acknowledged_appends_survive_a_crash"]
+async fn crash_child() {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(dir) = std::env::var_os("PLEXUS_CRASH_DIR") else {
+        return;
+    };
+    let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir)).await.unwrap());
+    let acked = Arc::new(AtomicUsize::new(0));
+    for t in 0..20 {
+        let (store, acked) = (Arc::clone(&store), Arc::clone(&acked));
+        tokio::spawn(async move {
+            for i in 0.. {
+                let id = store
+                    .append(adt("crash", &format!("{t}-{i}"), "1"))
+                    .await
+                    .unwrap();
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ACK {id}").unwrap();
+                out.flush().unwrap();
+                if acked.fetch_add(1, Ordering::SeqCst) + 1 >= 300 {
+                    std::process::abort();
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_mins(1)).await;
+    unreachable!("the child aborts once 300 appends are acknowledged");
+}
+
+#[tokio::test]
+async fn database_is_wal_in_the_data_directory() {
+    let backend = Sqlite::create().await;
+    let nested = backend.path().join("a/b");
+    let store = SqliteStore::open(&SqliteConfig::new(&nested))
+        .await
+        .unwrap();
+    assert_eq!(store.path(), nested.join("plexus.db"));
+    store.append(adt("w", "1", "1")).await.unwrap();
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn dropping_without_close_stops_the_writer() {
+    let backend = Sqlite::create().await;
+    let store = backend.open().await.unwrap();
+    let id = store.append(adt("d", "1", "1")).await.unwrap();
+    drop(store);
+    let store = backend.open().await.unwrap();
+    assert!(store.get(id).await.unwrap().is_some());
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused() {
+    let backend = Sqlite::create().await;
+    let config = SqliteConfig {
+        max_batch: 0,
+        ..SqliteConfig::new(backend.path())
+    };
+    assert!(matches!(
+        SqliteStore::open(&config).await,
+        Err(StoreError::Config(_))
+    ));
+    // A file where the directory should be.
+    let file = backend.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SqliteStore::open(&SqliteConfig::new(&file))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+}
