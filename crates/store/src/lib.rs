@@ -5,7 +5,7 @@
 //! each destination produced (RAW → TRANSFORMED → ENCODED → SENT → RESPONSE), and durable work
 //! queues with leases, retries and dead letters. It has one interface — the [`Journal`] and
 //! [`Queues`] traits, joined in [`Store`] — and two implementations that pass one conformance
-//! suite (`tests/conformance.rs`):
+//! suite (`tests/conformance/`):
 //!
 //! - [`SqliteStore`], the embedded default: one database file in a data directory, WAL with
 //!   `synchronous=FULL`, and one writer thread that commits concurrent writes together (group
