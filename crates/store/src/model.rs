@@ -240,6 +240,8 @@ pub struct NewMessage {
     pub sending_facility: Option<String>,
     /// Initial status, normally [`Status::Received`].
     pub status: Status,
+    /// Why the message is in error already when it arrives (e.g. it does not parse).
+    pub error: Option<String>,
     /// Searchable (key, value) pairs the channel chose, e.g. `("MRN", "12345")`.
     pub metadata: Vec<(String, String)>,
     /// The exact bytes received; stored as the RAW stage of destination 0.
@@ -262,6 +264,7 @@ impl NewMessage {
             sending_application: None,
             sending_facility: None,
             status: Status::Received,
+            error: None,
             metadata: Vec::new(),
             raw: raw.into(),
             enqueue: Vec::new(),
@@ -316,6 +319,7 @@ impl fmt::Debug for NewMessage {
             .field("trigger_event", &self.trigger_event)
             .field("control_id", &self.control_id)
             .field("status", &self.status)
+            .field("error", &self.error)
             .field("metadata_pairs", &self.metadata.len())
             .field("raw_len", &self.raw.len())
             .field("enqueue", &self.enqueue)

@@ -245,8 +245,8 @@ impl Journal for PgStore {
                     "WITH m AS (
                          INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
                              message_type, trigger_event, control_id, sending_application,
-                             sending_facility, status)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                             sending_facility, status, error)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $17)
                          RETURNING id
                      ), md AS (
                          INSERT INTO message_metadata (message_id, seq, key, value)
@@ -283,6 +283,7 @@ impl Journal for PgStore {
                         &message.raw,
                         &queues,
                         &destinations,
+                        &message.error,
                     ],
                 )
                 .await

@@ -88,8 +88,8 @@ pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
     let now = Timestamp::now().as_micros();
     conn.prepare_cached(
         "INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject, message_type, \
-         trigger_event, control_id, sending_application, sending_facility, status) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         trigger_event, control_id, sending_application, sending_facility, status, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -104,6 +104,7 @@ pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
             msg.sending_application,
             msg.sending_facility,
             msg.status.as_str(),
+            msg.error,
         ])
     })
     .map_err(e)?;

@@ -20,6 +20,7 @@ pub async fn append_then_get_returns_exact_bytes_and_fields<B: Backend>(backend:
         sending_application: Some("LAB".into()),
         sending_facility: Some("HOSP".into()),
         status: Status::Received,
+        error: None,
         metadata: vec![
             ("MRN".into(), "12345".into()),
             ("Name".into(), "Müller^Zoë".into()),
@@ -69,7 +70,18 @@ pub async fn append_then_get_returns_exact_bytes_and_fields<B: Backend>(backend:
     assert!(got.metadata.is_empty());
     assert_eq!(got.raw(), Some(&[][..]));
     assert!(bare > id);
-    assert_eq!(store.stats().messages, 2);
+
+    // A message that arrives broken is stored with its status and error.
+    let mut broken = NewMessage::new("x", b"not hl7".to_vec());
+    broken.status = Status::Error;
+    broken.error = Some("no MSH segment".into());
+    let broken = store.append(broken).await.unwrap();
+    let s = store.get(broken).await.unwrap().unwrap().summary;
+    assert_eq!(
+        (s.status, s.error.as_deref()),
+        (Status::Error, Some("no MSH segment"))
+    );
+    assert_eq!(store.stats().messages, 3);
     store.close().await.unwrap();
 }
 
