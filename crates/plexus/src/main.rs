@@ -1,12 +1,21 @@
 //! `plexus` — the Plexus integration engine's command-line binary.
 //!
-//! Today it offers the HL7 v2 tools (`plexus hl7 parse|get|validate|ack`); the engine's
-//! `serve` command arrives with the store and MLLP transport.
+//! `plexus serve` receives HL7 v2 over MLLP (plain, TLS, mutual TLS), stores every message
+//! durably (SQLite by default, PostgreSQL to scale out) and acknowledges it only then;
+//! `plexus send` delivers files of messages to any MLLP server and checks the ACKs;
+//! `plexus messages` reads the journal; `plexus hl7` parses, validates and acknowledges files.
 
 #![forbid(unsafe_code)]
 
+mod bench;
+mod config;
 mod hl7;
+mod intake;
+mod messages;
+mod send;
+mod serve;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,21 +24,55 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "plexus", version, about)]
 struct Cli {
+    /// Configuration file (default: ./plexus.toml if present, else built-in defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Receive HL7 v2 over MLLP, store each message, then acknowledge it.
+    Serve,
+    /// Send every message of some files over MLLP and check each acknowledgment.
+    Send(send::SendArgs),
+    /// Read the message journal.
+    #[command(subcommand)]
+    Messages(messages::MessagesCommand),
     /// Work with HL7 v2 files: parse, read values, validate, acknowledge.
     #[command(subcommand)]
     Hl7(hl7::Hl7Command),
+    /// Benchmarks (not tests): measure on this machine, print a Markdown report.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// MLLP receive → durable store → ACK, with concurrent clients over loopback.
+    Mllp(bench::MllpBenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match cli.command {
         Command::Hl7(cmd) => hl7::run(cmd),
+        Command::Serve => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let (config, path) = config::Config::resolve(cli.config.as_deref())?;
+                if let Some(p) = &path {
+                    tracing::info!(config = %p.display(), "configuration read");
+                } else {
+                    tracing::info!("no plexus.toml: one listener on 127.0.0.1:2575, SQLite store in ./plexus-data");
+                }
+                serve::run(config).await.map(|()| ExitCode::SUCCESS)
+            })
+        }),
+        Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(args))),
+        Command::Messages(cmd) => runtime().and_then(|rt| rt.block_on(messages::run(cli.config, cmd))),
+        Command::Bench(BenchCommand::Mllp(args)) => runtime().and_then(|rt| rt.block_on(bench::run(args)).map(|()| ExitCode::SUCCESS)),
     };
     match result {
         Ok(code) => code,
@@ -38,4 +81,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`). Message content is never logged above
+/// debug.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }

@@ -1,0 +1,243 @@
+//! `plexus.toml`: the store and the listeners `plexus serve` runs.
+//!
+//! Without a file, Plexus runs one MLLP listener on 127.0.0.1:2575 (channel `default`) over
+//! the SQLite store in `./plexus-data`. See `plexus.example.toml` for every setting.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where messages are kept.
+    #[serde(default)]
+    pub store: store::StoreConfig,
+    /// MLLP listeners, one channel each (`[[listener]]` tables).
+    #[serde(default = "default_listeners", rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// One MLLP listener: the channel its messages belong to, and the MLLP server settings
+/// (`bind`, `tls`, limits and timeouts) in the same table.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListenerConfig {
+    /// Channel name recorded with every message received here.
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// When to send the accept acknowledgment of an enhanced-mode message: `always` (the
+    /// default — MLLP senders wait for a reply, whatever MSH-15 says) or `as-requested`
+    /// (follow MSH-15: none for `NE`, only on errors for `ER`, only on success for `SU`).
+    #[serde(default)]
+    pub accept_ack: AcceptAck,
+    /// The MLLP server settings.
+    #[serde(flatten)]
+    pub mllp: mllp::ServerConfig,
+}
+
+/// See [`ListenerConfig::accept_ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcceptAck {
+    /// Always answer.
+    #[default]
+    Always,
+    /// Answer as MSH-15 asks.
+    AsRequested,
+}
+
+fn default_channel() -> String {
+    "default".into()
+}
+
+fn default_listeners() -> Vec<ListenerConfig> {
+    vec![ListenerConfig {
+        channel: default_channel(),
+        accept_ack: AcceptAck::Always,
+        mllp: mllp::ServerConfig::default(),
+    }]
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            store: store::StoreConfig::default(),
+            listeners: default_listeners(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a configuration file; errors name the file, line, column and key.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> Result<Self> {
+        // each listener key alone first: serde's flatten neither keeps positions nor rejects
+        // misspelt keys
+        if let Some(e) = locate_listener_error(text) {
+            bail!("{e}");
+        }
+        let config: Self =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", describe(&e, text)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The configuration named on the command line, else `./plexus.toml` if it exists, else the
+    /// defaults.
+    pub fn resolve(path: Option<&Path>) -> Result<(Self, Option<PathBuf>)> {
+        if let Some(p) = path {
+            return Ok((Self::load(p)?, Some(p.to_path_buf())));
+        }
+        let p = PathBuf::from("plexus.toml");
+        if p.exists() {
+            Ok((Self::load(&p)?, Some(p)))
+        } else {
+            Ok((Self::default(), None))
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.listeners.is_empty() {
+            bail!("no [[listener]] configured: plexus serve would receive nothing");
+        }
+        let mut binds = std::collections::HashSet::new();
+        for l in &self.listeners {
+            if l.channel.trim().is_empty() {
+                bail!("a [[listener]] has an empty channel name");
+            }
+            if l.mllp.bind.port() != 0 && !binds.insert(l.mllp.bind) {
+                bail!("two listeners bind {}", l.mllp.bind);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks each key of each `[[listener]]` alone against the MLLP settings, so that a bad or
+/// misspelt key is reported with its line (the listener is read through `#[serde(flatten)]`,
+/// which would lose the position and accept unknown keys).
+fn locate_listener_error(text: &str) -> Option<String> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let listeners = doc.get("listener")?.as_array()?;
+    for (n, listener) in listeners.iter().enumerate() {
+        for (key, value) in listener.as_table()? {
+            if matches!(key.as_str(), "channel" | "accept_ack") {
+                continue;
+            }
+            let mut one = toml::Table::new();
+            one.insert(key.clone(), value.clone());
+            if let Err(e) = toml::Value::Table(one).try_into::<mllp::ServerConfig>() {
+                let line =
+                    line_of_key(text, n, key).map_or_else(String::new, |l| format!("line {l}, "));
+                return Some(format!(
+                    "{line}[[listener]] #{}: `{key}`: {}",
+                    n + 1,
+                    e.message().trim()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The line of `key` inside the `n`-th `[[listener]]` table.
+fn line_of_key(text: &str, n: usize, key: &str) -> Option<usize> {
+    let mut seen = 0;
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t == "[[listener]]" && {
+                seen += 1;
+                seen == n + 1
+            };
+            continue;
+        }
+        if inside && t.split('=').next().is_some_and(|k| k.trim() == key) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// A TOML error with its line and column.
+fn describe(e: &toml::de::Error, text: &str) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let col = span.start
+                - text[..span.start.min(text.len())]
+                    .rfind('\n')
+                    .map_or(0, |i| i + 1)
+                + 1;
+            format!("line {line}, column {col}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].mllp.bind.port(), 2575);
+        assert!(matches!(c.store, store::StoreConfig::Sqlite(_)));
+    }
+
+    #[test]
+    fn reads_listeners_and_store() {
+        let c = Config::parse(
+            r#"
+            [store]
+            kind = "postgres"
+            url = "postgres://postgres@127.0.0.1:5432/test"
+
+            [[listener]]
+            channel = "adt-in"
+            bind = "0.0.0.0:2575"
+            read_timeout = "10s"
+
+            [[listener]]
+            channel = "lab-in"
+            bind = "0.0.0.0:2576"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[1].channel, "lab-in");
+        assert_eq!(
+            c.listeners[0].mllp.read_timeout,
+            std::time::Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = Config::parse("[[listener]]\nchannel = \"a\"\nbind = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("`bind`"), "{e}");
+        let e = Config::parse("[[listener]]\nchanel = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("chanel"), "{e}");
+        let e = Config::parse(
+            "[[listener]]\nbind = \"127.0.0.1:2575\"\n[[listener]]\nbind = \"127.0.0.1:2575\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("two listeners"), "{e}");
+    }
+}

@@ -1,0 +1,166 @@
+//! `plexus serve`: receive HL7 v2 over MLLP, store every message durably, then acknowledge.
+//!
+//! A message is ACKed (AA/CA) only after the store has committed it; a store failure answers
+//! AE/CE so the sender keeps the message and resends it. A payload that does not parse is still
+//! stored, with status ERROR and the parse error, and answered AR/CR with an ERR segment.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use hl7v2::ack::Outcome;
+use mllp::{FrameError, Handler, HandlerReply, MllpServer, PeerInfo};
+use store::{AnyStore, Journal as _, NewMessage, Status, Store as _};
+use tracing::{error, info, warn};
+
+use crate::config::{AcceptAck, Config};
+use crate::intake::inspect;
+
+/// Receives the messages of one listener into the store.
+pub struct Intake {
+    store: Arc<AnyStore>,
+    channel: String,
+    as_requested: bool,
+}
+
+impl Intake {
+    /// A handler that stores into `store` under `channel`.
+    pub fn new(store: Arc<AnyStore>, channel: String, accept_ack: AcceptAck) -> Self {
+        Self {
+            store,
+            channel,
+            as_requested: accept_ack == AcceptAck::AsRequested,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+impl Handler for Intake {
+    async fn handle(&self, payload: Bytes, peer: &PeerInfo) -> HandlerReply {
+        let inspection = inspect(&payload);
+        let h = &inspection.header;
+        let mut new = NewMessage::new(self.channel.clone(), payload.to_vec());
+        new.peer_addr = Some(peer.addr.to_string());
+        new.tls_subject.clone_from(&peer.tls_subject);
+        new.message_type.clone_from(&h.message_type);
+        new.trigger_event.clone_from(&h.trigger_event);
+        new.control_id.clone_from(&h.control_id);
+        new.sending_application.clone_from(&h.sending_application);
+        new.sending_facility.clone_from(&h.sending_facility);
+        if inspection.outcome != Outcome::Accept {
+            new.status = Status::Error;
+            new.error = inspection.error.as_ref().map(|e| e.text.clone());
+        }
+        let (ack_id, stored) = match self.store.append(new).await {
+            Ok(id) => {
+                info!(channel = %self.channel, id = %id, connection = peer.connection_id, message_type = h.message_type.as_deref().unwrap_or(""), event = h.trigger_event.as_deref().unwrap_or(""), outcome = ?inspection.outcome, "stored");
+                (id.to_string(), true)
+            }
+            Err(e) => {
+                error!(channel = %self.channel, connection = peer.connection_id, error = %e, "store failed; answering AE so the sender retries");
+                (format!("ERR{}", unix_now()), false)
+            }
+        };
+        match inspection.ack(&ack_id, unix_now(), stored, self.as_requested) {
+            Some(ack) => HandlerReply::Send(Bytes::from(ack)),
+            None => HandlerReply::NoReply,
+        }
+    }
+
+    fn on_frame_error(&self, err: &FrameError, head: &[u8], peer: &PeerInfo) -> Option<Bytes> {
+        warn!(channel = %self.channel, connection = peer.connection_id, peer = %peer.addr, error = %err, "framing error");
+        if !matches!(err, FrameError::TooLarge { .. }) {
+            return None;
+        }
+        // answer the oversized message AR from the header we have, so the sender knows why
+        let mut inspection = inspect(head);
+        inspection.outcome = Outcome::Reject;
+        if let Some(e) = inspection.error.as_mut() {
+            e.text = err.to_string();
+        } else {
+            inspection.error = Some(hl7v2::ack::AckError {
+                location: None,
+                condition: hl7v2::generated::tables::ErrorCondition::ApplicationError,
+                severity: hl7v2::validate::Severity::Error,
+                text: err.to_string(),
+            });
+        }
+        inspection
+            .ack(&format!("ERR{}", unix_now()), unix_now(), true, false)
+            .map(Bytes::from)
+    }
+}
+
+/// Runs the listeners of `config` until SIGINT or SIGTERM; SIGHUP reloads TLS certificates.
+pub async fn run(config: Config) -> Result<()> {
+    let store = Arc::new(
+        AnyStore::open(&config.store)
+            .await
+            .context("opening the store")?,
+    );
+    info!(store = store.kind(), "store open");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    let mut reloaders = Vec::new();
+    for listener in config.listeners {
+        let handler = Intake::new(
+            Arc::clone(&store),
+            listener.channel.clone(),
+            listener.accept_ack,
+        );
+        let server = MllpServer::bind(listener.mllp, handler)
+            .with_context(|| format!("starting listener of channel {}", listener.channel))?;
+        info!(channel = %listener.channel, addr = %server.local_addr(), tls = server.tls().is_some(), "listening");
+        reloaders.extend(server.tls());
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            server
+                .serve(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+    }
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            error!("cannot install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => {
+                    for tls in &reloaders {
+                        match tls.reload() {
+                            Ok(()) => info!("TLS certificates reloaded"),
+                            Err(e) => error!(error = %e, "TLS reload failed; keeping the previous certificates"),
+                        }
+                    }
+                }
+            }
+        }
+        info!("shutting down: finishing messages in flight");
+        let _ = stop_tx.send(true);
+    });
+    let mut result = Ok(());
+    while let Some(done) = servers.join_next().await {
+        if let Ok(Err(e)) = done {
+            error!(error = %e, "listener failed");
+            result = Err(anyhow::anyhow!(e));
+        }
+    }
+    signals.abort();
+    store.close().await.context("closing the store")?;
+    result
+}
