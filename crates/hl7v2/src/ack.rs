@@ -2,6 +2,7 @@
 //! that carry the error location (ERR-2), the table 0357 condition (ERR-3) and the severity
 //! (ERR-4).
 
+use crate::charset::Charset;
 use crate::error::{ErrorKind, Location, ParseError, Result};
 use crate::generated::tables::ErrorCondition;
 use crate::message::Message;
@@ -226,10 +227,17 @@ pub struct AckOptions<'t> {
 /// 2.5, which read it instead of ERR-2/3).
 pub fn build_ack(msg: &Message<'_>, opts: &AckOptions<'_>) -> Result<MessageBuf> {
     let enc = msg.encoding();
-    let mut ack = MessageBuf::new(enc.delimiters, enc.charset);
     let msh = msg.segment_at(0);
     let raw = |f: usize| msh.and_then(|s| s.field(f)).map_or(&b""[..], |e| e.raw());
-    for (to, from) in [(3, 5), (4, 6), (5, 3), (6, 4), (11, 11), (12, 12), (18, 18)] {
+    // answer in the message's charset when it is one we write; an unsupported MSH-18 (the very
+    // reason a message may be rejected) must not make the ACK unreadable too
+    let msh18 = raw(18)
+        .split(|&b| b == enc.delimiters.repetition)
+        .next()
+        .unwrap_or_default();
+    let charset = Charset::from_msh18(msh18).unwrap_or(Charset::Utf8);
+    let mut ack = MessageBuf::new(enc.delimiters, charset);
+    for (to, from) in [(3, 5), (4, 6), (5, 3), (6, 4), (11, 11), (12, 12)] {
         if !raw(from).is_empty() {
             ack.set_raw(&format!("MSH-{to}"), raw(from))?;
         }
@@ -463,10 +471,23 @@ mod tests {
 
     #[test]
     fn salvages_headers_of_bad_messages() {
-        let raw = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|X7|P|2.5|||||KLINGON\rPID|\xFF\r";
+        let raw = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|X7|P|2.5||||||KLINGON\rPID|\xFF\r";
         assert!(Message::parse(raw).is_err());
         let msh = salvage_header(raw).unwrap();
         assert_eq!(msh.control_id().as_deref(), Some("X7"));
+        let opts = AckOptions {
+            code: AckCode::ApplicationReject,
+            text: None,
+            errors: vec![],
+            control_id: "A",
+            timestamp: "2024",
+        };
+        let ack = build_ack(&msh, &opts).unwrap().encode();
+        assert!(
+            Message::parse(&ack).is_ok(),
+            "{}",
+            String::from_utf8_lossy(&ack)
+        );
         assert!(salvage_header(b"garbage").is_none());
     }
 
