@@ -119,6 +119,10 @@ impl<R: BufRead> MessageReader<R> {
             self.buf.drain(..self.handed_out);
             self.buf_offset += self.handed_out as u64;
             self.handed_out = 0;
+            if self.buf.is_empty() {
+                // an envelope segment may have followed the message: it was consumed, not kept
+                self.buf_offset = self.consumed;
+            }
         }
         if let Some(e) = self.pending_error.take() {
             return Some(Err(e));
@@ -410,12 +414,18 @@ mod tests {
 
     #[test]
     fn reads_batches_and_checks_counts() {
-        let good = b"FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|1\rMSH|^~\\&|2\rBTS|2\rFTS|1\r";
+        let good = b"FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|1\rMSH|^~\\&|2\rBTS|2\rBHS|^~\\&\rMSH|^~\\&|3\rBTS|1\rFTS|2\r";
         let (out, env) = read_all(good, 1 << 20);
-        assert_eq!(out.len(), 2);
+        assert_eq!(out.len(), 3);
+        // offsets point at each MSH, also after envelope segments
+        for m in &out {
+            let (offset, bytes) = m.as_ref().unwrap();
+            let at = usize::try_from(*offset).unwrap();
+            assert_eq!(&good[at..at + bytes.len()], bytes.as_bytes());
+        }
         assert!(out.iter().all(Result::is_ok));
-        assert_eq!(env.batches, 1);
-        assert_eq!(env.batch_trailer.as_deref(), Some(&b"BTS|2"[..]));
+        assert_eq!(env.batches, 2);
+        assert_eq!(env.batch_trailer.as_deref(), Some(&b"BTS|1"[..]));
         let bad = b"BHS|^~\\&\rMSH|^~\\&|1\rBTS|3\r";
         let (out, _) = read_all(bad, 1 << 20);
         assert!(out[0].is_ok());

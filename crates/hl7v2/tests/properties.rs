@@ -204,6 +204,17 @@ fn fuzz_regressions() {
     for entry in std::fs::read_dir(dir).expect("regressions dir") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
         exercise(&bytes);
+        // as the reader fuzz target checks: every message is the slice of the input at its offset
+        let mut reader = hl7v2::MessageReader::with_max_message(
+            std::io::BufReader::with_capacity(16, &bytes[..]),
+            256,
+        );
+        while let Some(item) = reader.next_message() {
+            if let Ok(m) = item {
+                let start = usize::try_from(m.offset).expect("offset");
+                assert_eq!(&bytes[start..start + m.bytes.len()], m.bytes);
+            }
+        }
         n += 1;
     }
     assert!(n > 0);

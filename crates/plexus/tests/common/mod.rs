@@ -159,14 +159,13 @@ impl Server {
     fn wait_listening(&self) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if let Ok(f) = std::fs::File::open(&self.log) {
-                if BufReader::new(f)
+            if let Ok(f) = std::fs::File::open(&self.log)
+                && BufReader::new(f)
                     .lines()
                     .map_while(Result::ok)
                     .any(|l| l.contains("listening"))
-                {
-                    return;
-                }
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -306,5 +305,42 @@ impl Pki {
             rogue_cert: write("rogue.pem", &rogue_pem),
             rogue_key: write("rogue.key", &rogue_key),
         }
+    }
+}
+
+/// A Python peer from `tests/peers/` that prints `LISTENING <port>`; killed when dropped.
+pub struct Peer {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl Peer {
+    /// Starts `tests/peers/<script>` with `args` and waits for its port.
+    pub fn start(python: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Self {
+        let mut child = Command::new(python)
+            .arg(root().join("tests/peers").join(script))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the Python peer");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port line");
+        let port = line
+            .trim()
+            .trim_start_matches("LISTENING ")
+            .parse()
+            .unwrap_or_else(|_| panic!("{script} printed {line:?}"));
+        Self { child, port }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
