@@ -630,3 +630,77 @@ fn crash_test_postgres() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_certificate_without_dropping_connections() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let old = Pki::new(&tmp.path().join("old"));
+    let new = Pki::new(&tmp.path().join("new"));
+    // the listener reads its certificate from these paths; they are replaced before SIGHUP
+    let live_cert = tmp.path().join("live.pem");
+    let live_key = tmp.path().join("live.key");
+    std::fs::copy(&old.server_cert, &live_cert).expect("copy");
+    std::fs::copy(&old.server_key, &live_key).expect("copy");
+    let tls = format!(
+        "[listener.tls]\ncert = {:?}\nkey = {:?}\n",
+        live_cert.display().to_string(),
+        live_key.display().to_string()
+    );
+    let server = Server::start(&tmp.path().join("srv"), StoreKind::Sqlite, &tls);
+
+    // a connection opened before the reload, trusting the old CA
+    let mut config = mllp::ClientConfig::new("127.0.0.1", server.port);
+    config.tls = Some(mllp::TlsClientConfig::new(&old.ca));
+    let mut before = mllp::MllpClient::new(config).expect("client");
+    assert_eq!(
+        msa(&text(
+            &before.send(adt("HUP-1").as_bytes()).await.expect("send")
+        ))
+        .0,
+        "AA"
+    );
+
+    std::fs::copy(&new.server_cert, &live_cert).expect("copy");
+    std::fs::copy(&new.server_key, &live_key).expect("copy");
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    while !server.log_text().contains("TLS certificates reloaded") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no reload: {}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // the open connection keeps working; new ones get the new certificate
+    assert_eq!(
+        msa(&text(
+            &before
+                .send(adt("HUP-2").as_bytes())
+                .await
+                .expect("send on the old connection")
+        ))
+        .0,
+        "AA"
+    );
+    let file = tmp.path().join("adt.hl7");
+    std::fs::write(&file, adt("HUP-3")).expect("write");
+    let (code, out) = python_tls_client(&python, server.port, &new, None, "1.2", &file);
+    assert_eq!((code, out.trim()), (Some(0), "ACK AA HUP-3"));
+    let (code, _) = python_tls_client(&python, server.port, &old, None, "1.2", &file);
+    assert_eq!(
+        code,
+        Some(3),
+        "a new connection still got the old certificate"
+    );
+    before.close().await;
+    server.stop();
+}
