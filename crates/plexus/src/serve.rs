@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hl7v2::ack::Outcome;
 use mllp::{FrameError, Handler, HandlerReply, MllpServer, PeerInfo};
 use store::{AnyStore, Journal as _, NewMessage, Status, Store as _};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{AcceptAck, Config};
 use crate::intake::inspect;
@@ -59,7 +59,7 @@ impl Handler for Intake {
         }
         let (ack_id, stored) = match self.store.append(new).await {
             Ok(id) => {
-                info!(channel = %self.channel, id = %id, connection = peer.connection_id, message_type = h.message_type.as_deref().unwrap_or(""), event = h.trigger_event.as_deref().unwrap_or(""), outcome = ?inspection.outcome, "stored");
+                debug!(channel = %self.channel, id = %id, connection = peer.connection_id, message_type = h.message_type.as_deref().unwrap_or(""), event = h.trigger_event.as_deref().unwrap_or(""), outcome = ?inspection.outcome, "stored");
                 (id.to_string(), true)
             }
             Err(e) => {

@@ -90,7 +90,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, op: &'static str, messages: u64, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T> + Send + 'static,
     {
         self.writer.submit(op, messages, work).await
     }
@@ -118,6 +118,11 @@ fn open_writer(file: &Path, busy: Duration) -> Result<Connection> {
         tracing::warn!(mode, "SQLite refused WAL mode; writes will be slower");
     }
     conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(StoreError::sqlite(OP))?;
+    // the writer's working set (index pages under the newest ids) stays in memory
+    conn.pragma_update(None, "cache_size", -32_768)
+        .map_err(StoreError::sqlite(OP))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(StoreError::sqlite(OP))?;
     Ok(conn)
 }

@@ -1,10 +1,15 @@
 //! The one writer thread of a SQLite store, and its group commit.
 //!
 //! Callers send write requests over a channel, each with a oneshot for its reply. The writer
-//! takes everything pending (up to `max_batch` requests), runs them in one transaction — each
-//! under its own savepoint, so a failing request is rolled back alone — commits once and then
-//! answers every caller. One fsync then carries a whole batch: under load the batch grows by
-//! itself, because requests pile up while the previous commit is syncing.
+//! takes everything pending (up to `max_batch` requests), runs them in one transaction, commits
+//! once and then answers every caller. One fsync then carries a whole batch: under load the
+//! batch grows by itself, because requests pile up while the previous commit is syncing.
+//!
+//! Requests almost never fail, so the batch runs without per-request savepoints (they cost a
+//! sub-journal copy of every page touched). When one does fail, the batch is rolled back and
+//! every request of it is run again in a transaction of its own, so a failing request is
+//! answered with its own error and the others still commit. Requests are therefore re-runnable
+//! closures (`FnMut`) whose effects live only in the database.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,7 +36,7 @@ trait Job: Send {
 struct TypedJob<T, F> {
     op: &'static str,
     messages: u64,
-    work: Option<F>,
+    work: F,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -39,12 +44,10 @@ struct TypedJob<T, F> {
 impl<T, F> Job for TypedJob<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    F: FnMut(&Connection) -> Result<T> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let Some(work) = self.work.take() else {
-            return false;
-        };
+        let work = &mut self.work;
         let outcome = catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
             Err(StoreError::Task {
                 op: self.op,
@@ -117,13 +120,13 @@ impl Writer {
     pub(super) async fn submit<T, F>(&self, op: &'static str, messages: u64, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = TypedJob {
             op,
             messages,
-            work: Some(work),
+            work,
             outcome: None,
             reply,
         };
@@ -194,84 +197,56 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Request>, max_batch: usize, cou
     }
 }
 
-/// Runs `jobs` in one transaction and answers them.
+/// Runs `jobs` in one transaction and answers them; if one fails, runs each alone.
 fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>, counters: &Counters) {
-    while !jobs.is_empty() {
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            tracing::warn!(error = %e, requests = jobs.len(), "store batch could not begin");
-            let detail = e.to_string();
+    match run_batch(conn, &mut jobs) {
+        Ok(()) => {
+            let messages = jobs.iter().map(|j| j.messages()).sum();
+            counters.add(1, jobs.len() as u64, messages);
+            tracing::trace!(requests = jobs.len(), "store batch committed");
+            for job in jobs {
+                job.finish(None);
+            }
+        }
+        Err(detail) if jobs.len() == 1 => {
+            // alone already: a request that failed by itself has its own error to answer with
             for job in jobs {
                 job.finish(Some(&detail));
             }
-            return;
         }
-        let mut ran = 0;
-        let mut succeeded = 0u64;
-        let mut messages = 0u64;
-        let mut broken = None;
-        for job in &mut jobs {
-            ran += 1;
-            match run_in_savepoint(conn, job.as_mut()) {
-                Ok(true) => {
-                    succeeded += 1;
-                    messages += job.messages();
+        Err(detail) => {
+            tracing::debug!(error = %detail, requests = jobs.len(), "store batch rolled back; running its requests one by one");
+            for mut job in jobs {
+                let failure = run_batch(conn, std::slice::from_mut(&mut job)).err();
+                if failure.is_none() {
+                    counters.add(1, 1, job.messages());
                 }
-                Ok(false) => {}
-                Err(detail) => {
-                    broken = Some(detail);
-                    break;
-                }
+                job.finish(failure.as_deref());
             }
         }
-        let rest = jobs.split_off(ran);
-        let failure = match broken {
-            Some(detail) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Some(detail)
-            }
-            None => match conn.execute_batch("COMMIT") {
-                Ok(()) => None,
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    Some(e.to_string())
-                }
-            },
-        };
-        match &failure {
-            None => {
-                counters.add(1, succeeded, messages);
-                tracing::trace!(requests = ran, "store batch committed");
-            }
-            Some(detail) => {
-                tracing::warn!(error = %detail, requests = ran, "store batch rolled back");
-            }
-        }
-        for job in jobs {
-            job.finish(failure.as_deref());
-        }
-        // Requests after one that broke the transaction have not run: give them a new one.
-        jobs = rest;
     }
 }
 
-/// Runs one job under a savepoint. `Ok(success)`, or `Err` when the whole transaction is lost
-/// (SQLite rolled it back, or the savepoint itself failed).
-fn run_in_savepoint(conn: &Connection, job: &mut dyn Job) -> Result<bool, String> {
-    let exec = |sql: &str| -> Result<(), String> {
-        conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute([]))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    };
-    exec("SAVEPOINT request")?;
-    let ok = job.run(conn);
-    if conn.is_autocommit() {
-        // SQLite rolls back the whole transaction on some errors (disk full, I/O error).
-        return Err("the transaction was rolled back by SQLite".to_owned());
+/// Runs jobs in one transaction: committed if every one succeeds, else rolled back with why.
+fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), String> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| e.to_string())?;
+    for job in jobs.iter_mut() {
+        let ok = job.run(conn);
+        if !ok || conn.is_autocommit() {
+            // autocommit: SQLite itself rolled the transaction back (disk full, I/O error)
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            return Err(if ok {
+                "the transaction was rolled back by SQLite".to_owned()
+            } else {
+                "a request of the batch failed".to_owned()
+            });
+        }
     }
-    if !ok {
-        exec("ROLLBACK TO request")?;
-    }
-    exec("RELEASE request")?;
-    Ok(ok)
+    conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    })
 }
