@@ -704,3 +704,76 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     before.close().await;
     server.stop();
 }
+
+#[test]
+fn messages_list_and_show_read_the_journal() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("srv");
+    let server = Server::start(&dir, StoreKind::Sqlite, "");
+    let oru = "MSH|^~\\&|LAB|HOSP|PLEXUS|HOSP|20240101||ORU^R01^ORU_R01|ORU-1|P|2.5.1\rPID|1||9\rOBR|1\rOBX|1|NM|GLU||95||||||F\r";
+    for payload in [adt("LIST-1"), adt("LIST-2"), oru.to_owned()] {
+        assert!(roundtrip(server.port, payload.as_bytes()).is_some());
+    }
+    assert_eq!(
+        msa(&roundtrip(server.port, b"not hl7").expect("reply")).0,
+        "AR"
+    );
+    server.stop();
+    let config = dir.join("plexus.toml");
+    let plexus = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_plexus"))
+            .arg("--config")
+            .arg(&config)
+            .args(["messages"])
+            .args(args)
+            .output()
+            .expect("plexus messages");
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let rows = |out: &str| out.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    let (code, all, _) = plexus(&["list"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(rows(&all).len(), 4);
+    let (_, adts, _) = plexus(&["list", "--type", "ADT"]);
+    assert_eq!(rows(&adts).len(), 2);
+    assert!(rows(&adts)[0].contains("LIST-2"), "newest first: {adts}");
+    let (_, one, _) = plexus(&["list", "--control-id", "ORU-1"]);
+    assert_eq!(rows(&one).len(), 1);
+    let (_, errors, _) = plexus(&["list", "--status", "error"]);
+    assert_eq!(rows(&errors).len(), 1);
+    let (_, none, _) = plexus(&["list", "--from", "2999-01-01T00:00:00Z"]);
+    assert!(rows(&none).is_empty());
+    let (_, page, _) = plexus(&["list", "--limit", "1"]);
+    assert_eq!(rows(&page).len(), 1);
+
+    let id = rows(&one)[0]
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_plexus"))
+        .arg("--config")
+        .arg(&config)
+        .args(["messages", "show", &id, "--raw"])
+        .output()
+        .expect("show");
+    assert_eq!(
+        out.stdout,
+        oru.as_bytes(),
+        "show --raw gives the bytes exactly as received"
+    );
+    let (code, shown, _) = plexus(&["show", &id]);
+    assert_eq!(code, Some(0));
+    assert!(
+        shown.contains("control id:   ORU-1")
+            && shown.contains("status:       RECEIVED")
+            && shown.contains("destination 0 RAW"),
+        "{shown}"
+    );
+    let (code, _, err) = plexus(&["show", "not-an-id"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a valid message id"), "{err}");
+    let (code, _, err) = plexus(&["list", "--status", "LOST"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--status"), "{err}");
+}
