@@ -216,7 +216,7 @@ async fn wal_stays_bounded_under_continuous_appends() {
     }
     // 10,000 messages of ~2 KB: ~20 MB of content; the log must stay well below what the
     // appends wrote to it
-    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
     assert!(size < 48 << 20, "the WAL grew to {size} bytes");
     store.close().await.unwrap();
 }
