@@ -6,6 +6,9 @@
 //! content and queue items), so it costs one round trip and one durable commit.
 //! Lease times use the database's clock, shared by every node.
 
+mod group;
+
+use std::sync::Arc;
 mod rows;
 
 use std::time::{Duration, SystemTime};
@@ -29,7 +32,8 @@ use crate::{Journal, Queues, Store};
 pub struct PgStore {
     pool: Pool,
     schema: String,
-    counters: Counters,
+    counters: Arc<Counters>,
+    appends: group::GroupCommit,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -95,10 +99,15 @@ impl PgStore {
             .wait_timeout(Some(Duration::from_mins(1)))
             .build()
             .map_err(|e| StoreError::Config(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let counters = Arc::new(Counters::default());
+        // a few batchers commit in parallel; each batch is one transaction
+        let batchers = (config.pool_size / 4).clamp(1, 4);
+        let appends = group::GroupCommit::start(&pool, &counters, batchers, 500);
         let store = Self {
             pool,
             schema: config.schema.clone(),
-            counters: Counters::default(),
+            counters,
+            appends,
         };
         store.migrate().await?;
         tracing::info!(schema = %store.schema, "PostgreSQL store opened");
@@ -225,71 +234,8 @@ impl Journal for PgStore {
     async fn append(&self, message: NewMessage) -> Result<MessageId> {
         let subject = Subject::Channel(message.channel.clone());
         async {
-            const OP: &str = "append";
             message.validate()?;
-            let id = MessageId::generate()?;
-            let (keys, values): (Vec<&str>, Vec<&str>) = message
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .unzip();
-            let queues: Vec<&str> = message.enqueue.iter().map(|e| e.queue.as_str()).collect();
-            let destinations: Vec<i32> = message
-                .enqueue
-                .iter()
-                .map(|e| i32::from(e.destination))
-                .collect();
-            let client = self.client(OP).await?;
-            let stmt = client
-                .prepare_cached(
-                    "WITH m AS (
-                         INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
-                             message_type, trigger_event, control_id, sending_application,
-                             sending_facility, status, error)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $17)
-                         RETURNING id
-                     ), md AS (
-                         INSERT INTO message_metadata (message_id, seq, key, value)
-                         SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value
-                         FROM m, unnest($12::text[], $13::text[]) WITH ORDINALITY AS kv(key, value, ord)
-                     ), c AS (
-                         INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
-                         SELECT m.id, 0, 'RAW', now(), $14 FROM m
-                     )
-                     INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, state)
-                     SELECT q.queue, m.id, q.destination, 0, now(), 'READY'
-                     FROM m, unnest($15::text[], $16::int[]) AS q(queue, destination)",
-                )
-                .await
-                .map_err(StoreError::pg(OP))?;
-            let received_at = message.received_at.to_system_time();
-            client
-                .execute(
-                    &stmt,
-                    &[
-                        &id.to_string(),
-                        &message.channel,
-                        &received_at,
-                        &message.peer_addr,
-                        &message.tls_subject,
-                        &message.message_type,
-                        &message.trigger_event,
-                        &message.control_id,
-                        &message.sending_application,
-                        &message.sending_facility,
-                        &message.status.as_str(),
-                        &keys,
-                        &values,
-                        &message.raw,
-                        &queues,
-                        &destinations,
-                        &message.error,
-                    ],
-                )
-                .await
-                .map_err(StoreError::pg(OP))?;
-            self.committed(1);
-            Ok(id)
+            self.appends.append(message).await
         }
         .await
         .map_err(|e: StoreError| e.about(subject))
@@ -658,6 +604,7 @@ impl Store for PgStore {
     }
 
     async fn close(&self) -> Result<()> {
+        self.appends.close();
         self.pool.close();
         tracing::info!(schema = %self.schema, "PostgreSQL store closed");
         Ok(())
