@@ -224,6 +224,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plexus.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[0].channel, "adt-in");
+        let tls = c.listeners[1].mllp.tls.as_ref().unwrap();
+        assert!(tls.client_ca.is_some());
+    }
+
+    #[test]
     fn errors_name_line_and_key() {
         let e = Config::parse("[[listener]]\nchannel = \"a\"\nbind = \"nowhere\"\n")
             .unwrap_err()
