@@ -40,6 +40,12 @@ pub struct ServerConfig {
     /// Largest payload accepted, in bytes; a larger frame closes the connection.
     /// Default: 16 MiB.
     pub max_frame_bytes: usize,
+    /// Most bytes of incomplete frames buffered across all connections at once, so that many
+    /// senders of large messages cannot exhaust memory together (the worst case would
+    /// otherwise be `max_connections × max_frame_bytes`). A connection that would go over it
+    /// waits before reading more — within its read timeout. At least `max_frame_bytes` plus
+    /// 64 KiB. Default: 256 MiB.
+    pub max_buffered_bytes: usize,
     /// Length of the listen queue of connections not yet accepted. Default: 1024.
     pub backlog: u32,
     /// TLS settings; `None` (the default) listens in plain TCP.
@@ -56,6 +62,7 @@ impl Default for ServerConfig {
             read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_buffered_bytes: 256 << 20,
             backlog: 1024,
             tls: None,
         }
@@ -92,6 +99,11 @@ impl ServerConfig {
             if value.is_zero() {
                 return Err(Error::Config(format!("{name} must be longer than zero")));
             }
+        }
+        if self.max_buffered_bytes < self.max_frame_bytes.saturating_add(64 << 10) {
+            return Err(Error::Config(
+                "max_buffered_bytes must be at least max_frame_bytes plus 64 KiB".into(),
+            ));
         }
         if self.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS
             || self.max_connections > tokio::sync::Semaphore::MAX_PERMITS

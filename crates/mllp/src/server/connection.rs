@@ -17,6 +17,53 @@ use crate::tls::subject_dn;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
+/// The share of the server's receive-buffer budget one connection holds, in KiB; returned when
+/// the connection ends.
+struct BudgetShare<'a> {
+    budget: &'a tokio::sync::Semaphore,
+    held: u32,
+}
+
+impl BudgetShare<'_> {
+    /// Holds exactly enough budget for `bytes`, waiting until `deadline` for more when other
+    /// connections hold it. `Err(Some(()))` when the deadline passed, `Err(None)` when the
+    /// server is gone.
+    async fn reserve(&mut self, bytes: usize, deadline: Instant) -> Result<(), Option<()>> {
+        let need = kib(bytes);
+        self.shrink_to(need);
+        if need <= self.held {
+            return Ok(());
+        }
+        match timeout_at(deadline, self.budget.acquire_many(need - self.held)).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                self.held = need;
+                Ok(())
+            }
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(Some(())),
+        }
+    }
+
+    /// Gives back what is above `kib`.
+    fn shrink_to(&mut self, kib: u32) {
+        if self.held > kib {
+            self.budget.add_permits((self.held - kib) as usize);
+            self.held = kib;
+        }
+    }
+}
+
+impl Drop for BudgetShare<'_> {
+    fn drop(&mut self) {
+        self.shrink_to(0);
+    }
+}
+
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
 /// Longest wait for a clean close (TLS close_notify, FIN) after deciding to close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -87,6 +134,10 @@ async fn run<S, H>(
     let _ = timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one connection's read state machine reads best in one place"
+)]
 async fn read_loop<S, H>(
     shared: &Shared<H>,
     stream: &mut S,
@@ -101,6 +152,10 @@ where
     let stats = &shared.stats;
     let mut framer = Framer::with_max_frame_bytes(config.max_frame_bytes);
     let mut read_buf = BytesMut::new();
+    let mut share = BudgetShare {
+        budget: &shared.buffer_budget,
+        held: 0,
+    };
     let mut idle_deadline = Instant::now() + config.idle_timeout;
     // When the frame being received must be complete.
     let mut frame_deadline: Option<Instant> = None;
@@ -140,8 +195,29 @@ where
             return Close::Shutdown;
         }
 
-        read_buf.reserve(READ_CHUNK);
+        // hold budget for what is buffered plus the next read; wait (within the deadline) when
+        // other connections hold it all
         let deadline = frame_deadline.unwrap_or(idle_deadline);
+        match share
+            .reserve(framer.buffered_len() + READ_CHUNK, deadline)
+            .await
+        {
+            Ok(()) => {}
+            Err(None) => return Close::Shutdown,
+            Err(Some(())) => {
+                stats.bump(Counter::Timeouts);
+                tracing::warn!(
+                    budget = config.max_buffered_bytes,
+                    "receive-buffer budget of the server exhausted for the whole read timeout; closing"
+                );
+                return if frame_deadline.is_some() {
+                    Close::ReadTimeout
+                } else {
+                    Close::IdleTimeout
+                };
+            }
+        }
+        read_buf.reserve(READ_CHUNK);
         let read = tokio::select! {
             read = timeout_at(deadline, stream.read_buf(&mut read_buf)) => read,
             // Woken by shutdown: the loop above notices it. An error means the server is

@@ -126,6 +126,9 @@ struct Shared<H> {
     tls: Option<ReloadableTls>,
     stats: Arc<ServerStats>,
     in_flight: Semaphore,
+    /// Receive-buffer budget shared by all connections, in KiB (see
+    /// [`ServerConfig::max_buffered_bytes`]).
+    buffer_budget: Semaphore,
 }
 
 impl<H: Handler> MllpServer<H> {
@@ -190,6 +193,9 @@ impl<H: Handler> MllpServer<H> {
         let shared = Arc::new(Shared {
             handler,
             in_flight: Semaphore::new(config.max_in_flight),
+            buffer_budget: Semaphore::new(
+                (config.max_buffered_bytes >> 10).min(Semaphore::MAX_PERMITS),
+            ),
             config,
             tls,
             stats,

@@ -128,6 +128,56 @@ async fn in_flight_limit_bounds_concurrent_handler_calls() {
 }
 
 #[tokio::test]
+async fn receive_buffers_share_one_budget() {
+    // room for two connections with a partial frame each (frame bytes + one 16 KiB read),
+    // not three: the third waits until a stalled one is dropped by its read timeout
+    let config = ServerConfig {
+        read_timeout: Duration::from_millis(600),
+        max_frame_bytes: 40 << 10,
+        max_buffered_bytes: 104 << 10,
+        ..test_config()
+    };
+    let handler = Arc::new(Recorder::default());
+    let server = start(config, Arc::clone(&handler));
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut c = server.connect().await;
+        let mut partial = vec![0x0B];
+        partial.extend(std::iter::repeat_n(b'x', 30 << 10));
+        c.write_all(&partial).await.unwrap();
+        stalled.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let mut third = server.connect().await;
+    let reply = tokio::time::timeout(
+        crate::common::PATIENCE,
+        round_trip(&mut third, b"after the budget frees"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, ack_for(b"after the budget frees"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the third connection was read while two others held the whole budget"
+    );
+    // the stalled ones were dropped by their read timeout, which freed the budget
+    assert!(server.stats.snapshot().timeouts >= 1);
+    drop(stalled);
+    server.shutdown().await;
+}
+
+#[test]
+fn the_buffer_budget_must_hold_a_frame() {
+    let config = ServerConfig {
+        max_frame_bytes: 1 << 20,
+        max_buffered_bytes: 1 << 20,
+        ..test_config()
+    };
+    assert!(config.validate().is_err());
+}
+
+#[tokio::test]
 async fn slow_loris_is_dropped_after_the_read_timeout() {
     let config = ServerConfig {
         read_timeout: Duration::from_millis(200),
