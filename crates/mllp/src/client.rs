@@ -297,6 +297,40 @@ impl MllpClient {
         }
     }
 
+    /// Sends one message and waits for no response: for messages whose MSH-15 is `NE`, which
+    /// a receiver honouring enhanced mode never acknowledges. Connects if needed; a failure is
+    /// returned as is (no retry: without an acknowledgment, a resend could not be told from a
+    /// first delivery).
+    pub async fn send_no_reply(&mut self, payload: impl AsRef<[u8]>) -> Result<()> {
+        let payload = payload.as_ref();
+        encode(payload)?;
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => match self.open().await {
+                Ok(c) => self.connection.insert(c),
+                Err(Failure::Fail(e) | Failure::Retry(e)) => return Err(e),
+            },
+        };
+        let peer = format!("{}:{}", self.config.host, self.config.port);
+        let sent = timeout(self.config.ack_timeout, connection.send(payload)).await;
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.connection = None;
+                Err(match classify(e, &peer) {
+                    Failure::Fail(e) | Failure::Retry(e) => e,
+                })
+            }
+            Err(_) => {
+                self.connection = None;
+                Err(Error::Timeout {
+                    what: "sending the message",
+                    after: self.config.ack_timeout,
+                })
+            }
+        }
+    }
+
     async fn attempt(&mut self, payload: &[u8]) -> Result<Bytes, Failure> {
         // A kept connection that the receiver has closed meanwhile (e.g. its idle timeout), or
         // that holds an unsolicited frame, is replaced before sending rather than after.

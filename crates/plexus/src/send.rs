@@ -49,6 +49,8 @@ pub struct SendArgs {
 struct Tally {
     sent: u64,
     accepted: u64,
+    /// Sent with MSH-15 `NE`: the receiver is asked not to acknowledge them.
+    unacknowledged: u64,
     errors: u64,
     rejected: u64,
     unreadable: u64,
@@ -76,11 +78,19 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
         send_file(&mut client, file, &mut tally).await?;
     }
     client.close().await;
+    let not_asked = if tally.unacknowledged > 0 {
+        format!(
+            " ({} sent with MSH-15 NE, which asks for no acknowledgment)",
+            tally.unacknowledged
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "sent {} messages: {} accepted, {} with errors (AE/CE), {} rejected (AR/CR), {} without a valid acknowledgment",
+        "sent {} messages: {} accepted, {} with errors (AE/CE), {} rejected (AR/CR), {} without a valid acknowledgment{not_asked}",
         tally.sent, tally.accepted, tally.errors, tally.rejected, tally.unreadable
     );
-    Ok(if tally.accepted == tally.sent {
+    Ok(if tally.accepted + tally.unacknowledged == tally.sent {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -115,15 +125,41 @@ async fn send_file(client: &mut MllpClient, file: &PathBuf, tally: &mut Tally) -
                 continue;
             }
         };
-        let control = Message::parse(raw.bytes)
-            .ok()
+        let parsed = Message::parse(raw.bytes).ok();
+        let control = parsed
+            .as_ref()
             .and_then(|m| m.control_id().map(std::borrow::Cow::into_owned))
             .unwrap_or_default();
+        let never_acked = parsed.as_ref().is_some_and(|m| {
+            matches!(
+                hl7v2::ack::AckMode::of(m),
+                hl7v2::ack::AckMode::Enhanced {
+                    accept: hl7v2::ack::AckCondition::Never,
+                    ..
+                }
+            )
+        });
         tally.sent += 1;
         let where_ = format!(
             "{name}:{}: message {} (control id {control:?})",
             raw.line, raw.number
         );
+        if never_acked {
+            match client.send_no_reply(raw.bytes).await {
+                Ok(()) => {
+                    tally.unacknowledged += 1;
+                    // a receiver may answer anyway: a new connection for the next message keeps
+                    // that late ACK from being taken for the next message's
+                    client.close().await;
+                }
+                Err(e) => {
+                    tally.unreadable += 1;
+                    bar.suspend(|| eprintln!("{where_}: {e}"));
+                }
+            }
+            bar.set_position(raw.offset + raw.bytes.len() as u64);
+            continue;
+        }
         match client.send(raw.bytes).await {
             Ok(ack) => match read_ack(&ack) {
                 Some((code, _)) if code.is_accept() => tally.accepted += 1,

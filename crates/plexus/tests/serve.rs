@@ -777,3 +777,29 @@ fn messages_list_and_show_read_the_journal() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--status"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plexus_send_does_not_wait_for_acks_a_message_declines() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("srv");
+    let server = Server::start(&dir, StoreKind::Sqlite, "");
+    let never =
+        "MSH|^~\\&|LAB|HOSP|PLEXUS|HOSP|20240101||ADT^A01^ADT_A01|NE-1|P|2.5.1|||NE|NE\rPID|1\r";
+    let file = tmp.path().join("mixed.hl7");
+    std::fs::write(&file, format!("{never}{}{never}", adt("AL-1"))).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_plexus"))
+        .args(["send", "--timeout", "5", "--port", &server.port.to_string()])
+        .arg(&file)
+        .output()
+        .expect("plexus send");
+    let summary = text(&out.stdout);
+    assert!(out.status.success(), "{summary}{}", text(&out.stderr));
+    assert!(
+        summary.contains("sent 3 messages: 1 accepted")
+            && summary.contains("2 sent with MSH-15 NE"),
+        "{summary}"
+    );
+    server.stop();
+    let stored = common::stored(&StoreKind::Sqlite.config(&dir)).await;
+    assert_eq!(stored.len(), 3, "all three messages arrived");
+}
