@@ -147,6 +147,16 @@ proptest! {
     }
 
     #[test]
+    fn paths_print_back_to_themselves(seg in "[A-Z][A-Z0-9]{2}", occ in proptest::option::of(1usize..20), field in 1usize..200, rep in proptest::option::of(1usize..9), comp in proptest::option::of(1usize..30), sub in 1usize..5, with_sub in any::<bool>()) {
+        let occ = occ.map(|o| format!("[{o}]")).unwrap_or_default();
+        let rep = rep.map(|r| format!("[{r}]")).unwrap_or_default();
+        let comp = comp.map(|c| if with_sub { format!("-{c}-{sub}") } else { format!("-{c}") }).unwrap_or_default();
+        let text = format!("{seg}{occ}-{field}{rep}{comp}");
+        let path = hl7v2::Path::parse(&text).expect("a well-formed path parses");
+        prop_assert_eq!(hl7v2::Path::parse(&path.to_string()).expect("printed path parses"), path);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         exercise(&bytes);
     }
