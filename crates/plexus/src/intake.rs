@@ -76,6 +76,18 @@ fn header(m: &Message<'_>) -> Header {
 }
 
 impl Inspection<'_> {
+    /// Rejects the payload for a reason found outside the parser (e.g. a framing error),
+    /// keeping the location of a parse error if there is one.
+    #[must_use]
+    pub fn reject(mut self, text: String) -> Self {
+        self.outcome = Outcome::Reject;
+        match self.error.as_mut() {
+            Some(e) => e.text = text,
+            None => self.error = Some(application_error(text)),
+        }
+        self
+    }
+
     /// The acknowledgment mode the sender asked for (original when the header is unreadable).
     pub fn mode(&self) -> AckMode {
         self.message.as_ref().map_or(AckMode::Original, AckMode::of)
@@ -120,11 +132,16 @@ impl Inspection<'_> {
 }
 
 fn store_failed() -> AckError {
+    application_error("the message could not be stored; send it again".into())
+}
+
+/// A message-level error (table 0357 code 207) with `text`.
+fn application_error(text: String) -> AckError {
     AckError {
         location: None,
         condition: ErrorCondition::ApplicationError,
         severity: Severity::Error,
-        text: "the message could not be stored; send it again".into(),
+        text,
     }
 }
 

@@ -79,18 +79,7 @@ impl Handler for Intake {
             return None;
         }
         // answer the oversized message AR from the header we have, so the sender knows why
-        let mut inspection = inspect(head);
-        inspection.outcome = Outcome::Reject;
-        if let Some(e) = inspection.error.as_mut() {
-            e.text = err.to_string();
-        } else {
-            inspection.error = Some(hl7v2::ack::AckError {
-                location: None,
-                condition: hl7v2::generated::tables::ErrorCondition::ApplicationError,
-                severity: hl7v2::validate::Severity::Error,
-                text: err.to_string(),
-            });
-        }
+        let inspection = inspect(head).reject(err.to_string());
         inspection
             .ack(&format!("ERR{}", unix_now()), unix_now(), true, false)
             .map(Bytes::from)
