@@ -46,22 +46,10 @@ pub fn fixture_files() -> Vec<PathBuf> {
     files
 }
 
-/// The Python interpreter of the test venv (`.ci/run` makes it), or `None` outside CI when it
-/// is missing. In CI (`CI` set) a missing venv is a failure, not a skip.
+#[path = "../../../../tests/support/python.rs"]
+mod support_python;
+
+/// The Python interpreter of the test venv (see `tests/support/python.rs`).
 pub fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("PLEXUS_PYTHON")
-        .map_or_else(|| root().join(".venv/bin/python"), PathBuf::from);
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: .ci/run installs tests/peers/requirements.txt into .venv",
-        p.display()
-    );
-    eprintln!(
-        "skipped: no Python venv at {} (run .ci/run or make it from tests/peers/requirements.txt)",
-        p.display()
-    );
-    None
+    support_python::venv_python(&root())
 }

@@ -24,20 +24,12 @@ pub fn corpus_dir() -> Option<PathBuf> {
     }
 }
 
-/// The Python interpreter of the test venv; a missing venv fails in CI and skips elsewhere.
+#[path = "../../../../tests/support/python.rs"]
+mod support_python;
+
+/// The Python interpreter of the test venv (see `tests/support/python.rs`).
 pub fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("PLEXUS_PYTHON")
-        .map_or_else(|| root().join(".venv/bin/python"), PathBuf::from);
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: .ci/run installs tests/peers/requirements.txt",
-        p.display()
-    );
-    eprintln!("skipped: no Python venv at {}", p.display());
-    None
+    support_python::venv_python(&root())
 }
 
 /// A fresh PostgreSQL schema name.
