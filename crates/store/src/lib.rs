@@ -73,9 +73,9 @@ use std::time::Duration;
 pub use config::{PostgresConfig, SqliteConfig, StoreConfig};
 pub use error::{Result, StoreError, Subject};
 pub use model::{
-    Content, DEFAULT_LIST_LIMIT, Destination, Enqueue, MAX_LIST_LIMIT, MessageFilter, MessageId,
-    MessageSummary, NewMessage, ParseValueError, QueueItem, QueueItemId, QueueState, Stage, Status,
-    StoreStats, StoredMessage,
+    Content, DEFAULT_LIST_LIMIT, Destination, DestinationStatus, Enqueue, MAX_LIST_LIMIT,
+    MessageFilter, MessageId, MessageSummary, NewMessage, ParseValueError, QueueItem, QueueItemId,
+    QueueState, Stage, Status, StoreStats, StoredMessage,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

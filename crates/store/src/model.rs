@@ -248,6 +248,10 @@ pub struct NewMessage {
     pub raw: Vec<u8>,
     /// Queues to put the message on in the same transaction.
     pub enqueue: Vec<Enqueue>,
+    /// The message this one reprocesses (a copy of its bytes sent through the channel again).
+    pub original_id: Option<MessageId>,
+    /// For a reprocessed message, the destinations it must go to (all when `None`).
+    pub route_only: Option<Vec<Destination>>,
 }
 
 impl NewMessage {
@@ -268,6 +272,8 @@ impl NewMessage {
             metadata: Vec::new(),
             raw: raw.into(),
             enqueue: Vec::new(),
+            original_id: None,
+            route_only: None,
         }
     }
 
@@ -305,6 +311,13 @@ impl NewMessage {
         if self.metadata.len() > i32::MAX as usize {
             return invalid("too many metadata pairs");
         }
+        if self
+            .route_only
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_ROUTE_ONLY)
+        {
+            return invalid("too many route_only destinations");
+        }
         Ok(())
     }
 }
@@ -323,6 +336,8 @@ impl fmt::Debug for NewMessage {
             .field("metadata_pairs", &self.metadata.len())
             .field("raw_len", &self.raw.len())
             .field("enqueue", &self.enqueue)
+            .field("original_id", &self.original_id)
+            .field("route_only", &self.route_only)
             .finish_non_exhaustive()
     }
 }
@@ -354,6 +369,44 @@ pub struct MessageSummary {
     pub status: Status,
     /// Why the status is ERROR, if it is.
     pub error: Option<String>,
+    /// The message this one reprocesses.
+    #[serde(default)]
+    pub original_id: Option<MessageId>,
+    /// For a reprocessed message, the destinations it must go to (all when `None`).
+    #[serde(default)]
+    pub route_only: Option<Vec<Destination>>,
+}
+
+/// Most destinations a `route_only` list may name (the text column stays small).
+pub(crate) const MAX_ROUTE_ONLY: usize = 1024;
+
+/// The database form of a `route_only` list: destination numbers joined by commas (`"1,3"`).
+pub(crate) fn route_only_to_text(route: &[Destination]) -> String {
+    let numbers: Vec<String> = route.iter().map(ToString::to_string).collect();
+    numbers.join(",")
+}
+
+/// Reads the database form of a `route_only` list; `None` if it is not one.
+pub(crate) fn route_only_from_text(text: &str) -> Option<Vec<Destination>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',').map(|n| n.parse().ok()).collect()
+}
+
+/// Where one destination of a message stands: the status of its delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationStatus {
+    /// The destination number (1..).
+    pub destination: Destination,
+    /// The destination's name in the channel configuration.
+    pub name: String,
+    /// The destination's status.
+    pub status: Status,
+    /// Why the status is ERROR (our own text, e.g. "connection refused"), if it is.
+    pub error: Option<String>,
+    /// When the row was last written.
+    pub updated_at: Timestamp,
 }
 
 /// One stored version of a message's content.
@@ -390,6 +443,9 @@ pub struct StoredMessage {
     pub metadata: Vec<(String, String)>,
     /// Content stages, by destination and then in stage order.
     pub content: Vec<Content>,
+    /// Per-destination status rows, by destination.
+    #[serde(default)]
+    pub destinations: Vec<DestinationStatus>,
 }
 
 impl fmt::Debug for StoredMessage {
@@ -400,6 +456,7 @@ impl fmt::Debug for StoredMessage {
             .field("summary", &self.summary)
             .field("metadata_keys", &keys)
             .field("content", &self.content)
+            .field("destinations", &self.destinations)
             .finish()
     }
 }
@@ -416,6 +473,13 @@ impl StoredMessage {
             .iter()
             .find(|c| c.destination == destination && c.stage == stage)
             .map(|c| c.bytes.as_slice())
+    }
+
+    /// The status row of one destination.
+    pub fn destination(&self, destination: Destination) -> Option<&DestinationStatus> {
+        self.destinations
+            .iter()
+            .find(|d| d.destination == destination)
     }
 }
 
@@ -468,6 +532,8 @@ pub struct MessageFilter {
     pub status: Option<Status>,
     /// MSH-10 equals this.
     pub control_id: Option<String>,
+    /// Reprocesses this message (finds the reprocessed copies of a message).
+    pub original_id: Option<MessageId>,
     /// Has every one of these metadata pairs.
     pub metadata: Vec<(String, String)>,
     /// At most this many results ([`DEFAULT_LIST_LIMIT`] if unset, at most
@@ -565,14 +631,36 @@ mod tests {
                 sending_facility: None,
                 status: Status::Received,
                 error: None,
+                original_id: None,
+                route_only: Some(vec![1, 3]),
             },
             metadata: vec![("MRN".into(), "SECRET".into())],
             content: vec![c],
+            destinations: vec![DestinationStatus {
+                destination: 1,
+                name: "lab-out".into(),
+                status: Status::Error,
+                error: Some("connection refused".into()),
+                updated_at: Timestamp::now(),
+            }],
         };
         let shown = format!("{stored:?}");
         assert!(
             shown.contains("MRN") && !shown.contains("SECRET"),
             "{shown}"
         );
+        assert!(shown.contains("connection refused"), "{shown}");
+    }
+
+    #[test]
+    fn route_only_text_round_trip() {
+        for route in [vec![], vec![1], vec![1, 3], vec![7, 2, 65535]] {
+            let text = route_only_to_text(&route);
+            assert_eq!(route_only_from_text(&text), Some(route));
+        }
+        assert_eq!(route_only_to_text(&[1, 3]), "1,3");
+        for bad in ["1,", ",1", "x", "1,,2", "65536", "-1"] {
+            assert_eq!(route_only_from_text(bad), None, "{bad}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use crate::time::Timestamp;
 /// Columns of a [`crate::MessageSummary`], in the order `row_to_summary` reads them.
 pub(crate) const SUMMARY_COLUMNS: &str = "m.id, m.channel, m.received_at, m.peer_addr, \
      m.tls_subject, m.message_type, m.trigger_event, m.control_id, m.sending_application, \
-     m.sending_facility, m.status, m.error";
+     m.sending_facility, m.status, m.error, m.original_id, m.route_only";
 
 /// Columns of a [`crate::QueueItem`], in the order `row_to_item` reads them.
 pub(crate) const ITEM_COLUMNS: &str = "id, queue, message_id, destination, attempts, \
@@ -61,6 +61,13 @@ pub(crate) fn filter_clause(
             push(template, vec![Param::Text(v.clone())], &mut conds);
         }
     }
+    if let Some(original) = filter.original_id {
+        push(
+            "m.original_id = ?",
+            vec![Param::Text(original.to_string())],
+            &mut conds,
+        );
+    }
     if let Some(status) = filter.status {
         push(
             "m.status = ?",
@@ -96,16 +103,28 @@ pub(crate) struct Migration {
 }
 
 /// SQLite migrations, oldest first.
-pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/sqlite/0002_engine.sql"),
+    },
+];
 
 /// PostgreSQL migrations, oldest first.
-pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/postgres/0002_engine.sql"),
+    },
+];
 
 /// The newest version in `migrations`.
 pub(crate) fn latest(migrations: &[Migration]) -> i64 {

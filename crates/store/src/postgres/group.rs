@@ -14,14 +14,14 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::counters::Counters;
 use crate::error::{Result, StoreError};
-use crate::model::{MessageId, NewMessage};
+use crate::model::{MessageId, NewMessage, route_only_to_text};
 
 /// The statement one append runs: journal row, metadata, RAW content and queue items.
 pub(super) const APPEND_SQL: &str = "WITH m AS (
          INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
              message_type, trigger_event, control_id, sending_application,
-             sending_facility, status, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $17)
+             sending_facility, status, error, original_id, route_only)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $17, $18, $19)
          RETURNING id
      ), md AS (
          INSERT INTO message_metadata (message_id, seq, key, value)
@@ -189,6 +189,8 @@ struct Row<'m> {
     values: Vec<&'m str>,
     queues: Vec<&'m str>,
     destinations: Vec<i32>,
+    original_id: Option<String>,
+    route_only: Option<String>,
 }
 
 impl<'m> Row<'m> {
@@ -206,10 +208,12 @@ impl<'m> Row<'m> {
             values,
             queues: m.enqueue.iter().map(|e| e.queue.as_str()).collect(),
             destinations: m.enqueue.iter().map(|e| i32::from(e.destination)).collect(),
+            original_id: m.original_id.map(|id| id.to_string()),
+            route_only: m.route_only.as_deref().map(route_only_to_text),
         }
     }
 
-    fn params<'a>(&'a self, id: &'a String) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 17] {
+    fn params<'a>(&'a self, id: &'a String) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 19] {
         let m = self.m;
         [
             id,
@@ -229,6 +233,8 @@ impl<'m> Row<'m> {
             &self.queues,
             &self.destinations,
             &m.error,
+            &self.original_id,
+            &self.route_only,
         ]
     }
 }

@@ -7,9 +7,9 @@
 //! Lease times use the database's clock, shared by every node.
 
 mod group;
+mod rows;
 
 use std::sync::Arc;
-mod rows;
 
 use std::time::{Duration, SystemTime};
 
@@ -313,7 +313,7 @@ impl Journal for PgStore {
             const OP: &str = "get";
             let mut client = self.client(OP).await?;
             let id_text = id.to_string();
-            // One snapshot for the three reads.
+            // One snapshot for the four reads.
             let tx = client
                 .build_transaction()
                 .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -345,7 +345,19 @@ impl Journal for PgStore {
                 )
                 .await
                 .map_err(StoreError::pg(OP))?;
+            let destinations = tx
+                .query(
+                    "SELECT destination, name, status, error, updated_at FROM message_destinations
+                     WHERE message_id = $1 ORDER BY destination",
+                    &[&id_text],
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
             tx.commit().await.map_err(StoreError::pg(OP))?;
+            let destinations = destinations
+                .iter()
+                .map(|r| rows::destination_status(r, OP))
+                .collect::<Result<Vec<_>>>()?;
             let metadata = meta
                 .iter()
                 .map(|r| Ok((rows::get(r, 0, OP)?, rows::get(r, 1, OP)?)))
@@ -359,6 +371,7 @@ impl Journal for PgStore {
                 summary,
                 metadata,
                 content,
+                destinations,
             }))
         }
         .await

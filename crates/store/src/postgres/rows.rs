@@ -7,7 +7,10 @@ use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
 
 use crate::error::{Result, StoreError};
-use crate::model::{Content, Destination, MessageSummary, QueueItem, QueueItemId};
+use crate::model::{
+    Content, Destination, DestinationStatus, MessageSummary, QueueItem, QueueItemId,
+    route_only_from_text,
+};
 use crate::time::Timestamp;
 
 /// Column `idx` of `row`, or an error naming `op`.
@@ -54,6 +57,18 @@ pub(super) fn summary(row: &Row, op: &'static str) -> Result<MessageSummary> {
         sending_facility: get(row, 9, op)?,
         status: parse(op, "messages.status", get(row, 10, op)?)?,
         error: get(row, 11, op)?,
+        original_id: get::<Option<String>>(row, 12, op)?
+            .map(|id| parse(op, "messages.original_id", id))
+            .transpose()?,
+        route_only: get::<Option<String>>(row, 13, op)?
+            .map(|text| {
+                route_only_from_text(&text).ok_or(StoreError::Corrupt {
+                    op,
+                    column: "messages.route_only",
+                    value: text,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -85,5 +100,16 @@ pub(super) fn content(row: &Row, op: &'static str) -> Result<Content> {
         stage: parse(op, "message_content.stage", get(row, 1, op)?)?,
         bytes: get(row, 2, op)?,
         created_at: time(row, 3, op)?,
+    })
+}
+
+/// A row of `destination, name, status, error, updated_at`.
+pub(super) fn destination_status(row: &Row, op: &'static str) -> Result<DestinationStatus> {
+    Ok(DestinationStatus {
+        destination: destination(row, 0, op)?,
+        name: get(row, 1, op)?,
+        status: parse(op, "message_destinations.status", get(row, 2, op)?)?,
+        error: get(row, 3, op)?,
+        updated_at: time(row, 4, op)?,
     })
 }

@@ -8,8 +8,9 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Content, Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueItem,
-    QueueItemId, QueueState, Stage, Status, StoredMessage,
+    Content, Destination, DestinationStatus, MessageFilter, MessageId, MessageSummary, NewMessage,
+    QueueItem, QueueItemId, QueueState, Stage, Status, StoredMessage, route_only_from_text,
+    route_only_to_text,
 };
 use crate::sql::{self, ITEM_COLUMNS, Param, SUMMARY_COLUMNS};
 use crate::time::Timestamp;
@@ -56,6 +57,18 @@ fn summary(row: &Row<'_>, op: &'static str) -> Result<MessageSummary> {
         sending_facility: get(row, 9, op)?,
         status: parse(op, "messages.status", get(row, 10, op)?)?,
         error: get(row, 11, op)?,
+        original_id: get::<Option<String>>(row, 12, op)?
+            .map(|id| parse(op, "messages.original_id", id))
+            .transpose()?,
+        route_only: get::<Option<String>>(row, 13, op)?
+            .map(|text| {
+                route_only_from_text(&text).ok_or(StoreError::Corrupt {
+                    op,
+                    column: "messages.route_only",
+                    value: text,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -88,8 +101,9 @@ pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
     let now = Timestamp::now().as_micros();
     conn.prepare_cached(
         "INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject, message_type, \
-         trigger_event, control_id, sending_application, sending_facility, status, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         trigger_event, control_id, sending_application, sending_facility, status, error, \
+         original_id, route_only) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -105,6 +119,8 @@ pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
             msg.sending_facility,
             msg.status.as_str(),
             msg.error,
+            msg.original_id.map(|o| o.to_string()),
+            msg.route_only.as_deref().map(route_only_to_text),
         ])
     })
     .map_err(e)?;
@@ -368,11 +384,30 @@ pub(super) fn get_message(conn: &Connection, id: MessageId) -> Result<Option<Sto
             created_at: Timestamp::from_micros(get(row, 3, OP)?),
         });
     }
+    drop(rows);
     content.sort_by_key(|c| (c.destination, c.stage));
+    let mut destinations = Vec::new();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT destination, name, status, error, updated_at FROM message_destinations \
+             WHERE message_id = ?1 ORDER BY destination",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt.query([&id_text]).map_err(StoreError::sqlite(OP))?;
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        destinations.push(DestinationStatus {
+            destination: destination(OP, get(row, 0, OP)?)?,
+            name: get(row, 1, OP)?,
+            status: parse(OP, "message_destinations.status", get(row, 2, OP)?)?,
+            error: get(row, 3, OP)?,
+            updated_at: Timestamp::from_micros(get(row, 4, OP)?),
+        });
+    }
     Ok(Some(StoredMessage {
         summary,
         metadata,
         content,
+        destinations,
     }))
 }
 

@@ -10,8 +10,16 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use store::{
-    NewMessage, PgStore, PostgresConfig, SqliteConfig, SqliteStore, Store, StoreError, Timestamp,
+    MessageId, NewMessage, PgStore, PostgresConfig, SqliteConfig, SqliteStore, Store, StoreError,
+    Timestamp,
 };
+
+/// The id of the message [`Backend::create_version_1`] stores.
+pub const V1_MESSAGE: &str = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+/// The channel of [`V1_MESSAGE`].
+pub const V1_CHANNEL: &str = "old";
+/// The queue [`V1_MESSAGE`] waits on (destination 1, READY).
+pub const V1_QUEUE: &str = "old/1";
 
 /// The PostgreSQL server the tests use.
 pub fn postgres_url() -> String {
@@ -38,6 +46,14 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// Makes every insert of a queue item into `queue` fail inside the database.
     fn fail_inserts_into(&self, queue: &str) -> impl Future<Output = ()> + Send;
+
+    /// Creates a database as Plexus wrote it at schema version 1 (only migration 0001, by raw
+    /// SQL) holding [`V1_MESSAGE`], with metadata `MRN=1`, RAW content `MSH|old` and a READY
+    /// item on [`V1_QUEUE`].
+    fn create_version_1(&self) -> impl Future<Output = ()> + Send;
+
+    /// How many rows of `table` belong to `message` (by `message_id`).
+    fn count_rows(&self, table: &str, message: MessageId) -> impl Future<Output = i64> + Send;
 }
 
 /// A fresh SQLite data directory, deleted at the end.
@@ -99,6 +115,42 @@ impl Backend for Sqlite {
                  WHEN NEW.queue = '{queue}' BEGIN SELECT RAISE(ABORT, 'refused by test'); END;"
             ))
             .unwrap();
+    }
+
+    async fn create_version_1(&self) {
+        let conn = self.db();
+        conn.execute_batch(
+            "CREATE TABLE plexus_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 applied_at INTEGER NOT NULL
+             );
+             INSERT INTO plexus_migrations (version, applied_at) VALUES (1, 0);",
+        )
+        .unwrap();
+        conn.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO messages (id, channel, received_at, status)
+                 VALUES ('{V1_MESSAGE}', '{V1_CHANNEL}', 1767268800000000, 'RECEIVED');
+             INSERT INTO message_metadata (message_id, seq, key, value)
+                 VALUES ('{V1_MESSAGE}', 0, 'MRN', '1');
+             INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
+                 VALUES ('{V1_MESSAGE}', 0, 'RAW', 1767268800000000, CAST('MSH|old' AS BLOB));
+             INSERT INTO queue_items (queue, message_id, destination, attempts, available_at,
+                 state, created_at)
+                 VALUES ('{V1_QUEUE}', '{V1_MESSAGE}', 1, 0, 0, 'READY', 0);"
+        ))
+        .unwrap();
+    }
+
+    async fn count_rows(&self, table: &str, message: MessageId) -> i64 {
+        self.db()
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE message_id = ?1"),
+                [message.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap()
     }
 }
 
@@ -181,6 +233,56 @@ impl Backend for Postgres {
             ))
             .await
             .unwrap();
+    }
+
+    async fn create_version_1(&self) {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test PostgreSQL server");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA {schema};
+                 SET search_path TO {schema};
+                 CREATE TABLE plexus_migrations (
+                     version    BIGINT PRIMARY KEY,
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                 );
+                 INSERT INTO plexus_migrations (version) VALUES (1);",
+                schema = self.schema
+            ))
+            .await
+            .unwrap();
+        client
+            .batch_execute(include_str!("../../migrations/postgres/0001_init.sql"))
+            .await
+            .unwrap();
+        client
+            .batch_execute(&format!(
+                "INSERT INTO messages (id, channel, received_at, status)
+                     VALUES ('{V1_MESSAGE}', '{V1_CHANNEL}', '2026-01-01T12:00:00Z', 'RECEIVED');
+                 INSERT INTO message_metadata (message_id, seq, key, value)
+                     VALUES ('{V1_MESSAGE}', 0, 'MRN', '1');
+                 INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
+                     VALUES ('{V1_MESSAGE}', 0, 'RAW', now(), 'MSH|old'::bytea);
+                 INSERT INTO queue_items (queue, message_id, destination, attempts,
+                     available_at, state)
+                     VALUES ('{V1_QUEUE}', '{V1_MESSAGE}', 1, 0, now(), 'READY');"
+            ))
+            .await
+            .unwrap();
+    }
+
+    async fn count_rows(&self, table: &str, message: MessageId) -> i64 {
+        self.client()
+            .await
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE message_id = $1"),
+                &[&message.to_string()],
+            )
+            .await
+            .unwrap()
+            .get(0)
     }
 }
 

@@ -28,6 +28,8 @@ pub async fn append_then_get_returns_exact_bytes_and_fields<B: Backend>(backend:
         ],
         raw: raw.clone(),
         enqueue: vec![],
+        original_id: None,
+        route_only: None,
     };
     let id = store.append(message).await.unwrap();
     let got = store.get(id).await.unwrap().expect("appended message");

@@ -76,7 +76,7 @@ pub async fn migrations_are_idempotent<B: Backend>(backend: &B) {
         store.append(adt("m", "1", "1")).await.unwrap();
         store.close().await.unwrap();
     }
-    assert_eq!(backend.migration_versions().await, vec![1]);
+    assert_eq!(backend.migration_versions().await, vec![1, 2]);
     let store = open(backend).await;
     assert_eq!(store.count(&MessageFilter::default()).await.unwrap(), 3);
     store.close().await.unwrap();
@@ -94,12 +94,12 @@ pub async fn database_from_the_future_is_refused<B: Backend>(backend: &B) {
             err,
             StoreError::SchemaTooNew {
                 found: 999,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"
     );
-    assert_eq!(backend.migration_versions().await, vec![1, 999]);
+    assert_eq!(backend.migration_versions().await, vec![1, 2, 999]);
 }
 
 pub async fn closed_store_refuses_work<B: Backend>(backend: &B) {
@@ -116,5 +116,55 @@ pub async fn closed_store_refuses_work<B: Backend>(backend: &B) {
         .unwrap_err();
     assert!(matches!(err, StoreError::Closed { .. }), "{err}");
     // Closing twice is harmless.
+    store.close().await.unwrap();
+}
+
+pub async fn version_1_database_is_migrated_and_keeps_its_data<B: Backend>(backend: &B) {
+    backend.create_version_1().await;
+    assert_eq!(backend.migration_versions().await, vec![1]);
+    let store = open(backend).await;
+    assert_eq!(backend.migration_versions().await, vec![1, 2]);
+    let old: MessageId = common::V1_MESSAGE.parse().unwrap();
+
+    // What version 1 stored reads back, with the new fields empty.
+    let got = store
+        .get(old)
+        .await
+        .unwrap()
+        .expect("the version 1 message");
+    assert_eq!(got.summary.channel, common::V1_CHANNEL);
+    assert_eq!(got.summary.original_id, None);
+    assert_eq!(got.summary.route_only, None);
+    assert!(got.destinations.is_empty());
+    assert_eq!(got.raw(), Some(&b"MSH|old"[..]));
+    assert_eq!(got.metadata, vec![("MRN".to_owned(), "1".to_owned())]);
+
+    // Its queue item is still there, and new columns take values.
+    let item = store
+        .claim(common::V1_QUEUE, "w", Duration::from_mins(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(messages_of(&item), vec![old]);
+    store.ack(item[0].id, "w").await.unwrap();
+
+    let mut copy = NewMessage::new(common::V1_CHANNEL, b"MSH|old".to_vec());
+    copy.original_id = Some(old);
+    copy.route_only = Some(vec![1]);
+    let copy = store.append(copy).await.unwrap();
+    let copies = store
+        .list(&MessageFilter {
+            original_id: Some(old),
+            ..MessageFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(copies.iter().map(|m| m.id).collect::<Vec<_>>(), vec![copy]);
+    store.close().await.unwrap();
+    drop(store);
+
+    // Opening again applies nothing more.
+    let store = open(backend).await;
+    assert_eq!(backend.migration_versions().await, vec![1, 2]);
+    assert_eq!(store.count(&MessageFilter::default()).await.unwrap(), 2);
     store.close().await.unwrap();
 }

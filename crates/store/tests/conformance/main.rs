@@ -12,6 +12,7 @@ mod lifecycle;
 mod postgres_only;
 mod queues;
 mod sqlite_only;
+mod transitions;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -67,6 +68,9 @@ conformance!(
     migrations_are_idempotent,
     database_from_the_future_is_refused,
     closed_store_refuses_work,
+    version_1_database_is_migrated_and_keeps_its_data,
+    route_only_and_original_id_round_trip,
+    original_id_filter_finds_reprocessed_copies,
 );
 
 async fn open<B: Backend>(backend: &B) -> B::S {
@@ -92,4 +96,5 @@ mod cases {
     pub use super::journal::*;
     pub use super::lifecycle::*;
     pub use super::queues::*;
+    pub use super::transitions::*;
 }
