@@ -19,6 +19,11 @@
 //! applied at open and recorded in `plexus_migrations`; a database from a newer Plexus is
 //! refused.
 //!
+//! The channel engine moves a message on with [`Journal::apply`]: one atomic write that acks
+//! the queue item it worked on, sets the message's and each destination's status, stores
+//! content and enqueues the next work. Destinations that must deliver in order claim with
+//! [`Queues::claim_head`] (strict FIFO: a failed item waiting for its retry blocks the queue).
+//!
 //! ```
 //! use std::time::Duration;
 //! use store::{AnyStore, Journal, MessageFilter, NewMessage, Queues, Store, StoreConfig};
@@ -73,9 +78,10 @@ use std::time::Duration;
 pub use config::{PostgresConfig, SqliteConfig, StoreConfig};
 pub use error::{Result, StoreError, Subject};
 pub use model::{
-    Content, DEFAULT_LIST_LIMIT, Destination, DestinationStatus, Enqueue, MAX_LIST_LIMIT,
-    MessageFilter, MessageId, MessageSummary, NewMessage, ParseValueError, QueueItem, QueueItemId,
-    QueueState, Stage, Status, StoreStats, StoredMessage,
+    Content, DEFAULT_LIST_LIMIT, Destination, DestinationStatus, DestinationUpdate, Enqueue,
+    MAX_LIST_LIMIT, MessageFilter, MessageId, MessageSummary, NewMessage, ParseValueError,
+    QueueDepth, QueueItem, QueueItemId, QueueState, Stage, Status, StoreStats, StoredMessage,
+    Transition,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -121,6 +127,18 @@ pub trait Journal: Send + Sync {
 
     /// How many messages match `filter` (its `limit` and `before_id` are ignored).
     fn count(&self, filter: &MessageFilter) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Writes every transition — queue item acks, statuses, destination rows, content, new
+    /// queue items and metadata — in ONE transaction: all of it, or nothing.
+    ///
+    /// Fails, writing nothing, with [`StoreError::MessageNotFound`] if a transition's message
+    /// does not exist, [`StoreError::LeaseNotHeld`] (or [`StoreError::QueueItemNotFound`]) if
+    /// an item to complete is not leased to its owner, and [`StoreError::InvalidArgument`] if a
+    /// transition would replace the received bytes or names an empty queue. Transitions are
+    /// applied in order; within one, a destination or content stage given twice is written
+    /// once, with the last value. On SQLite the call is one request to the writer thread, so
+    /// it commits together with other writes (group commit).
+    fn apply(&self, transitions: Vec<Transition>) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Durable work queues: at-least-once delivery with leases, retries and dead letters.
@@ -162,6 +180,45 @@ pub trait Queues: Send + Sync {
 
     /// Makes a DEAD item READY again, now, with its attempts reset.
     fn requeue_dead(&self, item: QueueItemId) -> impl Future<Output = Result<()>> + Send;
+
+    /// Strict FIFO claim, for destinations that must deliver in order: looks at `queue`'s
+    /// READY and LEASED items in id (enqueue) order and leases to `owner`, for `lease`, the
+    /// longest prefix — at most `limit` items — of items claimable now: READY and due, LEASED
+    /// with a lease that ran out, or LEASED to `owner` itself (whose lease is renewed). It
+    /// stops at the first item that is not: READY but not due yet (a nacked item waiting for
+    /// its retry time blocks the queue until then) or leased to another owner whose lease
+    /// still runs. DEAD items do not block. Two callers, on one node or several, never get
+    /// the same head.
+    ///
+    /// Order holds as long as a holder keeps every lease it holds alive ([`Queues::extend_lease`]
+    /// or claiming again): an item whose lease ran out is claimable by another owner even while
+    /// its old holder still holds later items. Use either `claim` or `claim_head` on a queue,
+    /// not both. On PostgreSQL, items enqueued by transactions that commit concurrently are
+    /// ordered by id, which need not be their commit order; items one producer enqueues one
+    /// after another keep their order.
+    fn claim_head(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<QueueItem>>> + Send;
+
+    /// Makes the lease `owner` holds on `item` run until `lease` from now. Fails with
+    /// [`StoreError::LeaseNotHeld`] if the item is no longer leased to `owner` (another owner
+    /// claimed it since, or it was acked or nacked).
+    fn extend_lease(
+        &self,
+        item: QueueItemId,
+        owner: &str,
+        lease: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// How many items of `queue` are READY, LEASED and DEAD.
+    fn queue_depth(&self, queue: &str) -> impl Future<Output = Result<QueueDepth>> + Send;
+
+    /// The names of the queues that have READY, LEASED or DEAD items, sorted.
+    fn queue_names(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
 /// A whole store: journal and queues, plus statistics and an orderly shutdown.
@@ -172,6 +229,11 @@ pub trait Store: Journal + Queues {
     /// Commits what is pending and releases connections and threads. Later calls fail with
     /// [`StoreError::Closed`].
     fn close(&self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Checks every transition of an `apply` before anything is sent to the database.
+fn check_transitions(transitions: &[Transition]) -> Result<()> {
+    transitions.iter().try_for_each(Transition::validate)
 }
 
 /// Refuses what no backend may store as content.
@@ -252,6 +314,10 @@ impl Journal for AnyStore {
     async fn count(&self, filter: &MessageFilter) -> Result<u64> {
         dispatch!(self, s => s.count(filter).await)
     }
+
+    async fn apply(&self, transitions: Vec<Transition>) -> Result<()> {
+        dispatch!(self, s => s.apply(transitions).await)
+    }
 }
 
 impl Queues for AnyStore {
@@ -286,6 +352,28 @@ impl Queues for AnyStore {
 
     async fn requeue_dead(&self, item: QueueItemId) -> Result<()> {
         dispatch!(self, s => s.requeue_dead(item).await)
+    }
+
+    async fn claim_head(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        dispatch!(self, s => s.claim_head(queue, owner, lease, limit).await)
+    }
+
+    async fn extend_lease(&self, item: QueueItemId, owner: &str, lease: Duration) -> Result<()> {
+        dispatch!(self, s => s.extend_lease(item, owner, lease).await)
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Result<QueueDepth> {
+        dispatch!(self, s => s.queue_depth(queue).await)
+    }
+
+    async fn queue_names(&self) -> Result<Vec<String>> {
+        dispatch!(self, s => s.queue_names().await)
     }
 }
 

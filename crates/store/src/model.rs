@@ -483,6 +483,134 @@ impl StoredMessage {
     }
 }
 
+/// A new status for one destination of a message, written by [`Transition`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationUpdate {
+    /// The destination number (1..).
+    pub destination: Destination,
+    /// The destination's name in the channel configuration.
+    pub name: String,
+    /// The destination's new status.
+    pub status: Status,
+    /// Why the status is ERROR, if it is (cleared when `None`).
+    pub error: Option<String>,
+}
+
+/// One step of a message's processing, written atomically by [`crate::Journal::apply`]:
+/// ack the queue item that carried the work, set statuses, store content, enqueue the next
+/// work and add metadata — all of it or nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The message the step is about.
+    pub message_id: MessageId,
+    /// Ack (state DONE) this queue item held by this owner in the same transaction; if the
+    /// lease is not held by `owner` the WHOLE apply fails with
+    /// [`StoreError::LeaseNotHeld`] and nothing is written.
+    pub complete: Option<(QueueItemId, String)>,
+    /// New message status and error text (None = leave status unchanged).
+    pub status: Option<(Status, Option<String>)>,
+    /// Upserts of per-destination status rows.
+    pub destinations: Vec<DestinationUpdate>,
+    /// Content stages to store (upsert; same rule as put_content: RAW of destination 0 can
+    /// never be replaced -> InvalidArgument).
+    pub content: Vec<(Destination, Stage, Vec<u8>)>,
+    /// Queue items to create.
+    pub enqueue: Vec<Enqueue>,
+    /// Metadata pairs to add (searchable like those given at append).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Transition {
+    /// A transition of `message_id` that changes nothing yet.
+    pub fn new(message_id: MessageId) -> Self {
+        Self {
+            message_id,
+            complete: None,
+            status: None,
+            destinations: Vec::new(),
+            content: Vec::new(),
+            enqueue: Vec::new(),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// Checks what the databases would otherwise refuse less clearly.
+    pub(crate) fn validate(&self) -> Result<()> {
+        const OP: &str = "apply";
+        let invalid = |reason: String| Err(StoreError::InvalidArgument { op: OP, reason });
+        let id = self.message_id;
+        if self
+            .content
+            .iter()
+            .any(|(destination, stage, _)| *destination == 0 && *stage == Stage::Raw)
+        {
+            return invalid(format!(
+                "the received bytes of message {id} cannot be replaced"
+            ));
+        }
+        if self.enqueue.iter().any(|e| e.queue.is_empty()) {
+            return invalid(format!("empty queue name in a transition of message {id}"));
+        }
+        if self.metadata.len() > i32::MAX as usize / 2 {
+            return invalid(format!("too many metadata pairs for message {id}"));
+        }
+        Ok(())
+    }
+
+    /// The destination updates with only the last one of each destination kept, in
+    /// destination order (a row is written once per transition).
+    pub(crate) fn last_destination_updates(&self) -> Vec<&DestinationUpdate> {
+        let mut last: std::collections::BTreeMap<Destination, &DestinationUpdate> =
+            std::collections::BTreeMap::new();
+        for d in &self.destinations {
+            last.insert(d.destination, d);
+        }
+        last.into_values().collect()
+    }
+
+    /// The content stages with only the last one of each (destination, stage) kept.
+    pub(crate) fn last_content(&self) -> Vec<(Destination, Stage, &[u8])> {
+        let mut last: std::collections::BTreeMap<(Destination, Stage), &[u8]> =
+            std::collections::BTreeMap::new();
+        for (destination, stage, bytes) in &self.content {
+            last.insert((*destination, *stage), bytes);
+        }
+        last.into_iter().map(|((d, s), b)| (d, s, b)).collect()
+    }
+}
+
+impl fmt::Debug for Transition {
+    /// Shows content sizes and metadata keys, never content or metadata values (PHI).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let content: Vec<(Destination, Stage, usize)> = self
+            .content
+            .iter()
+            .map(|(d, s, b)| (*d, *s, b.len()))
+            .collect();
+        let keys: Vec<&str> = self.metadata.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Transition")
+            .field("message_id", &self.message_id)
+            .field("complete", &self.complete)
+            .field("status", &self.status)
+            .field("destinations", &self.destinations)
+            .field("content_lens", &content)
+            .field("enqueue", &self.enqueue)
+            .field("metadata_keys", &keys)
+            .finish()
+    }
+}
+
+/// How many items of a queue are in each unfinished state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    /// READY items, due or waiting for their retry time.
+    pub ready: u64,
+    /// LEASED items (also those whose lease ran out but nobody claimed yet).
+    pub leased: u64,
+    /// DEAD items, waiting for a person.
+    pub dead: u64,
+}
+
 /// A unit of work in a durable queue: deliver `message_id` to `destination`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueItem {
@@ -650,6 +778,14 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("connection refused"), "{shown}");
+        let mut t = Transition::new(MessageId::generate().unwrap());
+        t.content.push((1, Stage::Encoded, b"SECRET".to_vec()));
+        t.metadata.push(("MRN".into(), "SECRET".into()));
+        let shown = format!("{t:?}");
+        assert!(
+            shown.contains("MRN") && !shown.contains("SECRET"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -662,5 +798,32 @@ mod tests {
         for bad in ["1,", ",1", "x", "1,,2", "65536", "-1"] {
             assert_eq!(route_only_from_text(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn transition_keeps_the_last_of_duplicates() {
+        let mut t = Transition::new(MessageId::generate().unwrap());
+        for (d, status) in [(2, Status::Queued), (1, Status::Queued), (2, Status::Sent)] {
+            t.destinations.push(DestinationUpdate {
+                destination: d,
+                name: format!("d{d}"),
+                status,
+                error: None,
+            });
+        }
+        let last: Vec<(Destination, Status)> = t
+            .last_destination_updates()
+            .iter()
+            .map(|d| (d.destination, d.status))
+            .collect();
+        assert_eq!(last, vec![(1, Status::Queued), (2, Status::Sent)]);
+        t.content.push((1, Stage::Encoded, b"a".to_vec()));
+        t.content.push((1, Stage::Encoded, b"b".to_vec()));
+        assert_eq!(t.last_content(), vec![(1, Stage::Encoded, &b"b"[..])]);
+        t.content.push((0, Stage::Raw, b"x".to_vec()));
+        assert!(matches!(
+            t.validate(),
+            Err(StoreError::InvalidArgument { .. })
+        ));
     }
 }

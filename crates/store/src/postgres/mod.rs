@@ -6,6 +6,7 @@
 //! content and queue items), so it costs one round trip and one durable commit.
 //! Lease times use the database's clock, shared by every node.
 
+mod engine_ops;
 mod group;
 mod rows;
 
@@ -21,8 +22,8 @@ use crate::config::PostgresConfig;
 use crate::counters::Counters;
 use crate::error::{Result, StoreError, Subject};
 use crate::model::{
-    Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueItem, QueueItemId,
-    QueueState, Stage, Status, StoreStats, StoredMessage,
+    Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueDepth, QueueItem,
+    QueueItemId, QueueState, Stage, Status, StoreStats, StoredMessage, Transition,
 };
 use crate::sql::{self, ITEM_COLUMNS, POSTGRES_MIGRATIONS, Param, SUMMARY_COLUMNS};
 use crate::time::{Timestamp, duration_micros};
@@ -190,9 +191,10 @@ impl PgStore {
         self.counters.add(1, 1, messages);
     }
 
-    /// Why a conditional queue update changed nothing: the item is missing or its lease gone.
+    /// Why a conditional queue update changed nothing: the item is missing or its lease gone
+    /// (as seen by `client`, a connection or a transaction).
     async fn lease_error(
-        client: &Object,
+        client: &impl deadpool_postgres::GenericClient,
         op: &'static str,
         item: QueueItemId,
         owner: &str,
@@ -417,6 +419,12 @@ impl Journal for PgStore {
             .map_err(StoreError::pg(OP))?;
         Ok(n.unsigned_abs())
     }
+    async fn apply(&self, transitions: Vec<Transition>) -> Result<()> {
+        let subject = engine_ops::apply_subject(&transitions);
+        engine_ops::apply(self, transitions)
+            .await
+            .map_err(|e| e.about(subject))
+    }
 }
 
 impl Queues for PgStore {
@@ -608,6 +616,33 @@ impl Queues for PgStore {
         }
         .await
         .map_err(|e: StoreError| e.about(subject))
+    }
+    async fn claim_head(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        engine_ops::claim_head(self, queue, owner, lease, limit)
+            .await
+            .map_err(|e| e.about(Subject::Queue(queue.to_owned())))
+    }
+
+    async fn extend_lease(&self, item: QueueItemId, owner: &str, lease: Duration) -> Result<()> {
+        engine_ops::extend_lease(self, item, owner, lease)
+            .await
+            .map_err(|e| e.about(Subject::QueueItem(item)))
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Result<QueueDepth> {
+        engine_ops::queue_depth(self, queue)
+            .await
+            .map_err(|e| e.about(Subject::Queue(queue.to_owned())))
+    }
+
+    async fn queue_names(&self) -> Result<Vec<String>> {
+        engine_ops::queue_names(self).await
     }
 }
 

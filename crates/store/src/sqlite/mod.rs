@@ -1,6 +1,7 @@
 //! The SQLite backend: one database file in a data directory, WAL, `synchronous=FULL`, one
 //! writer thread with group commit, and a small pool of read connections.
 
+mod engine_ops;
 mod ops;
 mod writer;
 
@@ -18,8 +19,8 @@ use crate::config::SqliteConfig;
 use crate::counters::Counters;
 use crate::error::{Result, StoreError, Subject};
 use crate::model::{
-    Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueItem, QueueItemId,
-    QueueState, Stage, Status, StoreStats, StoredMessage,
+    Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueDepth, QueueItem,
+    QueueItemId, QueueState, Stage, Status, StoreStats, StoredMessage, Transition,
 };
 use crate::sql::{self, SQLITE_MIGRATIONS};
 use crate::time::{Timestamp, duration_micros};
@@ -307,6 +308,23 @@ impl Journal for SqliteStore {
             .run("count", move |conn| ops::count(conn, &filter))
             .await
     }
+
+    async fn apply(&self, transitions: Vec<Transition>) -> Result<()> {
+        crate::check_transitions(&transitions)?;
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        let subject = match transitions.as_slice() {
+            [one] => Subject::Message(one.message_id),
+            _ => Subject::None,
+        };
+        // One request: the transitions commit together, in a batch with other requests.
+        self.write("apply", 0, move |conn| {
+            engine_ops::apply(conn, &transitions)
+        })
+        .await
+        .map_err(|e| e.about(subject))
+    }
 }
 
 impl Queues for SqliteStore {
@@ -366,6 +384,53 @@ impl Queues for SqliteStore {
         self.write("requeue_dead", 0, move |conn| ops::requeue_dead(conn, item))
             .await
             .map_err(|e| e.about(Subject::QueueItem(item)))
+    }
+
+    async fn claim_head(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let subject = Subject::Queue(queue.to_owned());
+        let (queue, owner) = (queue.to_owned(), owner.to_owned());
+        let lease = duration_micros(lease);
+        self.write("claim_head", 0, move |conn| {
+            engine_ops::claim_head(conn, &queue, &owner, lease, limit)
+        })
+        .await
+        .map_err(|e| e.about(subject))
+    }
+
+    async fn extend_lease(&self, item: QueueItemId, owner: &str, lease: Duration) -> Result<()> {
+        let owner = owner.to_owned();
+        let lease = duration_micros(lease);
+        self.write("extend_lease", 0, move |conn| {
+            engine_ops::extend_lease(conn, item, &owner, lease)
+        })
+        .await
+        .map_err(|e| e.about(Subject::QueueItem(item)))
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Result<QueueDepth> {
+        let subject = Subject::Queue(queue.to_owned());
+        let queue = queue.to_owned();
+        self.readers
+            .run("queue_depth", move |conn| {
+                engine_ops::queue_depth(conn, &queue)
+            })
+            .await
+            .map_err(|e| e.about(subject))
+    }
+
+    async fn queue_names(&self) -> Result<Vec<String>> {
+        self.readers
+            .run("queue_names", engine_ops::queue_names)
+            .await
     }
 }
 

@@ -25,17 +25,25 @@ impl ToSql for Param {
 }
 
 /// Parses a text column written by this crate; anything else means a damaged database.
-fn parse<T: FromStr>(op: &'static str, column: &'static str, value: String) -> Result<T> {
+pub(super) fn parse<T: FromStr>(
+    op: &'static str,
+    column: &'static str,
+    value: String,
+) -> Result<T> {
     value
         .parse()
         .map_err(|_| StoreError::Corrupt { op, column, value })
 }
 
-fn get<T: rusqlite::types::FromSql>(row: &Row<'_>, idx: usize, op: &'static str) -> Result<T> {
+pub(super) fn get<T: rusqlite::types::FromSql>(
+    row: &Row<'_>,
+    idx: usize,
+    op: &'static str,
+) -> Result<T> {
     row.get(idx).map_err(StoreError::sqlite(op))
 }
 
-fn destination(op: &'static str, value: i64) -> Result<Destination> {
+pub(super) fn destination(op: &'static str, value: i64) -> Result<Destination> {
     Destination::try_from(value).map_err(|_| StoreError::Corrupt {
         op,
         column: "destination",
@@ -72,7 +80,7 @@ fn summary(row: &Row<'_>, op: &'static str) -> Result<MessageSummary> {
     })
 }
 
-fn item(row: &Row<'_>, op: &'static str) -> Result<QueueItem> {
+pub(super) fn item(row: &Row<'_>, op: &'static str) -> Result<QueueItem> {
     let attempts: i64 = get(row, 4, op)?;
     Ok(QueueItem {
         id: QueueItemId(get(row, 0, op)?),
@@ -239,7 +247,7 @@ pub(super) fn claim(
 }
 
 /// Why a conditional queue update changed nothing: the item is missing or its lease is gone.
-fn lease_error(
+pub(super) fn lease_error(
     conn: &Connection,
     op: &'static str,
     id: QueueItemId,

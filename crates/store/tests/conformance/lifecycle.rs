@@ -115,6 +115,13 @@ pub async fn closed_store_refuses_work<B: Backend>(backend: &B) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Closed { .. }), "{err}");
+    let err = store
+        .claim_head("q", "w", Duration::from_secs(1), 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Closed { .. }), "{err}");
+    let err = store.apply(vec![Transition::new(id)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Closed { .. }), "{err}");
     // Closing twice is harmless.
     store.close().await.unwrap();
 }
@@ -139,14 +146,34 @@ pub async fn version_1_database_is_migrated_and_keeps_its_data<B: Backend>(backe
     assert_eq!(got.raw(), Some(&b"MSH|old"[..]));
     assert_eq!(got.metadata, vec![("MRN".to_owned(), "1".to_owned())]);
 
-    // Its queue item is still there, and new columns take values.
-    let item = store
-        .claim(common::V1_QUEUE, "w", Duration::from_mins(1), 10)
+    // Its queue item is claimed in order, and the new operations work on the old rows.
+    let head = store
+        .claim_head(common::V1_QUEUE, "w", Duration::from_mins(1), 10)
         .await
         .unwrap();
-    assert_eq!(messages_of(&item), vec![old]);
-    store.ack(item[0].id, "w").await.unwrap();
-
+    assert_eq!(messages_of(&head), vec![old]);
+    let mut t = Transition::new(old);
+    t.complete = Some((head[0].id, "w".into()));
+    t.status = Some((Status::Sent, None));
+    t.destinations.push(DestinationUpdate {
+        destination: 1,
+        name: "out".into(),
+        status: Status::Sent,
+        error: None,
+    });
+    t.metadata.push(("Visit".into(), "V1".into()));
+    store.apply(vec![t]).await.unwrap();
+    let got = store.get(old).await.unwrap().unwrap();
+    assert_eq!(got.summary.status, Status::Sent);
+    assert_eq!(got.destinations.len(), 1);
+    assert_eq!(
+        got.metadata,
+        vec![
+            ("MRN".to_owned(), "1".to_owned()),
+            ("Visit".to_owned(), "V1".to_owned())
+        ]
+    );
+    // A reprocessed copy of the old message can be stored and found.
     let mut copy = NewMessage::new(common::V1_CHANNEL, b"MSH|old".to_vec());
     copy.original_id = Some(old);
     copy.route_only = Some(vec![1]);

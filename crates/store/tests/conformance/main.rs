@@ -9,6 +9,7 @@
 mod common;
 mod journal;
 mod lifecycle;
+mod ordered_queues;
 mod postgres_only;
 mod queues;
 mod sqlite_only;
@@ -20,8 +21,9 @@ use std::time::Duration;
 
 use common::{Backend, adt};
 use store::{
-    Destination, Journal, MessageFilter, MessageId, NewMessage, QueueItem, QueueState, Queues,
-    Stage, Status, Store, StoreError, Timestamp,
+    Destination, DestinationUpdate, Enqueue, Journal, MessageFilter, MessageId, NewMessage,
+    QueueDepth, QueueItem, QueueState, Queues, Stage, Status, Store, StoreError, StoredMessage,
+    Timestamp, Transition,
 };
 
 /// Instantiates every case for both backends, each on a fresh database.
@@ -69,8 +71,16 @@ conformance!(
     database_from_the_future_is_refused,
     closed_store_refuses_work,
     version_1_database_is_migrated_and_keeps_its_data,
+    apply_writes_every_part_of_a_transition,
+    apply_is_all_or_nothing,
     route_only_and_original_id_round_trip,
     original_id_filter_finds_reprocessed_copies,
+    claim_head_keeps_fifo_order_across_nack_and_retry,
+    claim_head_after_lease_expiry_keeps_order,
+    claim_head_by_the_same_owner_renews_its_lease,
+    concurrent_claim_head_never_overlaps,
+    extend_lease_renews_and_refuses_other_owners,
+    queue_depth_and_names_count_each_state,
 );
 
 async fn open<B: Backend>(backend: &B) -> B::S {
@@ -95,6 +105,7 @@ fn messages_of(items: &[QueueItem]) -> Vec<MessageId> {
 mod cases {
     pub use super::journal::*;
     pub use super::lifecycle::*;
+    pub use super::ordered_queues::*;
     pub use super::queues::*;
     pub use super::transitions::*;
 }

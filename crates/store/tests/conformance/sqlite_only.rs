@@ -2,7 +2,7 @@
 
 use super::*;
 use common::Sqlite;
-use store::{SqliteConfig, SqliteStore};
+use store::{SqliteConfig, SqliteStore, Transition};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn group_commit_batches_concurrent_appends() {
@@ -34,6 +34,84 @@ async fn group_commit_batches_concurrent_appends() {
         "group commit: {} appends in {} commits",
         stats.items, stats.commits
     );
+    store.close().await.unwrap();
+}
+
+/// Spawns, for each item leased to "w", a task applying a transition that completes it as
+/// `owner(i)` and then appending a message; returns each task's (index, apply, append).
+async fn apply_and_append(
+    store: &Arc<SqliteStore>,
+    items: Vec<QueueItem>,
+    owner: fn(usize) -> &'static str,
+) -> Vec<(usize, Result<(), StoreError>, Result<MessageId, StoreError>)> {
+    let mut tasks = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let store = Arc::clone(store);
+        tasks.push(tokio::spawn(async move {
+            let mut t = Transition::new(item.message_id);
+            t.complete = Some((item.id, owner(i).into()));
+            t.status = Some((Status::Sent, None));
+            t.enqueue.push(store::Enqueue {
+                queue: "next".into(),
+                destination: 1,
+            });
+            let applied = store.apply(vec![t]).await;
+            let appended = store.append(adt("gc", &i.to_string(), "1")).await;
+            (i, applied, appended)
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+/// An apply is one request to the writer thread: concurrent applies and appends share
+/// commits, and an apply that fails fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn applies_group_commit_with_appends() {
+    let backend = Sqlite::create().await;
+    let store = Arc::new(backend.open().await.unwrap());
+    fill_queue(store.as_ref(), "src", 300).await;
+    let lease = Duration::from_mins(5);
+    let items = store.claim("src", "w", lease, 200).await.unwrap();
+    let before = store.stats();
+    for (_, applied, appended) in apply_and_append(&store, items, |_| "w").await {
+        applied.unwrap();
+        appended.unwrap();
+    }
+    let stats = store.stats();
+    let (commits, items) = (stats.commits - before.commits, stats.items - before.items);
+    assert_eq!(items, 400, "200 applies and 200 appends committed");
+    assert!(
+        commits < items / 2,
+        "applies share commits with other writes: {commits} commits for {items}"
+    );
+
+    // Every tenth apply names a lease it does not hold: it fails, alone and entirely.
+    let items = store.claim("src", "w", lease, 100).await.unwrap();
+    let results = apply_and_append(
+        &store,
+        items,
+        |i| if i % 10 == 0 { "intruder" } else { "w" },
+    );
+    for (i, applied, appended) in results.await {
+        appended.unwrap();
+        if i % 10 == 0 {
+            let err = applied.unwrap_err();
+            assert!(matches!(err, StoreError::LeaseNotHeld { .. }), "{err}");
+        } else {
+            applied.unwrap();
+        }
+    }
+    assert_eq!(store.queue_depth("next").await.unwrap().ready, 290);
+    let sent = MessageFilter {
+        status: Some(Status::Sent),
+        ..MessageFilter::default()
+    };
+    assert_eq!(store.count(&sent).await.unwrap(), 290);
+    assert_eq!(store.queue_depth("src").await.unwrap().leased, 10);
     store.close().await.unwrap();
 }
 

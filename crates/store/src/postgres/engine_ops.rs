@@ -1,0 +1,380 @@
+//! The operations the channel engine drives, on PostgreSQL: transitions, strict FIFO claims,
+//! lease extension and queue depths.
+//!
+//! An `apply` is one transaction: it locks the messages it changes (so they cannot be deleted,
+//! and two applies of one message take turns), then sends every statement of every transition
+//! pipelined on the connection and commits once, or rolls everything back.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::future::{try_join, try_join_all};
+use tokio_postgres::Statement;
+use tokio_postgres::types::ToSql;
+
+use super::{PgStore, rows};
+use crate::error::{Result, StoreError, Subject};
+use crate::model::{QueueDepth, QueueItem, QueueItemId, QueueState, Transition};
+use crate::sql::ITEM_COLUMNS;
+use crate::time::duration_micros;
+
+/// Locks the messages of an apply; returns those that exist.
+const LOCK_SQL: &str = "SELECT id FROM messages WHERE id = ANY($1::text[]) ORDER BY id
+     FOR NO KEY UPDATE";
+
+const COMPLETE_SQL: &str = "UPDATE queue_items SET state = 'DONE', lease_until = NULL
+     WHERE id = $1 AND state = 'LEASED' AND lease_owner = $2";
+
+const STATUS_SQL: &str = "UPDATE messages SET status = $2, error = $3 WHERE id = $1::text";
+
+const DESTINATIONS_SQL: &str = "INSERT INTO message_destinations
+         (message_id, destination, name, status, error, updated_at)
+     SELECT $1::text, d.destination, d.name, d.status, d.error, now()
+     FROM unnest($2::int[], $3::text[], $4::text[], $5::text[])
+         AS d(destination, name, status, error)
+     ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name,
+         status = excluded.status, error = excluded.error, updated_at = excluded.updated_at";
+
+const CONTENT_SQL: &str = "INSERT INTO message_content
+         (message_id, destination, stage, created_at, bytes)
+     SELECT $1::text, c.destination, c.stage, now(), c.bytes
+     FROM unnest($2::int[], $3::text[], $4::bytea[]) AS c(destination, stage, bytes)
+     ON CONFLICT (message_id, destination, stage)
+     DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at";
+
+const ENQUEUE_SQL: &str = "INSERT INTO queue_items
+         (queue, message_id, destination, attempts, available_at, state)
+     SELECT q.queue, $1::text, q.destination, 0, now(), 'READY'
+     FROM unnest($2::text[], $3::int[]) WITH ORDINALITY AS q(queue, destination, ord)
+     ORDER BY q.ord";
+
+const METADATA_SQL: &str = "INSERT INTO message_metadata (message_id, seq, key, value)
+     SELECT $1::text, base.next + (kv.ord - 1)::int, kv.key, kv.value
+     FROM (SELECT coalesce(max(seq) + 1, 0) AS next FROM message_metadata
+           WHERE message_id = $1::text) AS base,
+          unnest($2::text[], $3::text[]) WITH ORDINALITY AS kv(key, value, ord)";
+
+/// The statements of an apply, prepared (and cached) on one connection.
+struct Statements {
+    lock: Statement,
+    complete: Statement,
+    status: Statement,
+    destinations: Statement,
+    content: Statement,
+    enqueue: Statement,
+    metadata: Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &deadpool_postgres::Object, op: &'static str) -> Result<Self> {
+        let prepare = |sql: &'static str| async move {
+            client.prepare_cached(sql).await.map_err(StoreError::pg(op))
+        };
+        Ok(Self {
+            lock: prepare(LOCK_SQL).await?,
+            complete: prepare(COMPLETE_SQL).await?,
+            status: prepare(STATUS_SQL).await?,
+            destinations: prepare(DESTINATIONS_SQL).await?,
+            content: prepare(CONTENT_SQL).await?,
+            enqueue: prepare(ENQUEUE_SQL).await?,
+            metadata: prepare(METADATA_SQL).await?,
+        })
+    }
+}
+
+/// The parameters of one transition, borrowed from it.
+struct Params<'t> {
+    id: String,
+    complete: Option<(i64, &'t str)>,
+    status: Option<(&'static str, Option<&'t str>)>,
+    dest_numbers: Vec<i32>,
+    dest_names: Vec<&'t str>,
+    dest_statuses: Vec<&'static str>,
+    dest_errors: Vec<Option<&'t str>>,
+    content_destinations: Vec<i32>,
+    content_stages: Vec<&'static str>,
+    content_bytes: Vec<&'t [u8]>,
+    queues: Vec<&'t str>,
+    queue_destinations: Vec<i32>,
+    keys: Vec<&'t str>,
+    values: Vec<&'t str>,
+}
+
+impl<'t> Params<'t> {
+    fn of(t: &'t Transition) -> Self {
+        let destinations = t.last_destination_updates();
+        let content = t.last_content();
+        Self {
+            id: t.message_id.to_string(),
+            complete: t
+                .complete
+                .as_ref()
+                .map(|(item, owner)| (item.0, owner.as_str())),
+            status: t
+                .status
+                .as_ref()
+                .map(|(status, error)| (status.as_str(), error.as_deref())),
+            dest_numbers: destinations
+                .iter()
+                .map(|d| i32::from(d.destination))
+                .collect(),
+            dest_names: destinations.iter().map(|d| d.name.as_str()).collect(),
+            dest_statuses: destinations.iter().map(|d| d.status.as_str()).collect(),
+            dest_errors: destinations.iter().map(|d| d.error.as_deref()).collect(),
+            content_destinations: content.iter().map(|(d, _, _)| i32::from(*d)).collect(),
+            content_stages: content.iter().map(|(_, s, _)| s.as_str()).collect(),
+            content_bytes: content.iter().map(|(_, _, b)| *b).collect(),
+            queues: t.enqueue.iter().map(|e| e.queue.as_str()).collect(),
+            queue_destinations: t.enqueue.iter().map(|e| i32::from(e.destination)).collect(),
+            keys: t.metadata.iter().map(|(k, _)| k.as_str()).collect(),
+            values: t.metadata.iter().map(|(_, v)| v.as_str()).collect(),
+        }
+    }
+}
+
+type Bound<'a> = Vec<&'a (dyn ToSql + Sync)>;
+
+/// `Journal::apply`: every transition in one transaction.
+pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Result<()> {
+    const OP: &str = "apply";
+    crate::check_transitions(&transitions)?;
+    if transitions.is_empty() {
+        return Ok(());
+    }
+    let mut client = store.client(OP).await?;
+    let stmts = Statements::prepare(&client, OP).await?;
+    let params: Vec<Params<'_>> = transitions.iter().map(Params::of).collect();
+    // statements in transition order; for each item to complete, its statement's index
+    let mut calls: Vec<(&Statement, Bound<'_>)> = Vec::new();
+    let mut completions: Vec<(usize, QueueItemId, &str)> = Vec::new();
+    for p in &params {
+        if let Some((item, owner)) = &p.complete {
+            completions.push((calls.len(), QueueItemId(*item), owner));
+            calls.push((&stmts.complete, vec![item, owner]));
+        }
+        if let Some((status, error)) = &p.status {
+            calls.push((&stmts.status, vec![&p.id, status, error]));
+        }
+        if !p.dest_numbers.is_empty() {
+            calls.push((
+                &stmts.destinations,
+                vec![
+                    &p.id,
+                    &p.dest_numbers,
+                    &p.dest_names,
+                    &p.dest_statuses,
+                    &p.dest_errors,
+                ],
+            ));
+        }
+        if !p.content_destinations.is_empty() {
+            calls.push((
+                &stmts.content,
+                vec![
+                    &p.id,
+                    &p.content_destinations,
+                    &p.content_stages,
+                    &p.content_bytes,
+                ],
+            ));
+        }
+        if !p.queues.is_empty() {
+            calls.push((
+                &stmts.enqueue,
+                vec![&p.id, &p.queues, &p.queue_destinations],
+            ));
+        }
+        if !p.keys.is_empty() {
+            calls.push((&stmts.metadata, vec![&p.id, &p.keys, &p.values]));
+        }
+    }
+    let ids: Vec<&str> = params.iter().map(|p| p.id.as_str()).collect();
+
+    let tx = client.transaction().await.map_err(StoreError::pg(OP))?;
+    let found: HashSet<String> = tx
+        .query(&stmts.lock, &[&ids])
+        .await
+        .map_err(StoreError::pg(OP))?
+        .iter()
+        .map(|r| rows::get(r, 0, OP))
+        .collect::<Result<_>>()?;
+    if let Some(missing) = transitions
+        .iter()
+        .find(|t| !found.contains(&t.message_id.to_string()))
+    {
+        // dropping the transaction rolls it back
+        return Err(StoreError::MessageNotFound {
+            op: OP,
+            id: missing.message_id,
+        });
+    }
+    let counts = try_join_all(calls.iter().map(|(stmt, bound)| tx.execute(*stmt, bound)))
+        .await
+        .map_err(StoreError::pg(OP))?;
+    if let Some(&(_, item, owner)) = completions.iter().find(|(i, _, _)| counts[*i] == 0) {
+        // read inside the transaction, so an item an earlier transition of this apply
+        // completed shows as DONE; dropping the transaction then rolls it back
+        return Err(PgStore::lease_error(&tx, OP, item, owner).await?);
+    }
+    tx.commit().await.map_err(StoreError::pg(OP))?;
+    store.committed(0);
+    Ok(())
+}
+
+/// `Queues::claim_head`: serialised per queue by an advisory lock, so that two claimers (on
+/// one node or several) take turns and never both see the same head as claimable; the rows
+/// are locked as well, so a concurrent ack or nack is seen as it committed.
+pub(super) async fn claim_head(
+    store: &PgStore,
+    queue: &str,
+    owner: &str,
+    lease: Duration,
+    limit: u32,
+) -> Result<Vec<QueueItem>> {
+    const OP: &str = "claim_head";
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut client = store.client(OP).await?;
+    let lock = client
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
+        .await
+        .map_err(StoreError::pg(OP))?;
+    // head: the first `limit` unfinished items; the claimable prefix ends before the first one
+    // that is neither due (READY due, or lease ran out) nor leased to `owner`
+    let claim = client
+        .prepare_cached(&format!(
+            "WITH head AS (
+                 SELECT id, (available_at <= statement_timestamp()
+                             OR (state = 'LEASED' AND lease_owner = $3)) AS ok
+                 FROM queue_items
+                 WHERE queue = $1 AND state IN ('READY', 'LEASED')
+                 ORDER BY id
+                 LIMIT $2
+                 FOR UPDATE
+             ), t AS (
+                 SELECT statement_timestamp() + $4::bigint * interval '1 microsecond' AS until
+             )
+             UPDATE queue_items q
+             SET state = 'LEASED', lease_owner = $3, lease_until = t.until,
+                 available_at = t.until
+             FROM t
+             WHERE q.id IN (SELECT id FROM head WHERE ok AND id <
+                 coalesce((SELECT min(id) FROM head WHERE NOT ok), 9223372036854775807))
+             RETURNING {}",
+            ITEM_COLUMNS
+                .split(", ")
+                .map(|c| format!("q.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let lock_key = format!("plexus-claim-head:{}", store.schema);
+    let lease = duration_micros(lease);
+    let limit = i64::from(limit);
+    let tx = client.transaction().await.map_err(StoreError::pg(OP))?;
+    // pipelined: the claim runs (and takes its snapshot) once the lock is granted
+    let (_, found) = try_join(
+        tx.execute(&lock, &[&lock_key, &queue]),
+        tx.query(&claim, &[&queue, &limit, &owner, &lease]),
+    )
+    .await
+    .map_err(StoreError::pg(OP))?;
+    tx.commit().await.map_err(StoreError::pg(OP))?;
+    store.committed(0);
+    let mut items = found
+        .iter()
+        .map(|r| rows::item(r, OP))
+        .collect::<Result<Vec<_>>>()?;
+    items.sort_by_key(|i| i.id);
+    Ok(items)
+}
+
+/// `Queues::extend_lease`.
+pub(super) async fn extend_lease(
+    store: &PgStore,
+    item: QueueItemId,
+    owner: &str,
+    lease: Duration,
+) -> Result<()> {
+    const OP: &str = "extend_lease";
+    let client = store.client(OP).await?;
+    let stmt = client
+        .prepare_cached(
+            "UPDATE queue_items
+             SET lease_until = now() + $3::bigint * interval '1 microsecond',
+                 available_at = now() + $3::bigint * interval '1 microsecond'
+             WHERE id = $1 AND state = 'LEASED' AND lease_owner = $2",
+        )
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let changed = client
+        .execute(&stmt, &[&item.0, &owner, &duration_micros(lease)])
+        .await
+        .map_err(StoreError::pg(OP))?;
+    if changed == 0 {
+        return Err(PgStore::lease_error(&client, OP, item, owner).await?);
+    }
+    store.committed(0);
+    Ok(())
+}
+
+/// `Queues::queue_depth`.
+pub(super) async fn queue_depth(store: &PgStore, queue: &str) -> Result<QueueDepth> {
+    const OP: &str = "queue_depth";
+    let client = store.client(OP).await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT state, count(*) FROM queue_items
+             WHERE queue = $1 AND state IN ('READY', 'LEASED', 'DEAD') GROUP BY state",
+        )
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let found = client
+        .query(&stmt, &[&queue])
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let mut depth = QueueDepth::default();
+    for row in &found {
+        let state: QueueState = rows::parse(OP, "queue_items.state", rows::get(row, 0, OP)?)?;
+        let n = rows::get::<i64>(row, 1, OP)?.unsigned_abs();
+        match state {
+            QueueState::Ready => depth.ready = n,
+            QueueState::Leased => depth.leased = n,
+            QueueState::Dead => depth.dead = n,
+            QueueState::Done => {}
+        }
+    }
+    Ok(depth)
+}
+
+/// `Queues::queue_names`.
+pub(super) async fn queue_names(store: &PgStore) -> Result<Vec<String>> {
+    const OP: &str = "queue_names";
+    let client = store.client(OP).await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT queue FROM queue_items WHERE state IN ('READY', 'LEASED')
+             UNION
+             SELECT queue FROM queue_items WHERE state = 'DEAD'
+             ORDER BY 1",
+        )
+        .await
+        .map_err(StoreError::pg(OP))?;
+    client
+        .query(&stmt, &[])
+        .await
+        .map_err(StoreError::pg(OP))?
+        .iter()
+        .map(|r| rows::get(r, 0, OP))
+        .collect()
+}
+
+/// What an apply was about, for its errors.
+pub(super) fn apply_subject(transitions: &[Transition]) -> Subject {
+    match transitions {
+        [one] => Subject::Message(one.message_id),
+        _ => Subject::None,
+    }
+}

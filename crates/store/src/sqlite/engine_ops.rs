@@ -1,0 +1,223 @@
+//! The SQL of the operations the channel engine drives, on one SQLite connection: transitions,
+//! strict FIFO claims, lease extension, queue depths. Writes run inside the
+//! writer's batch transaction; reads on a read connection.
+
+use rusqlite::{Connection, params};
+
+use super::ops::{get, item, lease_error, parse};
+use crate::error::{Result, StoreError};
+use crate::model::{QueueDepth, QueueItem, QueueState, Transition};
+use crate::sql::ITEM_COLUMNS;
+use crate::time::Timestamp;
+
+/// Writes every transition, in order; the first failure fails the request, and with it the
+/// transaction (the writer rolls it back), so nothing is written.
+pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()> {
+    const OP: &str = "apply";
+    let now = Timestamp::now().as_micros();
+    for t in transitions {
+        let id = t.message_id;
+        let id_text = id.to_string();
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")
+            .and_then(|mut s| s.exists([&id_text]))
+            .map_err(StoreError::sqlite(OP))?;
+        if !exists {
+            return Err(StoreError::MessageNotFound { op: OP, id });
+        }
+        if let Some((item, owner)) = &t.complete {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE queue_items SET state = 'DONE', lease_until = NULL \
+                     WHERE id = ?1 AND state = 'LEASED' AND lease_owner = ?2",
+                )
+                .and_then(|mut s| s.execute(params![item.0, owner]))
+                .map_err(StoreError::sqlite(OP))?;
+            if changed == 0 {
+                return Err(lease_error(conn, OP, *item, owner)?);
+            }
+        }
+        if let Some((status, error)) = &t.status {
+            conn.prepare_cached("UPDATE messages SET status = ?2, error = ?3 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id_text, status.as_str(), error]))
+                .map_err(StoreError::sqlite(OP))?;
+        }
+        let destinations = t.last_destination_updates();
+        if !destinations.is_empty() {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO message_destinations \
+                     (message_id, destination, name, status, error, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name, \
+                     status = excluded.status, error = excluded.error, \
+                     updated_at = excluded.updated_at",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            for d in destinations {
+                stmt.execute(params![
+                    id_text,
+                    d.destination,
+                    d.name,
+                    d.status.as_str(),
+                    d.error,
+                    now
+                ])
+                .map_err(StoreError::sqlite(OP))?;
+            }
+        }
+        let content = t.last_content();
+        if !content.is_empty() {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO message_content (message_id, destination, stage, created_at, \
+                     bytes) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (message_id, destination, stage) \
+                     DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            for (destination, stage, bytes) in content {
+                stmt.execute(params![id_text, destination, stage.as_str(), now, bytes])
+                    .map_err(StoreError::sqlite(OP))?;
+            }
+        }
+        if !t.enqueue.is_empty() {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO queue_items (queue, message_id, destination, attempts, \
+                     available_at, state, created_at) VALUES (?1, ?2, ?3, 0, ?4, 'READY', ?4)",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            for q in &t.enqueue {
+                stmt.execute(params![q.queue, id_text, q.destination, now])
+                    .map_err(StoreError::sqlite(OP))?;
+            }
+        }
+        if !t.metadata.is_empty() {
+            let next: i64 = conn
+                .prepare_cached(
+                    "SELECT coalesce(max(seq) + 1, 0) FROM message_metadata WHERE message_id = ?1",
+                )
+                .and_then(|mut s| s.query_row([&id_text], |r| r.get(0)))
+                .map_err(StoreError::sqlite(OP))?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO message_metadata (message_id, seq, key, value) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            for (seq, (key, value)) in (next..).zip(&t.metadata) {
+                stmt.execute(params![id_text, seq, key, value])
+                    .map_err(StoreError::sqlite(OP))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Leases to `owner` the longest claimable prefix (at most `limit`) of `queue`'s unfinished
+/// items in id order. The writer is the only one writing, so reading then updating is safe.
+pub(super) fn claim_head(
+    conn: &Connection,
+    queue: &str,
+    owner: &str,
+    lease_micros: i64,
+    limit: u32,
+) -> Result<Vec<QueueItem>> {
+    const OP: &str = "claim_head";
+    let now = Timestamp::now().as_micros();
+    let until = now.saturating_add(lease_micros);
+    // head: the first `limit` unfinished items; the claimable prefix ends before the first
+    // one that is neither due (READY due, or lease ran out) nor leased to `owner`
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "WITH head AS ( \
+                 SELECT id, available_at <= ?4 OR (state = 'LEASED' AND lease_owner = ?1) AS ok \
+                 FROM queue_items WHERE queue = ?3 AND state IN ('READY', 'LEASED') \
+                 ORDER BY id LIMIT ?5 \
+             ) \
+             UPDATE queue_items SET state = 'LEASED', lease_owner = ?1, lease_until = ?2, \
+             available_at = ?2 \
+             WHERE id IN (SELECT id FROM head WHERE ok AND id < \
+                          coalesce((SELECT min(id) FROM head WHERE NOT ok), 9223372036854775807)) \
+             RETURNING {ITEM_COLUMNS}"
+        ))
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt
+        .query(params![owner, until, queue, now, limit])
+        .map_err(StoreError::sqlite(OP))?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        items.push(item(row, OP)?);
+    }
+    items.sort_by_key(|i| i.id);
+    Ok(items)
+}
+
+/// Makes `owner`'s lease on `item` run until `lease_micros` from now.
+pub(super) fn extend_lease(
+    conn: &Connection,
+    id: crate::model::QueueItemId,
+    owner: &str,
+    lease_micros: i64,
+) -> Result<()> {
+    const OP: &str = "extend_lease";
+    let until = Timestamp::now().as_micros().saturating_add(lease_micros);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE queue_items SET lease_until = ?3, available_at = ?3 \
+             WHERE id = ?1 AND state = 'LEASED' AND lease_owner = ?2",
+        )
+        .and_then(|mut s| s.execute(params![id.0, owner, until]))
+        .map_err(StoreError::sqlite(OP))?;
+    if changed == 0 {
+        return Err(lease_error(conn, OP, id, owner)?);
+    }
+    Ok(())
+}
+
+/// Counts `queue`'s READY, LEASED and DEAD items.
+pub(super) fn queue_depth(conn: &Connection, queue: &str) -> Result<QueueDepth> {
+    const OP: &str = "queue_depth";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT state, count(*) FROM queue_items \
+             WHERE queue = ?1 AND state IN ('READY', 'LEASED') GROUP BY state \
+             UNION ALL \
+             SELECT state, count(*) FROM queue_items \
+             WHERE queue = ?1 AND state = 'DEAD' GROUP BY state",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt.query([queue]).map_err(StoreError::sqlite(OP))?;
+    let mut depth = QueueDepth::default();
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        let state: QueueState = parse(OP, "queue_items.state", get(row, 0, OP)?)?;
+        let n = get::<i64>(row, 1, OP)?.unsigned_abs();
+        match state {
+            QueueState::Ready => depth.ready = n,
+            QueueState::Leased => depth.leased = n,
+            QueueState::Dead => depth.dead = n,
+            QueueState::Done => {}
+        }
+    }
+    Ok(depth)
+}
+
+/// Names of the queues with unfinished or dead items, sorted.
+pub(super) fn queue_names(conn: &Connection) -> Result<Vec<String>> {
+    const OP: &str = "queue_names";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT DISTINCT queue FROM queue_items WHERE state IN ('READY', 'LEASED') \
+             UNION \
+             SELECT DISTINCT queue FROM queue_items WHERE state = 'DEAD' \
+             ORDER BY 1",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt.query([]).map_err(StoreError::sqlite(OP))?;
+    let mut names = Vec::new();
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        names.push(get(row, 0, OP)?);
+    }
+    Ok(names)
+}
