@@ -23,6 +23,8 @@
 //! the queue item it worked on, sets the message's and each destination's status, stores
 //! content and enqueues the next work. Destinations that must deliver in order claim with
 //! [`Queues::claim_head`] (strict FIFO: a failed item waiting for its retry blocks the queue).
+//! Retention picks old messages with [`Journal::prunable`] and deletes them in small batches
+//! with [`Journal::delete`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -139,6 +141,25 @@ pub trait Journal: Send + Sync {
     /// once, with the last value. On SQLite the call is one request to the writer thread, so
     /// it commits together with other writes (group commit).
     fn apply(&self, transitions: Vec<Transition>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ids of `channel`'s messages that retention may delete, oldest first, at most `limit`:
+    /// those received before `older_than`, and those beyond the newest `keep_last` (by id);
+    /// either condition makes a message prunable, and with neither set nothing is. Messages
+    /// that still have READY or LEASED queue items (undelivered work) are never listed.
+    fn prunable(
+        &self,
+        channel: &str,
+        older_than: Option<Timestamp>,
+        keep_last: Option<u64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<MessageId>>> + Send;
+
+    /// Deletes messages with their metadata, content, destination rows and queue items (in
+    /// whatever state), in one transaction, and returns how many messages were deleted (ids
+    /// that do not exist are skipped). Pass small batches (say, up to a thousand ids), so the
+    /// transaction stays short and appends are not held up; choose them with
+    /// [`Journal::prunable`].
+    fn delete(&self, ids: &[MessageId]) -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// Durable work queues: at-least-once delivery with leases, retries and dead letters.
@@ -317,6 +338,20 @@ impl Journal for AnyStore {
 
     async fn apply(&self, transitions: Vec<Transition>) -> Result<()> {
         dispatch!(self, s => s.apply(transitions).await)
+    }
+
+    async fn prunable(
+        &self,
+        channel: &str,
+        older_than: Option<Timestamp>,
+        keep_last: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<MessageId>> {
+        dispatch!(self, s => s.prunable(channel, older_than, keep_last, limit).await)
+    }
+
+    async fn delete(&self, ids: &[MessageId]) -> Result<u64> {
+        dispatch!(self, s => s.delete(ids).await)
     }
 }
 

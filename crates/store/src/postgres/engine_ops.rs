@@ -1,12 +1,12 @@
 //! The operations the channel engine drives, on PostgreSQL: transitions, strict FIFO claims,
-//! lease extension and queue depths.
+//! lease extension, queue depths and retention.
 //!
 //! An `apply` is one transaction: it locks the messages it changes (so they cannot be deleted,
 //! and two applies of one message take turns), then sends every statement of every transition
 //! pipelined on the connection and commits once, or rolls everything back.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::{try_join, try_join_all};
 use tokio_postgres::Statement;
@@ -14,9 +14,9 @@ use tokio_postgres::types::ToSql;
 
 use super::{PgStore, rows};
 use crate::error::{Result, StoreError, Subject};
-use crate::model::{QueueDepth, QueueItem, QueueItemId, QueueState, Transition};
+use crate::model::{MessageId, QueueDepth, QueueItem, QueueItemId, QueueState, Transition};
 use crate::sql::ITEM_COLUMNS;
-use crate::time::duration_micros;
+use crate::time::{Timestamp, duration_micros};
 
 /// Locks the messages of an apply; returns those that exist.
 const LOCK_SQL: &str = "SELECT id FROM messages WHERE id = ANY($1::text[]) ORDER BY id
@@ -369,6 +369,85 @@ pub(super) async fn queue_names(store: &PgStore) -> Result<Vec<String>> {
         .iter()
         .map(|r| rows::get(r, 0, OP))
         .collect()
+}
+
+/// `Journal::prunable`.
+pub(super) async fn prunable(
+    store: &PgStore,
+    channel: &str,
+    older_than: Option<Timestamp>,
+    keep_last: Option<u64>,
+    limit: u32,
+) -> Result<Vec<MessageId>> {
+    const OP: &str = "prunable";
+    let client = store.client(OP).await?;
+    // the newest message beyond the newest `keep_last`: it and everything older may go
+    let cutoff: Option<String> = match keep_last {
+        None => None,
+        Some(keep) => {
+            let stmt = client
+                .prepare_cached(
+                    "SELECT id FROM messages WHERE channel = $1 ORDER BY id DESC
+                     LIMIT 1 OFFSET $2",
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            match client
+                .query_opt(&stmt, &[&channel, &keep])
+                .await
+                .map_err(StoreError::pg(OP))?
+            {
+                Some(row) => Some(rows::get(&row, 0, OP)?),
+                None => None,
+            }
+        }
+    };
+    let older_than: Option<SystemTime> = older_than.map(Timestamp::to_system_time);
+    if cutoff.is_none() && older_than.is_none() {
+        return Ok(Vec::new());
+    }
+    let stmt = client
+        .prepare_cached(
+            "SELECT m.id FROM messages m
+             WHERE m.channel = $1
+             AND (($2::timestamptz IS NOT NULL AND m.received_at < $2::timestamptz)
+                  OR ($3::text IS NOT NULL AND m.id <= $3::text))
+             AND NOT EXISTS (SELECT 1 FROM queue_items q WHERE q.message_id = m.id
+                             AND q.state IN ('READY', 'LEASED'))
+             ORDER BY m.id
+             LIMIT $4",
+        )
+        .await
+        .map_err(StoreError::pg(OP))?;
+    client
+        .query(&stmt, &[&channel, &older_than, &cutoff, &i64::from(limit)])
+        .await
+        .map_err(StoreError::pg(OP))?
+        .iter()
+        .map(|r| rows::parse(OP, "messages.id", rows::get(r, 0, OP)?))
+        .collect()
+}
+
+/// `Journal::delete`: one statement, so one short transaction; the foreign keys cascade to
+/// metadata, content, destination rows and queue items.
+pub(super) async fn delete(store: &PgStore, ids: &[MessageId]) -> Result<u64> {
+    const OP: &str = "delete";
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let client = store.client(OP).await?;
+    let stmt = client
+        .prepare_cached("DELETE FROM messages WHERE id = ANY($1::text[])")
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let deleted = client
+        .execute(&stmt, &[&ids])
+        .await
+        .map_err(StoreError::pg(OP))?;
+    store.committed(0);
+    Ok(deleted)
 }
 
 /// What an apply was about, for its errors.

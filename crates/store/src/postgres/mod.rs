@@ -425,6 +425,22 @@ impl Journal for PgStore {
             .await
             .map_err(|e| e.about(subject))
     }
+
+    async fn prunable(
+        &self,
+        channel: &str,
+        older_than: Option<Timestamp>,
+        keep_last: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<MessageId>> {
+        engine_ops::prunable(self, channel, older_than, keep_last, limit)
+            .await
+            .map_err(|e| e.about(Subject::Channel(channel.to_owned())))
+    }
+
+    async fn delete(&self, ids: &[MessageId]) -> Result<u64> {
+        engine_ops::delete(self, ids).await
+    }
 }
 
 impl Queues for PgStore {

@@ -1,12 +1,12 @@
 //! The SQL of the operations the channel engine drives, on one SQLite connection: transitions,
-//! strict FIFO claims, lease extension, queue depths. Writes run inside the
+//! strict FIFO claims, lease extension, queue depths and retention. Writes run inside the
 //! writer's batch transaction; reads on a read connection.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::ops::{get, item, lease_error, parse};
 use crate::error::{Result, StoreError};
-use crate::model::{QueueDepth, QueueItem, QueueState, Transition};
+use crate::model::{MessageId, QueueDepth, QueueItem, QueueState, Transition};
 use crate::sql::ITEM_COLUMNS;
 use crate::time::Timestamp;
 
@@ -220,4 +220,68 @@ pub(super) fn queue_names(conn: &Connection) -> Result<Vec<String>> {
         names.push(get(row, 0, OP)?);
     }
     Ok(names)
+}
+
+/// Ids of `channel`'s messages retention may delete, oldest first (see `Journal::prunable`).
+pub(super) fn prunable(
+    conn: &Connection,
+    channel: &str,
+    older_than: Option<Timestamp>,
+    keep_last: Option<u64>,
+    limit: u32,
+) -> Result<Vec<MessageId>> {
+    const OP: &str = "prunable";
+    // the newest message beyond the newest `keep_last`: it and everything older may go
+    let cutoff: Option<String> = match keep_last {
+        None => None,
+        Some(keep) => conn
+            .prepare_cached(
+                "SELECT id FROM messages WHERE channel = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![channel, i64::try_from(keep).unwrap_or(i64::MAX)],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .map_err(StoreError::sqlite(OP))?,
+    };
+    let older_than = older_than.map(Timestamp::as_micros);
+    if cutoff.is_none() && older_than.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.id FROM messages m \
+             WHERE m.channel = ?1 \
+             AND ((?2 IS NOT NULL AND m.received_at < ?2) OR (?3 IS NOT NULL AND m.id <= ?3)) \
+             AND NOT EXISTS (SELECT 1 FROM queue_items q WHERE q.message_id = m.id \
+                             AND q.state IN ('READY', 'LEASED')) \
+             ORDER BY m.id LIMIT ?4",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let bound: [&dyn ToSql; 4] = [&channel, &older_than, &cutoff, &limit];
+    let mut rows = stmt.query(&bound[..]).map_err(StoreError::sqlite(OP))?;
+    let mut ids = Vec::new();
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        ids.push(parse(OP, "messages.id", get(row, 0, OP)?)?);
+    }
+    Ok(ids)
+}
+
+/// Deletes messages; the foreign keys cascade to metadata, content, destination rows and
+/// queue items.
+pub(super) fn delete(conn: &Connection, ids: &[MessageId]) -> Result<u64> {
+    const OP: &str = "delete";
+    let mut stmt = conn
+        .prepare_cached("DELETE FROM messages WHERE id = ?1")
+        .map_err(StoreError::sqlite(OP))?;
+    let mut deleted = 0u64;
+    for id in ids {
+        deleted += stmt
+            .execute([id.to_string()])
+            .map_err(StoreError::sqlite(OP))? as u64;
+    }
+    Ok(deleted)
 }

@@ -325,6 +325,32 @@ impl Journal for SqliteStore {
         .await
         .map_err(|e| e.about(subject))
     }
+
+    async fn prunable(
+        &self,
+        channel: &str,
+        older_than: Option<Timestamp>,
+        keep_last: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<MessageId>> {
+        let subject = Subject::Channel(channel.to_owned());
+        let channel = channel.to_owned();
+        self.readers
+            .run("prunable", move |conn| {
+                engine_ops::prunable(conn, &channel, older_than, keep_last, limit)
+            })
+            .await
+            .map_err(|e| e.about(subject))
+    }
+
+    async fn delete(&self, ids: &[MessageId]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = ids.to_vec();
+        self.write("delete", 0, move |conn| engine_ops::delete(conn, &ids))
+            .await
+    }
 }
 
 impl Queues for SqliteStore {

@@ -186,6 +186,13 @@ pub async fn version_1_database_is_migrated_and_keeps_its_data<B: Backend>(backe
         .await
         .unwrap();
     assert_eq!(copies.iter().map(|m| m.id).collect::<Vec<_>>(), vec![copy]);
+    assert_eq!(
+        store
+            .prunable(common::V1_CHANNEL, None, Some(1), 10)
+            .await
+            .unwrap(),
+        vec![old]
+    );
     store.close().await.unwrap();
     drop(store);
 

@@ -1,5 +1,5 @@
-//! Cases of what the channel engine writes: transitions (`apply`), destination
-//! statuses, reprocessed messages (`original_id`, `route_only`).
+//! Cases of what the channel engine writes and prunes: transitions (`apply`), destination
+//! statuses, reprocessed messages (`original_id`, `route_only`), retention and deletion.
 
 use super::*;
 
@@ -410,5 +410,233 @@ pub async fn original_id_filter_finds_reprocessed_copies<B: Backend>(backend: &B
     assert_eq!(find(original, Some("re")).await, vec![copies[1], copies[0]]);
     assert_eq!(find(other, None).await, vec![copy_of_other]);
     assert!(find(copies[0], None).await.is_empty());
+    store.close().await.unwrap();
+}
+
+pub async fn prunable_excludes_pending_work_and_respects_keep_last_and_older_than<B: Backend>(
+    backend: &B,
+) {
+    let store = open(backend).await;
+    let t0 = Timestamp::from_micros(1_700_000_000_000_000);
+    let hour = Duration::from_hours(1);
+    let lease = Duration::from_mins(5);
+    let mut ids = Vec::new();
+    for i in 0u32..10 {
+        let mut m = adt("r", &format!("R{i}"), "1").enqueue_to(format!("r/{i}"), 1);
+        m.received_at = t0.saturating_add(hour * i);
+        ids.push(store.append(m).await.unwrap());
+    }
+    // Another channel's old messages are never listed for "r".
+    let mut old = adt("other", "X", "1");
+    old.received_at = t0;
+    store.append(old).await.unwrap();
+    // Items: 2 stays READY, 7 is LEASED (undelivered work); 5 is DEAD; the rest are DONE.
+    for i in [0usize, 1, 3, 4, 5, 6, 7, 8, 9] {
+        let queue = format!("r/{i}");
+        let item = store.claim(&queue, "w", lease, 1).await.unwrap().remove(0);
+        match i {
+            5 => {
+                store
+                    .nack(item.id, "w", Timestamp::now(), "gone", 1)
+                    .await
+                    .unwrap();
+            }
+            7 => {}
+            _ => store.ack(item.id, "w").await.unwrap(),
+        }
+    }
+    let pick = |indexes: &[usize]| indexes.iter().map(|&i| ids[i]).collect::<Vec<_>>();
+    let prunable = |older_than: Option<Timestamp>, keep_last: Option<u64>, limit: u32| {
+        store.prunable("r", older_than, keep_last, limit)
+    };
+
+    assert!(
+        prunable(None, None, 100).await.unwrap().is_empty(),
+        "no rule, nothing"
+    );
+    // Received strictly before: hours 0..=4, without message 2.
+    assert_eq!(
+        prunable(Some(t0.saturating_add(hour * 5)), None, 100)
+            .await
+            .unwrap(),
+        pick(&[0, 1, 3, 4])
+    );
+    // Beyond the newest 3 (7, 8, 9 stay): 0..=6, without 2.
+    assert_eq!(
+        prunable(None, Some(3), 100).await.unwrap(),
+        pick(&[0, 1, 3, 4, 5, 6])
+    );
+    assert_eq!(
+        prunable(None, Some(0), 100).await.unwrap(),
+        pick(&[0, 1, 3, 4, 5, 6, 8, 9])
+    );
+    assert!(prunable(None, Some(10), 100).await.unwrap().is_empty());
+    assert!(
+        prunable(None, Some(u64::MAX), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Either rule makes a message prunable.
+    assert_eq!(
+        prunable(Some(t0.saturating_add(hour)), Some(7), 100)
+            .await
+            .unwrap(),
+        pick(&[0, 1])
+    );
+    assert_eq!(
+        prunable(Some(t0.saturating_add(hour * 6)), Some(9), 100)
+            .await
+            .unwrap(),
+        pick(&[0, 1, 3, 4, 5])
+    );
+    // Oldest first, at most `limit`.
+    assert_eq!(prunable(None, Some(0), 2).await.unwrap(), pick(&[0, 1]));
+    assert!(prunable(None, Some(0), 0).await.unwrap().is_empty());
+    assert!(
+        store
+            .prunable("nowhere", None, Some(0), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Once its work is done, a message becomes prunable.
+    let held = store.claim("r/2", "w", lease, 1).await.unwrap().remove(0);
+    store.ack(held.id, "w").await.unwrap();
+    let seven = store.claim("r/7", "x", lease, 1).await.unwrap();
+    assert!(seven.is_empty(), "7 is still leased to w");
+    assert_eq!(
+        prunable(None, Some(0), 100).await.unwrap(),
+        pick(&[0, 1, 2, 3, 4, 5, 6, 8, 9])
+    );
+    store.close().await.unwrap();
+}
+
+pub async fn delete_cascades_to_everything<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let item = leased(&store, "src", "w", "D1").await;
+    let id = item.message_id;
+    let mut t = full_transition(&item, "w");
+    t.enqueue.push(Enqueue {
+        queue: "dead/1".into(),
+        destination: 2,
+    });
+    store.apply(vec![t]).await.unwrap();
+    let dead = store
+        .claim("dead/1", "w", Duration::from_mins(1), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .nack(dead.id, "w", Timestamp::now(), "refused", 1)
+        .await
+        .unwrap();
+    let kept = store
+        .append(adt("engine", "D2", "1").enqueue_to("next/1", 1))
+        .await
+        .unwrap();
+    let kept_before = store.get(kept).await.unwrap().unwrap();
+    for table in [
+        "message_metadata",
+        "message_content",
+        "message_destinations",
+        "queue_items",
+    ] {
+        assert!(backend.count_rows(table, id).await > 0, "{table} has rows");
+    }
+
+    let unknown: MessageId = "01ARZ3NDEKTSV4RRFFQ69G5FAV".parse().unwrap();
+    assert_eq!(store.delete(&[id, unknown]).await.unwrap(), 1);
+    assert!(store.get(id).await.unwrap().is_none());
+    for table in [
+        "message_metadata",
+        "message_content",
+        "message_destinations",
+        "queue_items",
+    ] {
+        assert_eq!(backend.count_rows(table, id).await, 0, "{table} is emptied");
+    }
+    assert!(store.dead_letters("dead/1").await.unwrap().is_empty());
+    let visit = MessageFilter {
+        metadata: vec![("Visit".into(), "V9".into())],
+        ..MessageFilter::default()
+    };
+    assert_eq!(store.count(&visit).await.unwrap(), 0);
+    // The other message and its work are untouched.
+    assert_eq!(store.get(kept).await.unwrap().unwrap(), kept_before);
+    let next = store
+        .claim("next/1", "w", Duration::from_mins(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(messages_of(&next), vec![kept]);
+    // Deleting again, or nothing, deletes nothing.
+    assert_eq!(store.delete(&[id]).await.unwrap(), 0);
+    assert_eq!(store.delete(&[]).await.unwrap(), 0);
+    // An apply of a deleted message is an unknown message.
+    let err = store.apply(vec![Transition::new(id)]).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    store.close().await.unwrap();
+}
+
+pub async fn prune_in_batches_while_appending<B: Backend>(backend: &B) {
+    let store = Arc::new(open(backend).await);
+    for i in 0..300 {
+        store
+            .append(adt("busy", &format!("old{i}"), "1"))
+            .await
+            .unwrap();
+    }
+    // Appends go on while the pruner deletes everything but the newest 50, in batches.
+    let appender = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..100 {
+                ids.push(
+                    store
+                        .append(adt("busy", &format!("new{i}"), "1"))
+                        .await
+                        .unwrap(),
+                );
+            }
+            ids
+        })
+    };
+    let mut deleted = 0;
+    loop {
+        let batch = store.prunable("busy", None, Some(150), 40).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 40);
+        assert!(batch.windows(2).all(|w| w[0] < w[1]), "oldest first");
+        deleted += store.delete(&batch).await.unwrap();
+    }
+    let new = appender.await.unwrap();
+    // Pruning may have stopped before the appender finished: run it once more.
+    loop {
+        let batch = store.prunable("busy", None, Some(150), 40).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        deleted += store.delete(&batch).await.unwrap();
+    }
+    assert_eq!(deleted, 250);
+    let filter = MessageFilter {
+        channel: Some("busy".into()),
+        limit: Some(1000),
+        ..MessageFilter::default()
+    };
+    let left: Vec<MessageId> = store
+        .list(&filter)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(left.len(), 150);
+    for id in new {
+        assert!(left.contains(&id), "the newest messages stay");
+    }
     store.close().await.unwrap();
 }
