@@ -194,31 +194,40 @@ impl PgWriter {
                 (!(self.config.empty_as_null && value.is_empty())).then_some(value)
             })
             .collect();
-        match tokio::time::timeout(self.config.timeout, self.execute(&values)).await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Retryable(format!(
-                "no answer from PostgreSQL within {:?}",
-                self.config.timeout
-            ))),
-        }
+        self.execute(&values).await
     }
 
     async fn execute(&self, values: &[Option<String>]) -> Result<Delivered, SendError> {
-        let client = self
-            .pool
-            .get()
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let late =
+            |what: &str| SendError::Retryable(format!("{what} within {:?}", self.config.timeout));
+        let client = tokio::time::timeout_at(deadline, self.pool.get())
             .await
+            .map_err(|_| late("no PostgreSQL connection"))?
             .map_err(|e| SendError::Retryable(format!("connecting: {}", pool_error(&e))))?;
-        let statement: Statement = client
-            .prepare_typed_cached(&self.config.sql, &self.types)
-            .await
-            .map_err(|e| classify("preparing the statement", &e))?;
+        let statement: Statement = tokio::time::timeout_at(
+            deadline,
+            client.prepare_typed_cached(&self.config.sql, &self.types),
+        )
+        .await
+        .map_err(|_| late("the statement was not prepared"))?
+        .map_err(|e| classify("preparing the statement", &e))?;
         let params: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        let rows = client
-            .execute(&statement, &params)
-            .await
-            .map_err(|e| classify("running the statement", &e))?;
+        let cancel = client.cancel_token();
+        let Ok(executed) =
+            tokio::time::timeout_at(deadline, client.execute(&statement, &params)).await
+        else {
+            // Otherwise the statement would still run once the server gets to it, and the
+            // retry would write the row twice.
+            let cancelled = cancel.cancel_query(NoTls).await;
+            return Err(late(if cancelled.is_ok() {
+                "no answer from PostgreSQL (the statement was cancelled)"
+            } else {
+                "no answer from PostgreSQL (cancelling the statement failed)"
+            }));
+        };
+        let rows = executed.map_err(|e| classify("running the statement", &e))?;
         Ok(Delivered {
             response: None,
             content_type: None,

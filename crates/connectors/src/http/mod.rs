@@ -12,4 +12,5 @@ mod sender;
 
 pub use client_tls::HttpClientTls;
 pub use listener::{HttpListener, HttpListenerConfig};
+pub use mllp::TlsServerConfig;
 pub use sender::{HttpSender, HttpSenderConfig, StatusMatch};
