@@ -121,6 +121,27 @@ impl MessageBuf {
         Ok(())
     }
 
+    /// Inserts a segment given as its text in this message's delimiters (`ZPI|1|A^B`, taken as
+    /// already escaped) at a 0-based index (after MSH). Header segments (MSH, FHS, BHS) and
+    /// segment terminators inside the text are refused.
+    pub fn insert_segment_text(&mut self, index: usize, text: &[u8]) -> Result<()> {
+        if text.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return Err(limit(
+                "a segment's text cannot contain a segment terminator".into(),
+            ));
+        }
+        let field = self.enc.delimiters.field;
+        let mut parts = text.split(|&b| b == field);
+        let id = std::str::from_utf8(parts.next().unwrap_or_default())
+            .map_err(|_| limit("a segment id must be ASCII".into()))?;
+        if matches!(id, "MSH" | "FHS" | "BHS") {
+            return Err(limit(format!("a {id} segment cannot be inserted")));
+        }
+        self.insert_segment(index, id)?;
+        self.segments[index].fields = parts.map(<[u8]>::to_vec).collect();
+        Ok(())
+    }
+
     /// Removes the segment at a 0-based index (not MSH).
     pub fn remove_segment(&mut self, index: usize) -> Result<SegmentBuf> {
         if index == 0 || index >= self.segments.len() {
@@ -318,6 +339,24 @@ fn replace_nested(raw: &[u8], levels: &[(u8, usize)], value: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inserts_segments_from_text() {
+        let input = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5.1\rPID|1||123\r";
+        let parsed = Message::parse(input).unwrap();
+        let mut m = MessageBuf::from(&parsed);
+        m.insert_segment_text(2, b"ZPI|1|A^B").unwrap();
+        assert_eq!(m.get("ZPI-2-2").unwrap().unwrap().text().unwrap(), "B");
+        assert!(m.insert_segment_text(1, b"MSH|x").is_err());
+        assert!(m.insert_segment_text(1, b"ZPI|1\rPID|2").is_err());
+        assert!(m.insert_segment_text(0, b"ZPI|1").is_err());
+        assert!(m.insert_segment_text(1, b"zz|1").is_err());
+        assert!(
+            String::from_utf8(m.encode())
+                .unwrap()
+                .ends_with("PID|1||123\rZPI|1|A^B\r")
+        );
+    }
 
     #[test]
     fn builds_and_edits() {

@@ -518,6 +518,12 @@ pub struct Transition {
     pub enqueue: Vec<Enqueue>,
     /// Metadata pairs to add (searchable like those given at append).
     pub metadata: Vec<(String, String)>,
+    /// After the destination updates, set the message's status from its destinations: ERROR
+    /// if one is in ERROR (its error becomes the message's), else QUEUED while one is still
+    /// queued, else SENT if one sent it, else FILTERED. Done inside the transaction, so two
+    /// destinations finishing at once cannot leave a stale status. No effect on a message
+    /// without destination rows.
+    pub refresh_status: bool,
 }
 
 impl Transition {
@@ -531,6 +537,7 @@ impl Transition {
             content: Vec::new(),
             enqueue: Vec::new(),
             metadata: Vec::new(),
+            refresh_status: false,
         }
     }
 

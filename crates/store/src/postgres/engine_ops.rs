@@ -63,6 +63,7 @@ struct Statements {
     content: Statement,
     enqueue: Statement,
     metadata: Statement,
+    refresh: Statement,
 }
 
 impl Statements {
@@ -78,6 +79,7 @@ impl Statements {
             content: prepare(CONTENT_SQL).await?,
             enqueue: prepare(ENQUEUE_SQL).await?,
             metadata: prepare(METADATA_SQL).await?,
+            refresh: prepare(crate::sql::REFRESH_STATUS_PG).await?,
         })
     }
 }
@@ -85,6 +87,7 @@ impl Statements {
 /// The parameters of one transition, borrowed from it.
 struct Params<'t> {
     id: String,
+    refresh: bool,
     complete: Option<(i64, &'t str)>,
     status: Option<(&'static str, Option<&'t str>)>,
     dest_numbers: Vec<i32>,
@@ -106,6 +109,7 @@ impl<'t> Params<'t> {
         let content = t.last_content();
         Self {
             id: t.message_id.to_string(),
+            refresh: t.refresh_status,
             complete: t
                 .complete
                 .as_ref()
@@ -166,6 +170,9 @@ pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Resu
                     &p.dest_errors,
                 ],
             ));
+        }
+        if p.refresh {
+            calls.push((&stmts.refresh, vec![&p.id]));
         }
         if !p.content_destinations.is_empty() {
             calls.push((

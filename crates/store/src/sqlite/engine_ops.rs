@@ -66,6 +66,11 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()>
                 .map_err(StoreError::sqlite(OP))?;
             }
         }
+        if t.refresh_status {
+            conn.prepare_cached(crate::sql::REFRESH_STATUS_SQLITE)
+                .and_then(|mut s| s.execute([&id_text]))
+                .map_err(StoreError::sqlite(OP))?;
+        }
         let content = t.last_content();
         if !content.is_empty() {
             let mut stmt = conn

@@ -84,6 +84,7 @@ conformance!(
     concurrent_claim_head_never_overlaps,
     extend_lease_renews_and_refuses_other_owners,
     queue_depth_and_names_count_each_state,
+    refresh_status_follows_the_destinations,
 );
 
 async fn open<B: Backend>(backend: &B) -> B::S {

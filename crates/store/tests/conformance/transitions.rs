@@ -640,3 +640,80 @@ pub async fn prune_in_batches_while_appending<B: Backend>(backend: &B) {
     }
     store.close().await.unwrap();
 }
+
+pub async fn refresh_status_follows_the_destinations<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let item = leased(&store, "src", "w", "R1").await;
+    let id = item.message_id;
+    let mut t = Transition::new(id);
+    t.complete = Some((item.id, "w".into()));
+    t.status = Some((Status::Queued, None));
+    t.destinations = vec![
+        update(1, "lab", Status::Queued, None),
+        update(2, "billing", Status::Queued, None),
+        update(3, "archive", Status::Filtered, None),
+    ];
+    store.apply(vec![t]).await.unwrap();
+
+    let refresh = |d: DestinationUpdate| {
+        let mut t = Transition::new(id);
+        t.destinations = vec![d];
+        t.refresh_status = true;
+        t
+    };
+    // one sent, one still queued: the message is still QUEUED
+    store
+        .apply(vec![refresh(update(1, "lab", Status::Sent, None))])
+        .await
+        .unwrap();
+    assert_eq!(status_of(&store, id).await, (Status::Queued, None));
+    // both sent (the third filtered): SENT
+    store
+        .apply(vec![refresh(update(2, "billing", Status::Sent, None))])
+        .await
+        .unwrap();
+    assert_eq!(status_of(&store, id).await, (Status::Sent, None));
+    // a destination failing later makes it ERROR with that destination's error
+    store
+        .apply(vec![refresh(update(
+            2,
+            "billing",
+            Status::Error,
+            Some("refused"),
+        ))])
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(&store, id).await,
+        (Status::Error, Some("billing: refused".into()))
+    );
+
+    // all destinations filtered: FILTERED; without destination rows nothing changes
+    let other = leased(&store, "src", "w", "R2").await;
+    let mut t = refresh(update(1, "lab", Status::Filtered, None));
+    t.message_id = other.message_id;
+    store.apply(vec![t]).await.unwrap();
+    assert_eq!(
+        store
+            .get(other.message_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .summary
+            .status,
+        Status::Filtered
+    );
+    let bare = store.append(adt("engine", "R3", "1")).await.unwrap();
+    let mut t = Transition::new(bare);
+    t.refresh_status = true;
+    store.apply(vec![t]).await.unwrap();
+    assert_eq!(
+        store.get(bare).await.unwrap().unwrap().summary.status,
+        Status::Received
+    );
+}
+
+async fn status_of<S: Store>(store: &S, id: MessageId) -> (Status, Option<String>) {
+    let m = store.get(id).await.unwrap().unwrap();
+    (m.summary.status, m.summary.error)
+}
