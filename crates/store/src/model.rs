@@ -603,6 +603,7 @@ impl fmt::Debug for Transition {
             .field("content_lens", &content)
             .field("enqueue", &self.enqueue)
             .field("metadata_keys", &keys)
+            .field("refresh_status", &self.refresh_status)
             .finish()
     }
 }

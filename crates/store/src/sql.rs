@@ -131,6 +131,40 @@ pub(crate) fn latest(migrations: &[Migration]) -> i64 {
     migrations.last().map_or(0, |m| m.version)
 }
 
+/// Sets a message's status from its destinations (see `Transition::refresh_status`); `{p}` is
+/// the message id placeholder.
+macro_rules! refresh_status_sql {
+    ($p:literal) => {
+        concat!(
+            "UPDATE messages SET status = CASE \
+               WHEN EXISTS (SELECT 1 FROM message_destinations d WHERE d.message_id = ",
+            $p,
+            " AND d.status = 'ERROR') THEN 'ERROR' \
+               WHEN EXISTS (SELECT 1 FROM message_destinations d WHERE d.message_id = ",
+            $p,
+            " AND d.status IN ('RECEIVED', 'TRANSFORMED', 'QUEUED')) THEN 'QUEUED' \
+               WHEN EXISTS (SELECT 1 FROM message_destinations d WHERE d.message_id = ",
+            $p,
+            " AND d.status = 'SENT') THEN 'SENT' \
+               ELSE 'FILTERED' END, \
+             error = coalesce((SELECT d.name || ': ' || d.error FROM message_destinations d \
+               WHERE d.message_id = ",
+            $p,
+            " AND d.status = 'ERROR' ORDER BY d.destination LIMIT 1), error) \
+             WHERE id = ",
+            $p,
+            " AND EXISTS (SELECT 1 FROM message_destinations d WHERE d.message_id = ",
+            $p,
+            ")"
+        )
+    };
+}
+
+/// [`refresh_status_sql`] for SQLite.
+pub(crate) const REFRESH_STATUS_SQLITE: &str = refresh_status_sql!("?1");
+/// [`refresh_status_sql`] for PostgreSQL.
+pub(crate) const REFRESH_STATUS_PG: &str = refresh_status_sql!("$1::text");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,37 +203,3 @@ mod tests {
         }
     }
 }
-
-/// Sets a message's status from its destinations (see `Transition::refresh_status`); `{p}` is
-/// the message id placeholder.
-macro_rules! refresh_status_sql {
-    ($p:literal) => {
-        concat!(
-            "UPDATE messages SET status = CASE \
-               WHEN EXISTS (SELECT 1 FROM message_destinations d WHERE d.message_id = ",
-            $p,
-            " AND d.status = 'ERROR') THEN 'ERROR' \
-               WHEN EXISTS (SELECT 1 FROM message_destinations d WHERE d.message_id = ",
-            $p,
-            " AND d.status IN ('RECEIVED', 'TRANSFORMED', 'QUEUED')) THEN 'QUEUED' \
-               WHEN EXISTS (SELECT 1 FROM message_destinations d WHERE d.message_id = ",
-            $p,
-            " AND d.status = 'SENT') THEN 'SENT' \
-               ELSE 'FILTERED' END, \
-             error = coalesce((SELECT d.name || ': ' || d.error FROM message_destinations d \
-               WHERE d.message_id = ",
-            $p,
-            " AND d.status = 'ERROR' ORDER BY d.destination LIMIT 1), error) \
-             WHERE id = ",
-            $p,
-            " AND EXISTS (SELECT 1 FROM message_destinations d WHERE d.message_id = ",
-            $p,
-            ")"
-        )
-    };
-}
-
-/// [`refresh_status_sql`] for SQLite.
-pub(crate) const REFRESH_STATUS_SQLITE: &str = refresh_status_sql!("?1");
-/// [`refresh_status_sql`] for PostgreSQL.
-pub(crate) const REFRESH_STATUS_PG: &str = refresh_status_sql!("$1::text");

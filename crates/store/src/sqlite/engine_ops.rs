@@ -10,8 +10,17 @@ use crate::model::{MessageId, QueueDepth, QueueItem, QueueState, Transition};
 use crate::sql::ITEM_COLUMNS;
 use crate::time::Timestamp;
 
+/// See `Transition::refresh_status`.
+fn refresh_status(conn: &Connection, id: &str) -> Result<()> {
+    conn.prepare_cached(crate::sql::REFRESH_STATUS_SQLITE)
+        .and_then(|mut s| s.execute([id]))
+        .map_err(StoreError::sqlite("apply"))?;
+    Ok(())
+}
+
 /// Writes every transition, in order; the first failure fails the request, and with it the
 /// transaction (the writer rolls it back), so nothing is written.
+#[allow(clippy::too_many_lines)] // one statement per part of a transition, in order
 pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()> {
     const OP: &str = "apply";
     let now = Timestamp::now().as_micros();
@@ -67,9 +76,7 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()>
             }
         }
         if t.refresh_status {
-            conn.prepare_cached(crate::sql::REFRESH_STATUS_SQLITE)
-                .and_then(|mut s| s.execute([&id_text]))
-                .map_err(StoreError::sqlite(OP))?;
+            refresh_status(conn, &id_text)?;
         }
         let content = t.last_content();
         if !content.is_empty() {
