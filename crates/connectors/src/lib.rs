@@ -164,13 +164,21 @@ impl fmt::Debug for Inbound {
     }
 }
 
-/// The engine's answer to an [`Inbound`]: accepted means stored durably, so the source may
-/// acknowledge, delete or move the original.
+/// The engine's answer to an [`Inbound`].
+///
+/// Sources read it the way an MLLP sender reads AA, AR and AE (see `docs/connectors.md`):
+///
+/// | receipt | meaning | HTTP listener | file reader |
+/// | --- | --- | --- | --- |
+/// | `accepted` | stored durably | 200 | move, delete or leave |
+/// | refused, with `message_id` | stored, but refused (does not parse, say): sending it again will not help | 422 | to `error_directory` |
+/// | refused, no `message_id` | not stored (the store failed): send it again later | 503 | left for the next poll |
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Receipt {
-    /// True once the message is stored; false if it was refused or could not be stored.
+    /// True once the message is stored and taken; false if it was refused or could not be
+    /// stored.
     pub accepted: bool,
-    /// The id the engine gave the message.
+    /// The id the message was stored under; `None` if it was not stored.
     pub message_id: Option<String>,
     /// Why it was not accepted.
     pub error: Option<String>,
@@ -190,13 +198,31 @@ impl Receipt {
         }
     }
 
-    /// A refused message and why.
-    pub fn rejected(error: impl Into<String>) -> Self {
+    /// A message stored under `message_id` but refused, and why: sending it again will not
+    /// help.
+    pub fn refused(message_id: impl Into<String>, error: impl Into<String>) -> Self {
         Self {
             accepted: false,
+            message_id: Some(message_id.into()),
             error: Some(error.into()),
             ..Self::default()
         }
+    }
+
+    /// A message that could not be stored, and why: the sender should send it again later.
+    pub fn not_stored(error: impl Into<String>) -> Self {
+        Self {
+            accepted: false,
+            message_id: None,
+            error: Some(error.into()),
+            ..Self::default()
+        }
+    }
+
+    /// True if the message was neither accepted nor stored, so sending it again later may
+    /// succeed.
+    pub fn retry_later(&self) -> bool {
+        !self.accepted && self.message_id.is_none()
     }
 
     /// The same receipt with a response for the sender.

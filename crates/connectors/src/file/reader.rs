@@ -61,8 +61,8 @@ pub struct FileReaderConfig {
     /// Where accepted files go when `after = "move"`; created if missing.
     #[serde(default)]
     pub move_to: Option<PathBuf>,
-    /// Where files go that the engine refused, or that could not be read or were too large;
-    /// created if missing. Without it such files stay in place and are not read again while
+    /// Where files go that the engine stored but refused, or that could not be read or were
+    /// too large; created if missing. Without it such files stay in place and are not read again while
     /// unchanged (each is logged).
     #[serde(default)]
     pub error_directory: Option<PathBuf>,
@@ -105,8 +105,8 @@ impl FileReaderConfig {
 
     /// Checks the settings, creates `move_to` and `error_directory` if needed, and makes the
     /// reader.
-    pub fn build(self) -> Result<FileReader> {
-        FileReader::new(self)
+    pub fn build(&self) -> Result<FileReader> {
+        FileReader::new(self.clone())
     }
 }
 
@@ -183,8 +183,10 @@ impl FileReader {
     /// `shutdown` completes. A file being submitted when shutdown comes is finished first.
     ///
     /// Files are handled one at a time in name order. A file is moved or deleted only after
-    /// `submit` returned an accepted receipt; a refused one goes to `error_directory`. A scan
-    /// that fails (the directory is gone, say) is logged and retried at the next interval.
+    /// `submit` returned an accepted receipt; one stored but refused goes to
+    /// `error_directory`; one that could not be stored stays and is read again at the next
+    /// poll. A scan that fails (the directory is gone, say) is logged and retried at the next
+    /// interval.
     pub async fn run(self, submit: Arc<dyn Submit>, shutdown: impl Future<Output = ()>) {
         let mut seen: HashMap<String, Stamp> = HashMap::new();
         tokio::pin!(shutdown);
@@ -298,6 +300,13 @@ impl FileReader {
                 ..Inbound::default()
             })
             .await;
+        if receipt.retry_later() {
+            tracing::warn!(
+                error = receipt.error.as_deref(),
+                "file not stored; it stays and is read again at the next poll"
+            );
+            return None;
+        }
         if !receipt.accepted {
             let reason = receipt.error.as_deref().unwrap_or("refused by the engine");
             return self.reject(file, reason).await;

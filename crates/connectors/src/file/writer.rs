@@ -69,8 +69,8 @@ impl Default for FileWriterConfig {
 
 impl FileWriterConfig {
     /// Creates the directory if needed and makes the writer.
-    pub fn build(self) -> Result<FileWriter> {
-        FileWriter::new(self)
+    pub fn build(&self) -> Result<FileWriter> {
+        FileWriter::new(self.clone())
     }
 }
 

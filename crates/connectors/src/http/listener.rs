@@ -116,7 +116,8 @@ impl HttpListenerConfig {
 /// | situation | status |
 /// | --- | --- |
 /// | accepted | 200, the receipt's response (or `{"accepted":true,"message_id":…}`) |
-/// | refused by the engine | 422, the receipt's response (or `{"error":…}`) |
+/// | stored but refused by the engine | 422, the receipt's response (or `{"error":…}`) |
+/// | not stored (send it again later) | 503, the receipt's response (or `{"error":…}`) |
 /// | empty body | 400 |
 /// | other path | 404 |
 /// | not POST | 405 with `Allow: POST` |
@@ -498,6 +499,8 @@ async fn take_message(
 fn receipt_response(receipt: Receipt) -> Response {
     let status = if receipt.accepted {
         StatusCode::OK
+    } else if receipt.retry_later() {
+        StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };

@@ -107,8 +107,8 @@ impl HttpSenderConfig {
     }
 
     /// Checks the settings, loads the TLS files and makes the sender.
-    pub fn build(self) -> Result<HttpSender> {
-        HttpSender::new(self)
+    pub fn build(&self) -> Result<HttpSender> {
+        HttpSender::new(self.clone())
     }
 }
 

@@ -21,8 +21,8 @@ pub fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-/// An engine stand-in: records every message; refuses those containing `REJECT`, accepts the
-/// rest with an ACK-like response `ACK:<n>`.
+/// An engine stand-in: records every message; refuses those containing `REJECT`, fails to
+/// store those containing `STOREFAIL`, accepts the rest with an ACK-like response `ACK:<n>`.
 #[derive(Default)]
 pub struct Recorder {
     pub seen: Mutex<Vec<Inbound>>,
@@ -77,7 +77,9 @@ impl Submit for Recorder {
                 gate.acquire().await.unwrap().forget();
             }
             if inbound.bytes.windows(6).any(|w| w == b"REJECT") {
-                Receipt::rejected("the test engine refuses REJECT")
+                Receipt::refused(format!("msg-{n}"), "the test engine refuses REJECT")
+            } else if inbound.bytes.windows(9).any(|w| w == b"STOREFAIL") {
+                Receipt::not_stored("the test store is down")
             } else {
                 Receipt::accepted(format!("msg-{n}")).with_response(
                     format!("ACK:{n}").into_bytes(),

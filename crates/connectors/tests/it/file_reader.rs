@@ -256,3 +256,26 @@ async fn a_file_in_progress_is_finished_before_shutdown() {
         "the accepted file was still deleted"
     );
 }
+
+#[tokio::test]
+async fn a_file_that_could_not_be_stored_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    fs::create_dir(&input).unwrap();
+    fs::write(input.join("m.hl7"), "STOREFAIL").unwrap();
+    let reader = FileReaderConfig {
+        error_directory: Some(dir.path().join("errors")),
+        ..config(dir.path())
+    }
+    .build()
+    .unwrap();
+    let recorder = Recorder::new();
+    let running = Running::start(reader, &recorder);
+    eventually("three attempts", || recorder.count() >= 3).await;
+    assert_eq!(names(&input), ["m.hl7"], "kept for the next try");
+    assert!(names(&dir.path().join("errors")).is_empty());
+    // Once the engine can store it, it goes like any other.
+    fs::write(input.join("m.hl7"), "stored now").unwrap();
+    eventually("deleted after acceptance", || names(&input).is_empty()).await;
+    running.shutdown().await;
+}

@@ -75,6 +75,7 @@ async fn plain_http_statuses_from_an_independent_client() {
             {"path": "/hl7", "headers": {"Content-Type": "application/json"}, "body": "{}"},
             {"path": "/hl7", "headers": hl7, "body": "x".repeat(2000)},
             {"path": "/hl7", "headers": hl7, "body": ""},
+            {"path": "/hl7", "headers": hl7, "body": "MSH|STOREFAIL"},
         ]),
     )
     .await;
@@ -100,6 +101,7 @@ async fn plain_http_statuses_from_an_independent_client() {
     assert_eq!(header(1, "content-type"), "application/json");
     let error: serde_json::Value = serde_json::from_str(&body(1)).unwrap();
     assert_eq!(error["error"], "the test engine refuses REJECT");
+    assert_eq!(error["message_id"], "msg-2", "stored, then refused");
 
     assert_eq!(status(2), 405);
     assert_eq!(header(2, "allow"), "POST");
@@ -108,9 +110,12 @@ async fn plain_http_statuses_from_an_independent_client() {
     assert!(body(4).contains("application/hl7-v2"), "{}", body(4));
     assert_eq!(status(5), 413);
     assert_eq!(status(6), 400);
+    // Not stored: the client should send it again.
+    assert_eq!(status(7), 503);
+    assert!(body(7).contains("the test store is down"), "{}", body(7));
 
-    // Only the two well-formed POSTs reached the engine, with their connection details.
-    assert_eq!(recorder.count(), 2);
+    // Only the three well-formed POSTs reached the engine, with their connection details.
+    assert_eq!(recorder.count(), 3);
     let first = recorder.seen.lock().unwrap()[0].clone();
     assert_eq!(first.bytes, MSG.as_bytes());
     assert_eq!(first.origin.as_deref(), Some("/hl7?from=lab"));
