@@ -5,6 +5,7 @@
 
 mod common;
 mod database;
+mod docs;
 mod file_reader;
 mod file_writer;
 mod http_listener;
