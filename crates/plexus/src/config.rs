@@ -15,9 +15,57 @@ pub struct Config {
     /// Where messages are kept.
     #[serde(default)]
     pub store: store::StoreConfig,
-    /// MLLP listeners, one channel each (`[[listener]]` tables).
-    #[serde(default = "default_listeners", rename = "listener")]
+    /// Plain MLLP listeners that only store (`[[listener]]` tables). Without any, and
+    /// without `channels`, one listener on 127.0.0.1:2575 (channel `default`) is started.
+    #[serde(default, rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
+    /// Folder of channel files (one TOML file per channel), relative to this file.
+    pub channels: Option<PathBuf>,
+    /// This node's name (queue leases are held in it). Default: the host name. Nodes that
+    /// share a PostgreSQL store need distinct names.
+    pub node: Option<String>,
+    /// The admin API, `/metrics` and health checks.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// How often channel retention (pruning) runs. Default: 1 h.
+    #[serde(default = "default_retention_interval", with = "mllp::duration")]
+    pub retention_interval: std::time::Duration,
+    /// Alert rules (`[[alert]]` tables).
+    #[serde(default, rename = "alert")]
+    pub alerts: Vec<crate::alerts::AlertConfig>,
+}
+
+/// Where the admin API listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve it at all. Default: true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address. Default: 127.0.0.1:8080 (local only: it has no access control yet).
+    #[serde(default = "default_admin_bind")]
+    pub bind: std::net::SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: default_admin_bind(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_admin_bind() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_retention_interval() -> std::time::Duration {
+    std::time::Duration::from_hours(1)
 }
 
 /// One MLLP listener: the channel its messages belong to, and the MLLP server settings
@@ -65,6 +113,11 @@ impl Default for Config {
         Self {
             store: store::StoreConfig::default(),
             listeners: default_listeners(),
+            channels: None,
+            node: None,
+            admin: AdminConfig::default(),
+            retention_interval: default_retention_interval(),
+            alerts: Vec::new(),
         }
     }
 }
@@ -74,7 +127,26 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let mut config =
+            Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Some(dir) = &config.channels
+            && dir.is_relative()
+            && let Some(parent) = path.parent()
+        {
+            config.channels = Some(parent.join(dir));
+        }
+        Ok(config)
+    }
+
+    /// This node's name: `node`, else the host name, else `local`.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "local".into())
+        })
     }
 
     /// Parses configuration text.
@@ -84,8 +156,11 @@ impl Config {
         if let Some(e) = locate_listener_error(text) {
             bail!("{e}");
         }
-        let config: Self =
+        let mut config: Self =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", describe(&e, text)))?;
+        if config.listeners.is_empty() && config.channels.is_none() {
+            config.listeners = default_listeners();
+        }
         config.check()?;
         Ok(config)
     }
@@ -105,8 +180,8 @@ impl Config {
     }
 
     fn check(&self) -> Result<()> {
-        if self.listeners.is_empty() {
-            bail!("no [[listener]] configured: plexus serve would receive nothing");
+        if self.listeners.is_empty() && self.channels.is_none() {
+            bail!("no [[listener]] and no channels configured: plexus serve would receive nothing");
         }
         let mut binds = std::collections::HashSet::new();
         for l in &self.listeners {

@@ -7,10 +7,12 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
+mod alerts;
 mod bench;
+mod channel_cli;
 mod config;
 mod hl7;
-mod intake;
 mod messages;
 mod send;
 mod serve;
@@ -40,6 +42,15 @@ enum Command {
     /// Read the message journal.
     #[command(subcommand)]
     Messages(messages::MessagesCommand),
+    /// Operate channels of a running server (through its admin API).
+    Channel {
+        #[command(flatten)]
+        admin: channel_cli::AdminArgs,
+        #[command(subcommand)]
+        command: channel_cli::ChannelCommand,
+    },
+    /// Run a channel offline on fixture messages and compare each destination's output.
+    Test(channel_cli::TestArgs),
     /// Work with HL7 v2 files: parse, read values, validate, acknowledge.
     #[command(subcommand)]
     Hl7(hl7::Hl7Command),
@@ -72,6 +83,8 @@ fn main() -> ExitCode {
         }),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(args))),
         Command::Messages(cmd) => runtime().and_then(|rt| rt.block_on(messages::run(cli.config, cmd))),
+        Command::Channel { admin, command } => runtime().and_then(|rt| rt.block_on(channel_cli::run(cli.config, admin, command))),
+        Command::Test(args) => runtime().and_then(|rt| rt.block_on(channel_cli::test(args))),
         Command::Bench(BenchCommand::Mllp(args)) => runtime().and_then(|rt| rt.block_on(bench::run(args)).map(|()| ExitCode::SUCCESS)),
     };
     match result {

@@ -15,7 +15,7 @@ use store::{AnyStore, Journal as _, NewMessage, Status, Store as _};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{AcceptAck, Config};
-use crate::intake::inspect;
+use engine::intake::inspect;
 
 /// Receives the messages of one listener into the store.
 pub struct Intake {
@@ -94,7 +94,24 @@ pub async fn run(config: Config) -> Result<()> {
             .context("opening the store")?,
     );
     info!(store = store.kind(), "store open");
+    let engine = engine::Engine::new(
+        Arc::clone(&store),
+        engine::EngineConfig {
+            node: config.node_name(),
+            ..engine::EngineConfig::default()
+        },
+    );
+    deploy_channels(&config, &engine).await?;
+    let retention = engine.spawn_retention(config.retention_interval);
+    let alerts = crate::alerts::spawn(
+        &engine,
+        config.alerts.clone(),
+        std::time::Duration::from_secs(10),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if config.admin.enabled {
+        spawn_admin(&config, &engine, stop_rx.clone()).await?;
+    }
     let mut servers = tokio::task::JoinSet::new();
     let mut reloaders = Vec::new();
     for listener in config.listeners {
@@ -142,6 +159,12 @@ pub async fn run(config: Config) -> Result<()> {
         info!("shutting down: finishing messages in flight");
         let _ = stop_tx.send(true);
     });
+    // serve until told to stop, also when there is no plain listener
+    let mut stop = stop_rx.clone();
+    servers.spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        Ok(())
+    });
     let mut result = Ok(());
     while let Some(done) = servers.join_next().await {
         if let Ok(Err(e)) = done {
@@ -149,7 +172,56 @@ pub async fn run(config: Config) -> Result<()> {
             result = Err(anyhow::anyhow!(e));
         }
     }
+    engine.shutdown().await;
+    retention.abort();
+    if let Some(a) = alerts {
+        a.abort();
+    }
     signals.abort();
     store.close().await.context("closing the store")?;
     result
+}
+
+/// Starts the admin API; it stops when `stop` turns true.
+async fn spawn_admin(
+    config: &Config,
+    engine: &Arc<engine::Engine>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.admin.bind)
+        .await
+        .with_context(|| format!("admin API: cannot listen on {}", config.admin.bind))?;
+    info!(addr = %listener.local_addr()?, "admin API listening");
+    let app = crate::admin::router(crate::admin::AdminState {
+        engine: Arc::clone(engine),
+        channels_dir: config.channels.clone(),
+    });
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            error!(error = %e, "admin API failed");
+        }
+    });
+    Ok(())
+}
+
+/// Deploys every channel file of the configured folder.
+async fn deploy_channels(config: &Config, engine: &Arc<engine::Engine>) -> Result<()> {
+    if let Some(dir) = &config.channels {
+        let channels = engine::load_dir(dir)?;
+        info!(folder = %dir.display(), channels = channels.len(), "channel files read");
+        for c in channels {
+            let name = c.name.clone();
+            engine
+                .deploy(c)
+                .await
+                .with_context(|| format!("deploying channel {name}"))?;
+        }
+    }
+    Ok(())
 }

@@ -119,7 +119,7 @@ impl Server {
         std::fs::create_dir_all(dir).expect("dir");
         let config = dir.join("plexus.toml");
         let text = format!(
-            "{}\n[[listener]]\nchannel = \"test\"\nbind = \"127.0.0.1:{port}\"\n{listener_extra}\n",
+            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[[listener]]\nchannel = \"test\"\nbind = \"127.0.0.1:{port}\"\n{listener_extra}\n",
             store.toml(dir)
         );
         std::fs::write(&config, text).expect("write config");
@@ -155,7 +155,7 @@ impl Server {
                 && BufReader::new(f)
                     .lines()
                     .map_while(Result::ok)
-                    .any(|l| l.contains("listening"))
+                    .any(|l| l.contains("MLLP server listening"))
             {
                 return;
             }

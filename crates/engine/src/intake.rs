@@ -1,4 +1,4 @@
-//! What `plexus serve` does with each received payload before and after storing it: read the
+//! What a source does with each received HL7 v2 payload before and after storing it: read the
 //! header, decide the outcome, and build the acknowledgment once the message is on disk.
 //!
 //! Nothing here touches the network or the store, so every path is unit-tested.
@@ -86,6 +86,25 @@ impl Inspection<'_> {
             None => self.error = Some(application_error(text)),
         }
         self
+    }
+
+    /// Answers AE/CE with `text`: the message was stored but its processing failed (used when
+    /// a channel acknowledges after its destinations).
+    #[must_use]
+    pub fn fail(mut self, text: String) -> Self {
+        self.outcome = Outcome::Error;
+        self.error = Some(application_error(text));
+        self
+    }
+
+    /// The text at `path` of the message, when it parsed and the value is not empty.
+    pub fn value(&self, path: &str) -> Option<String> {
+        let m = self.message.as_ref()?;
+        m.value(path)
+            .ok()
+            .flatten()
+            .filter(|v| !v.is_empty())
+            .map(std::borrow::Cow::into_owned)
     }
 
     /// The acknowledgment mode the sender asked for (original when the header is unreadable).

@@ -1,0 +1,422 @@
+//! The running engine: deployed channels, their state, and what sources call to hand in a
+//! message.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+use store::{AnyStore, Destination, Journal as _, MessageId, NewMessage, Status};
+use tokio::sync::{Notify, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::ChannelConfig;
+use crate::error::{EngineError, Result};
+use crate::metrics::{ChannelMetrics, Metrics};
+use crate::pipeline::Pipeline;
+
+/// A channel's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChannelState {
+    /// Receiving and delivering.
+    Started,
+    /// The source does not receive; queued messages are still processed and delivered.
+    Paused,
+    /// Neither receiving nor delivering; messages stay queued.
+    Stopped,
+}
+
+/// How a message's processing ended, for sources that answer after the destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The message's final status.
+    pub status: Status,
+    /// Errors of the message or its destinations.
+    pub error: Option<String>,
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's name: queue leases are held in its name, so that after a restart it takes
+    /// its own unfinished work back at once. Nodes sharing a PostgreSQL store need distinct
+    /// names.
+    pub node: String,
+    /// How long a claimed queue item stays leased before another worker may take it.
+    pub lease: Duration,
+    /// Longest sleep of an idle worker before it looks at its queue again.
+    pub idle_poll: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            node: "local".into(),
+            lease: Duration::from_mins(1),
+            idle_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The engine: a store and the channels deployed on it.
+pub struct Engine {
+    pub(crate) store: Arc<AnyStore>,
+    pub(crate) config: EngineConfig,
+    channels: RwLock<BTreeMap<String, Arc<Channel>>>,
+    waiters: Mutex<HashMap<MessageId, Vec<oneshot::Sender<Finished>>>>,
+    pub(crate) metrics: Metrics,
+    me: Weak<Engine>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("node", &self.config.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A deployed channel.
+pub struct Channel {
+    /// Its configuration.
+    pub config: ChannelConfig,
+    /// Its compiled steps.
+    pub pipeline: Arc<Pipeline>,
+    pub(crate) state: watch::Sender<ChannelState>,
+    pub(crate) source_wake: Notify,
+    pub(crate) destination_wake: Vec<Notify>,
+    pub(crate) destination_paused: Vec<AtomicBool>,
+    pub(crate) tasks: Mutex<Tasks>,
+    pub(crate) source_addr: Mutex<Option<SocketAddr>>,
+    pub(crate) metrics: Arc<ChannelMetrics>,
+}
+
+#[derive(Default)]
+pub(crate) struct Tasks {
+    pub(crate) source: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    pub(crate) workers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &self.config.name)
+            .field("state", &*self.state.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    /// The channel's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ChannelState {
+        *self.state.borrow()
+    }
+
+    /// The address the source listens on, once started (MLLP and HTTP sources).
+    pub fn source_addr(&self) -> Option<SocketAddr> {
+        *self.source_addr.lock().expect("lock")
+    }
+
+    /// The queue of destination `n` (0 is the source queue).
+    pub fn queue(&self, n: Destination) -> String {
+        queue_name(&self.config.name, n)
+    }
+
+    /// Whether destination `n` is paused.
+    pub fn destination_paused(&self, n: Destination) -> bool {
+        self.destination_paused
+            .get(usize::from(n).wrapping_sub(1))
+            .is_some_and(|p| p.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn wake_destination(&self, n: Destination) {
+        if let Some(w) = self.destination_wake.get(usize::from(n).wrapping_sub(1)) {
+            w.notify_waiters();
+            w.notify_one();
+        }
+    }
+}
+
+/// The queue of destination `n` of `channel` (0: the source queue).
+pub fn queue_name(channel: &str, n: Destination) -> String {
+    format!("{channel}/{n}")
+}
+
+impl Engine {
+    /// An engine on `store`; deploy channels with [`Engine::deploy`].
+    pub fn new(store: Arc<AnyStore>, config: EngineConfig) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            store,
+            config,
+            channels: RwLock::new(BTreeMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+            me: me.clone(),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<AnyStore> {
+        &self.store
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn arc(&self) -> Arc<Self> {
+        self.me
+            .upgrade()
+            .expect("the engine is alive while its methods run")
+    }
+
+    /// The deployed channels, by name.
+    pub fn channels(&self) -> Vec<Arc<Channel>> {
+        self.channels
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// A deployed channel.
+    pub fn channel(&self, name: &str) -> Result<Arc<Channel>> {
+        self.channels
+            .read()
+            .expect("lock")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownChannel(name.to_owned()))
+    }
+
+    /// Deploys a channel, replacing (undeploying first) one of the same name, and starts it
+    /// if it is enabled. Its queued messages are kept across redeployments.
+    pub async fn deploy(&self, config: ChannelConfig) -> Result<Arc<Channel>> {
+        let pipeline = Arc::new(Pipeline::compile(&config)?);
+        if self
+            .channels
+            .read()
+            .expect("lock")
+            .contains_key(&config.name)
+        {
+            self.undeploy(&config.name).await?;
+        }
+        let n = config.destinations.len();
+        let channel = Arc::new(Channel {
+            metrics: self.metrics.channel(&config.name, &pipeline),
+            pipeline,
+            state: watch::Sender::new(ChannelState::Stopped),
+            source_wake: Notify::new(),
+            destination_wake: (0..n).map(|_| Notify::new()).collect(),
+            destination_paused: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            tasks: Mutex::new(Tasks::default()),
+            source_addr: Mutex::new(None),
+            config,
+        });
+        self.channels
+            .write()
+            .expect("lock")
+            .insert(channel.config.name.clone(), Arc::clone(&channel));
+        info!(channel = %channel.name(), destinations = n, "deployed");
+        if channel.config.enabled {
+            self.start(channel.name())?;
+        }
+        Ok(channel)
+    }
+
+    /// Stops and removes a channel. Its messages and queues stay in the store.
+    pub async fn undeploy(&self, name: &str) -> Result<()> {
+        self.stop(name).await?;
+        self.channels.write().expect("lock").remove(name);
+        self.metrics.remove_channel(name);
+        info!(channel = %name, "undeployed");
+        Ok(())
+    }
+
+    /// Starts a channel: its workers and its source.
+    pub fn start(&self, name: &str) -> Result<()> {
+        let ch = self.channel(name)?;
+        let was = ch.state();
+        if was == ChannelState::Started {
+            return Ok(());
+        }
+        if was == ChannelState::Stopped {
+            ch.state.send_replace(ChannelState::Started);
+            let workers = crate::worker::spawn_all(&self.arc(), &ch);
+            ch.tasks.lock().expect("lock").workers = workers;
+        } else {
+            ch.state.send_replace(ChannelState::Started);
+        }
+        if let Err(e) = crate::source::start(&self.arc(), &ch) {
+            // leave it paused: the workers still deliver what is queued
+            ch.state.send_replace(ChannelState::Paused);
+            return Err(e);
+        }
+        info!(channel = %name, "started");
+        Ok(())
+    }
+
+    /// Pauses a channel's source; queued messages are still processed and delivered.
+    pub async fn pause(&self, name: &str) -> Result<()> {
+        let ch = self.channel(name)?;
+        if ch.state() == ChannelState::Stopped {
+            return Err(EngineError::State {
+                channel: name.to_owned(),
+                reason: "is stopped; start it first".into(),
+            });
+        }
+        ch.state.send_replace(ChannelState::Paused);
+        crate::source::stop(&ch).await;
+        info!(channel = %name, "paused");
+        Ok(())
+    }
+
+    /// Stops a channel: its source, then its workers (each finishes the message it holds).
+    pub async fn stop(&self, name: &str) -> Result<()> {
+        let ch = self.channel(name)?;
+        ch.state.send_replace(ChannelState::Stopped);
+        crate::source::stop(&ch).await;
+        ch.source_wake.notify_waiters();
+        for w in &ch.destination_wake {
+            w.notify_waiters();
+        }
+        let workers = std::mem::take(&mut ch.tasks.lock().expect("lock").workers);
+        for w in workers {
+            if let Err(e) = w.await
+                && e.is_panic()
+            {
+                warn!(channel = %name, "a worker panicked");
+            }
+        }
+        info!(channel = %name, "stopped");
+        Ok(())
+    }
+
+    /// Pauses or resumes one destination's deliveries.
+    pub fn pause_destination(&self, name: &str, destination: &str, paused: bool) -> Result<()> {
+        let ch = self.channel(name)?;
+        let n = self.destination_number(&ch, destination)?;
+        ch.destination_paused[usize::from(n) - 1].store(paused, Ordering::Relaxed);
+        ch.wake_destination(n);
+        Ok(())
+    }
+
+    /// A destination's number from its name or number.
+    pub fn destination_number(&self, ch: &Channel, destination: &str) -> Result<Destination> {
+        ch.pipeline
+            .destinations
+            .iter()
+            .find(|d| d.name == destination || d.number.to_string() == destination)
+            .map(|d| d.number)
+            .ok_or_else(|| EngineError::UnknownDestination {
+                channel: ch.config.name.clone(),
+                destination: destination.to_owned(),
+            })
+    }
+
+    /// Stops every channel.
+    pub async fn shutdown(&self) {
+        let names: Vec<String> = self
+            .channels
+            .read()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        for n in names {
+            let _ = self.stop(&n).await;
+        }
+    }
+
+    /// Stores a message received by `channel`'s source and queues it for processing; returns
+    /// once it is durably stored. `message` must carry the channel name.
+    pub async fn accept(&self, message: NewMessage) -> Result<MessageId> {
+        let ch = self.channel(&message.channel)?;
+        let mut message = message;
+        let queue = message.status == Status::Received;
+        if queue {
+            message = message.enqueue_to(ch.queue(0), 0);
+        }
+        let id = self.store.append(message).await?;
+        ch.metrics.received.inc();
+        if queue {
+            ch.source_wake.notify_one();
+        }
+        Ok(id)
+    }
+
+    /// Registers interest in a message's end of processing (call before it can finish).
+    pub fn watch(&self, id: MessageId) -> oneshot::Receiver<Finished> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("lock")
+            .entry(id)
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    /// Stops waiting for a message (after a time-out).
+    pub fn unwatch(&self, id: MessageId) {
+        self.waiters.lock().expect("lock").remove(&id);
+    }
+
+    pub(crate) fn is_watched(&self, id: MessageId) -> bool {
+        self.waiters.lock().expect("lock").contains_key(&id)
+    }
+
+    pub(crate) fn finish(&self, id: MessageId, finished: &Finished) {
+        if let Some(list) = self.waiters.lock().expect("lock").remove(&id) {
+            for tx in list {
+                let _ = tx.send(finished.clone());
+            }
+        }
+    }
+
+    /// Accepts a message and waits until every destination has a result (or `wait` passes:
+    /// then `None`; the message stays queued and will be delivered).
+    pub async fn accept_and_wait(
+        &self,
+        message: NewMessage,
+        wait: Duration,
+    ) -> Result<(MessageId, Option<Finished>)> {
+        let id = self.accept(message).await?;
+        let rx = self.watch(id);
+        // it may have finished before the watch was registered
+        if let Some(m) = self.store.get(id).await?
+            && is_final(m.summary.status)
+        {
+            self.unwatch(id);
+            return Ok((
+                id,
+                Some(Finished {
+                    status: m.summary.status,
+                    error: m.summary.error,
+                }),
+            ));
+        }
+        if let Ok(Ok(f)) = tokio::time::timeout(wait, rx).await {
+            Ok((id, Some(f)))
+        } else {
+            self.unwatch(id);
+            Ok((id, None))
+        }
+    }
+}
+
+/// Whether a message status is an end state (every destination has a result).
+pub fn is_final(status: Status) -> bool {
+    !matches!(status, Status::Received | Status::Queued)
+}

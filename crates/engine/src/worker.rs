@@ -1,0 +1,480 @@
+//! The workers of a channel: one that processes received messages (source queue, in order)
+//! and, per destination, one ordered sender or several parallel ones.
+//!
+//! Every step is a store transition: claiming leases the queue items, and the result of a
+//! message (its content stages, statuses, and the items of the next queues) is written in
+//! the same transaction that completes its item. A crash at any point leaves the item leased;
+//! the lease runs out (or this node, restarting under the same name, takes it back at once)
+//! and the message is processed again: at-least-once, never lost.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use connectors::SendError;
+use serde_json::{Map, Value};
+use store::{
+    DestinationUpdate, Enqueue, Journal as _, QueueItem, QueueState, Queues as _, Stage, Status,
+    StoredMessage, Timestamp, Transition,
+};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::pipeline::Routed;
+use crate::runtime::{Channel, ChannelState, Engine, Finished, is_final, queue_name};
+use crate::sender::Sender;
+
+/// Starts the source worker and the destination workers of a channel.
+pub(crate) fn spawn_all(engine: &Arc<Engine>, ch: &Arc<Channel>) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(source_worker(
+        Arc::clone(engine),
+        Arc::clone(ch),
+    ))];
+    for (i, d) in ch.config.destinations.iter().enumerate() {
+        for w in 0..d.queue.workers {
+            tasks.push(tokio::spawn(destination_worker(
+                Arc::clone(engine),
+                Arc::clone(ch),
+                u16::try_from(i + 1).unwrap_or(u16::MAX),
+                w,
+            )));
+        }
+    }
+    tasks
+}
+
+/// Waits for a wake-up, a state change or `max`; returns false when the channel stopped.
+async fn idle(ch: &Channel, wake: &tokio::sync::Notify, max: Duration) -> bool {
+    let mut state = ch.state.subscribe();
+    if *state.borrow() == ChannelState::Stopped {
+        return false;
+    }
+    tokio::select! {
+        () = wake.notified() => {}
+        _ = state.changed() => {}
+        () = tokio::time::sleep(max) => {}
+    }
+    ch.state() != ChannelState::Stopped
+}
+
+fn owner(engine: &Engine, queue: &str, worker: u32) -> String {
+    format!("{}:{queue}#{worker}", engine.config.node)
+}
+
+async fn source_worker(engine: Arc<Engine>, ch: Arc<Channel>) {
+    let queue = queue_name(ch.name(), 0);
+    let owner = owner(&engine, &queue, 0);
+    let store = Arc::clone(&engine.store);
+    while ch.state() != ChannelState::Stopped {
+        let items = match store
+            .claim_head(&queue, &owner, engine.config.lease, 64)
+            .await
+        {
+            Ok(items) => items,
+            Err(e) => {
+                warn!(channel = %ch.name(), error = %e, "cannot claim received messages; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if items.is_empty() {
+            if !idle(&ch, &ch.source_wake, engine.config.idle_poll).await {
+                break;
+            }
+            continue;
+        }
+        let mut transitions = Vec::with_capacity(items.len());
+        let mut finished = Vec::new();
+        let mut woken = Vec::new();
+        for item in &items {
+            let started = Instant::now();
+            let message = match store.get(item.message_id).await {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    // pruned meanwhile: nothing to do but complete the item
+                    let mut t = Transition::new(item.message_id);
+                    t.complete = Some((item.id, owner.clone()));
+                    transitions.push(t);
+                    continue;
+                }
+                Err(e) => {
+                    warn!(channel = %ch.name(), id = %item.message_id, error = %e, "cannot read a received message");
+                    break;
+                }
+            };
+            let t = process_one(&ch, item, &owner, &message, &mut woken, &mut finished).await;
+            ch.metrics.processing.observe(started.elapsed());
+            transitions.push(t);
+        }
+        if transitions.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if let Err(e) = store.apply(transitions).await {
+            warn!(channel = %ch.name(), error = %e, "cannot record processed messages; they will be processed again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        woken.sort_unstable();
+        woken.dedup();
+        for n in woken {
+            ch.wake_destination(n);
+        }
+        for (id, f) in finished {
+            engine.finish(id, &f);
+        }
+    }
+    debug!(channel = %ch.name(), "source worker stopped");
+}
+
+/// Runs the pipeline on one received message and builds its transition.
+async fn process_one(
+    ch: &Channel,
+    item: &QueueItem,
+    owner: &str,
+    message: &StoredMessage,
+    woken: &mut Vec<store::Destination>,
+    finished: &mut Vec<(store::MessageId, Finished)>,
+) -> Transition {
+    let s = &message.summary;
+    let mut source_map = Map::new();
+    let mut put = |k: &str, v: Option<&String>| {
+        if let Some(v) = v {
+            source_map.insert(k.into(), Value::String(v.clone()));
+        }
+    };
+    put("peerAddress", s.peer_addr.as_ref());
+    put("tlsSubject", s.tls_subject.as_ref());
+    put("originalId", s.original_id.map(|i| i.to_string()).as_ref());
+    for (k, v) in &message.metadata {
+        source_map
+            .entry(k.clone())
+            .or_insert_with(|| Value::String(v.clone()));
+    }
+    let id = s.id.to_string();
+    let raw = message.raw().unwrap_or_default();
+    let p = ch
+        .pipeline
+        .process(raw, &id, source_map, s.route_only.as_deref())
+        .await;
+    for line in &p.logs {
+        debug!(channel = %ch.name(), id = %id, level = ?line.level, "script: {}", line.text);
+    }
+    let mut t = Transition::new(s.id);
+    t.complete = Some((item.id, owner.to_owned()));
+    t.status = Some((p.status, p.error.clone()));
+    if let Some(tr) = p.transformed {
+        t.content.push((0, Stage::Transformed, tr));
+    }
+    match p.status {
+        Status::Filtered => ch.metrics.filtered.inc(),
+        Status::Error => {
+            ch.metrics.errored.inc();
+            debug!(channel = %ch.name(), id = %id, error = p.error.as_deref().unwrap_or(""), "processing failed");
+        }
+        _ => {}
+    }
+    for (n, name, routed) in p.routed {
+        let status = match routed {
+            Routed::Encoded(bytes) => {
+                t.content.push((n, Stage::Encoded, bytes));
+                t.enqueue.push(Enqueue {
+                    queue: queue_name(ch.name(), n),
+                    destination: n,
+                });
+                woken.push(n);
+                (Status::Queued, None)
+            }
+            Routed::Filtered => {
+                if let Some(m) = ch.metrics.destination(n) {
+                    m.filtered.inc();
+                }
+                (Status::Filtered, None)
+            }
+            Routed::Error(e) => {
+                if let Some(m) = ch.metrics.destination(n) {
+                    m.errored.inc();
+                }
+                (Status::Error, Some(e))
+            }
+            Routed::Skipped => continue,
+        };
+        t.destinations.push(DestinationUpdate {
+            destination: n,
+            name,
+            status: status.0,
+            error: status.1,
+        });
+    }
+    ch.metrics.processed.inc();
+    if t.enqueue.is_empty() {
+        finished.push((
+            s.id,
+            Finished {
+                status: p.status,
+                error: p.error,
+            },
+        ));
+    }
+    t
+}
+
+#[allow(clippy::too_many_lines)] // the delivery loop with its three outcomes
+async fn destination_worker(
+    engine: Arc<Engine>,
+    ch: Arc<Channel>,
+    n: store::Destination,
+    worker: u32,
+) {
+    let queue = queue_name(ch.name(), n);
+    let owner = owner(&engine, &queue, worker);
+    let Some(plan) = ch.pipeline.destination(n) else {
+        return;
+    };
+    let queue_cfg = plan.queue.clone();
+    let ordered = queue_cfg.workers == 1;
+    let wake = &ch.destination_wake[usize::from(n) - 1];
+    let config = &ch.config.destinations[usize::from(n) - 1];
+    let mut sender = match Sender::build(config, &engine).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(channel = %ch.name(), destination = %plan.name, error = %e, "destination cannot start; messages stay queued");
+            return;
+        }
+    };
+    let store = Arc::clone(&engine.store);
+    let poll = engine
+        .config
+        .idle_poll
+        .min(queue_cfg.initial_backoff.max(Duration::from_millis(10)));
+    while ch.state() != ChannelState::Stopped {
+        if ch.destination_paused[usize::from(n) - 1].load(Ordering::Relaxed) {
+            if !idle(&ch, wake, engine.config.idle_poll).await {
+                break;
+            }
+            continue;
+        }
+        let claimed = if ordered {
+            store
+                .claim_head(&queue, &owner, engine.config.lease, queue_cfg.batch)
+                .await
+        } else {
+            store
+                .claim(&queue, &owner, engine.config.lease, queue_cfg.batch)
+                .await
+        };
+        let items = match claimed {
+            Ok(items) => items,
+            Err(e) => {
+                warn!(channel = %ch.name(), destination = %plan.name, error = %e, "cannot claim; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if items.is_empty() {
+            if !idle(&ch, wake, poll).await {
+                break;
+            }
+            continue;
+        }
+        let mut done = Vec::new();
+        let mut ended = Vec::new();
+        for item in &items {
+            if ch.state() == ChannelState::Stopped {
+                break;
+            }
+            let step = deliver(&engine, &ch, plan, &mut sender, item, &owner).await;
+            match step {
+                Delivery::Done(t) => {
+                    ended.push(item.message_id);
+                    done.push(*t);
+                }
+                Delivery::Retry { error } => {
+                    // record what was sent before this one, then the failed attempt
+                    flush(&engine, &ch, &mut done, &mut ended).await;
+                    let attempt = item.attempts + 1;
+                    let retry_at = Timestamp::now().saturating_add(queue_cfg.backoff(attempt));
+                    match store
+                        .nack(item.id, &owner, retry_at, &error, queue_cfg.max_attempts)
+                        .await
+                    {
+                        Ok(QueueState::Dead) => {
+                            warn!(channel = %ch.name(), destination = %plan.name, id = %item.message_id, attempts = attempt, "delivery failed for good; message in ERROR");
+                            dead(&engine, &ch, plan, item, &error).await;
+                        }
+                        Ok(_) => {
+                            if let Some(m) = ch.metrics.destination(n) {
+                                m.retried.inc();
+                            }
+                            debug!(channel = %ch.name(), destination = %plan.name, id = %item.message_id, attempt, error = %error, "delivery failed; will retry");
+                        }
+                        Err(e) => {
+                            warn!(channel = %ch.name(), error = %e, "cannot record a failed attempt");
+                        }
+                    }
+                    if ordered {
+                        // the rest waits behind it: keep the order
+                        break;
+                    }
+                }
+                Delivery::Fail { error } => {
+                    flush(&engine, &ch, &mut done, &mut ended).await;
+                    let _ = store
+                        .nack(item.id, &owner, Timestamp::now(), &error, item.attempts + 1)
+                        .await;
+                    warn!(channel = %ch.name(), destination = %plan.name, id = %item.message_id, "delivery refused; message in ERROR");
+                    dead(&engine, &ch, plan, item, &error).await;
+                }
+            }
+        }
+        flush(&engine, &ch, &mut done, &mut ended).await;
+    }
+    sender.close().await;
+    debug!(channel = %ch.name(), destination = %plan.name, "destination worker stopped");
+}
+
+enum Delivery {
+    Done(Box<Transition>),
+    Retry { error: String },
+    Fail { error: String },
+}
+
+/// Sends one queued message and builds the transition recording it.
+async fn deliver(
+    engine: &Engine,
+    ch: &Channel,
+    plan: &crate::pipeline::DestinationPlan,
+    sender: &mut Sender,
+    item: &QueueItem,
+    owner: &str,
+) -> Delivery {
+    let n = plan.number;
+    let message = match engine.store.get(item.message_id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            let mut t = Transition::new(item.message_id);
+            t.complete = Some((item.id, owner.to_owned()));
+            return Delivery::Done(Box::new(t));
+        }
+        Err(e) => {
+            return Delivery::Retry {
+                error: format!("cannot read the message: {e}"),
+            };
+        }
+    };
+    let Some(encoded) = message.stage(n, Stage::Encoded) else {
+        return Delivery::Fail {
+            error: "the message has no encoded content for this destination".into(),
+        };
+    };
+    let id = message.summary.id.to_string();
+    match sender.send(encoded, &id, ch.name()).await {
+        Ok(delivered) => {
+            let mut t = Transition::new(item.message_id);
+            t.complete = Some((item.id, owner.to_owned()));
+            t.content.push((n, Stage::Sent, encoded.to_vec()));
+            let mut status = (Status::Sent, None);
+            if let Some(resp) = &delivered.response {
+                match ch.pipeline.transform_response(n, &id, resp).await {
+                    Ok(r) => t.content.push((n, Stage::Response, r)),
+                    Err(e) => {
+                        t.content.push((n, Stage::Response, resp.clone()));
+                        status = (Status::Error, Some(e.to_string()));
+                    }
+                }
+            }
+            if let Some(m) = ch.metrics.destination(n) {
+                if status.0 == Status::Sent {
+                    m.sent.inc();
+                    let micros =
+                        Timestamp::now().as_micros() - message.summary.received_at.as_micros();
+                    m.latency.observe(Duration::from_micros(
+                        u64::try_from(micros).unwrap_or_default(),
+                    ));
+                } else {
+                    m.errored.inc();
+                }
+            }
+            t.destinations.push(DestinationUpdate {
+                destination: n,
+                name: plan.name.clone(),
+                status: status.0,
+                error: status.1,
+            });
+            t.refresh_status = true;
+            Delivery::Done(Box::new(t))
+        }
+        Err(SendError::Retryable(error)) => Delivery::Retry { error },
+        Err(SendError::Permanent(error)) => Delivery::Fail { error },
+    }
+}
+
+/// Writes the transitions of sent messages and tells anyone waiting for them.
+async fn flush(
+    engine: &Engine,
+    ch: &Channel,
+    done: &mut Vec<Transition>,
+    ended: &mut Vec<store::MessageId>,
+) {
+    if done.is_empty() {
+        return;
+    }
+    if let Err(e) = engine.store.apply(std::mem::take(done)).await {
+        warn!(channel = %ch.name(), error = %e, "cannot record deliveries; they will be sent again");
+        ended.clear();
+        return;
+    }
+    for id in std::mem::take(ended) {
+        notify_if_final(engine, id).await;
+    }
+}
+
+/// Records a message that failed for good at a destination.
+async fn dead(
+    engine: &Engine,
+    ch: &Channel,
+    plan: &crate::pipeline::DestinationPlan,
+    item: &QueueItem,
+    error: &str,
+) {
+    if let Some(m) = ch.metrics.destination(plan.number) {
+        m.errored.inc();
+    }
+    let mut t = Transition::new(item.message_id);
+    t.destinations.push(DestinationUpdate {
+        destination: plan.number,
+        name: plan.name.clone(),
+        status: Status::Error,
+        error: Some(error.to_owned()),
+    });
+    t.refresh_status = true;
+    if let Err(e) = engine.store.apply(vec![t]).await {
+        warn!(channel = %ch.name(), error = %e, "cannot record a failed delivery");
+    }
+    notify_if_final(engine, item.message_id).await;
+}
+
+async fn notify_if_final(engine: &Engine, id: store::MessageId) {
+    if !engine.is_watched(id) {
+        return;
+    }
+    if let Ok(Some(m)) = engine.store.get(id).await
+        && is_final(m.summary.status)
+    {
+        let error = m
+            .destinations
+            .iter()
+            .filter_map(|d| d.error.as_ref().map(|e| format!("{}: {e}", d.name)))
+            .collect::<Vec<_>>();
+        engine.finish(
+            id,
+            &Finished {
+                status: m.summary.status,
+                error: m
+                    .summary
+                    .error
+                    .or_else(|| (!error.is_empty()).then(|| error.join("; "))),
+            },
+        );
+    }
+}
