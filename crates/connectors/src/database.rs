@@ -47,12 +47,15 @@ pub struct PgWriterConfig {
     /// Most connections open at once. Default: 4.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
-    /// Longest time for one message: waiting for a connection and running the statement.
-    /// Past it the message is retried (it may have been written: at least once).
-    /// Default: 30 s.
+    /// Longest wait for a connection, and longest run of the statement: it is the sessions'
+    /// `statement_timeout`, so the server itself stops a statement that runs too long (a
+    /// lock wait, say) before the message is retried. Default: 30 s.
     #[serde(default = "default_timeout", with = "mllp::duration")]
     pub timeout: Duration,
 }
+
+/// How long past `timeout` to wait for a statement's answer before giving up on the server.
+const BACKSTOP: Duration = Duration::from_secs(5);
 
 fn default_pool_size() -> usize {
     4
@@ -125,6 +128,16 @@ impl PgWriter {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(Duration::from_secs(10));
         }
+        // The server, not a client-side timer, ends a statement that runs too long: a
+        // cancel sent from here could arrive before the statement starts and be ignored, and
+        // the statement would then write its row after the message was retried.
+        let statement_timeout =
+            format!("-c statement_timeout={}", config.timeout.as_millis().max(1));
+        let options = match pg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {statement_timeout}"),
+            _ => statement_timeout,
+        };
+        pg.options(&options);
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -214,18 +227,18 @@ impl PgWriter {
         .map_err(|e| classify("preparing the statement", &e))?;
         let params: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        // statement_timeout ends the statement on the server; this only guards against a
+        // server or network that stopped answering altogether.
+        let backstop = tokio::time::Instant::now() + self.config.timeout + BACKSTOP;
         let cancel = client.cancel_token();
         let Ok(executed) =
-            tokio::time::timeout_at(deadline, client.execute(&statement, &params)).await
+            tokio::time::timeout_at(backstop, client.execute(&statement, &params)).await
         else {
-            // Otherwise the statement would still run once the server gets to it, and the
-            // retry would write the row twice.
-            let cancelled = cancel.cancel_query(NoTls).await;
-            return Err(late(if cancelled.is_ok() {
-                "no answer from PostgreSQL (the statement was cancelled)"
-            } else {
-                "no answer from PostgreSQL (cancelling the statement failed)"
-            }));
+            let _ = cancel.cancel_query(NoTls).await;
+            return Err(SendError::Retryable(format!(
+                "no answer from PostgreSQL within {:?}",
+                self.config.timeout + BACKSTOP
+            )));
         };
         let rows = executed.map_err(|e| classify("running the statement", &e))?;
         Ok(Delivered {

@@ -190,7 +190,7 @@ async fn chunked_body_over_the_limit_and_slow_body() {
     let recorder = Recorder::new();
     let server = Running::start(
         HttpListenerConfig {
-            read_timeout: Duration::from_millis(300),
+            read_timeout: Duration::from_secs(1),
             ..config()
         },
         &recorder,
