@@ -520,11 +520,7 @@ impl Op {
                 Ok(true)
             }
             Self::Template(t) => {
-                let text = t.render(&Escaped(MessageFields { ctx, env }), SystemTime::now());
-                let text = text.trim().replace("\r\n", "\r").replace('\n', "\r");
-                let data = Data::parse(script::DataType::Hl7v2, text.as_bytes())
-                    .map_err(|e| format!("the template does not give a valid HL7 message: {e}"))?;
-                ctx.data = data;
+                ctx.data = from_template(t, ctx, env)?;
                 Ok(true)
             }
             Self::ToJson => {
@@ -581,4 +577,13 @@ pub fn set_text(data: &mut Data, path: &str, text: &str) -> Result<(), String> {
             other.data_type()
         )),
     }
+}
+
+/// Builds a new HL7 v2 message from a template whose field values are escaped.
+fn from_template(t: &Template, ctx: &Context, env: &Env<'_>) -> Result<Data, String> {
+    let text = t.render(&Escaped(MessageFields { ctx, env }), SystemTime::now());
+    let mut text = text.trim().replace("\r\n", "\r").replace('\n', "\r");
+    text.push('\r');
+    Data::parse(script::DataType::Hl7v2, text.as_bytes())
+        .map_err(|e| format!("the template does not give a valid HL7 message: {e}"))
 }

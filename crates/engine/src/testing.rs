@@ -59,19 +59,26 @@ pub async fn run_fixtures(
         }
         let expected = expected_files(&expected_dir)?;
         if update {
-            std::fs::create_dir_all(&expected_dir)?;
             for old in expected.values() {
                 std::fs::remove_file(old)?;
+            }
+            if expected_dir.is_dir() {
+                // gone if it is empty now: a filtered message has no expected folder
+                let _ = std::fs::remove_dir(&expected_dir);
             }
         }
         for (_, name, routed) in &p.routed {
             let want = expected.get(name.as_str());
             match (routed, want) {
                 (Routed::Encoded(bytes), _) if update => {
-                    let ext = input
-                        .extension()
-                        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
+                    let ext = match bytes.first() {
+                        _ if bytes.starts_with(b"MSH") => ".hl7",
+                        Some(b'{' | b'[') => ".json",
+                        Some(b'<') => ".xml",
+                        _ => ".txt",
+                    };
                     let text = String::from_utf8_lossy(bytes).replace('\r', "\n");
+                    std::fs::create_dir_all(&expected_dir)?;
                     std::fs::write(expected_dir.join(format!("{name}{ext}")), text)?;
                 }
                 (Routed::Encoded(bytes), Some(file)) => {
