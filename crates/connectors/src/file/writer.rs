@@ -95,6 +95,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl FileWriter {
     /// Creates the directory if needed and makes the writer.
     pub fn new(config: FileWriterConfig) -> Result<Self> {
+        check_name(&config.name)?;
         let dir_error = |reason: String| Error::Directory {
             what: "file writer directory",
             path: config.directory.clone(),
@@ -168,6 +169,24 @@ impl Destination for FileWriter {
     ) -> BoxFuture<'a, Result<Delivered, SendError>> {
         Box::pin(FileWriter::send(self, bytes, fields))
     }
+}
+
+/// Refuses, when the configuration is read, a name that is absolute or has a literal `..`
+/// part; what values make of it is checked per message.
+fn check_name(name: &Template) -> Result<()> {
+    let source = name.source();
+    let bad = |why: &str| {
+        Err(Error::Config(format!(
+            "file writer name {source:?} {why}: names are relative to the directory"
+        )))
+    };
+    if source.starts_with('/') {
+        return bad("is absolute");
+    }
+    if source.split('/').any(|part| part == "..") {
+        return bad("has a `..` part");
+    }
+    Ok(())
 }
 
 /// Keeps field values from adding path parts: separators, NUL and control characters become
@@ -315,10 +334,17 @@ mod tests {
             let err = w.target_path(&fields(&[("a", a), ("b", b)])).unwrap_err();
             assert!(!err.is_retryable(), "{err}");
         }
-        let abs = writer(dir.path(), "/etc/${a}");
-        assert!(abs.target_path(&fields(&[("a", "x")])).is_err());
-        let up = writer(dir.path(), "../${a}");
-        assert!(up.target_path(&fields(&[("a", "x")])).is_err());
+        for bad in ["/etc/${a}", "../${a}", "a/../../${a}", "x/.."] {
+            let config = FileWriterConfig {
+                directory: dir.path().to_owned(),
+                name: Template::parse(bad).unwrap(),
+                ..FileWriterConfig::default()
+            };
+            assert!(config.build().is_err(), "{bad}");
+        }
+        // `..` inside a name is just dots.
+        let dots = writer(dir.path(), "a..b${a}..hl7");
+        assert!(dots.target_path(&fields(&[("a", "x")])).is_ok());
     }
 
     #[test]
