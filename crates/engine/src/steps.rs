@@ -581,9 +581,18 @@ pub fn set_text(data: &mut Data, path: &str, text: &str) -> Result<(), String> {
 
 /// Builds a new HL7 v2 message from a template whose field values are escaped.
 fn from_template(t: &Template, ctx: &Context, env: &Env<'_>) -> Result<Data, String> {
-    let text = t.render(&Escaped(MessageFields { ctx, env }), SystemTime::now());
-    let mut text = text.trim().replace("\r\n", "\r").replace('\n', "\r");
-    text.push('\r');
+    let rendered = t.render(&Escaped(MessageFields { ctx, env }), SystemTime::now());
+    // one segment per line; indentation and blank lines (TOML multi-line strings) are not
+    // part of any segment
+    let mut text = String::with_capacity(rendered.len() + 1);
+    for line in rendered
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.trim().is_empty())
+    {
+        text.push_str(line);
+        text.push('\r');
+    }
     Data::parse(script::DataType::Hl7v2, text.as_bytes())
         .map_err(|e| format!("the template does not give a valid HL7 message: {e}"))
 }
