@@ -54,7 +54,7 @@ pub struct MllpBenchArgs {
     pub dir: Option<std::path::PathBuf>,
 }
 
-const ADT: &str = "MSH|^~\\&|BENCH|PLEXUS|PLEXUS|PLEXUS|20260101120000||ADT^A01^ADT_A01|{ID}|P|2.5.1\rEVN|A01|20260101120000\rPID|1||{ID}^^^PLEXUS^MR||BENCHPATIENT^ALPHA^Q||19800101|F|||1 TEST ST^^TESTVILLE^TS^99999||555-555-0100\rPV1|1|I|4W^401^A^PLEXUS||||1234^DOCTOR^TEST\r";
+pub(crate) const ADT: &str = "MSH|^~\\&|BENCH|PLEXUS|PLEXUS|PLEXUS|20260101120000||ADT^A01^ADT_A01|{ID}|P|2.5.1\rEVN|A01|20260101120000\rPID|1||{ID}^^^PLEXUS^MR||BENCHPATIENT^ALPHA^Q||19800101|F|||1 TEST ST^^TESTVILLE^TS^99999||555-555-0100\rPV1|1|I|4W^401^A^PLEXUS||||1234^DOCTOR^TEST\r";
 
 /// Runs the benchmark and prints a report (Markdown).
 pub async fn run(args: MllpBenchArgs) -> Result<()> {
@@ -94,7 +94,7 @@ pub async fn run(args: MllpBenchArgs) -> Result<()> {
 
     let before = store.stats();
     let started = Instant::now();
-    let (total, mut latencies) = drive(addr, &args).await?;
+    let (total, mut latencies) = drive(addr, args.connections, args.seconds, args.rate).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let after = store.stats();
     let _ = stop_tx.send(true);
@@ -146,13 +146,18 @@ pub async fn run(args: MllpBenchArgs) -> Result<()> {
 
 /// Runs the clients until the time is up; returns the messages accepted and each ACK latency
 /// in microseconds.
-async fn drive(addr: std::net::SocketAddr, args: &MllpBenchArgs) -> Result<(u64, Vec<u32>)> {
+pub(crate) async fn drive(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    seconds: u64,
+    rate: u64,
+) -> Result<(u64, Vec<u32>)> {
     let sent = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let per_conn_interval = (args.rate > 0)
-        .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let per_conn_interval =
+        (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
     let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..args.connections {
+    for c in 0..connections {
         let sent = Arc::clone(&sent);
         tasks.spawn(async move {
             let mut client =
@@ -188,7 +193,7 @@ async fn drive(addr: std::net::SocketAddr, args: &MllpBenchArgs) -> Result<(u64,
 }
 
 /// Writes 4 KiB and calls fdatasync, again and again: the physical limit of one-by-one commits.
-fn fsync_rate(path: &std::path::Path, for_: Duration) -> Result<f64> {
+pub(crate) fn fsync_rate(path: &std::path::Path, for_: Duration) -> Result<f64> {
     let mut f = std::fs::File::create(path)?;
     let block = [0x5Au8; 4096];
     let start = Instant::now();
@@ -202,7 +207,7 @@ fn fsync_rate(path: &std::path::Path, for_: Duration) -> Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn peak_rss_kb() -> u64 {
+pub(crate) fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -213,7 +218,7 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-async fn drop_schema(url: &str, schema: &str) -> Result<()> {
+pub(crate) async fn drop_schema(url: &str, schema: &str) -> Result<()> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     let task = tokio::spawn(conn);
     client

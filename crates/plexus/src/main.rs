@@ -10,6 +10,7 @@
 mod admin;
 mod alerts;
 mod bench;
+mod bench_channel;
 mod channel_cli;
 mod config;
 mod hl7;
@@ -63,6 +64,8 @@ enum Command {
 enum BenchCommand {
     /// MLLP receive → durable store → ACK, with concurrent clients over loopback.
     Mllp(bench::MllpBenchArgs),
+    /// MLLP in → channel with a transformer → MLLP out to a local sink, durable.
+    Channel(bench_channel::ChannelBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Messages(cmd) => runtime().and_then(|rt| rt.block_on(messages::run(cli.config, cmd))),
         Command::Channel { admin, command } => runtime().and_then(|rt| rt.block_on(channel_cli::run(cli.config, admin, command))),
         Command::Test(args) => runtime().and_then(|rt| rt.block_on(channel_cli::test(args))),
+        Command::Bench(BenchCommand::Channel(args)) => runtime().and_then(|rt| rt.block_on(bench_channel::run(args)).map(|()| ExitCode::SUCCESS)),
         Command::Bench(BenchCommand::Mllp(args)) => runtime().and_then(|rt| rt.block_on(bench::run(args)).map(|()| ExitCode::SUCCESS)),
     };
     match result {
