@@ -579,18 +579,14 @@ impl Failure {
                 ),
             )
         };
-        let stack_of = |f: &Failure| match f {
-            Failure::Thrown { stack, .. } => stack.clone(),
-            _ => None,
-        };
         if clock.fired.get() {
-            let mut e = ScriptError::new(
+            // no line: QuickJS places the interrupt at the last position it recorded, often
+            // the start of the function rather than the loop that ran away
+            return ScriptError::new(
                 ScriptErrorKind::Timeout,
                 script,
                 format!("timed out: the run took longer than {:?}", limits.time),
             );
-            locate(&mut e, stack_of(&self).as_deref(), file, lines);
-            return e;
         }
         match self {
             Self::OverBudget => {
