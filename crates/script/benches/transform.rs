@@ -2,9 +2,10 @@
 //! bytes, run the script, encode the result. The target is 10,000 messages/s.
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use script::{Context, Data, DataType, Limits, Sandbox, ScriptKind};
+use script::{Context, Data, DataType, Limits, Sandbox, ScriptKind, ScriptPool, ScriptSource};
 
 const ADT_A01: &[u8] = include_bytes!("../../hl7v2/tests/fixtures/adt_a01.hl7");
 
@@ -39,5 +40,50 @@ fn transform(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, transform);
+/// The same work through a [`ScriptPool`] of two workers, 64 messages in flight from tokio
+/// tasks, as the channel engine runs it.
+fn pool(c: &mut Criterion) {
+    const BATCH: usize = 64;
+    let pool = Arc::new(
+        ScriptPool::new(
+            2,
+            Limits::default(),
+            vec![ScriptSource {
+                name: "bench/transformer".into(),
+                source: TRANSFORMER.into(),
+                kind: ScriptKind::Transformer,
+            }],
+        )
+        .expect("pool"),
+    );
+    let id = pool.script_id("bench/transformer").expect("id");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio");
+    let mut group = c.benchmark_group("pool");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("adt_a01_three_fields_2_workers_64_in_flight", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..BATCH {
+                    let pool = pool.clone();
+                    tasks.spawn(async move {
+                        let data = Data::parse(DataType::Hl7v2, ADT_A01).expect("parses");
+                        let (cx, r) = pool.run(id, Context::new(data)).await;
+                        r.expect("runs");
+                        cx.data.encode().len()
+                    });
+                }
+                while let Some(n) = tasks.join_next().await {
+                    black_box(n.expect("task"));
+                }
+            });
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transform, pool);
 criterion_main!(benches);
