@@ -363,3 +363,52 @@ fn a_bad_script_id_is_an_api_error() {
         .unwrap_err();
     assert_eq!(e.kind, ScriptErrorKind::Api);
 }
+
+#[test]
+fn odd_sources_and_reentrant_calls_fail_cleanly() {
+    let mut sb = Sandbox::new(Limits {
+        memory_bytes: 16 << 20,
+        time: Duration::from_millis(500),
+    })
+    .unwrap();
+    // a NUL byte cannot reach QuickJS
+    let e = sb
+        .compile("nul", "var a = '\0';", ScriptKind::Filter)
+        .unwrap_err();
+    assert_eq!(e.kind, ScriptErrorKind::Compile);
+    // control characters in the name do not break error locations
+    let id = sb
+        .compile("two\nlines", "\nnull.x;", ScriptKind::Filter)
+        .unwrap();
+    let e = sb.run(id, &mut Context::new(adt())).unwrap_err();
+    assert_eq!((e.script.as_str(), e.line), ("two\nlines", Some(2)));
+    // an API call from inside a value's toJSON while another call converts it
+    let id = sb
+        .compile(
+            "reentrant",
+            "msg.set('a', { toJSON: function () { msg.set('b', 1); return 2; } });",
+            ScriptKind::Transformer,
+        )
+        .unwrap();
+    let mut cx = Context::new(Data::Json(serde_json::json!({})));
+    sb.run(id, &mut cx).unwrap();
+    assert_eq!(cx.data, Data::Json(serde_json::json!({"a": 2, "b": 1})));
+    // a getter that never returns, met while copying the maps back
+    let id = sb
+        .compile(
+            "getter",
+            "Object.defineProperty(channelMap, 'x', { enumerable: true, get: function () { while (true) {} } });",
+            ScriptKind::Transformer,
+        )
+        .unwrap();
+    let e = sb.run(id, &mut Context::new(adt())).unwrap_err();
+    assert_eq!(e.kind, ScriptErrorKind::Timeout);
+    // and the sandbox still works
+    let id = sb
+        .compile("ok", "return true;", ScriptKind::Filter)
+        .unwrap();
+    assert_eq!(
+        sb.run(id, &mut Context::new(adt())).unwrap(),
+        Outcome::Accept
+    );
+}
