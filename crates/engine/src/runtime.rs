@@ -210,7 +210,8 @@ impl Engine {
             .expect("lock")
             .contains_key(&config.name)
         {
-            self.undeploy(&config.name).await?;
+            // its counters stay: a redeployment is not a new channel
+            self.remove(&config.name).await?;
         }
         let n = config.destinations.len();
         let channel = Arc::new(Channel {
@@ -235,11 +236,17 @@ impl Engine {
         Ok(channel)
     }
 
-    /// Stops and removes a channel. Its messages and queues stay in the store.
+    /// Stops and removes a channel and its metrics. Its messages and queues stay in the store.
     pub async fn undeploy(&self, name: &str) -> Result<()> {
+        self.remove(name).await?;
+        self.metrics.remove_channel(name);
+        Ok(())
+    }
+
+    /// Stops a channel and takes it out of the deployed ones, keeping its metrics.
+    async fn remove(&self, name: &str) -> Result<()> {
         self.stop(name).await?;
         self.channels.write().expect("lock").remove(name);
-        self.metrics.remove_channel(name);
         info!(channel = %name, "undeployed");
         Ok(())
     }
@@ -419,4 +426,51 @@ impl Engine {
 /// Whether a message status is an end state (every destination has a result).
 pub fn is_final(status: Status) -> bool {
     !matches!(status, Status::Received | Status::Queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_redeployed_channel_keeps_counting_where_it_was() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = store::StoreConfig::Sqlite(store::SqliteConfig::new(dir.path().join("data")));
+        let store = Arc::new(AnyStore::open(&config).await.expect("store"));
+        let engine = Engine::new(store, EngineConfig::default());
+        let channel = |destination: &str| {
+            let text = format!(
+                "[[destination]]\nname = \"{destination}\"\n[destination.channel]\nname = \"next\"\n"
+            );
+            ChannelConfig::parse(&text, Path::new("channels/c.toml")).expect("channel")
+        };
+        let counters = |engine: &Engine| {
+            engine
+                .metrics()
+                .stats("c")
+                .map(|s| (s.received, s.destinations[0].name.clone()))
+        };
+        let ch = engine.deploy(channel("a")).await.expect("deploy");
+        ch.metrics.received.inc();
+        engine.deploy(channel("a")).await.expect("redeploy");
+        assert_eq!(
+            counters(&engine),
+            Some((1, "a".into())),
+            "same destinations: counters kept"
+        );
+        engine
+            .deploy(channel("b"))
+            .await
+            .expect("redeploy, other destination");
+        assert_eq!(
+            counters(&engine),
+            Some((0, "b".into())),
+            "other destinations: new counters"
+        );
+        engine.undeploy("c").await.expect("undeploy");
+        assert_eq!(counters(&engine), None, "undeployed: no counters");
+        engine.shutdown().await;
+    }
 }
