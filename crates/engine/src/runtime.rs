@@ -473,4 +473,23 @@ mod tests {
         assert_eq!(counters(&engine), None, "undeployed: no counters");
         engine.shutdown().await;
     }
+
+    #[tokio::test]
+    async fn a_source_shows_its_address_only_while_it_listens() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = store::StoreConfig::Sqlite(store::SqliteConfig::new(dir.path().join("data")));
+        let store = Arc::new(AnyStore::open(&config).await.expect("store"));
+        let engine = Engine::new(store, EngineConfig::default());
+        let text = "[source.mllp]\nbind = \"127.0.0.1:0\"\n";
+        let config = ChannelConfig::parse(text, Path::new("channels/m.toml")).expect("channel");
+        let ch = engine.deploy(config).await.expect("deploy");
+        assert!(ch.source_addr().is_some());
+        engine.pause("m").await.expect("pause");
+        assert_eq!(ch.source_addr(), None, "paused");
+        engine.start("m").expect("start");
+        assert!(ch.source_addr().is_some());
+        engine.stop("m").await.expect("stop");
+        assert_eq!(ch.source_addr(), None, "stopped");
+        engine.shutdown().await;
+    }
 }

@@ -298,6 +298,8 @@ pub(crate) fn start(engine: &Arc<Engine>, ch: &Arc<Channel>) -> Result<()> {
 
 /// Stops a channel's source connector and waits until it has.
 pub(crate) async fn stop(ch: &Channel) {
+    // it no longer listens: the admin API must not show the address
+    *ch.source_addr.lock().expect("lock") = None;
     let source = ch.tasks.lock().expect("lock").source.take();
     if let Some((handle, tx)) = source {
         let _ = tx.send(true);
