@@ -336,3 +336,329 @@ impl Drop for Peer {
         let _ = self.child.wait();
     }
 }
+
+/// Splits the log of `tests/peers/mllp_ack_server.py` into the messages it recorded, each
+/// exactly as received; a message still being written (no separator yet) is left out.
+pub fn split_log(all: &[u8]) -> Vec<Vec<u8>> {
+    let sep = b"=== END OF MESSAGE ===\n";
+    let mut out = Vec::new();
+    let mut rest = all;
+    while let Some(i) = rest.windows(sep.len()).position(|w| w == sep) {
+        out.push(rest[..i].to_vec());
+        rest = &rest[i + sep.len()..];
+    }
+    out
+}
+
+/// The messages an `mllp_ack_server.py` has logged so far (none if the log does not exist).
+pub fn peer_messages(log: &Path) -> Vec<Vec<u8>> {
+    split_log(&std::fs::read(log).unwrap_or_default())
+}
+
+/// Starts `tests/peers/mllp_ack_server.py` logging to `log`, on `port` (0: any free port).
+pub fn mllp_peer(python: &Path, log: &Path, port: u16) -> Peer {
+    let port = port.to_string();
+    Peer::start(
+        python,
+        "mllp_ack_server.py",
+        &[
+            "--log".as_ref(),
+            log.as_os_str(),
+            "--port".as_ref(),
+            port.as_ref(),
+        ],
+    )
+}
+
+/// Polls `check` every 50 ms until it gives a value; panics after `timeout` with `what` and
+/// the last state `describe` gives.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    describe: impl Fn() -> String,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; {}",
+            describe()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One HTTP/1.1 request on a new connection (`Connection: close`); returns the status and
+/// the body. `None` when nothing answers.
+pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_mins(1))).ok()?;
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    let request = match body {
+        Some(b) => format!(
+            "{head}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ),
+        None => format!("{head}Content-Length: 0\r\n\r\n"),
+    };
+    s.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Runs `body` on a fresh PostgreSQL schema, dropped afterwards (also when `body` panics).
+pub fn with_postgres(tag: &str, body: impl FnOnce(StoreKind)) {
+    // PostgreSQL names have at most 63 characters
+    let schema = pg_schema(&tag[..tag.len().min(24)]);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        body(StoreKind::Postgres(schema.clone()));
+    }));
+    drop_schema(&schema);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// A running `plexus serve` with a channels folder (`<dir>/channels`) and the admin API on
+/// a fixed port; node name `test-node`, so that a restart takes its leases back at once.
+/// Killed when dropped.
+pub struct ChannelServer {
+    child: Child,
+    /// The admin API's port.
+    pub admin_port: u16,
+    /// The server's folder (plexus.toml, channels/, SQLite data, logs).
+    pub dir: PathBuf,
+    /// This run's log (stderr).
+    pub log: PathBuf,
+    /// The store.
+    pub store: StoreKind,
+}
+
+impl ChannelServer {
+    /// Writes plexus.toml and the channel files (`(file stem, TOML)`) into `dir`, starts
+    /// `plexus serve` and waits until its admin API answers (channels are deployed before).
+    pub fn start(dir: &Path, store: StoreKind, channels: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(dir.join("channels")).expect("channels dir");
+        for (name, text) in channels {
+            write_channel(dir, name, text);
+        }
+        let admin_port = free_port();
+        let config = format!(
+            "node = \"test-node\"\nchannels = \"channels\"\n\n{}\n[admin]\nbind = \"127.0.0.1:{admin_port}\"\n",
+            store.toml(dir)
+        );
+        std::fs::write(dir.join("plexus.toml"), config).expect("write plexus.toml");
+        Self::spawn(dir, store, admin_port)
+    }
+
+    /// Starts `plexus serve` again on the same folder, store and admin port.
+    pub fn restart(dir: &Path, store: StoreKind, admin_port: u16) -> Self {
+        Self::spawn(dir, store, admin_port)
+    }
+
+    fn spawn(dir: &Path, store: StoreKind, admin_port: u16) -> Self {
+        let n = std::fs::read_dir(dir).map_or(0, |d| d.filter_map(Result::ok).count());
+        let log = dir.join(format!("serve-{n}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_plexus"))
+            .arg("--config")
+            .arg(dir.join("plexus.toml"))
+            .arg("serve")
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start plexus serve");
+        let mut server = Self {
+            child,
+            admin_port,
+            dir: dir.to_path_buf(),
+            log,
+            store,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some((200, _)) = http(self.admin_port, "GET", "/readyz", None) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("plexus serve exited with {status}: {}", self.log_text());
+            }
+            assert!(
+                start.elapsed() < Duration::from_mins(1),
+                "plexus serve did not get ready: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The admin API's base URL, for `plexus channel --admin`.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// This run's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Rewrites a channel file (`channels/<name>.toml`).
+    pub fn write_channel(&self, name: &str, text: &str) {
+        write_channel(&self.dir, name, text);
+    }
+
+    /// A request to the admin API: status and body as JSON (a JSON string if not JSON).
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let (status, text) = http(self.admin_port, method, path, body)
+            .unwrap_or_else(|| panic!("the admin API does not answer {method} {path}"));
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, value)
+    }
+
+    /// GET that must answer 200.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let (status, v) = self.api("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    }
+
+    /// The text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        let (status, text) = http(self.admin_port, "GET", "/metrics", None).expect("/metrics");
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+
+    /// The port a channel's source listens on, from the admin API.
+    pub fn source_port(&self, channel: &str) -> u16 {
+        let v = self.get(&format!("/api/channels/{channel}"));
+        v["source"]
+            .as_str()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("channel {channel} has no source address: {v}"))
+    }
+
+    /// Messages waiting in a destination's queue (ready + leased), from the admin API.
+    pub fn queued(&self, channel: &str, destination: &str) -> u64 {
+        let v = self.get(&format!("/api/channels/{channel}"));
+        let d = v["destinations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["name"] == destination)
+            .unwrap_or_else(|| panic!("no destination {destination}: {v}"));
+        d["queue"]["ready"].as_u64().unwrap_or(0) + d["queue"]["leased"].as_u64().unwrap_or(0)
+    }
+
+    /// How many messages of `channel` have `status` (one page of up to 10,000).
+    pub fn count(&self, channel: &str, status: &str) -> usize {
+        let v = self.get(&format!(
+            "/api/messages?channel={channel}&status={status}&limit=10000"
+        ));
+        v["messages"].as_array().map_or(0, Vec::len)
+    }
+
+    /// The full record of the message of `channel` with this control id (the newest if
+    /// several), from `GET /api/messages/{id}`.
+    pub fn message_by_control_id(&self, channel: &str, control_id: &str) -> serde_json::Value {
+        let v = self.get(&format!(
+            "/api/messages?channel={channel}&control_id={control_id}&limit=1"
+        ));
+        let id = v["messages"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message {control_id} in {channel}: {v}"))
+            .to_owned();
+        self.get(&format!("/api/messages/{id}"))
+    }
+
+    /// SIGKILL: the process dies at once.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_mins(1) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(
+                    status.success(),
+                    "plexus serve exited with {status}: {}",
+                    self.log_text()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("plexus serve did not stop on SIGTERM: {}", self.log_text());
+    }
+}
+
+impl Drop for ChannelServer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn write_channel(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join("channels").join(format!("{name}.toml")), text)
+        .expect("write channel file");
+}
