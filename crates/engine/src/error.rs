@@ -59,6 +59,9 @@ pub enum EngineError {
     /// No channel with that name is deployed.
     #[error("no channel named {0:?} is deployed")]
     UnknownChannel(String),
+    /// No stored message with that id (never stored, or pruned).
+    #[error("no message {0}")]
+    UnknownMessage(store::MessageId),
     /// No destination with that name or number.
     #[error("channel {channel} has no destination {destination:?}")]
     UnknownDestination {

@@ -34,19 +34,20 @@ impl Engine {
             .store
             .get(id)
             .await?
-            .ok_or_else(|| EngineError::State {
-                channel: String::new(),
-                reason: format!("no message {id}"),
-            })?;
+            .ok_or(EngineError::UnknownMessage(id))?;
         let ch = self.channel(&m.summary.channel)?;
         let route_only = match only {
             None => None,
-            Some(names) => Some(
-                names
+            Some(names) => {
+                let mut numbers = names
                     .iter()
                     .map(|n| self.destination_number(&ch, n))
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+                    .collect::<Result<Vec<_>>>()?;
+                // "lab" and "1" may name the same destination
+                numbers.sort_unstable();
+                numbers.dedup();
+                Some(numbers)
+            }
         };
         let Some(raw) = m.raw() else {
             return Err(EngineError::State {
@@ -72,19 +73,31 @@ impl Engine {
     }
 
     /// Reprocesses every message matching `filter` (a search result or a time range), oldest
-    /// first, at most [`MAX_REPROCESS`].
+    /// first: with `filter.limit`, the newest `limit` matches (the messages the same search
+    /// lists), else every match, at most [`MAX_REPROCESS`].
+    ///
+    /// A message that cannot be reprocessed (its channel is not deployed, it has no such
+    /// destination, its content was pruned) is reported in [`ReprocessReport::failed`] and
+    /// the others go on; a store error stops the run.
     pub async fn reprocess_matching(
         &self,
         filter: &MessageFilter,
         only: Option<&[String]>,
-    ) -> Result<Vec<Reprocessed>> {
+    ) -> Result<ReprocessReport> {
+        const PAGE: usize = 1_000;
+        let cap = filter.limit.map(|l| l as usize);
         let mut ids = Vec::new();
         let mut page = filter.clone();
-        page.limit = Some(1_000);
         loop {
+            let want = cap.map_or(PAGE, |c| c.saturating_sub(ids.len()).min(PAGE));
+            if want == 0 {
+                break;
+            }
+            page.limit = Some(u32::try_from(want).unwrap_or(u32::MAX));
             let rows = self.store.list(&page).await?;
             let Some(last) = rows.last() else { break };
             page.before_id = Some(last.id);
+            let full = rows.len() == want;
             ids.extend(rows.iter().map(|r| r.id));
             if ids.len() > MAX_REPROCESS {
                 return Err(EngineError::State {
@@ -92,13 +105,23 @@ impl Engine {
                     reason: format!("more than {MAX_REPROCESS} messages match; narrow the search"),
                 });
             }
+            if !full {
+                break;
+            }
         }
         ids.reverse();
-        let mut out = Vec::with_capacity(ids.len());
+        let mut report = ReprocessReport::default();
         for id in ids {
-            out.push(self.reprocess(id, only).await?);
+            match self.reprocess(id, only).await {
+                Ok(r) => report.reprocessed.push(r),
+                Err(e @ EngineError::Store(_)) => return Err(e),
+                Err(e) => report.failed.push(ReprocessFailure {
+                    id,
+                    error: e.to_string(),
+                }),
+            }
         }
-        Ok(out)
+        Ok(report)
     }
 
     /// Messages waiting per destination: `(channel, destination, depth)`.
@@ -133,10 +156,8 @@ impl Engine {
         if older_than.is_none() && retention.max_messages.is_none() {
             return Ok(report);
         }
-        let mut archive = match &retention.archive_dir {
-            Some(dir) => Some(Archive::create(dir, channel)?),
-            None => None,
-        };
+        // made with the first batch: a run that deletes nothing leaves no empty archive
+        let mut archive: Option<Archive> = None;
         loop {
             let ids = self
                 .store
@@ -144,6 +165,9 @@ impl Engine {
                 .await?;
             if ids.is_empty() {
                 break;
+            }
+            if let (Some(dir), None) = (&retention.archive_dir, &archive) {
+                archive = Some(Archive::create(dir, channel)?);
             }
             if let Some(a) = archive.as_mut() {
                 for id in &ids {
@@ -187,6 +211,24 @@ impl Engine {
             }
         })
     }
+}
+
+/// What reprocessing a search did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReprocessReport {
+    /// The messages reprocessed, oldest first.
+    pub reprocessed: Vec<Reprocessed>,
+    /// The messages that could not be, with why.
+    pub failed: Vec<ReprocessFailure>,
+}
+
+/// A message that could not be reprocessed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReprocessFailure {
+    /// The message.
+    pub id: MessageId,
+    /// Why.
+    pub error: String,
 }
 
 /// What a prune did.

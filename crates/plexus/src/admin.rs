@@ -67,9 +67,9 @@ impl IntoResponse for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let status = match &e {
-            EngineError::UnknownChannel(_) | EngineError::UnknownDestination { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            EngineError::UnknownChannel(_)
+            | EngineError::UnknownDestination { .. }
+            | EngineError::UnknownMessage(_) => StatusCode::NOT_FOUND,
             EngineError::Config(_) | EngineError::Script { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             EngineError::State { .. } | EngineError::Connector { .. } => StatusCode::CONFLICT,
             EngineError::Store(_) | EngineError::Io { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -363,7 +363,9 @@ async fn reprocess_matching(
         .engine
         .reprocess_matching(&f, body.destinations.as_deref())
         .await?;
-    Ok(Json(json!({ "count": done.len(), "reprocessed": done })))
+    Ok(Json(
+        json!({ "count": done.reprocessed.len(), "reprocessed": done.reprocessed, "failed": done.failed }),
+    ))
 }
 
 async fn queues(State(s): State<AdminState>) -> ApiResult<Json<Value>> {
