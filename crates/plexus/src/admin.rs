@@ -4,19 +4,27 @@
 //! It binds 127.0.0.1 by default: until role-based access control lands, anyone who can
 //! reach it can deploy channels and read messages.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
-use engine::{ChannelConfig, Engine, EngineError};
+use bytes::Bytes;
+use engine::{ChannelConfig, ChannelState, Engine, EngineError};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use store::{Journal as _, MessageFilter, MessageId, Queues as _, Status, Timestamp};
+use serde_json::json;
+use store::{
+    DEFAULT_LIST_LIMIT, Journal as _, MAX_LIST_LIMIT, MessageFilter, MessageId, MessageSummary,
+    Queues as _, Status, Timestamp,
+};
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -30,32 +38,112 @@ pub struct AdminState {
     pub channels_dir: Option<PathBuf>,
 }
 
+/// The HTTP methods the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Get,
+    Post,
+}
+
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the tests compare the routes with openapi.json")
+)]
+impl Verb {
+    /// The method's key in an OpenAPI path item (`get`, `post`).
+    pub(crate) fn openapi_key(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Post => "post",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Self::Get => MethodFilter::GET,
+            Self::Post => MethodFilter::POST,
+        }
+    }
+}
+
+/// One endpoint: method, path (axum and OpenAPI write parameters the same way, `{name}`) and
+/// handler.
+pub(crate) struct Route {
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the tests compare the routes with openapi.json")
+    )]
+    pub(crate) verb: Verb,
+    pub(crate) path: &'static str,
+    handler: MethodRouter<AdminState>,
+}
+
+fn at<H, T>(verb: Verb, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AdminState>,
+    T: 'static,
+{
+    Route {
+        verb,
+        path,
+        handler: on(verb.filter(), handler),
+    }
+}
+
+/// Every endpoint of the API. [`router`] serves exactly these, and a test checks that
+/// `openapi.json` documents exactly these: add a route here and document it there.
+pub(crate) fn routes() -> Vec<Route> {
+    use Verb::{Get, Post};
+    vec![
+        at(Get, "/healthz", healthz),
+        at(Get, "/readyz", readyz),
+        at(Get, "/metrics", metrics),
+        at(Get, "/openapi.json", openapi),
+        at(Get, "/api/channels", list_channels),
+        at(Get, "/api/channels/{name}", show_channel),
+        at(Post, "/api/channels/{name}/deploy", deploy),
+        at(Post, "/api/channels/{name}/undeploy", undeploy),
+        at(Post, "/api/channels/{name}/start", start),
+        at(Post, "/api/channels/{name}/stop", stop),
+        at(Post, "/api/channels/{name}/pause", pause),
+        at(Post, "/api/channels/{name}/prune", prune),
+        at(
+            Post,
+            "/api/channels/{name}/destinations/{destination}/pause",
+            pause_destination,
+        ),
+        at(
+            Post,
+            "/api/channels/{name}/destinations/{destination}/resume",
+            resume_destination,
+        ),
+        at(Get, "/api/messages", search_messages),
+        at(Post, "/api/messages/reprocess", reprocess_matching),
+        at(Get, "/api/messages/{id}", show_message),
+        at(Post, "/api/messages/{id}/reprocess", reprocess_one),
+        at(Get, "/api/queues", queues),
+    ]
+}
+
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route(
-            "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
-        .route("/api/channels", get(list_channels))
-        .route("/api/channels/{name}", get(show_channel))
-        .route("/api/channels/{name}/{action}", post(channel_action))
-        .route(
-            "/api/channels/{name}/destinations/{destination}/{action}",
-            post(destination_action),
-        )
-        .route("/api/messages", get(search_messages))
-        .route("/api/messages/reprocess", post(reprocess_matching))
-        .route("/api/messages/{id}", get(show_message))
-        .route("/api/messages/{id}/reprocess", post(reprocess_one))
-        .route("/api/queues", get(queues))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, route| r.route(route.path, route.handler))
+        .fallback(|uri: Uri| async move {
+            ApiError(StatusCode::NOT_FOUND, format!("no endpoint {}", uri.path()))
+        })
+        .method_not_allowed_fallback(|uri: Uri| async move {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} does not take this method", uri.path()),
+            )
+        })
         .with_state(state)
 }
 
 /// An error answered as `{"error": "..."}` with a status.
+#[derive(Debug)]
 pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
@@ -90,6 +178,42 @@ fn bad_request(m: impl Into<String>) -> ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Path parameters, refused in the API's error shape.
+struct ApiPath<T>(T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e| bad_request(e.body_text()))
+    }
+}
+
+/// The query string as (name, value) pairs in order, refused in the API's error shape.
+struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e| bad_request(e.body_text()))
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
 async fn readyz(State(s): State<AdminState>) -> Response {
     let probe = MessageFilter {
         limit: Some(1),
@@ -110,11 +234,15 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         .into_response()
 }
 
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 #[derive(Serialize)]
 struct ChannelView {
     name: String,
     description: String,
-    state: engine::ChannelState,
+    state: ChannelState,
     source: Option<String>,
     file: String,
     destinations: Vec<DestinationView>,
@@ -160,123 +288,225 @@ async fn list_channels(State(s): State<AdminState>) -> Json<Vec<ChannelView>> {
 
 async fn show_channel(
     State(s): State<AdminState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ChannelView>> {
     let ch = s.engine.channel(&name)?;
     Ok(Json(channel_view(&s.engine, &ch).await))
 }
 
+/// A channel's state after an operation (`null` once undeployed).
+#[derive(Serialize)]
+struct ChannelStateView {
+    channel: String,
+    state: Option<ChannelState>,
+}
+
+fn state_of(engine: &Engine, name: String) -> Json<ChannelStateView> {
+    let state = engine.channel(&name).map(|c| c.state()).ok();
+    Json(ChannelStateView {
+        channel: name,
+        state,
+    })
+}
+
 /// Finds the file of channel `name` in the channels folder: `name.toml`, or the file whose
-/// `name` key says so.
+/// `name` key says so. Other files that do not parse are passed over (one broken file must not
+/// keep the others from being deployed) and named in the answer if `name` is not found.
 fn channel_file(dir: &std::path::Path, name: &str) -> ApiResult<ChannelConfig> {
+    let invalid =
+        |e: engine::ConfigError| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
     let direct = dir.join(format!("{name}.toml"));
     if direct.is_file() {
-        let c = ChannelConfig::load(&direct)
-            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        let c = ChannelConfig::load(&direct).map_err(invalid)?;
         if c.name == name {
             return Ok(c);
         }
     }
-    let all = engine::load_dir(dir)
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    all.into_iter().find(|c| c.name == name).ok_or_else(|| {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
         ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no channel named {name:?} in {}", dir.display()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the channels folder {}: {e}", dir.display()),
         )
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && *p != direct)
+        .collect();
+    files.sort();
+    let mut found: Option<ChannelConfig> = None;
+    let mut unreadable = Vec::new();
+    for f in files {
+        match ChannelConfig::load(&f) {
+            Ok(c) if c.name == name => {
+                if let Some(first) = &found {
+                    return Err(ApiError(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!(
+                            "channel {name:?} is defined in both {} and {}",
+                            first.file.display(),
+                            f.display()
+                        ),
+                    ));
+                }
+                found = Some(c);
+            }
+            Ok(_) => {}
+            Err(e) => unreadable.push(e.to_string()),
+        }
+    }
+    found.ok_or_else(|| {
+        let mut message = format!("no channel named {name:?} in {}", dir.display());
+        if !unreadable.is_empty() {
+            let _ = write!(
+                message,
+                " (files that could not be read: {})",
+                unreadable.join("; ")
+            );
+        }
+        ApiError(StatusCode::NOT_FOUND, message)
     })
 }
 
-async fn channel_action(
+async fn deploy(
     State(s): State<AdminState>,
-    Path((name, action)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let e = &s.engine;
-    match action.as_str() {
-        "deploy" => {
-            let Some(dir) = &s.channels_dir else {
-                return Err(ApiError(
-                    StatusCode::CONFLICT,
-                    "no channels folder is configured (plexus.toml `channels`)".into(),
-                ));
-            };
-            let config = channel_file(dir, &name)?;
-            e.deploy(config).await?;
-        }
-        "undeploy" => e.undeploy(&name).await?,
-        "start" => e.start(&name)?,
-        "stop" => e.stop(&name).await?,
-        "pause" => e.pause(&name).await?,
-        "prune" => {
-            let ch = e.channel(&name)?;
-            let report = e.prune(&name, &ch.config.retention).await?;
-            return Ok(Json(serde_json::to_value(report).unwrap_or_default()));
-        }
-        other => return Err(bad_request(format!("unknown action {other:?}"))),
-    }
-    let state = e.channel(&name).map(|c| c.state()).ok();
-    Ok(Json(json!({ "channel": name, "state": state })))
-}
-
-async fn destination_action(
-    State(s): State<AdminState>,
-    Path((name, destination, action)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
-    let paused = match action.as_str() {
-        "pause" => true,
-        "resume" => false,
-        other => return Err(bad_request(format!("unknown action {other:?}"))),
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ChannelStateView>> {
+    let Some(dir) = &s.channels_dir else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "no channels folder is configured (plexus.toml `channels`)".into(),
+        ));
     };
-    s.engine.pause_destination(&name, &destination, paused)?;
-    Ok(Json(
-        json!({ "channel": name, "destination": destination, "paused": paused }),
-    ))
+    // the name becomes part of a file path: nothing but a valid channel name goes there
+    if !engine::config::valid_name(&name) {
+        return Err(bad_request(format!("{name:?} is not a valid channel name")));
+    }
+    let config = channel_file(dir, &name)?;
+    s.engine.deploy(config).await?;
+    Ok(state_of(&s.engine, name))
 }
 
-/// Builds a search filter from query parameters; `meta.KEY=VALUE` filters on metadata.
-fn filter_from(q: &HashMap<String, String>) -> ApiResult<MessageFilter> {
+async fn undeploy(
+    State(s): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ChannelStateView>> {
+    s.engine.undeploy(&name).await?;
+    Ok(state_of(&s.engine, name))
+}
+
+async fn start(
+    State(s): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ChannelStateView>> {
+    s.engine.start(&name)?;
+    Ok(state_of(&s.engine, name))
+}
+
+async fn stop(
+    State(s): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ChannelStateView>> {
+    s.engine.stop(&name).await?;
+    Ok(state_of(&s.engine, name))
+}
+
+async fn pause(
+    State(s): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ChannelStateView>> {
+    s.engine.pause(&name).await?;
+    Ok(state_of(&s.engine, name))
+}
+
+async fn prune(
+    State(s): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<engine::ops::PruneReport>> {
+    let ch = s.engine.channel(&name)?;
+    Ok(Json(s.engine.prune(&name, &ch.config.retention).await?))
+}
+
+#[derive(Serialize)]
+struct DestinationStateView {
+    channel: String,
+    destination: String,
+    paused: bool,
+}
+
+async fn pause_destination(
+    State(s): State<AdminState>,
+    ApiPath((channel, destination)): ApiPath<(String, String)>,
+) -> ApiResult<Json<DestinationStateView>> {
+    set_destination_paused(&s.engine, channel, destination, true)
+}
+
+async fn resume_destination(
+    State(s): State<AdminState>,
+    ApiPath((channel, destination)): ApiPath<(String, String)>,
+) -> ApiResult<Json<DestinationStateView>> {
+    set_destination_paused(&s.engine, channel, destination, false)
+}
+
+fn set_destination_paused(
+    engine: &Engine,
+    channel: String,
+    destination: String,
+    paused: bool,
+) -> ApiResult<Json<DestinationStateView>> {
+    engine.pause_destination(&channel, &destination, paused)?;
+    Ok(Json(DestinationStateView {
+        channel,
+        destination,
+        paused,
+    }))
+}
+
+/// Builds a search filter from query parameters; `meta.KEY=VALUE` filters on metadata (one
+/// parameter per key; every pair must match). A parameter given twice is refused.
+fn filter_from(params: &[(String, String)]) -> ApiResult<MessageFilter> {
     let mut f = MessageFilter::default();
     let time = |v: &str| -> ApiResult<Timestamp> {
         v.parse::<Timestamp>()
-            .map_err(|e| bad_request(format!("{v:?}: {e}")))
+            .map_err(|e| bad_request(format!("{e} (RFC 3339, e.g. 2026-01-31T08:00:00Z)")))
     };
-    for (k, v) in q {
+    let id = |v: &str| -> ApiResult<MessageId> {
+        v.parse::<MessageId>()
+            .map_err(|e| bad_request(e.to_string()))
+    };
+    let mut seen = HashSet::new();
+    for (k, v) in params {
+        if !seen.insert(k.as_str()) {
+            return Err(bad_request(format!(
+                "search parameter {k:?} is given twice"
+            )));
+        }
         match k.as_str() {
             "channel" => f.channel = Some(v.clone()),
             "status" => {
-                f.status = Some(
-                    v.to_uppercase()
-                        .parse::<Status>()
-                        .map_err(|e| bad_request(e.to_string()))?,
-                );
+                f.status = Some(v.to_uppercase().parse::<Status>().map_err(|e| {
+                    bad_request(format!(
+                        "{e} (one of RECEIVED, FILTERED, TRANSFORMED, QUEUED, SENT, ERROR)"
+                    ))
+                })?);
             }
             "type" => f.message_type = Some(v.clone()),
             "event" => f.trigger_event = Some(v.clone()),
             "control_id" => f.control_id = Some(v.clone()),
             "from" => f.received_from = Some(time(v)?),
             "to" => f.received_to = Some(time(v)?),
-            "original" => {
-                f.original_id = Some(
-                    v.parse::<MessageId>()
-                        .map_err(|e| bad_request(e.to_string()))?,
-                );
-            }
+            "original" => f.original_id = Some(id(v)?),
             "limit" => {
-                f.limit = Some(
-                    v.parse()
-                        .map_err(|_| bad_request(format!("bad limit {v:?}")))?,
-                );
+                f.limit = Some(v.parse().map_err(|_| {
+                    bad_request(format!(
+                        "limit {v:?} is not a whole number (at most {MAX_LIST_LIMIT} are listed)"
+                    ))
+                })?);
             }
-            "before" => {
-                f.before_id = Some(
-                    v.parse::<MessageId>()
-                        .map_err(|e| bad_request(e.to_string()))?,
-                );
-            }
-            "destinations" => {}
+            "before" => f.before_id = Some(id(v)?),
             other => match other.strip_prefix("meta.") {
-                Some(key) => f.metadata.push((key.to_owned(), v.clone())),
-                None => return Err(bad_request(format!("unknown search parameter {other:?}"))),
+                Some(key) if !key.is_empty() => f.metadata.push((key.to_owned(), v.clone())),
+                _ => return Err(bad_request(format!("unknown search parameter {other:?}"))),
             },
         }
     }
@@ -284,46 +514,88 @@ fn filter_from(q: &HashMap<String, String>) -> ApiResult<MessageFilter> {
     Ok(f)
 }
 
+#[derive(Serialize)]
+struct SearchResult {
+    messages: Vec<MessageSummary>,
+    /// The `before` of the next page; `null` when this page is the last.
+    next_before: Option<MessageId>,
+}
+
 async fn search_messages(
     State(s): State<AdminState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
-    let f = filter_from(&q)?;
+    Params(params): Params,
+) -> ApiResult<Json<SearchResult>> {
+    let f = filter_from(&params)?;
     let rows = s.engine.store().list(&f).await?;
-    let next = rows.last().map(|r| r.id.to_string());
-    Ok(Json(json!({ "messages": rows, "next_before": next })))
+    let page = f.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT) as usize;
+    let next_before = if rows.len() < page || page == 0 {
+        None
+    } else {
+        rows.last().map(|r| r.id)
+    };
+    Ok(Json(SearchResult {
+        messages: rows,
+        next_before,
+    }))
+}
+
+#[derive(Serialize)]
+struct MessageView {
+    summary: MessageSummary,
+    metadata: Vec<(String, String)>,
+    destinations: Vec<store::DestinationStatus>,
+    content: Vec<ContentView>,
+}
+
+#[derive(Serialize)]
+struct ContentView {
+    destination: store::Destination,
+    stage: store::Stage,
+    created_at: Timestamp,
+    /// `text` (UTF-8, as is) or `hex` (any other bytes).
+    encoding: &'static str,
+    data: String,
+}
+
+fn message_id(text: &str) -> ApiResult<MessageId> {
+    text.parse()
+        .map_err(|e: store::ParseValueError| bad_request(e.to_string()))
 }
 
 async fn show_message(
     State(s): State<AdminState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let id: MessageId = id
-        .parse()
-        .map_err(|e: store::ParseValueError| bad_request(e.to_string()))?;
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<MessageView>> {
+    let id = message_id(&id)?;
     let m = s
         .engine
         .store()
         .get(id)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no message {id}")))?;
-    let content: Vec<Value> = m
+    let content = m
         .content
-        .iter()
+        .into_iter()
         .map(|c| {
-            let (encoding, data) = match std::str::from_utf8(&c.bytes) {
-                Ok(t) => ("text", t.to_owned()),
-                Err(_) => ("hex", engine::ops::hex(&c.bytes)),
+            let (encoding, data) = match String::from_utf8(c.bytes) {
+                Ok(t) => ("text", t),
+                Err(e) => ("hex", engine::ops::hex(e.as_bytes())),
             };
-            json!({ "destination": c.destination, "stage": c.stage.to_string(), "created_at": c.created_at, "encoding": encoding, "data": data })
+            ContentView {
+                destination: c.destination,
+                stage: c.stage,
+                created_at: c.created_at,
+                encoding,
+                data,
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "summary": m.summary,
-        "metadata": m.metadata,
-        "destinations": m.destinations,
-        "content": content,
-    })))
+    Ok(Json(MessageView {
+        summary: m.summary,
+        metadata: m.metadata,
+        destinations: m.destinations,
+        content,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,49 +605,123 @@ struct ReprocessBody {
     destinations: Option<Vec<String>>,
 }
 
+/// The destinations a reprocessing goes to: from the body (`{"destinations": [...]}`, any
+/// or no content type) or the `destinations` query parameter (comma-separated, repeatable),
+/// not both; `None` means every destination. Removes `destinations` from `params`.
+fn reprocess_destinations(
+    params: &mut Vec<(String, String)>,
+    body: &Bytes,
+) -> ApiResult<Option<Vec<String>>> {
+    let mut from_query: Option<Vec<String>> = None;
+    params.retain(|(k, v)| {
+        if k != "destinations" {
+            return true;
+        }
+        from_query
+            .get_or_insert_with(Vec::new)
+            .extend(v.split(',').map(|d| d.trim().to_owned()));
+        false
+    });
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<ReprocessBody>(body)
+            .map_err(|e| bad_request(format!("request body: {e}")))?
+            .destinations
+    };
+    let chosen = match (from_query, from_body) {
+        (Some(_), Some(_)) => {
+            return Err(bad_request(
+                "give destinations in the body or in the query, not both",
+            ));
+        }
+        (q, b) => q.or(b),
+    };
+    if let Some(list) = &chosen
+        && (list.is_empty() || list.iter().any(String::is_empty))
+    {
+        return Err(bad_request(
+            "destinations must name at least one destination, and no empty name",
+        ));
+    }
+    Ok(chosen)
+}
+
 async fn reprocess_one(
     State(s): State<AdminState>,
-    Path(id): Path<String>,
-    body: Option<Json<ReprocessBody>>,
+    ApiPath(id): ApiPath<String>,
+    Params(mut params): Params,
+    body: Bytes,
 ) -> ApiResult<Json<engine::ops::Reprocessed>> {
-    let id: MessageId = id
-        .parse()
-        .map_err(|e: store::ParseValueError| bad_request(e.to_string()))?;
-    let body = body.map(|b| b.0).unwrap_or_default();
-    Ok(Json(
-        s.engine.reprocess(id, body.destinations.as_deref()).await?,
-    ))
+    let id = message_id(&id)?;
+    let only = reprocess_destinations(&mut params, &body)?;
+    if let Some((k, _)) = params.first() {
+        return Err(bad_request(format!("unknown parameter {k:?}")));
+    }
+    Ok(Json(s.engine.reprocess(id, only.as_deref()).await?))
+}
+
+#[derive(Serialize)]
+struct ReprocessMatchingResult {
+    count: usize,
+    reprocessed: Vec<engine::ops::Reprocessed>,
+    failed: Vec<engine::ops::ReprocessFailure>,
 }
 
 async fn reprocess_matching(
     State(s): State<AdminState>,
-    Query(q): Query<HashMap<String, String>>,
-    body: Option<Json<ReprocessBody>>,
-) -> ApiResult<Json<Value>> {
-    let f = filter_from(&q)?;
-    if f == MessageFilter::default() {
+    Params(mut params): Params,
+    body: Bytes,
+) -> ApiResult<Json<ReprocessMatchingResult>> {
+    let only = reprocess_destinations(&mut params, &body)?;
+    let f = filter_from(&params)?;
+    // `limit` and `before` page through a search; they do not choose messages
+    let choosing = MessageFilter {
+        limit: None,
+        before_id: None,
+        ..f.clone()
+    };
+    if choosing == MessageFilter::default() {
         return Err(bad_request(
-            "give at least one search parameter (e.g. channel, from, to); refusing to reprocess everything",
+            "give at least one search parameter besides limit and before (e.g. channel, from, to); refusing to reprocess everything",
         ));
     }
-    let body = body.map(|b| b.0).unwrap_or_default();
-    let done = s
-        .engine
-        .reprocess_matching(&f, body.destinations.as_deref())
-        .await?;
-    Ok(Json(
-        json!({ "count": done.reprocessed.len(), "reprocessed": done.reprocessed, "failed": done.failed }),
-    ))
+    let report = s.engine.reprocess_matching(&f, only.as_deref()).await?;
+    Ok(Json(ReprocessMatchingResult {
+        count: report.reprocessed.len(),
+        reprocessed: report.reprocessed,
+        failed: report.failed,
+    }))
 }
 
-async fn queues(State(s): State<AdminState>) -> ApiResult<Json<Value>> {
+#[derive(Serialize)]
+struct QueueView {
+    channel: String,
+    destination: String,
+    queue: String,
+    paused: bool,
+    depth: store::QueueDepth,
+}
+
+#[derive(Serialize)]
+struct QueuesView {
+    queues: Vec<QueueView>,
+}
+
+async fn queues(State(s): State<AdminState>) -> ApiResult<Json<QueuesView>> {
     let mut out = Vec::new();
     for ch in s.engine.channels() {
         for d in &ch.pipeline.destinations {
-            let q = ch.queue(d.number);
-            let depth = s.engine.store().queue_depth(&q).await?;
-            out.push(json!({ "channel": ch.name(), "destination": d.name, "queue": q, "paused": ch.destination_paused(d.number), "depth": depth }));
+            let queue = ch.queue(d.number);
+            let depth = s.engine.store().queue_depth(&queue).await?;
+            out.push(QueueView {
+                channel: ch.name().to_owned(),
+                destination: d.name.clone(),
+                queue,
+                paused: ch.destination_paused(d.number),
+                depth,
+            });
         }
     }
-    Ok(Json(json!({ "queues": out })))
+    Ok(Json(QueuesView { queues: out }))
 }
