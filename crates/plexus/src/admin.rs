@@ -725,3 +725,6 @@ async fn queues(State(s): State<AdminState>) -> ApiResult<Json<QueuesView>> {
     }
     Ok(Json(QueuesView { queues: out }))
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
