@@ -127,14 +127,24 @@ impl Checker {
 
     /// Evaluates every rule once; returns the alerts that started or stopped firing.
     pub async fn check(&mut self, engine: &Engine) -> Vec<AlertEvent> {
-        let now = Instant::now();
+        self.check_at(engine, Instant::now()).await
+    }
+
+    /// [`Checker::check`] as if it were `now` (tests move the clock past a window).
+    pub(crate) async fn check_at(&mut self, engine: &Engine, now: Instant) -> Vec<AlertEvent> {
         let depths = engine.queue_depths().await;
+        let channels = engine.channels();
         let mut totals = HashMap::new();
-        for ch in engine.channels() {
+        for ch in &channels {
             if let Some(s) = engine.metrics().stats(ch.name()) {
                 let errors = s.errored + s.destinations.iter().map(|d| d.errored).sum::<u64>();
                 totals.insert(ch.name().to_owned(), errors);
                 let h = self.history.entry(ch.name().to_owned()).or_default();
+                if h.is_empty() {
+                    // the counters started at zero (engine start or first deployment): errors
+                    // before the first check count as new ones
+                    h.push_back((now, 0));
+                }
                 h.push_back((now, errors));
                 let keep = self
                     .rules
@@ -152,7 +162,7 @@ impl Checker {
         }
         let mut events = Vec::new();
         for rule in &self.rules {
-            for ch in engine.channels() {
+            for ch in &channels {
                 if rule.channel.as_deref().is_some_and(|c| c != ch.name()) {
                     continue;
                 }
@@ -194,14 +204,47 @@ impl Checker {
                 }
             }
         }
+        self.forget_undeployed(&channels, &mut events);
         events
+    }
+
+    /// Resolves what fired for channels that are no longer deployed, and forgets them.
+    fn forget_undeployed(
+        &mut self,
+        channels: &[Arc<engine::Channel>],
+        events: &mut Vec<AlertEvent>,
+    ) {
+        let deployed = |name: &str| channels.iter().any(|c| c.name() == name);
+        let mut gone: Vec<(String, String)> = self
+            .firing
+            .keys()
+            .filter(|(_, channel)| !deployed(channel))
+            .cloned()
+            .collect();
+        gone.sort();
+        for key in gone {
+            if self.firing.remove(&key) == Some(true)
+                && let Some(rule) = self.rules.iter().find(|r| r.name == key.0)
+            {
+                events.push(AlertEvent {
+                    alert: key.0,
+                    state: "resolved",
+                    channel: key.1,
+                    when: rule.when,
+                    value: 0,
+                    above: rule.above,
+                    at: store::Timestamp::now().to_string(),
+                });
+            }
+        }
+        self.history.retain(|channel, _| deployed(channel));
     }
 }
 
 /// POSTs an event to a webhook; failures are logged, not retried (the next change is sent).
 async fn post(url: &str, event: &AlertEvent) {
     let config: Result<connectors::http::HttpSenderConfig, _> = serde_json::from_value(
-        serde_json::json!({ "url": url, "content_type": "application/json" }),
+        serde_json::json!({ "url": url, "content_type": "application/json", "timeout": "10s" }),
     );
     let sender = match config
         .map_err(|e| e.to_string())
@@ -226,3 +269,6 @@ impl connectors::Fields for NoFields {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;
