@@ -84,7 +84,7 @@ pub struct StepError {
 /// Scripts found while compiling a channel's steps; they are compiled into one pool.
 #[derive(Debug, Default)]
 pub struct ScriptCollector {
-    /// Sources in [`ScriptId`] order.
+    /// Sources in [`script::ScriptId`] order.
     pub sources: Vec<ScriptSource>,
 }
 

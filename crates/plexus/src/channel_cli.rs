@@ -64,7 +64,7 @@ pub enum ChannelCommand {
 /// Where the admin API is.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Admin API base URL (default: from plexus.toml's [admin] bind).
+    /// Admin API base URL (default: from plexus.toml's `[admin]` bind).
     #[arg(long, global = true)]
     admin: Option<String>,
 }
