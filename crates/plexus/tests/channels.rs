@@ -521,7 +521,7 @@ fn destination_down_then_back(store: &StoreKind) {
     };
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tmp");
-    let peer_port = common::free_port();
+    let peer_port = common::fixed_port();
     let channel = format!(
         r#"
 [source.mllp]
@@ -645,7 +645,7 @@ fn sigkill_during_delivery(store: &StoreKind) {
     let log = tmp.path().join("peer.log");
     let peer = mllp_peer(&python, &log, 0);
     // a fixed source port: the senders' retries reach the restarted server there
-    let source_port = common::free_port();
+    let source_port = common::fixed_port();
     let server = ChannelServer::start(
         &dir,
         store.clone(),
@@ -996,7 +996,7 @@ fn admin_operations(store: &StoreKind) {
     let tmp = tempfile::tempdir().expect("tmp");
     let log = tmp.path().join("peer.log");
     let peer = mllp_peer(&python, &log, 0);
-    let port = common::free_port();
+    let port = common::fixed_port();
     let mut server = ChannelServer::start(
         &tmp.path().join("srv"),
         store.clone(),

@@ -210,6 +210,35 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port nobody listens on now, below the kernel's ephemeral range: unlike a
+/// [`free_port`], no outgoing connection (of this test or another one running at the same
+/// time) can take it as its local port before the test binds it, so a server can be started,
+/// or restarted, on it later.
+pub fn fixed_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral <= LOW + 1_000 {
+        return free_port();
+    }
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for _ in 0..1_000 {
+        let n = seed.wrapping_add(NEXT.fetch_add(7_919, Ordering::Relaxed));
+        let port = u16::try_from(LOW + n % (ephemeral - LOW)).expect("below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {ephemeral}");
+}
+
 /// Reads every message of the store (newest first), with their raw bytes.
 pub async fn stored(config: &store::StoreConfig) -> Vec<store::StoredMessage> {
     use store::{Journal as _, Store as _};
@@ -475,7 +504,7 @@ impl ChannelServer {
         for (name, text) in channels {
             write_channel(dir, name, text);
         }
-        let admin_port = free_port();
+        let admin_port = fixed_port();
         let config = format!(
             "node = \"test-node\"\nchannels = \"channels\"\n\n{}\n[admin]\nbind = \"127.0.0.1:{admin_port}\"\n",
             store.toml(dir)
