@@ -181,6 +181,7 @@ async fn process_one(
                 t.enqueue.push(Enqueue {
                     queue: queue_name(ch.name(), n),
                     destination: n,
+                    lease: None,
                 });
                 woken.push(n);
                 (Status::Queued, None)

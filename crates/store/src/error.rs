@@ -127,6 +127,14 @@ pub enum StoreError {
         /// The id that was asked for.
         id: MessageId,
     },
+    /// An append gave the id of a message that is stored already; nothing was stored.
+    #[error("{op}: a message with id {id} is stored already")]
+    DuplicateMessageId {
+        /// The operation that failed.
+        op: &'static str,
+        /// The id that was given.
+        id: MessageId,
+    },
     /// No queue item with this id exists.
     #[error("{op}: no queue item with id {item}")]
     QueueItemNotFound {

@@ -92,10 +92,18 @@ pub use time::Timestamp;
 /// The message journal: messages, their content stages and their status.
 pub trait Journal: Send + Sync {
     /// Stores a new message — journal row, metadata, its exact bytes as the RAW stage of
-    /// destination 0, and the queue items it asks for — in one transaction, and returns its
-    /// new id once that transaction is durably committed.
+    /// destination 0, the content stages and destination rows it comes with, and the queue
+    /// items it asks for (READY, or already leased, see [`Enqueue::lease`]) — in one
+    /// transaction, and returns its id ([`NewMessage::id`] if given, else a new one) once that
+    /// transaction is durably committed. So the engine can process a message's source side
+    /// first and store the outcome with the message, in one write. On SQLite the call is one
+    /// request to the writer thread (group commit); on PostgreSQL one statement, batched with
+    /// other appends.
     ///
-    /// An error means nothing of the message was stored. If the future is dropped before it
+    /// Fails, storing nothing, with [`StoreError::InvalidArgument`] (empty channel or queue
+    /// name, RAW of destination 0 given as content, ...) and with
+    /// [`StoreError::DuplicateMessageId`] if the given id is stored already. An error means
+    /// nothing of the message was stored. If the future is dropped before it
     /// completes, the message may or may not have been stored (delivery is at-least-once:
     /// a sender that got no ACK sends again).
     fn append(&self, message: NewMessage) -> impl Future<Output = Result<MessageId>> + Send;

@@ -28,7 +28,8 @@ impl ParseValueError {
     }
 }
 
-/// A message's id: a ULID made by the store when the message is appended.
+/// A message's id: a ULID made when the message is appended (by the store, or by the caller
+/// with [`MessageId::generate`] before it appends, see [`NewMessage::id`]).
 ///
 /// Ids made by one process increase strictly in the order they were made, and their 26-character
 /// text form (how both databases store them) sorts the same way, so sorting by id sorts by
@@ -39,8 +40,10 @@ pub struct MessageId(ulid::Ulid);
 static ID_GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
 
 impl MessageId {
-    /// A new id, greater than every id made before it in this process.
-    pub(crate) fn generate() -> Result<Self> {
+    /// A new id, greater than every id made before it in this process (the store makes its
+    /// ids with it too). Fails with [`StoreError::IdsExhausted`] only if 2^80 ids were made
+    /// within one millisecond.
+    pub fn generate() -> Result<Self> {
         let mut generator = ID_GENERATOR
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -215,6 +218,13 @@ pub struct Enqueue {
     pub queue: String,
     /// The destination the item is for.
     pub destination: Destination,
+    /// A lease taken at once: (owner, lease length). When set, the item is stored LEASED to
+    /// the owner until the lease runs out (from the time of the write), as if the owner had
+    /// claimed it, so the producer can hand it to its own worker without a claim. When the
+    /// lease runs out anyone may claim it; the owner re-claims it with `claim_head` (or acks
+    /// or nacks it) as any holder does. `None`: stored READY, due now.
+    #[serde(default)]
+    pub lease: Option<(String, std::time::Duration)>,
 }
 
 /// A message to append to the journal.
@@ -252,6 +262,18 @@ pub struct NewMessage {
     pub original_id: Option<MessageId>,
     /// For a reprocessed message, the destinations it must go to (all when `None`).
     pub route_only: Option<Vec<Destination>>,
+    /// The id to store the message with, made by [`MessageId::generate`] (so that ids keep
+    /// sorting by time) before the append, e.g. to show it to scripts before the message is
+    /// stored. An id that is already stored fails the append with
+    /// [`StoreError::DuplicateMessageId`], storing nothing. `None`: the store makes one.
+    pub id: Option<MessageId>,
+    /// Content stages stored with the message, e.g. TRANSFORMED of destination 0 and ENCODED
+    /// of destinations 1..; of a (destination, stage) given twice the last is stored. RAW of
+    /// destination 0 cannot be given here: it is [`NewMessage::raw`].
+    pub content: Vec<(Destination, Stage, Vec<u8>)>,
+    /// Per-destination status rows stored with the message; of a destination given twice the
+    /// last is stored.
+    pub destinations: Vec<DestinationUpdate>,
 }
 
 impl NewMessage {
@@ -274,6 +296,9 @@ impl NewMessage {
             enqueue: Vec::new(),
             original_id: None,
             route_only: None,
+            id: None,
+            content: Vec::new(),
+            destinations: Vec::new(),
         }
     }
 
@@ -290,6 +315,25 @@ impl NewMessage {
         self.enqueue.push(Enqueue {
             queue: queue.into(),
             destination,
+            lease: None,
+        });
+        self
+    }
+
+    /// Puts the message on `queue` for `destination` when it is appended, already leased to
+    /// `owner` for `lease` (see [`Enqueue::lease`]).
+    #[must_use]
+    pub fn enqueue_leased(
+        mut self,
+        queue: impl Into<String>,
+        destination: Destination,
+        owner: impl Into<String>,
+        lease: std::time::Duration,
+    ) -> Self {
+        self.enqueue.push(Enqueue {
+            queue: queue.into(),
+            destination,
+            lease: Some((owner.into(), lease)),
         });
         self
     }
@@ -308,6 +352,13 @@ impl NewMessage {
         if self.enqueue.iter().any(|e| e.queue.is_empty()) {
             return invalid("empty queue name");
         }
+        if self
+            .content
+            .iter()
+            .any(|(destination, stage, _)| *destination == 0 && *stage == Stage::Raw)
+        {
+            return invalid("RAW of destination 0 cannot be given as content: it is `raw`");
+        }
         if self.metadata.len() > i32::MAX as usize {
             return invalid("too many metadata pairs");
         }
@@ -320,12 +371,48 @@ impl NewMessage {
         }
         Ok(())
     }
+
+    /// The destination rows with only the last one of each destination kept.
+    pub(crate) fn last_destination_updates(&self) -> Vec<&DestinationUpdate> {
+        last_destination_updates(&self.destinations)
+    }
+
+    /// The content stages with only the last one of each (destination, stage) kept.
+    pub(crate) fn last_content(&self) -> Vec<(Destination, Stage, &[u8])> {
+        last_content(&self.content)
+    }
+}
+
+/// `updates` with only the last one of each destination kept, in destination order.
+fn last_destination_updates(updates: &[DestinationUpdate]) -> Vec<&DestinationUpdate> {
+    let mut last: std::collections::BTreeMap<Destination, &DestinationUpdate> =
+        std::collections::BTreeMap::new();
+    for d in updates {
+        last.insert(d.destination, d);
+    }
+    last.into_values().collect()
+}
+
+/// `content` with only the last one of each (destination, stage) kept, in that order.
+fn last_content(content: &[(Destination, Stage, Vec<u8>)]) -> Vec<(Destination, Stage, &[u8])> {
+    let mut last: std::collections::BTreeMap<(Destination, Stage), &[u8]> =
+        std::collections::BTreeMap::new();
+    for (destination, stage, bytes) in content {
+        last.insert((*destination, *stage), bytes);
+    }
+    last.into_iter().map(|((d, s), b)| (d, s, b)).collect()
+}
+
+/// Content stages as (destination, stage, size), for Debug output without the bytes.
+fn content_sizes(content: &[(Destination, Stage, Vec<u8>)]) -> Vec<(Destination, Stage, usize)> {
+    content.iter().map(|(d, s, b)| (*d, *s, b.len())).collect()
 }
 
 impl fmt::Debug for NewMessage {
     /// Shows the size of the content, never the content (it is PHI).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewMessage")
+            .field("id", &self.id)
             .field("channel", &self.channel)
             .field("received_at", &self.received_at)
             .field("message_type", &self.message_type)
@@ -335,6 +422,8 @@ impl fmt::Debug for NewMessage {
             .field("error", &self.error)
             .field("metadata_pairs", &self.metadata.len())
             .field("raw_len", &self.raw.len())
+            .field("content_lens", &content_sizes(&self.content))
+            .field("destinations", &self.destinations)
             .field("enqueue", &self.enqueue)
             .field("original_id", &self.original_id)
             .field("route_only", &self.route_only)
@@ -483,7 +572,8 @@ impl StoredMessage {
     }
 }
 
-/// A new status for one destination of a message, written by [`Transition`].
+/// A new status for one destination of a message, written by [`Transition`] or stored with a
+/// [`NewMessage`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationUpdate {
     /// The destination number (1..).
@@ -567,40 +657,25 @@ impl Transition {
     /// The destination updates with only the last one of each destination kept, in
     /// destination order (a row is written once per transition).
     pub(crate) fn last_destination_updates(&self) -> Vec<&DestinationUpdate> {
-        let mut last: std::collections::BTreeMap<Destination, &DestinationUpdate> =
-            std::collections::BTreeMap::new();
-        for d in &self.destinations {
-            last.insert(d.destination, d);
-        }
-        last.into_values().collect()
+        last_destination_updates(&self.destinations)
     }
 
     /// The content stages with only the last one of each (destination, stage) kept.
     pub(crate) fn last_content(&self) -> Vec<(Destination, Stage, &[u8])> {
-        let mut last: std::collections::BTreeMap<(Destination, Stage), &[u8]> =
-            std::collections::BTreeMap::new();
-        for (destination, stage, bytes) in &self.content {
-            last.insert((*destination, *stage), bytes);
-        }
-        last.into_iter().map(|((d, s), b)| (d, s, b)).collect()
+        last_content(&self.content)
     }
 }
 
 impl fmt::Debug for Transition {
     /// Shows content sizes and metadata keys, never content or metadata values (PHI).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let content: Vec<(Destination, Stage, usize)> = self
-            .content
-            .iter()
-            .map(|(d, s, b)| (*d, *s, b.len()))
-            .collect();
         let keys: Vec<&str> = self.metadata.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("Transition")
             .field("message_id", &self.message_id)
             .field("complete", &self.complete)
             .field("status", &self.status)
             .field("destinations", &self.destinations)
-            .field("content_lens", &content)
+            .field("content_lens", &content_sizes(&self.content))
             .field("enqueue", &self.enqueue)
             .field("metadata_keys", &keys)
             .field("refresh_status", &self.refresh_status)
@@ -753,6 +828,26 @@ mod tests {
         assert!(!format!("{c:?}").contains("SECRET"));
         let m = NewMessage::new("c", b"x".to_vec()).with_metadata("MRN", "SECRET");
         assert!(!format!("{m:?}").contains("SECRET"));
+        let mut m = NewMessage::new("c", b"x".to_vec()).enqueue_leased(
+            "c/1",
+            1,
+            "node-a",
+            std::time::Duration::from_secs(30),
+        );
+        m.id = Some(MessageId::generate().unwrap());
+        m.content.push((1, Stage::Encoded, b"SECRET".to_vec()));
+        m.destinations.push(DestinationUpdate {
+            destination: 1,
+            name: "lab-out".into(),
+            status: Status::Queued,
+            error: None,
+        });
+        let shown = format!("{m:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(
+            shown.contains("lab-out") && shown.contains("node-a"),
+            "{shown}"
+        );
         let stored = StoredMessage {
             summary: MessageSummary {
                 id: MessageId::generate().unwrap(),
@@ -794,6 +889,36 @@ mod tests {
             shown.contains("MRN") && !shown.contains("SECRET"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn new_message_defaults_and_checks() {
+        let m = NewMessage::new("c", b"x".to_vec()).enqueue_to("c/1", 1);
+        assert_eq!(m.id, None);
+        assert!(m.content.is_empty() && m.destinations.is_empty());
+        assert_eq!(m.enqueue[0].lease, None);
+        assert!(m.validate().is_ok());
+        let mut raw = m.clone();
+        raw.content.push((0, Stage::Raw, b"y".to_vec()));
+        assert!(matches!(
+            raw.validate(),
+            Err(StoreError::InvalidArgument { .. })
+        ));
+        let mut fine = m;
+        fine.content.push((0, Stage::Transformed, b"a".to_vec()));
+        fine.content.push((1, Stage::Raw, b"b".to_vec()));
+        fine.content.push((0, Stage::Transformed, b"c".to_vec()));
+        assert!(fine.validate().is_ok());
+        assert_eq!(
+            fine.last_content(),
+            vec![
+                (0, Stage::Transformed, &b"c"[..]),
+                (1, Stage::Raw, &b"b"[..])
+            ]
+        );
+        // queue items written before leases existed still read
+        let old: Enqueue = serde_json::from_str(r#"{"queue":"q","destination":1}"#).unwrap();
+        assert_eq!(old.lease, None);
     }
 
     #[test]

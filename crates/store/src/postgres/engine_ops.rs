@@ -42,10 +42,17 @@ const CONTENT_SQL: &str = "INSERT INTO message_content
      ON CONFLICT (message_id, destination, stage)
      DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at";
 
+/// Queue items, READY or (with a lease owner) LEASED; see
+/// [`super::group::APPEND_SOURCE_SIDE_SQL`].
 const ENQUEUE_SQL: &str = "INSERT INTO queue_items
-         (queue, message_id, destination, attempts, available_at, state)
-     SELECT q.queue, $1::text, q.destination, 0, now(), 'READY'
-     FROM unnest($2::text[], $3::int[]) WITH ORDINALITY AS q(queue, destination, ord)
+         (queue, message_id, destination, attempts, available_at, state, lease_owner,
+          lease_until)
+     SELECT q.queue, $1::text, q.destination, 0, coalesce(q.until, now()),
+         CASE WHEN q.owner IS NULL THEN 'READY' ELSE 'LEASED' END, q.owner, q.until
+     FROM (SELECT u.queue, u.destination, u.owner, u.ord,
+                  now() + u.lease * interval '1 microsecond' AS until
+           FROM unnest($2::text[], $3::int[], $4::text[], $5::bigint[]) WITH ORDINALITY
+               AS u(queue, destination, owner, lease, ord)) AS q
      ORDER BY q.ord";
 
 const METADATA_SQL: &str = "INSERT INTO message_metadata (message_id, seq, key, value)
@@ -99,6 +106,8 @@ struct Params<'t> {
     content_bytes: Vec<&'t [u8]>,
     queues: Vec<&'t str>,
     queue_destinations: Vec<i32>,
+    lease_owners: Vec<Option<&'t str>>,
+    lease_micros: Vec<Option<i64>>,
     keys: Vec<&'t str>,
     values: Vec<&'t str>,
 }
@@ -130,6 +139,16 @@ impl<'t> Params<'t> {
             content_bytes: content.iter().map(|(_, _, b)| *b).collect(),
             queues: t.enqueue.iter().map(|e| e.queue.as_str()).collect(),
             queue_destinations: t.enqueue.iter().map(|e| i32::from(e.destination)).collect(),
+            lease_owners: t
+                .enqueue
+                .iter()
+                .map(|e| e.lease.as_ref().map(|(owner, _)| owner.as_str()))
+                .collect(),
+            lease_micros: t
+                .enqueue
+                .iter()
+                .map(|e| e.lease.as_ref().map(|(_, lease)| duration_micros(*lease)))
+                .collect(),
             keys: t.metadata.iter().map(|(k, _)| k.as_str()).collect(),
             values: t.metadata.iter().map(|(_, v)| v.as_str()).collect(),
         }
@@ -188,7 +207,13 @@ pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Resu
         if !p.queues.is_empty() {
             calls.push((
                 &stmts.enqueue,
-                vec![&p.id, &p.queues, &p.queue_destinations],
+                vec![
+                    &p.id,
+                    &p.queues,
+                    &p.queue_destinations,
+                    &p.lease_owners,
+                    &p.lease_micros,
+                ],
             ));
         }
         if !p.keys.is_empty() {

@@ -11,12 +11,15 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use futures_util::future::try_join_all;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 
 use crate::counters::Counters;
 use crate::error::{Result, StoreError};
 use crate::model::{MessageId, NewMessage, route_only_to_text};
+use crate::time::duration_micros;
 
-/// The statement one append runs: journal row, metadata, RAW content and queue items.
+/// The statement a plain append runs: journal row, metadata, RAW content and READY queue
+/// items. Parameters `$1..$19` of [`Row::params`].
 pub(super) const APPEND_SQL: &str = "WITH m AS (
          INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
              message_type, trigger_event, control_id, sending_application,
@@ -34,6 +37,52 @@ pub(super) const APPEND_SQL: &str = "WITH m AS (
      INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, state)
      SELECT q.queue, m.id, q.destination, 0, now(), 'READY'
      FROM m, unnest($15::text[], $16::int[]) AS q(queue, destination)";
+
+/// The statement an append that carries its source side's outcome runs (see
+/// [`carries_source_side`]): as [`APPEND_SQL`], plus content stages, destination rows and
+/// queue items LEASED when a lease owner is given. Parameters `$1..$28` of [`Row::params`].
+/// Plain appends keep the smaller statement, which costs the server less.
+pub(super) const APPEND_SOURCE_SIDE_SQL: &str = "WITH m AS (
+         INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
+             message_type, trigger_event, control_id, sending_application,
+             sending_facility, status, error, original_id, route_only)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $17, $18, $19)
+         RETURNING id
+     ), md AS (
+         INSERT INTO message_metadata (message_id, seq, key, value)
+         SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value
+         FROM m, unnest($12::text[], $13::text[]) WITH ORDINALITY AS kv(key, value, ord)
+     ), c AS (
+         INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
+         SELECT m.id, 0, 'RAW', now(), $14::bytea FROM m
+         UNION ALL
+         SELECT m.id, s.destination, s.stage, now(), s.bytes
+         FROM m, unnest($20::int[], $21::text[], $22::bytea[]) AS s(destination, stage, bytes)
+     ), d AS (
+         INSERT INTO message_destinations
+             (message_id, destination, name, status, error, updated_at)
+         SELECT m.id, r.destination, r.name, r.status, r.error, now()
+         FROM m, unnest($23::int[], $24::text[], $25::text[], $26::text[])
+             AS r(destination, name, status, error)
+     )
+     INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, state,
+         lease_owner, lease_until)
+     SELECT q.queue, m.id, q.destination, 0, coalesce(q.until, now()),
+         CASE WHEN q.owner IS NULL THEN 'READY' ELSE 'LEASED' END, q.owner, q.until
+     FROM m, (SELECT u.queue, u.destination, u.owner,
+                     now() + u.lease * interval '1 microsecond' AS until
+              FROM unnest($15::text[], $16::int[], $27::text[], $28::bigint[])
+                  AS u(queue, destination, owner, lease)) AS q";
+
+/// Parameters of [`APPEND_SQL`]: the first ones of [`APPEND_SOURCE_SIDE_SQL`].
+const PLAIN_PARAMS: usize = 19;
+
+/// Whether `m` needs [`APPEND_SOURCE_SIDE_SQL`].
+fn carries_source_side(m: &NewMessage) -> bool {
+    !m.content.is_empty()
+        || !m.destinations.is_empty()
+        || m.enqueue.iter().any(|e| e.lease.is_some())
+}
 
 const OP: &str = "append";
 
@@ -150,13 +199,23 @@ async fn commit(pool: &Pool, messages: &[&NewMessage]) -> Result<Vec<MessageId>>
         .get()
         .await
         .map_err(|source| StoreError::Pool { op: OP, source })?;
-    let stmt = client
+    let plain = client
         .prepare_cached(APPEND_SQL)
         .await
         .map_err(StoreError::pg(OP))?;
+    let full = if messages.iter().any(|m| carries_source_side(m)) {
+        Some(
+            client
+                .prepare_cached(APPEND_SOURCE_SIDE_SQL)
+                .await
+                .map_err(StoreError::pg(OP))?,
+        )
+    } else {
+        None
+    };
     let ids = messages
         .iter()
-        .map(|_| MessageId::generate())
+        .map(|m| m.id.map_or_else(MessageId::generate, Ok))
         .collect::<Result<Vec<_>>>()?;
     let id_texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let rows: Vec<Row<'_>> = messages.iter().map(|m| Row::of(m)).collect();
@@ -165,19 +224,43 @@ async fn commit(pool: &Pool, messages: &[&NewMessage]) -> Result<Vec<MessageId>>
         .zip(&id_texts)
         .map(|(r, id)| r.params(id))
         .collect();
-    if let [one] = params.as_slice() {
+    // each append with its statement and that statement's parameters
+    let calls: Vec<_> = messages
+        .iter()
+        .zip(&params)
+        .map(|(m, p)| match &full {
+            Some(full) if carries_source_side(m) => (full, &p[..]),
+            _ => (&plain, &p[..PLAIN_PARAMS]),
+        })
+        .collect();
+    if let [(stmt, one)] = calls.as_slice() {
         // alone: one statement is its own transaction, one round trip
         client
-            .execute(&stmt, one)
+            .execute(*stmt, one)
             .await
-            .map_err(StoreError::pg(OP))?;
+            .map_err(|e| append_error(e, ids[0]))?;
         return Ok(ids);
     }
     let tx = client.transaction().await.map_err(StoreError::pg(OP))?;
-    let inserts = params.iter().map(|p| tx.execute(&stmt, p));
+    let inserts = calls.iter().map(|(stmt, p)| tx.execute(*stmt, p));
     try_join_all(inserts).await.map_err(StoreError::pg(OP))?;
     tx.commit().await.map_err(StoreError::pg(OP))?;
     Ok(ids)
+}
+
+/// The error of a failed append: [`StoreError::DuplicateMessageId`] if the message's id is
+/// stored already. (In a batch of several, an error fails the batch, whose appends are then
+/// run one by one, so the one with the duplicate id gets this error.)
+fn append_error(e: tokio_postgres::Error, id: MessageId) -> StoreError {
+    let duplicate = e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && e.as_db_error().is_some_and(|db| {
+            db.table() == Some("messages") && db.constraint() == Some("messages_pkey")
+        });
+    if duplicate {
+        StoreError::DuplicateMessageId { op: OP, id }
+    } else {
+        StoreError::pg(OP)(e)
+    }
 }
 
 /// The parameters of one append, borrowed from its message.
@@ -189,8 +272,17 @@ struct Row<'m> {
     values: Vec<&'m str>,
     queues: Vec<&'m str>,
     destinations: Vec<i32>,
+    lease_owners: Vec<Option<&'m str>>,
+    lease_micros: Vec<Option<i64>>,
     original_id: Option<String>,
     route_only: Option<String>,
+    content_destinations: Vec<i32>,
+    content_stages: Vec<&'static str>,
+    content_bytes: Vec<&'m [u8]>,
+    dest_numbers: Vec<i32>,
+    dest_names: Vec<&'m str>,
+    dest_statuses: Vec<&'static str>,
+    dest_errors: Vec<Option<&'m str>>,
 }
 
 impl<'m> Row<'m> {
@@ -200,6 +292,8 @@ impl<'m> Row<'m> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .unzip();
+        let content = m.last_content();
+        let rows = m.last_destination_updates();
         Self {
             m,
             received_at: m.received_at.to_system_time(),
@@ -208,12 +302,29 @@ impl<'m> Row<'m> {
             values,
             queues: m.enqueue.iter().map(|e| e.queue.as_str()).collect(),
             destinations: m.enqueue.iter().map(|e| i32::from(e.destination)).collect(),
+            lease_owners: m
+                .enqueue
+                .iter()
+                .map(|e| e.lease.as_ref().map(|(owner, _)| owner.as_str()))
+                .collect(),
+            lease_micros: m
+                .enqueue
+                .iter()
+                .map(|e| e.lease.as_ref().map(|(_, lease)| duration_micros(*lease)))
+                .collect(),
             original_id: m.original_id.map(|id| id.to_string()),
             route_only: m.route_only.as_deref().map(route_only_to_text),
+            content_destinations: content.iter().map(|(d, _, _)| i32::from(*d)).collect(),
+            content_stages: content.iter().map(|(_, s, _)| s.as_str()).collect(),
+            content_bytes: content.iter().map(|(_, _, b)| *b).collect(),
+            dest_numbers: rows.iter().map(|d| i32::from(d.destination)).collect(),
+            dest_names: rows.iter().map(|d| d.name.as_str()).collect(),
+            dest_statuses: rows.iter().map(|d| d.status.as_str()).collect(),
+            dest_errors: rows.iter().map(|d| d.error.as_deref()).collect(),
         }
     }
 
-    fn params<'a>(&'a self, id: &'a String) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 19] {
+    fn params<'a>(&'a self, id: &'a String) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 28] {
         let m = self.m;
         [
             id,
@@ -235,6 +346,15 @@ impl<'m> Row<'m> {
             &m.error,
             &self.original_id,
             &self.route_only,
+            &self.content_destinations,
+            &self.content_stages,
+            &self.content_bytes,
+            &self.dest_numbers,
+            &self.dest_names,
+            &self.dest_statuses,
+            &self.dest_errors,
+            &self.lease_owners,
+            &self.lease_micros,
         ]
     }
 }

@@ -2,8 +2,9 @@
 //! connections' `search_path`), one transaction per write, queue claims with
 //! `FOR UPDATE SKIP LOCKED` so several nodes can share a queue.
 //!
-//! An append is one statement (data-modifying CTEs insert the journal row, metadata, RAW
-//! content and queue items), so it costs one round trip and one durable commit.
+//! An append is one statement (data-modifying CTEs insert the journal row, metadata, content
+//! stages, destination rows and queue items), so it costs one round trip and one durable
+//! commit, shared with the other appends of its batch.
 //! Lease times use the database's clock, shared by every node.
 
 mod engine_ops;

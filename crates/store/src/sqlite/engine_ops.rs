@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
-use super::ops::{get, item, lease_error, parse};
+use super::ops::{enqueue, get, item, lease_error, parse, put_destinations, put_stages};
 use crate::error::{Result, StoreError};
 use crate::model::{MessageId, QueueDepth, QueueItem, QueueState, Transition};
 use crate::sql::ITEM_COLUMNS;
@@ -20,7 +20,6 @@ fn refresh_status(conn: &Connection, id: &str) -> Result<()> {
 
 /// Writes every transition, in order; the first failure fails the request, and with it the
 /// transaction (the writer rolls it back), so nothing is written.
-#[allow(clippy::too_many_lines)] // one statement per part of a transition, in order
 pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()> {
     const OP: &str = "apply";
     let now = Timestamp::now().as_micros();
@@ -51,60 +50,12 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()>
                 .and_then(|mut s| s.execute(params![id_text, status.as_str(), error]))
                 .map_err(StoreError::sqlite(OP))?;
         }
-        let destinations = t.last_destination_updates();
-        if !destinations.is_empty() {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT INTO message_destinations \
-                     (message_id, destination, name, status, error, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                     ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name, \
-                     status = excluded.status, error = excluded.error, \
-                     updated_at = excluded.updated_at",
-                )
-                .map_err(StoreError::sqlite(OP))?;
-            for d in destinations {
-                stmt.execute(params![
-                    id_text,
-                    d.destination,
-                    d.name,
-                    d.status.as_str(),
-                    d.error,
-                    now
-                ])
-                .map_err(StoreError::sqlite(OP))?;
-            }
-        }
+        put_destinations(conn, OP, &id_text, now, &t.last_destination_updates())?;
         if t.refresh_status {
             refresh_status(conn, &id_text)?;
         }
-        let content = t.last_content();
-        if !content.is_empty() {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT INTO message_content (message_id, destination, stage, created_at, \
-                     bytes) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (message_id, destination, stage) \
-                     DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
-                )
-                .map_err(StoreError::sqlite(OP))?;
-            for (destination, stage, bytes) in content {
-                stmt.execute(params![id_text, destination, stage.as_str(), now, bytes])
-                    .map_err(StoreError::sqlite(OP))?;
-            }
-        }
-        if !t.enqueue.is_empty() {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT INTO queue_items (queue, message_id, destination, attempts, \
-                     available_at, state, created_at) VALUES (?1, ?2, ?3, 0, ?4, 'READY', ?4)",
-                )
-                .map_err(StoreError::sqlite(OP))?;
-            for q in &t.enqueue {
-                stmt.execute(params![q.queue, id_text, q.destination, now])
-                    .map_err(StoreError::sqlite(OP))?;
-            }
-        }
+        put_stages(conn, OP, &id_text, now, &t.last_content())?;
+        enqueue(conn, OP, &id_text, now, &t.enqueue)?;
         if !t.metadata.is_empty() {
             let next: i64 = conn
                 .prepare_cached(

@@ -8,12 +8,12 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Content, Destination, DestinationStatus, MessageFilter, MessageId, MessageSummary, NewMessage,
-    QueueItem, QueueItemId, QueueState, Stage, Status, StoredMessage, route_only_from_text,
-    route_only_to_text,
+    Content, Destination, DestinationStatus, DestinationUpdate, Enqueue, MessageFilter, MessageId,
+    MessageSummary, NewMessage, QueueItem, QueueItemId, QueueState, Stage, Status, StoredMessage,
+    route_only_from_text, route_only_to_text,
 };
 use crate::sql::{self, ITEM_COLUMNS, Param, SUMMARY_COLUMNS};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, duration_micros};
 
 impl ToSql for Param {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -100,38 +100,47 @@ pub(super) fn item(row: &Row<'_>, op: &'static str) -> Result<QueueItem> {
     })
 }
 
-/// Inserts a message, its metadata, its RAW content and its queue items.
+/// Inserts a message, its metadata, its RAW content, the content stages and destination rows
+/// it comes with, and its queue items.
 pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
     const OP: &str = "append";
-    let e = StoreError::sqlite(OP);
-    let id = MessageId::generate()?;
+    let id = match msg.id {
+        Some(id) => id,
+        None => MessageId::generate()?,
+    };
     let id_text = id.to_string();
     let now = Timestamp::now().as_micros();
-    conn.prepare_cached(
-        "INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject, message_type, \
-         trigger_event, control_id, sending_application, sending_facility, status, error, \
-         original_id, route_only) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            id_text,
-            msg.channel,
-            msg.received_at.as_micros(),
-            msg.peer_addr,
-            msg.tls_subject,
-            msg.message_type,
-            msg.trigger_event,
-            msg.control_id,
-            msg.sending_application,
-            msg.sending_facility,
-            msg.status.as_str(),
-            msg.error,
-            msg.original_id.map(|o| o.to_string()),
-            msg.route_only.as_deref().map(route_only_to_text),
-        ])
-    })
-    .map_err(e)?;
+    // DO NOTHING: an id stored already is told apart from other failures by the count
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject, \
+             message_type, trigger_event, control_id, sending_application, sending_facility, \
+             status, error, original_id, route_only) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id_text,
+                msg.channel,
+                msg.received_at.as_micros(),
+                msg.peer_addr,
+                msg.tls_subject,
+                msg.message_type,
+                msg.trigger_event,
+                msg.control_id,
+                msg.sending_application,
+                msg.sending_facility,
+                msg.status.as_str(),
+                msg.error,
+                msg.original_id.map(|o| o.to_string()),
+                msg.route_only.as_deref().map(route_only_to_text),
+            ])
+        })
+        .map_err(StoreError::sqlite(OP))?;
+    if inserted == 0 {
+        return Err(StoreError::DuplicateMessageId { op: OP, id });
+    }
     if !msg.metadata.is_empty() {
         let mut stmt = conn
             .prepare_cached(
@@ -149,19 +158,114 @@ pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
     )
     .and_then(|mut s| s.execute(params![id_text, now, msg.raw]))
     .map_err(StoreError::sqlite(OP))?;
-    if !msg.enqueue.is_empty() {
-        let mut stmt = conn
-            .prepare_cached(
-                "INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, \
-                 state, created_at) VALUES (?1, ?2, ?3, 0, ?4, 'READY', ?4)",
-            )
-            .map_err(StoreError::sqlite(OP))?;
-        for q in &msg.enqueue {
-            stmt.execute(params![q.queue, id_text, q.destination, now])
-                .map_err(StoreError::sqlite(OP))?;
-        }
-    }
+    put_stages(conn, OP, &id_text, now, &msg.last_content())?;
+    put_destinations(conn, OP, &id_text, now, &msg.last_destination_updates())?;
+    enqueue(conn, OP, &id_text, now, &msg.enqueue)?;
     Ok(id)
+}
+
+/// Stores (or replaces) content stages of a message.
+pub(super) fn put_stages(
+    conn: &Connection,
+    op: &'static str,
+    id_text: &str,
+    now: i64,
+    content: &[(Destination, Stage, &[u8])],
+) -> Result<()> {
+    if content.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO message_content (message_id, destination, stage, created_at, bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (message_id, destination, stage) \
+             DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+        )
+        .map_err(StoreError::sqlite(op))?;
+    for (destination, stage, bytes) in content {
+        stmt.execute(params![id_text, destination, stage.as_str(), now, bytes])
+            .map_err(StoreError::sqlite(op))?;
+    }
+    Ok(())
+}
+
+/// Stores (or replaces) destination status rows of a message.
+pub(super) fn put_destinations(
+    conn: &Connection,
+    op: &'static str,
+    id_text: &str,
+    now: i64,
+    destinations: &[&DestinationUpdate],
+) -> Result<()> {
+    if destinations.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO message_destinations \
+             (message_id, destination, name, status, error, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name, \
+             status = excluded.status, error = excluded.error, \
+             updated_at = excluded.updated_at",
+        )
+        .map_err(StoreError::sqlite(op))?;
+    for d in destinations {
+        stmt.execute(params![
+            id_text,
+            d.destination,
+            d.name,
+            d.status.as_str(),
+            d.error,
+            now
+        ])
+        .map_err(StoreError::sqlite(op))?;
+    }
+    Ok(())
+}
+
+/// Inserts queue items for a message: READY and due `now`, or LEASED to the owner its
+/// [`Enqueue::lease`] names until the lease runs out.
+pub(super) fn enqueue(
+    conn: &Connection,
+    op: &'static str,
+    id_text: &str,
+    now: i64,
+    items: &[Enqueue],
+) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, \
+             state, lease_owner, lease_until, created_at) \
+             VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(StoreError::sqlite(op))?;
+    for q in items {
+        let (state, owner, until) = match &q.lease {
+            None => (QueueState::Ready, None, None),
+            Some((owner, lease)) => (
+                QueueState::Leased,
+                Some(owner.as_str()),
+                Some(now.saturating_add(duration_micros(*lease))),
+            ),
+        };
+        stmt.execute(params![
+            q.queue,
+            id_text,
+            q.destination,
+            until.unwrap_or(now),
+            state.as_str(),
+            owner,
+            until,
+            now
+        ])
+        .map_err(StoreError::sqlite(op))?;
+    }
+    Ok(())
 }
 
 /// Stores (or replaces) one content stage.

@@ -30,6 +30,9 @@ pub async fn append_then_get_returns_exact_bytes_and_fields<B: Backend>(backend:
         enqueue: vec![],
         original_id: None,
         route_only: None,
+        id: None,
+        content: vec![],
+        destinations: vec![],
     };
     let id = store.append(message).await.unwrap();
     let got = store.get(id).await.unwrap().expect("appended message");

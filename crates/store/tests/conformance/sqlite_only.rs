@@ -54,6 +54,7 @@ async fn apply_and_append(
             t.enqueue.push(store::Enqueue {
                 queue: "next".into(),
                 destination: 1,
+                lease: None,
             });
             let applied = store.apply(vec![t]).await;
             let appended = store.append(adt("gc", &i.to_string(), "1")).await;

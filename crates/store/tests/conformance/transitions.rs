@@ -47,6 +47,7 @@ fn full_transition(item: &QueueItem, owner: &str) -> Transition {
     t.enqueue = vec![Enqueue {
         queue: "next/1".into(),
         destination: 1,
+        lease: None,
     }];
     t.metadata = vec![("Visit".into(), "V9".into()), ("Ward".into(), "W2".into())];
     t
@@ -290,6 +291,7 @@ pub async fn apply_is_all_or_nothing<B: Backend>(backend: &B) {
     empty_queue.enqueue.push(Enqueue {
         queue: String::new(),
         destination: 1,
+        lease: None,
     });
     for bad in [raw, empty_queue] {
         let err = store
@@ -307,6 +309,7 @@ pub async fn apply_is_all_or_nothing<B: Backend>(backend: &B) {
     broken.enqueue.push(Enqueue {
         queue: "broken".into(),
         destination: 2,
+        lease: None,
     });
     let err = store.apply(vec![broken]).await.unwrap_err();
     assert!(
@@ -520,6 +523,7 @@ pub async fn delete_cascades_to_everything<B: Backend>(backend: &B) {
     t.enqueue.push(Enqueue {
         queue: "dead/1".into(),
         destination: 2,
+        lease: None,
     });
     store.apply(vec![t]).await.unwrap();
     let dead = store
