@@ -12,6 +12,7 @@ mod lifecycle;
 mod ordered_queues;
 mod postgres_only;
 mod queues;
+mod source_side;
 mod sqlite_only;
 mod transitions;
 
@@ -85,6 +86,10 @@ conformance!(
     extend_lease_renews_and_refuses_other_owners,
     queue_depth_and_names_count_each_state,
     refresh_status_follows_the_destinations,
+    append_stores_the_source_side_in_one_write,
+    leased_items_wait_for_their_lease,
+    append_with_a_stored_id_stores_nothing,
+    append_refuses_raw_content,
 );
 
 async fn open<B: Backend>(backend: &B) -> B::S {
@@ -111,5 +116,6 @@ mod cases {
     pub use super::lifecycle::*;
     pub use super::ordered_queues::*;
     pub use super::queues::*;
+    pub use super::source_side::*;
     pub use super::transitions::*;
 }
