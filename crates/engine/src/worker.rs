@@ -87,7 +87,6 @@ async fn source_worker(engine: Arc<Engine>, ch: Arc<Channel>) {
         let mut finished = Vec::new();
         let mut woken = Vec::new();
         for item in &items {
-            let started = Instant::now();
             let message = match store.get(item.message_id).await {
                 Ok(Some(m)) => m,
                 Ok(None) => {
@@ -103,7 +102,6 @@ async fn source_worker(engine: Arc<Engine>, ch: Arc<Channel>) {
                 }
             };
             let t = process_one(&ch, item, &owner, &message, &mut woken, &mut finished).await;
-            ch.metrics.processing.observe(started.elapsed());
             transitions.push(t);
         }
         if transitions.is_empty() {
@@ -127,63 +125,98 @@ async fn source_worker(engine: Arc<Engine>, ch: Arc<Channel>) {
     debug!(channel = %ch.name(), "source worker stopped");
 }
 
-/// Runs the pipeline on one received message and builds its transition.
-async fn process_one(
-    ch: &Channel,
-    item: &QueueItem,
-    owner: &str,
-    message: &StoredMessage,
-    woken: &mut Vec<store::Destination>,
-    finished: &mut Vec<(store::MessageId, Finished)>,
-) -> Transition {
-    let s = &message.summary;
-    let mut source_map = Map::new();
-    let mut put = |k: &str, v: Option<&String>| {
+/// What a message's source side produced, ready for the store: the parts of a transition
+/// (worker) or of the append itself (inline processing at arrival).
+pub(crate) struct Recorded {
+    pub(crate) status: Status,
+    pub(crate) error: Option<String>,
+    pub(crate) content: Vec<(store::Destination, Stage, Vec<u8>)>,
+    pub(crate) destinations: Vec<DestinationUpdate>,
+    pub(crate) enqueue: Vec<Enqueue>,
+}
+
+impl Recorded {
+    /// The end of processing when nothing was queued (filtered, in error, no destinations).
+    pub(crate) fn finished(&self) -> Option<Finished> {
+        self.enqueue.is_empty().then(|| Finished {
+            status: self.status,
+            error: self.error.clone(),
+        })
+    }
+
+    /// Destinations to wake once this is committed.
+    pub(crate) fn woken(&self) -> impl Iterator<Item = store::Destination> + '_ {
+        self.enqueue.iter().map(|e| e.destination)
+    }
+}
+
+/// The source map scripts see: peer, TLS subject, original id, metadata.
+pub(crate) fn source_map(
+    peer_addr: Option<&String>,
+    tls_subject: Option<&String>,
+    original_id: Option<store::MessageId>,
+    metadata: &[(String, String)],
+) -> Map<String, Value> {
+    let mut map = Map::new();
+    let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {
-            source_map.insert(k.into(), Value::String(v.clone()));
+            map.insert(k.into(), Value::String(v));
         }
     };
-    put("peerAddress", s.peer_addr.as_ref());
-    put("tlsSubject", s.tls_subject.as_ref());
-    put("originalId", s.original_id.map(|i| i.to_string()).as_ref());
-    for (k, v) in &message.metadata {
-        source_map
-            .entry(k.clone())
+    put("peerAddress", peer_addr.cloned());
+    put("tlsSubject", tls_subject.cloned());
+    put("originalId", original_id.map(|i| i.to_string()));
+    for (k, v) in metadata {
+        map.entry(k.clone())
             .or_insert_with(|| Value::String(v.clone()));
     }
-    let id = s.id.to_string();
-    let raw = message.raw().unwrap_or_default();
+    map
+}
+
+/// Runs the source side of the pipeline on one message and counts it in the metrics.
+pub(crate) async fn process(
+    ch: &Channel,
+    id: store::MessageId,
+    raw: &[u8],
+    source_map: Map<String, Value>,
+    route_only: Option<&[store::Destination]>,
+) -> Recorded {
+    let started = Instant::now();
+    let text_id = id.to_string();
     let p = ch
         .pipeline
-        .process(raw, &id, source_map, s.route_only.as_deref())
+        .process(raw, &text_id, source_map, route_only)
         .await;
     for line in &p.logs {
-        debug!(channel = %ch.name(), id = %id, level = ?line.level, "script: {}", line.text);
+        debug!(channel = %ch.name(), id = %text_id, level = ?line.level, "script: {}", line.text);
     }
-    let mut t = Transition::new(s.id);
-    t.complete = Some((item.id, owner.to_owned()));
-    t.status = Some((p.status, p.error.clone()));
+    let mut r = Recorded {
+        status: p.status,
+        error: p.error,
+        content: Vec::new(),
+        destinations: Vec::new(),
+        enqueue: Vec::new(),
+    };
     if let Some(tr) = p.transformed {
-        t.content.push((0, Stage::Transformed, tr));
+        r.content.push((0, Stage::Transformed, tr));
     }
     match p.status {
         Status::Filtered => ch.metrics.filtered.inc(),
         Status::Error => {
             ch.metrics.errored.inc();
-            debug!(channel = %ch.name(), id = %id, error = p.error.as_deref().unwrap_or(""), "processing failed");
+            debug!(channel = %ch.name(), id = %text_id, error = r.error.as_deref().unwrap_or(""), "processing failed");
         }
         _ => {}
     }
     for (n, name, routed) in p.routed {
         let status = match routed {
             Routed::Encoded(bytes) => {
-                t.content.push((n, Stage::Encoded, bytes));
-                t.enqueue.push(Enqueue {
+                r.content.push((n, Stage::Encoded, bytes));
+                r.enqueue.push(Enqueue {
                     queue: queue_name(ch.name(), n),
                     destination: n,
                     lease: None,
                 });
-                woken.push(n);
                 (Status::Queued, None)
             }
             Routed::Filtered => {
@@ -200,7 +233,7 @@ async fn process_one(
             }
             Routed::Skipped => continue,
         };
-        t.destinations.push(DestinationUpdate {
+        r.destinations.push(DestinationUpdate {
             destination: n,
             name,
             status: status.0,
@@ -208,15 +241,38 @@ async fn process_one(
         });
     }
     ch.metrics.processed.inc();
-    if t.enqueue.is_empty() {
-        finished.push((
-            s.id,
-            Finished {
-                status: p.status,
-                error: p.error,
-            },
-        ));
+    ch.metrics.processing.observe(started.elapsed());
+    r
+}
+
+/// Runs the pipeline on one message taken from the source queue and builds its transition.
+async fn process_one(
+    ch: &Channel,
+    item: &QueueItem,
+    owner: &str,
+    message: &StoredMessage,
+    woken: &mut Vec<store::Destination>,
+    finished: &mut Vec<(store::MessageId, Finished)>,
+) -> Transition {
+    let s = &message.summary;
+    let map = source_map(
+        s.peer_addr.as_ref(),
+        s.tls_subject.as_ref(),
+        s.original_id,
+        &message.metadata,
+    );
+    let raw = message.raw().unwrap_or_default();
+    let r = process(ch, s.id, raw, map, s.route_only.as_deref()).await;
+    woken.extend(r.woken());
+    if let Some(f) = r.finished() {
+        finished.push((s.id, f));
     }
+    let mut t = Transition::new(s.id);
+    t.complete = Some((item.id, owner.to_owned()));
+    t.status = Some((r.status, r.error));
+    t.content = r.content;
+    t.destinations = r.destinations;
+    t.enqueue = r.enqueue;
     t
 }
 
@@ -278,13 +334,27 @@ async fn destination_worker(
             }
             continue;
         }
+        // the encoded content of the whole batch in one read
+        let ids: Vec<store::MessageId> = items.iter().map(|i| i.message_id).collect();
+        let mut encoded: std::collections::HashMap<store::MessageId, Vec<u8>> = match store
+            .contents(&ids, n, Stage::Encoded)
+            .await
+        {
+            Ok(found) => found.into_iter().collect(),
+            Err(e) => {
+                warn!(channel = %ch.name(), destination = %plan.name, error = %e, "cannot read queued messages; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         let mut done = Vec::new();
         let mut ended = Vec::new();
         for item in &items {
             if ch.state() == ChannelState::Stopped {
                 break;
             }
-            let step = deliver(&engine, &ch, plan, &mut sender, item, &owner).await;
+            let bytes = encoded.remove(&item.message_id);
+            let step = deliver(&ch, plan, &mut sender, item, &owner, bytes).await;
             match step {
                 Delivery::Done(t) => {
                     ended.push(item.message_id);
@@ -342,38 +412,25 @@ enum Delivery {
 
 /// Sends one queued message and builds the transition recording it.
 async fn deliver(
-    engine: &Engine,
     ch: &Channel,
     plan: &crate::pipeline::DestinationPlan,
     sender: &mut Sender,
     item: &QueueItem,
     owner: &str,
+    encoded: Option<Vec<u8>>,
 ) -> Delivery {
     let n = plan.number;
-    let message = match engine.store.get(item.message_id).await {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            let mut t = Transition::new(item.message_id);
-            t.complete = Some((item.id, owner.to_owned()));
-            return Delivery::Done(Box::new(t));
-        }
-        Err(e) => {
-            return Delivery::Retry {
-                error: format!("cannot read the message: {e}"),
-            };
-        }
-    };
-    let Some(encoded) = message.stage(n, Stage::Encoded) else {
+    let Some(encoded) = encoded else {
         return Delivery::Fail {
             error: "the message has no encoded content for this destination".into(),
         };
     };
-    let id = message.summary.id.to_string();
-    match sender.send(encoded, &id, ch.name()).await {
+    let id = item.message_id.to_string();
+    match sender.send(&encoded, &id, ch.name()).await {
         Ok(delivered) => {
             let mut t = Transition::new(item.message_id);
             t.complete = Some((item.id, owner.to_owned()));
-            t.content.push((n, Stage::Sent, encoded.to_vec()));
+            t.content.push((n, Stage::Sent, encoded));
             let mut status = (Status::Sent, None);
             if let Some(resp) = &delivered.response {
                 match ch.pipeline.transform_response(n, &id, resp).await {
@@ -388,7 +445,7 @@ async fn deliver(
                 if status.0 == Status::Sent {
                     m.sent.inc();
                     let micros =
-                        Timestamp::now().as_micros() - message.summary.received_at.as_micros();
+                        Timestamp::now().as_micros() - item.message_id.timestamp().as_micros();
                     m.latency.observe(Duration::from_micros(
                         u64::try_from(micros).unwrap_or_default(),
                     ));

@@ -63,7 +63,8 @@ struct Sink {
     last: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
-const SINK_ACK: &[u8] = b"MSH|^~\\&|SINK|BENCH|PLEXUS|BENCH|20260101120000||ACK|1|P|2.5.1\rMSA|AA|1\r";
+const SINK_ACK: &[u8] =
+    b"MSH|^~\\&|SINK|BENCH|PLEXUS|BENCH|20260101120000||ACK|1|P|2.5.1\rMSA|AA|1\r";
 
 impl Handler for Sink {
     async fn handle(&self, _payload: Bytes, _peer: &PeerInfo) -> HandlerReply {
@@ -150,7 +151,11 @@ pub async fn run(args: ChannelBenchArgs) -> Result<()> {
             r.backlog_at_stop
         )?;
     }
-    writeln!(out, "\npeak RSS of the whole run: {:.1} MB", peak_rss_kb() as f64 / 1024.0)?;
+    writeln!(
+        out,
+        "\npeak RSS of the whole run: {:.1} MB",
+        peak_rss_kb() as f64 / 1024.0
+    )?;
     Ok(())
 }
 
@@ -183,7 +188,9 @@ async fn channel_phase(args: &ChannelBenchArgs, t: Transformer) -> Result<Row> {
     let config = engine::ChannelConfig::parse(&text, &dir.path().join("bench.toml"))?;
     let engine = engine::Engine::new(Arc::clone(&store), engine::EngineConfig::default());
     let ch = engine.deploy(config).await?;
-    let addr = ch.source_addr().context("the channel has no source address")?;
+    let addr = ch
+        .source_addr()
+        .context("the channel has no source address")?;
 
     let started = Instant::now();
     let (n, lat) = drive(addr, args.connections, args.seconds, 0).await?;

@@ -168,6 +168,15 @@ pub trait Journal: Send + Sync {
     /// transaction stays short and appends are not held up; choose them with
     /// [`Journal::prunable`].
     fn delete(&self, ids: &[MessageId]) -> impl Future<Output = Result<u64>> + Send;
+
+    /// One content stage of one destination for several messages at once (a destination
+    /// worker's batch): `(id, bytes)` for each message that has it, in no particular order.
+    fn contents(
+        &self,
+        ids: &[MessageId],
+        destination: Destination,
+        stage: Stage,
+    ) -> impl Future<Output = Result<Vec<(MessageId, Vec<u8>)>>> + Send;
 }
 
 /// Durable work queues: at-least-once delivery with leases, retries and dead letters.
@@ -360,6 +369,15 @@ impl Journal for AnyStore {
 
     async fn delete(&self, ids: &[MessageId]) -> Result<u64> {
         dispatch!(self, s => s.delete(ids).await)
+    }
+
+    async fn contents(
+        &self,
+        ids: &[MessageId],
+        destination: Destination,
+        stage: Stage,
+    ) -> Result<Vec<(MessageId, Vec<u8>)>> {
+        dispatch!(self, s => s.contents(ids, destination, stage).await)
     }
 }
 

@@ -489,3 +489,40 @@ pub(super) fn apply_subject(transitions: &[Transition]) -> Subject {
         _ => Subject::None,
     }
 }
+
+/// `Journal::contents`: one stage of one destination for several messages, in one query.
+pub(super) async fn contents(
+    store: &PgStore,
+    ids: &[MessageId],
+    destination: crate::model::Destination,
+    stage: crate::model::Stage,
+) -> Result<Vec<(MessageId, Vec<u8>)>> {
+    const OP: &str = "contents";
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = store.client(OP).await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT message_id, bytes FROM message_content
+             WHERE message_id = ANY($1::text[]) AND destination = $2 AND stage = $3",
+        )
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let rows = client
+        .query(&stmt, &[&texts, &i32::from(destination), &stage.as_str()])
+        .await
+        .map_err(StoreError::pg(OP))?;
+    rows.iter()
+        .map(|r| {
+            let id: String = rows::get(r, 0, OP)?;
+            let id = id.parse::<MessageId>().map_err(|_| StoreError::Corrupt {
+                op: OP,
+                column: "message_content.message_id",
+                value: id.clone(),
+            })?;
+            Ok((id, rows::get(r, 1, OP)?))
+        })
+        .collect()
+}

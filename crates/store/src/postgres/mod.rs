@@ -442,6 +442,15 @@ impl Journal for PgStore {
     async fn delete(&self, ids: &[MessageId]) -> Result<u64> {
         engine_ops::delete(self, ids).await
     }
+
+    async fn contents(
+        &self,
+        ids: &[MessageId],
+        destination: Destination,
+        stage: Stage,
+    ) -> Result<Vec<(MessageId, Vec<u8>)>> {
+        engine_ops::contents(self, ids, destination, stage).await
+    }
 }
 
 impl Queues for PgStore {

@@ -248,3 +248,32 @@ pub(super) fn delete(conn: &Connection, ids: &[MessageId]) -> Result<u64> {
     }
     Ok(deleted)
 }
+
+/// `Journal::contents`: one stage of one destination for several messages.
+pub(super) fn contents(
+    conn: &Connection,
+    ids: &[MessageId],
+    destination: crate::model::Destination,
+    stage: crate::model::Stage,
+) -> Result<Vec<(MessageId, Vec<u8>)>> {
+    const OP: &str = "contents";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT bytes FROM message_content \
+             WHERE message_id = ?1 AND destination = ?2 AND stage = ?3",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let bytes: Option<Vec<u8>> = stmt
+            .query_row(params![id.to_string(), destination, stage.as_str()], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(StoreError::sqlite(OP))?;
+        if let Some(b) = bytes {
+            out.push((*id, b));
+        }
+    }
+    Ok(out)
+}

@@ -351,6 +351,23 @@ impl Journal for SqliteStore {
         self.write("delete", 0, move |conn| engine_ops::delete(conn, &ids))
             .await
     }
+
+    async fn contents(
+        &self,
+        ids: &[MessageId],
+        destination: Destination,
+        stage: Stage,
+    ) -> Result<Vec<(MessageId, Vec<u8>)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.readers
+            .run("contents", move |conn| {
+                engine_ops::contents(conn, &ids, destination, stage)
+            })
+            .await
+    }
 }
 
 impl Queues for SqliteStore {

@@ -86,6 +86,7 @@ conformance!(
     extend_lease_renews_and_refuses_other_owners,
     queue_depth_and_names_count_each_state,
     refresh_status_follows_the_destinations,
+    contents_reads_one_stage_of_many_messages,
     append_stores_the_source_side_in_one_write,
     leased_items_wait_for_their_lease,
     append_with_a_stored_id_stores_nothing,

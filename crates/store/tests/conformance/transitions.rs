@@ -721,3 +721,54 @@ async fn status_of<S: Store>(store: &S, id: MessageId) -> (Status, Option<String
     let m = store.get(id).await.unwrap().unwrap();
     (m.summary.status, m.summary.error)
 }
+
+pub async fn contents_reads_one_stage_of_many_messages<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        let item = leased(&store, "src", "w", &format!("K{i}")).await;
+        let mut t = Transition::new(item.message_id);
+        t.complete = Some((item.id, "w".into()));
+        // every other message gets ENCODED for destination 1; all get it for destination 2
+        if i % 2 == 0 {
+            t.content.push((1, Stage::Encoded, vec![b'a', i]));
+        }
+        t.content.push((2, Stage::Encoded, vec![b'b', i]));
+        store.apply(vec![t]).await.unwrap();
+        ids.push(item.message_id);
+    }
+    let mut got = store.contents(&ids, 1, Stage::Encoded).await.unwrap();
+    got.sort();
+    let want: Vec<(MessageId, Vec<u8>)> = [0u8, 2, 4]
+        .iter()
+        .map(|&i| (ids[usize::from(i)], vec![b'a', i]))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        store.contents(&ids, 2, Stage::Encoded).await.unwrap().len(),
+        5
+    );
+    assert!(
+        store
+            .contents(&ids, 1, Stage::Sent)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .contents(&[], 1, Stage::Encoded)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // the received bytes are a stage like any other
+    assert_eq!(
+        store
+            .contents(&ids[..1], 0, Stage::Raw)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
