@@ -7,9 +7,9 @@
 //! channels on a store ([`Engine`]):
 //!
 //! ```text
-//! source ──▶ journal (RECEIVED) + source queue ──commit──▶ ACK
-//!   source worker (in order): preprocessor → filter → transformer
-//!        → per destination: filter → transformer → ENCODED + destination queue   (one transaction)
+//! source ──▶ preprocessor → filter → transformer
+//!             → per destination: filter → transformer → ENCODED
+//!        ──▶ journal row + content + destination queues   (one transaction) ──commit──▶ ACK
 //!   destination worker(s): send → response transformer → SENT/RESPONSE, status  (one transaction)
 //!        failures: retry with exponential backoff, then ERROR (dead letter)
 //! ```
