@@ -107,6 +107,9 @@ pub struct SourceConfig {
     /// How long `after-destinations` waits before answering with an error. Default: 30 s.
     #[serde(default = "default_ack_wait", with = "mllp::duration")]
     pub ack_wait: Duration,
+    /// What an HTTP (or file) source answers for an accepted message instead of the ACK or
+    /// the JSON receipt, e.g. `response = { body = "OK", content_type = "text/plain" }`.
+    pub response: Option<ResponseConfig>,
     /// MLLP listener (the settings of `plexus.toml`'s `[[listener]]`).
     pub mllp: Option<mllp::ServerConfig>,
     /// HTTP listener.
@@ -117,6 +120,21 @@ pub struct SourceConfig {
 
 fn default_ack_wait() -> Duration {
     Duration::from_secs(30)
+}
+
+/// A fixed answer to accepted messages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    /// The body.
+    pub body: String,
+    /// Its content type. Default: `text/plain`.
+    #[serde(default = "default_content_type")]
+    pub content_type: String,
+}
+
+fn default_content_type() -> String {
+    "text/plain".into()
 }
 
 /// When the source answers its sender.

@@ -222,7 +222,10 @@ impl Submit for Intake {
             } else {
                 Some("the message could not be stored; send it again".into())
             };
-            let (response, content_type) = if hl7 {
+            let configured = self.channel.config.source.response.as_ref();
+            let (response, content_type) = if let (true, Some(r)) = (accepted, configured) {
+                (Some(r.body.clone().into_bytes()), r.content_type.as_str())
+            } else if hl7 {
                 (handed.ack(false), "x-application/hl7-v2+er7")
             } else {
                 let body = serde_json::json!({

@@ -38,6 +38,7 @@ on_both_stores!(
     sigkill_during_delivery,
     javascript_limits,
     admin_operations,
+    http_json_through_a_channel_writer_to_files,
 );
 
 /// Long enough for anything on a loaded two-core machine; every wait polls.
@@ -1097,4 +1098,92 @@ fn admin_operations(store: &StoreKind) {
     server.stop();
     drop(peer);
     eprintln!("admin operations: {:?}", started.elapsed());
+}
+
+/// JSON orders over HTTP become HL7 through a template, go to a second channel (a channel
+/// writer into a channel without a source) and from there to files. The HTTP source answers
+/// with its configured body; a body that is not JSON is refused (422) and stored in ERROR.
+fn http_json_through_a_channel_writer_to_files(store: &StoreKind) {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let out = tmp.path().join("out");
+    let http_port = common::fixed_port();
+    let orders = format!(
+        r#"
+data_type = "JSON"
+metadata = {{ MRN = "patient.mrn" }}
+[source]
+response = {{ body = "thank you", content_type = "text/plain" }}
+[source.http]
+bind = "127.0.0.1:{http_port}"
+path = "/orders"
+[[transformer]]
+type = "template"
+template = """
+MSH|^~\\&|WEB|CLINIC|LAB|HOSP|||ORM^O01|${{orderId}}|P|2.5.1
+PID|1||${{patient.mrn}}^^^HOSP^MR||${{patient.family}}
+"""
+[[destination]]
+name = "to-filing"
+[destination.channel]
+name = "filing"
+"#
+    );
+    let filing = format!(
+        r#"
+[[destination]]
+name = "folder"
+[destination.file]
+directory = "{}"
+name = "${{MSH-10}}.hl7"
+"#,
+        out.display()
+    );
+    let server = ChannelServer::start(
+        tmp.path(),
+        store.clone(),
+        &[("orders", &orders), ("filing", &filing)],
+    );
+    let body = r#"{"orderId": "WEB-1", "patient": {"mrn": "M42", "family": "O'NEIL|SMITH"}}"#;
+    let (status, answer) =
+        common::http(http_port, "POST", "/orders", Some(body)).expect("HTTP source answers");
+    assert_eq!((status, answer.as_str()), (200, "thank you"));
+    let file = out.join("WEB-1.hl7");
+    wait_for(
+        "the order filed by the second channel",
+        LONG,
+        || std::fs::read(&file).ok(),
+        || server.log_text(),
+    );
+    let filed = text(&std::fs::read(&file).expect("filed order"));
+    assert!(
+        filed.starts_with("MSH|^~\\&|WEB|CLINIC|LAB|HOSP|||ORM^O01|WEB-1|"),
+        "{filed:?}"
+    );
+    // the delimiter in the name is escaped, not a new field
+    assert!(
+        filed.contains("\rPID|1||M42^^^HOSP^MR||O'NEIL\\F\\SMITH\r"),
+        "{filed:?}"
+    );
+    let found = server.get("/api/messages?channel=orders&meta.MRN=M42");
+    assert_eq!(
+        found["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{found}"
+    );
+    wait_for(
+        "both channels SENT",
+        LONG,
+        || {
+            (server.count("orders", "SENT") == 1 && server.count("filing", "SENT") == 1)
+                .then_some(())
+        },
+        || server.log_text(),
+    );
+
+    let (status, answer) =
+        common::http(http_port, "POST", "/orders", Some("{not json")).expect("HTTP source answers");
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("not valid JSON"), "{answer}");
+    assert_eq!(server.count("orders", "ERROR"), 1);
+    server.stop();
 }
