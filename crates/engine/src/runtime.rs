@@ -92,6 +92,7 @@ pub struct Channel {
     pub(crate) destination_paused: Vec<AtomicBool>,
     pub(crate) tasks: Mutex<Tasks>,
     pub(crate) source_addr: Mutex<Option<SocketAddr>>,
+    pub(crate) source_tls: Mutex<Option<mllp::ReloadableTls>>,
     pub(crate) metrics: Arc<ChannelMetrics>,
 }
 
@@ -223,6 +224,7 @@ impl Engine {
             destination_paused: (0..n).map(|_| AtomicBool::new(false)).collect(),
             tasks: Mutex::new(Tasks::default()),
             source_addr: Mutex::new(None),
+            source_tls: Mutex::new(None),
             config,
         });
         self.channels
@@ -330,6 +332,24 @@ impl Engine {
                 channel: ch.config.name.clone(),
                 destination: destination.to_owned(),
             })
+    }
+
+    /// Reloads the TLS certificate and key of every channel source that listens with TLS
+    /// (on SIGHUP); returns how many were reloaded, and the errors of those that failed (they
+    /// keep their previous certificate).
+    pub fn reload_tls(&self) -> (usize, Vec<String>) {
+        let mut ok = 0;
+        let mut errors = Vec::new();
+        for ch in self.channels() {
+            let tls = ch.source_tls.lock().expect("lock").clone();
+            if let Some(tls) = tls {
+                match tls.reload() {
+                    Ok(()) => ok += 1,
+                    Err(e) => errors.push(format!("channel {}: {e}", ch.name())),
+                }
+            }
+        }
+        (ok, errors)
     }
 
     /// Stops every channel.

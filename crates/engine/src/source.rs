@@ -266,6 +266,7 @@ pub(crate) fn start(engine: &Arc<Engine>, ch: &Arc<Channel>) -> Result<()> {
         let server = MllpServer::bind(c.clone(), MllpIntake(intake))
             .map_err(|e| connector_error("MLLP listener", e.to_string()))?;
         *ch.source_addr.lock().expect("lock") = Some(server.local_addr());
+        *ch.source_tls.lock().expect("lock") = server.tls();
         let name = ch.config.name.clone();
         tokio::spawn(async move {
             if let Err(e) = server.serve(shutdown).await {
@@ -276,6 +277,7 @@ pub(crate) fn start(engine: &Arc<Engine>, ch: &Arc<Channel>) -> Result<()> {
         let listener = connectors::http::HttpListener::bind(c.clone(), Arc::new(intake))
             .map_err(|e| connector_error("HTTP listener", e.to_string()))?;
         *ch.source_addr.lock().expect("lock") = Some(listener.local_addr());
+        *ch.source_tls.lock().expect("lock") = listener.tls();
         let name = ch.config.name.clone();
         tokio::spawn(async move {
             if let Err(e) = listener.run(shutdown).await {
@@ -303,6 +305,7 @@ pub(crate) fn start(engine: &Arc<Engine>, ch: &Arc<Channel>) -> Result<()> {
 pub(crate) async fn stop(ch: &Channel) {
     // it no longer listens: the admin API must not show the address
     *ch.source_addr.lock().expect("lock") = None;
+    *ch.source_tls.lock().expect("lock") = None;
     let source = ch.tasks.lock().expect("lock").source.take();
     if let Some((handle, tx)) = source {
         let _ = tx.send(true);

@@ -133,6 +133,7 @@ pub async fn run(config: Config) -> Result<()> {
                 .await
         });
     }
+    let reload_engine = Arc::clone(&engine);
     let signals = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut hup)) = (
@@ -146,14 +147,7 @@ pub async fn run(config: Config) -> Result<()> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
-                _ = hup.recv() => {
-                    for tls in &reloaders {
-                        match tls.reload() {
-                            Ok(()) => info!("TLS certificates reloaded"),
-                            Err(e) => error!(error = %e, "TLS reload failed; keeping the previous certificates"),
-                        }
-                    }
-                }
+                _ = hup.recv() => reload_tls(&reloaders, &reload_engine),
             }
         }
         info!("shutting down: finishing messages in flight");
@@ -224,4 +218,22 @@ async fn deploy_channels(config: &Config, engine: &Arc<engine::Engine>) -> Resul
         }
     }
     Ok(())
+}
+
+/// SIGHUP: reloads the certificates of the plain listeners and of the channel sources; a
+/// failed reload keeps the previous certificate.
+fn reload_tls(listeners: &[mllp::ReloadableTls], engine: &engine::Engine) {
+    for tls in listeners {
+        match tls.reload() {
+            Ok(()) => info!("TLS certificates reloaded"),
+            Err(e) => error!(error = %e, "TLS reload failed; keeping the previous certificates"),
+        }
+    }
+    let (reloaded, failed) = engine.reload_tls();
+    if reloaded > 0 {
+        info!(sources = reloaded, "channel TLS certificates reloaded");
+    }
+    for e in failed {
+        error!(error = %e, "TLS reload failed; keeping the previous certificates");
+    }
 }
