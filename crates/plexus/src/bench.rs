@@ -65,18 +65,7 @@ pub async fn run(args: MllpBenchArgs) -> Result<()> {
         .unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
     let fsyncs = fsync_rate(&dir.join("fsync-probe"), Duration::from_secs(2))?;
-    let (config, schema) = match args.store {
-        BenchStore::Sqlite => (
-            StoreConfig::Sqlite(SqliteConfig::new(dir.join("store"))),
-            None,
-        ),
-        BenchStore::Postgres => {
-            let schema = format!("plexus_bench_{}", std::process::id());
-            let mut pg = PostgresConfig::new(args.pg_url.clone());
-            pg.schema.clone_from(&schema);
-            (StoreConfig::Postgres(pg), Some(schema))
-        }
-    };
+    let (config, schema) = store_config(args.store, &dir, &args.pg_url, "mllp");
     let store = Arc::new(AnyStore::open(&config).await.context("opening the store")?);
     let server = MllpServer::bind(
         ServerConfig::new("127.0.0.1:0".parse()?),
@@ -227,4 +216,26 @@ pub(crate) async fn drop_schema(url: &str, schema: &str) -> Result<()> {
     drop(client);
     let _ = task.await;
     Ok(())
+}
+
+/// The store a benchmark writes to: SQLite in `dir`, or a fresh PostgreSQL schema named after
+/// `tag` and this process (returned, to drop afterwards).
+pub(crate) fn store_config(
+    kind: BenchStore,
+    dir: &std::path::Path,
+    pg_url: &str,
+    tag: &str,
+) -> (StoreConfig, Option<String>) {
+    match kind {
+        BenchStore::Sqlite => (
+            StoreConfig::Sqlite(SqliteConfig::new(dir.join("store"))),
+            None,
+        ),
+        BenchStore::Postgres => {
+            let schema = format!("plexus_bench_{tag}_{}", std::process::id());
+            let mut pg = PostgresConfig::new(pg_url.to_owned());
+            pg.schema.clone_from(&schema);
+            (StoreConfig::Postgres(pg), Some(schema))
+        }
+    }
 }

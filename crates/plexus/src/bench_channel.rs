@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use mllp::{Handler, HandlerReply, MllpServer, PeerInfo, ServerConfig};
-use store::{AnyStore, PostgresConfig, SqliteConfig, Store as _, StoreConfig};
+use store::{AnyStore, Store as _};
 
 use crate::bench::{BenchStore, drive, drop_schema, peak_rss_kb};
 
@@ -240,18 +240,7 @@ async fn open_store(
     phase: &str,
 ) -> Result<(Arc<AnyStore>, Option<String>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().context("temporary directory")?;
-    let (config, schema) = match args.store {
-        BenchStore::Sqlite => (
-            StoreConfig::Sqlite(SqliteConfig::new(dir.path().join("store"))),
-            None,
-        ),
-        BenchStore::Postgres => {
-            let schema = format!("plexus_bench_{phase}_{}", std::process::id());
-            let mut pg = PostgresConfig::new(args.pg_url.clone());
-            pg.schema.clone_from(&schema);
-            (StoreConfig::Postgres(pg), Some(schema))
-        }
-    };
+    let (config, schema) = crate::bench::store_config(args.store, dir.path(), &args.pg_url, phase);
     let store = Arc::new(AnyStore::open(&config).await.context("opening the store")?);
     Ok((store, schema, dir))
 }
