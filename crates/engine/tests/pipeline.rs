@@ -354,3 +354,60 @@ async fn bad_input_and_bad_steps_are_clear_errors() {
         .unwrap_err();
     assert!(e.contains("transformer step 1 (set)"), "{e}");
 }
+
+#[tokio::test]
+async fn response_transformers_see_the_response() {
+    let p = pipeline(
+        r#"
+        [[destination]]
+        name = "lab"
+        [destination.file]
+        directory = "/tmp"
+        name = "x"
+        [[destination.response_transformer]]
+        type = "set"
+        path = "MSA-3"
+        value = "seen ${MSA-2}"
+        [[destination]]
+        name = "plain"
+        [destination.file]
+        directory = "/tmp"
+        name = "x"
+        [[destination]]
+        name = "strict"
+        [destination.file]
+        directory = "/tmp"
+        name = "x"
+        [[destination.response_transformer]]
+        type = "javascript"
+        script = "if (msg.get('MSA-1') !== 'AA') { throw new Error('receiver said ' + msg.get('MSA-1')); }"
+        "#,
+    );
+    let ack = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101||ACK|A1|P|2.5.1\rMSA|AA|C1\r";
+    let out = p.transform_response(1, "ID1", ack).await.unwrap();
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .ends_with("MSA|AA|C1|seen C1\r")
+    );
+    assert_eq!(
+        p.transform_response(2, "ID1", ack).await.unwrap(),
+        ack.to_vec()
+    );
+    assert!(p.transform_response(3, "ID1", ack).await.is_ok());
+    let ae = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101||ACK|A1|P|2.5.1\rMSA|AE|C1\r";
+    let e = p
+        .transform_response(3, "ID1", ae)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("response transformer step 1") && e.contains("receiver said AE"),
+        "{e}"
+    );
+    // a response that is not HL7 is handed over as text
+    assert_eq!(
+        p.transform_response(2, "ID1", b"OK").await.unwrap(),
+        b"OK".to_vec()
+    );
+}
