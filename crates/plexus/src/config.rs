@@ -192,6 +192,18 @@ impl Config {
                 bail!("two listeners bind {}", l.mllp.bind);
             }
         }
+        let mut alerts = std::collections::HashSet::new();
+        for a in &self.alerts {
+            if a.name.trim().is_empty() {
+                bail!("an [[alert]] has an empty name");
+            }
+            if !alerts.insert(a.name.as_str()) {
+                bail!(
+                    "two [[alert]] rules are named {:?}; each needs its own name",
+                    a.name
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -324,5 +336,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("two listeners"), "{e}");
+        let alert = "[[alert]]\nname = \"a\"\nwhen = \"stopped\"\n";
+        let e = Config::parse(&format!("{alert}{alert}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("two [[alert]] rules are named \"a\""), "{e}");
     }
 }
