@@ -156,6 +156,10 @@ impl Engine {
         if older_than.is_none() && retention.max_messages.is_none() {
             return Ok(report);
         }
+        // one prune of a channel at a time (the schedule and the admin API), so that no
+        // message is archived twice
+        let lock = self.prune_lock(channel);
+        let _held = lock.lock().await;
         // made with the first batch: a run that deletes nothing leaves no empty archive
         let mut archive: Option<Archive> = None;
         loop {

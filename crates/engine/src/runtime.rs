@@ -69,6 +69,7 @@ pub struct Engine {
     channels: RwLock<BTreeMap<String, Arc<Channel>>>,
     waiters: Mutex<HashMap<MessageId, Vec<oneshot::Sender<Finished>>>>,
     pub(crate) metrics: Metrics,
+    prune_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     me: Weak<Engine>,
 }
 
@@ -161,6 +162,7 @@ impl Engine {
             channels: RwLock::new(BTreeMap::new()),
             waiters: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
+            prune_locks: Mutex::new(HashMap::new()),
             me: me.clone(),
         })
     }
@@ -179,6 +181,17 @@ impl Engine {
         self.me
             .upgrade()
             .expect("the engine is alive while its methods run")
+    }
+
+    /// The lock that keeps prunes of one channel from running at once.
+    pub(crate) fn prune_lock(&self, channel: &str) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(
+            self.prune_locks
+                .lock()
+                .expect("lock")
+                .entry(channel.to_owned())
+                .or_default(),
+        )
     }
 
     /// The deployed channels, by name.

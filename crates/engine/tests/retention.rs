@@ -446,3 +446,50 @@ async fn sqlite_pruning_does_not_hold_up_ingest() {
 async fn postgres_pruning_does_not_hold_up_ingest() {
     pruning_does_not_hold_up_ingest(Backend::postgres()).await;
 }
+
+/// Two prunes of one channel at once (the schedule and the admin API) archive and delete
+/// each message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_prunes_archive_each_message_once() {
+    let b = Backend::sqlite();
+    let (store, engine) = b.engine().await;
+    let archive_dir = b.path("archive");
+    b.deploy(
+        &engine,
+        "twice",
+        &format!(
+            "[retention]\nmax_messages = 5\narchive_dir = \"{}\"\n",
+            archive_dir.display()
+        ),
+    )
+    .await;
+    for n in 0..300 {
+        let mut m = hl7(&format!("T{n:03}"));
+        m.channel = "twice".into();
+        engine.accept(m).await.unwrap();
+    }
+    let retention = engine.channel("twice").unwrap().config.retention.clone();
+    let (a, c) = tokio::join!(
+        engine.prune("twice", &retention),
+        engine.prune("twice", &retention)
+    );
+    let (a, c) = (a.unwrap(), c.unwrap());
+    assert_eq!(a.deleted + c.deleted, 295);
+    assert_eq!(a.archived + c.archived, 295);
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(&archive_dir).unwrap() {
+        lines.extend(archive_lines(&entry.unwrap().path()));
+    }
+    let ids: BTreeSet<String> = lines
+        .iter()
+        .map(|l| l["summary"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(lines.len(), 295, "each deleted message archived once");
+    assert_eq!(ids.len(), 295);
+    let kept = MessageFilter {
+        channel: Some("twice".into()),
+        ..MessageFilter::default()
+    };
+    assert_eq!(store.count(&kept).await.unwrap(), 5);
+    store.close().await.unwrap();
+}
