@@ -218,12 +218,20 @@ impl Engine {
     /// if it is enabled. Its queued messages are kept across redeployments.
     pub async fn deploy(&self, config: ChannelConfig) -> Result<Arc<Channel>> {
         let pipeline = Arc::new(Pipeline::compile(&config)?);
-        if self
+        let old = self
             .channels
             .read()
             .expect("lock")
-            .contains_key(&config.name)
-        {
+            .get(&config.name)
+            .cloned();
+        // destinations paused before stay paused (by name) across a redeployment
+        let mut paused = std::collections::HashSet::new();
+        if let Some(old) = old {
+            for d in &old.pipeline.destinations {
+                if old.destination_paused(d.number) {
+                    paused.insert(d.name.clone());
+                }
+            }
             // its counters stay: a redeployment is not a new channel
             self.remove(&config.name).await?;
         }
@@ -234,7 +242,11 @@ impl Engine {
             state: watch::Sender::new(ChannelState::Stopped),
             source_wake: Notify::new(),
             destination_wake: (0..n).map(|_| Notify::new()).collect(),
-            destination_paused: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            destination_paused: config
+                .destinations
+                .iter()
+                .map(|d| AtomicBool::new(paused.contains(&d.name)))
+                .collect(),
             tasks: Mutex::new(Tasks::default()),
             source_addr: Mutex::new(None),
             source_tls: Mutex::new(None),
@@ -555,6 +567,30 @@ mod tests {
         assert!(ch.source_addr().is_some());
         engine.stop("m").await.expect("stop");
         assert_eq!(ch.source_addr(), None, "stopped");
+        engine.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_paused_destination_stays_paused_across_a_redeployment() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = store::StoreConfig::Sqlite(store::SqliteConfig::new(dir.path().join("data")));
+        let store = Arc::new(AnyStore::open(&config).await.expect("store"));
+        let engine = Engine::new(store, EngineConfig::default());
+        let channel = |names: &[&str]| {
+            let mut text = String::new();
+            for n in names {
+                text.push_str("[[destination]]\nname = \"");
+                text.push_str(n);
+                text.push_str("\"\n[destination.channel]\nname = \"next\"\n");
+            }
+            ChannelConfig::parse(&text, Path::new("channels/p.toml")).expect("channel")
+        };
+        engine.deploy(channel(&["a", "b"])).await.expect("deploy");
+        engine.pause_destination("p", "b", true).expect("pause");
+        // b moves to number 1; a is new at number 2
+        let ch = engine.deploy(channel(&["b", "a"])).await.expect("redeploy");
+        assert!(ch.destination_paused(1), "b is still paused");
+        assert!(!ch.destination_paused(2), "a is not");
         engine.shutdown().await;
     }
 }
