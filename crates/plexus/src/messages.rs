@@ -49,6 +49,10 @@ pub struct ListArgs {
     /// Channel.
     #[arg(long)]
     pub channel: Option<String>,
+    /// Metadata a channel recorded, `KEY=VALUE` (e.g. `--meta MRN=12345`); repeatable, all
+    /// must match.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
     /// Most rows to print.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
@@ -80,7 +84,17 @@ fn time(arg: Option<&String>, what: &str) -> Result<Option<Timestamp>> {
 }
 
 async fn list(store: &AnyStore, args: ListArgs) -> Result<ExitCode> {
+    let metadata = args
+        .meta
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("--meta {kv:?}: expected KEY=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let filter = MessageFilter {
+        metadata,
         received_from: time(args.from.as_ref(), "from")?,
         received_to: time(args.to.as_ref(), "to")?,
         channel: args.channel,

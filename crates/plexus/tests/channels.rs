@@ -1170,6 +1170,7 @@ name = "${{MSH-10}}.hl7"
         Some(1),
         "{found}"
     );
+    messages_list_by_metadata(&server);
     wait_for(
         "both channels SENT",
         LONG,
@@ -1186,4 +1187,35 @@ name = "${{MSH-10}}.hl7"
     assert!(answer.contains("not valid JSON"), "{answer}");
     assert_eq!(server.count("orders", "ERROR"), 1);
     server.stop();
+}
+
+/// `plexus messages list --meta KEY=VALUE` finds the message the channel recorded with it.
+fn messages_list_by_metadata(server: &ChannelServer) {
+    let list = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_plexus"))
+            .arg("--config")
+            .arg(server.dir.join("plexus.toml"))
+            .args(["messages", "list"])
+            .args(args)
+            .output()
+            .expect("plexus messages list")
+    };
+    let out = list(&["--meta", "MRN=M42"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = text(&out.stdout);
+    assert_eq!(rows.lines().count(), 2, "a header and one message: {rows}");
+    assert!(rows.contains(" orders "), "{rows}");
+    assert_eq!(
+        text(&list(&["--meta", "MRN=nobody"]).stdout)
+            .lines()
+            .count(),
+        1
+    );
+    let bad = list(&["--meta", "MRN"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("expected KEY=VALUE"),
+        "{}",
+        text(&bad.stderr)
+    );
 }
