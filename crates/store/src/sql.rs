@@ -164,6 +164,11 @@ macro_rules! refresh_status_sql {
 pub(crate) const REFRESH_STATUS_SQLITE: &str = refresh_status_sql!("?1");
 /// [`refresh_status_sql`] for PostgreSQL.
 pub(crate) const REFRESH_STATUS_PG: &str = refresh_status_sql!("$1::text");
+/// [`refresh_status_sql`] for PostgreSQL, for every message whose id is in `$1`.
+pub(crate) const REFRESH_STATUS_MANY_PG: &str = concat!(
+    refresh_status_sql!("messages.id"),
+    " AND messages.id = ANY($1::text[])"
+);
 
 #[cfg(test)]
 mod tests {

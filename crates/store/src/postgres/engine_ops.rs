@@ -164,6 +164,9 @@ pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Resu
     if transitions.is_empty() {
         return Ok(());
     }
+    if batchable(&transitions) && apply_batch(store, &transitions).await? {
+        return Ok(());
+    }
     let mut client = store.client(OP).await?;
     let stmts = Statements::prepare(&client, OP).await?;
     let params: Vec<Params<'_>> = transitions.iter().map(Params::of).collect();
@@ -251,6 +254,206 @@ pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Resu
     tx.commit().await.map_err(StoreError::pg(OP))?;
     store.committed(0);
     Ok(())
+}
+
+/// Whether an apply can run set-based: several transitions of distinct messages, without
+/// metadata (whose sequence numbers are per message). A destination worker's batch of
+/// deliveries is such an apply.
+fn batchable(transitions: &[Transition]) -> bool {
+    transitions.len() > 1
+        && transitions.iter().all(|t| t.metadata.is_empty())
+        && transitions
+            .iter()
+            .map(|t| t.message_id)
+            .collect::<HashSet<_>>()
+            .len()
+            == transitions.len()
+}
+
+const COMPLETE_MANY_SQL: &str = "UPDATE queue_items q SET state = 'DONE', lease_until = NULL
+     FROM unnest($1::bigint[], $2::text[]) AS c(id, owner)
+     WHERE q.id = c.id AND q.state = 'LEASED' AND q.lease_owner = c.owner";
+
+const STATUS_MANY_SQL: &str = "UPDATE messages m SET status = s.status, error = s.error
+     FROM unnest($1::text[], $2::text[], $3::text[]) AS s(id, status, error)
+     WHERE m.id = s.id";
+
+const DESTINATIONS_MANY_SQL: &str = "INSERT INTO message_destinations
+         (message_id, destination, name, status, error, updated_at)
+     SELECT d.id, d.destination, d.name, d.status, d.error, now()
+     FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[])
+         AS d(id, destination, name, status, error)
+     ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name,
+         status = excluded.status, error = excluded.error, updated_at = excluded.updated_at";
+
+const CONTENT_MANY_SQL: &str = "INSERT INTO message_content
+         (message_id, destination, stage, created_at, bytes)
+     SELECT c.id, c.destination, c.stage, now(), c.bytes
+     FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[]) AS c(id, destination, stage, bytes)
+     ON CONFLICT (message_id, destination, stage)
+     DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at";
+
+const ENQUEUE_MANY_SQL: &str = "INSERT INTO queue_items
+         (queue, message_id, destination, attempts, available_at, state, lease_owner,
+          lease_until)
+     SELECT q.queue, q.id, q.destination, 0, coalesce(q.until, now()),
+         CASE WHEN q.owner IS NULL THEN 'READY' ELSE 'LEASED' END, q.owner, q.until
+     FROM (SELECT u.id, u.queue, u.destination, u.owner, u.ord,
+                  now() + u.lease * interval '1 microsecond' AS until
+           FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[])
+               WITH ORDINALITY AS u(id, queue, destination, owner, lease, ord)) AS q
+     ORDER BY q.ord";
+
+/// The transitions of [`apply_batch`], as one array per column.
+#[derive(Default)]
+struct Columns<'t> {
+    complete_items: Vec<i64>,
+    complete_owners: Vec<&'t str>,
+    status_ids: Vec<&'t str>,
+    statuses: Vec<&'static str>,
+    status_errors: Vec<Option<&'t str>>,
+    dest_ids: Vec<&'t str>,
+    dest_numbers: Vec<i32>,
+    dest_names: Vec<&'t str>,
+    dest_statuses: Vec<&'static str>,
+    dest_errors: Vec<Option<&'t str>>,
+    refresh_ids: Vec<&'t str>,
+    content_ids: Vec<&'t str>,
+    content_destinations: Vec<i32>,
+    content_stages: Vec<&'static str>,
+    content_bytes: Vec<&'t [u8]>,
+    queue_ids: Vec<&'t str>,
+    queues: Vec<&'t str>,
+    queue_destinations: Vec<i32>,
+    lease_owners: Vec<Option<&'t str>>,
+    lease_micros: Vec<Option<i64>>,
+}
+
+impl<'t> Columns<'t> {
+    fn of(params: &'t [Params<'t>]) -> Self {
+        let mut c = Self::default();
+        for p in params {
+            let id = p.id.as_str();
+            if let Some((item, owner)) = p.complete {
+                c.complete_items.push(item);
+                c.complete_owners.push(owner);
+            }
+            if let Some((status, error)) = p.status {
+                c.status_ids.push(id);
+                c.statuses.push(status);
+                c.status_errors.push(error);
+            }
+            c.dest_ids
+                .extend(std::iter::repeat_n(id, p.dest_numbers.len()));
+            c.dest_numbers.extend(&p.dest_numbers);
+            c.dest_names.extend(&p.dest_names);
+            c.dest_statuses.extend(&p.dest_statuses);
+            c.dest_errors.extend(&p.dest_errors);
+            if p.refresh {
+                c.refresh_ids.push(id);
+            }
+            c.content_ids
+                .extend(std::iter::repeat_n(id, p.content_destinations.len()));
+            c.content_destinations.extend(&p.content_destinations);
+            c.content_stages.extend(&p.content_stages);
+            c.content_bytes.extend(&p.content_bytes);
+            c.queue_ids.extend(std::iter::repeat_n(id, p.queues.len()));
+            c.queues.extend(&p.queues);
+            c.queue_destinations.extend(&p.queue_destinations);
+            c.lease_owners.extend(&p.lease_owners);
+            c.lease_micros.extend(&p.lease_micros);
+        }
+        c
+    }
+}
+
+/// Applies transitions of distinct messages with one statement per kind of change for the
+/// whole batch, instead of several per transition. Returns `false`, having written nothing,
+/// when an item to complete is not held as claimed: the caller then applies transition by
+/// transition, which names the item.
+async fn apply_batch(store: &PgStore, transitions: &[Transition]) -> Result<bool> {
+    const OP: &str = "apply";
+    let mut client = store.client(OP).await?;
+    let prepare = |sql: &'static str| {
+        let client = &client;
+        async move { client.prepare_cached(sql).await.map_err(StoreError::pg(OP)) }
+    };
+    let lock = prepare(LOCK_SQL).await?;
+    let complete = prepare(COMPLETE_MANY_SQL).await?;
+    let status = prepare(STATUS_MANY_SQL).await?;
+    let destinations = prepare(DESTINATIONS_MANY_SQL).await?;
+    let refresh = prepare(crate::sql::REFRESH_STATUS_MANY_PG).await?;
+    let content = prepare(CONTENT_MANY_SQL).await?;
+    let enqueue = prepare(ENQUEUE_MANY_SQL).await?;
+    let params: Vec<Params<'_>> = transitions.iter().map(Params::of).collect();
+    let c = Columns::of(&params);
+    let ids: Vec<&str> = params.iter().map(|p| p.id.as_str()).collect();
+
+    let tx = client.transaction().await.map_err(StoreError::pg(OP))?;
+    let found = tx
+        .query(&lock, &[&ids])
+        .await
+        .map_err(StoreError::pg(OP))?
+        .len();
+    if found != ids.len() {
+        // the transition by transition path names the missing message
+        return Ok(false);
+    }
+    let mut calls: Vec<(&Statement, Bound<'_>)> = Vec::new();
+    if !c.complete_items.is_empty() {
+        calls.push((&complete, vec![&c.complete_items, &c.complete_owners]));
+    }
+    if !c.status_ids.is_empty() {
+        calls.push((&status, vec![&c.status_ids, &c.statuses, &c.status_errors]));
+    }
+    if !c.dest_ids.is_empty() {
+        calls.push((
+            &destinations,
+            vec![
+                &c.dest_ids,
+                &c.dest_numbers,
+                &c.dest_names,
+                &c.dest_statuses,
+                &c.dest_errors,
+            ],
+        ));
+    }
+    if !c.refresh_ids.is_empty() {
+        calls.push((&refresh, vec![&c.refresh_ids]));
+    }
+    if !c.content_ids.is_empty() {
+        calls.push((
+            &content,
+            vec![
+                &c.content_ids,
+                &c.content_destinations,
+                &c.content_stages,
+                &c.content_bytes,
+            ],
+        ));
+    }
+    if !c.queue_ids.is_empty() {
+        calls.push((
+            &enqueue,
+            vec![
+                &c.queue_ids,
+                &c.queues,
+                &c.queue_destinations,
+                &c.lease_owners,
+                &c.lease_micros,
+            ],
+        ));
+    }
+    let counts = try_join_all(calls.iter().map(|(stmt, bound)| tx.execute(*stmt, bound)))
+        .await
+        .map_err(StoreError::pg(OP))?;
+    if !c.complete_items.is_empty() && counts[0] != c.complete_items.len() as u64 {
+        // dropping the transaction rolls it back
+        return Ok(false);
+    }
+    tx.commit().await.map_err(StoreError::pg(OP))?;
+    store.committed(0);
+    Ok(true)
 }
 
 /// `Queues::claim_head`: serialised per queue by an advisory lock, so that two claimers (on

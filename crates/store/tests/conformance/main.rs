@@ -87,6 +87,7 @@ conformance!(
     queue_depth_and_names_count_each_state,
     refresh_status_follows_the_destinations,
     contents_reads_one_stage_of_many_messages,
+    a_batch_of_deliveries_applies_whole_or_not_at_all,
     append_stores_the_source_side_in_one_write,
     leased_items_wait_for_their_lease,
     append_with_a_stored_id_stores_nothing,

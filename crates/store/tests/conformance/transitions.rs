@@ -772,3 +772,62 @@ pub async fn contents_reads_one_stage_of_many_messages<B: Backend>(backend: &B) 
         1
     );
 }
+
+/// A destination worker's batch: many transitions of distinct messages without metadata
+/// (PostgreSQL applies them set-based); every part lands, and one stale lease among them
+/// still fails the whole apply with that item named.
+pub async fn a_batch_of_deliveries_applies_whole_or_not_at_all<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let mut items = Vec::new();
+    for i in 0..6 {
+        items.push(leased(&store, "out", "w", &format!("B{i}")).await);
+    }
+    let delivered = |item: &QueueItem, owner: &str| {
+        let mut t = Transition::new(item.message_id);
+        t.complete = Some((item.id, owner.into()));
+        t.destinations = vec![update(1, "lab", Status::Sent, None)];
+        t.content = vec![
+            (1, Stage::Sent, b"sent".to_vec()),
+            (1, Stage::Response, b"MSA|AA".to_vec()),
+        ];
+        t.enqueue = vec![Enqueue {
+            queue: "after".into(),
+            destination: 2,
+            lease: None,
+        }];
+        t.refresh_status = true;
+        t
+    };
+    // one of them with a lease this owner does not hold: nothing is written
+    let mut bad: Vec<Transition> = items[..3].iter().map(|i| delivered(i, "w")).collect();
+    bad[1].complete = Some((items[1].id, "someone-else".into()));
+    let err = store.apply(bad).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseNotHeld { .. }), "{err:?}");
+    let first = store.get(items[0].message_id).await.unwrap().unwrap();
+    assert!(first.destinations.is_empty(), "rolled back");
+    assert_eq!(store.queue_depth("after").await.unwrap().ready, 0);
+
+    store
+        .apply(items.iter().map(|i| delivered(i, "w")).collect())
+        .await
+        .unwrap();
+    for item in &items {
+        let m = store.get(item.message_id).await.unwrap().unwrap();
+        assert_eq!(m.summary.status, Status::Sent);
+        assert_eq!(m.stage(1, Stage::Sent), Some(&b"sent"[..]));
+        assert_eq!(m.stage(1, Stage::Response), Some(&b"MSA|AA"[..]));
+        assert_eq!(m.destinations.len(), 1);
+    }
+    assert_eq!(
+        store.queue_depth("out").await.unwrap().leased,
+        0,
+        "all completed"
+    );
+    let next = store
+        .claim_head("after", "x", Duration::from_mins(1), 100)
+        .await
+        .unwrap();
+    let order: Vec<MessageId> = next.iter().map(|i| i.message_id).collect();
+    let want: Vec<MessageId> = items.iter().map(|i| i.message_id).collect();
+    assert_eq!(order, want, "enqueued in transition order");
+}
