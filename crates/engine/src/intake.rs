@@ -107,6 +107,16 @@ impl Inspection<'_> {
             .map(std::borrow::Cow::into_owned)
     }
 
+    /// Copies the header fields the journal keeps into a new message.
+    pub fn fill_header(&self, m: &mut store::NewMessage) {
+        let h = &self.header;
+        m.message_type.clone_from(&h.message_type);
+        m.trigger_event.clone_from(&h.trigger_event);
+        m.control_id.clone_from(&h.control_id);
+        m.sending_application.clone_from(&h.sending_application);
+        m.sending_facility.clone_from(&h.sending_facility);
+    }
+
     /// The acknowledgment mode the sender asked for (original when the header is unreadable).
     pub fn mode(&self) -> AckMode {
         self.message.as_ref().map_or(AckMode::Original, AckMode::of)
@@ -148,6 +158,27 @@ impl Inspection<'_> {
         };
         Some(built.unwrap_or_else(|| headerless_ack(&opts)).encode())
     }
+}
+
+/// Seconds since the Unix epoch, for ACK timestamps and stand-in control ids.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// The answer to a framing error: an oversized message is rejected (AR) from the header it
+/// starts with, so the sender knows why; other framing errors get no answer.
+pub fn frame_error_reply(err: &mllp::FrameError, head: &[u8]) -> Option<Vec<u8>> {
+    if !matches!(err, mllp::FrameError::TooLarge { .. }) {
+        return None;
+    }
+    inspect(head).reject(err.to_string()).ack(
+        &format!("ERR{}", unix_now()),
+        unix_now(),
+        true,
+        false,
+    )
 }
 
 fn store_failed() -> AckError {

@@ -3,7 +3,7 @@
 //! to [`Engine::accept`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use connectors::{Inbound, Receipt, Submit};
@@ -17,14 +17,8 @@ use tracing::{debug, error, warn};
 
 use crate::config::AckTiming;
 use crate::error::{EngineError, Result};
-use crate::intake::{Inspection, inspect};
+use crate::intake::{Inspection, frame_error_reply, inspect, unix_now};
 use crate::runtime::{Channel, Engine, Finished};
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
 
 /// Fills a new message's header fields from its bytes when they are HL7 v2.
 pub fn fill_header(m: &mut NewMessage, bytes: &[u8]) {
@@ -35,12 +29,7 @@ pub fn fill_header(m: &mut NewMessage, bytes: &[u8]) {
 }
 
 fn apply_inspection(m: &mut NewMessage, i: &Inspection<'_>, metadata: &[(String, String)]) {
-    let h = &i.header;
-    m.message_type.clone_from(&h.message_type);
-    m.trigger_event.clone_from(&h.trigger_event);
-    m.control_id.clone_from(&h.control_id);
-    m.sending_application.clone_from(&h.sending_application);
-    m.sending_facility.clone_from(&h.sending_facility);
+    i.fill_header(m);
     for (name, path) in metadata {
         if let Some(v) = i.value(path) {
             m.metadata.push((name.clone(), v));
@@ -90,17 +79,19 @@ impl Intake {
             }
             Some(i)
         } else {
-            if let Err(e) = script::Data::parse(cfg.data_type, payload) {
-                rejected = Some(format!("the message is not valid {}: {e}", cfg.data_type));
-            } else if cfg.data_type == DataType::Json {
+            match script::Data::parse(cfg.data_type, payload) {
+                Err(e) => {
+                    rejected = Some(format!("the message is not valid {}: {e}", cfg.data_type));
+                }
                 // metadata paths of JSON channels are dotted paths
-                if let Ok(data) = script::Data::parse(cfg.data_type, payload) {
+                Ok(data @ script::Data::Json(_)) => {
                     for (name, path) in &self.channel.pipeline.metadata {
                         if let Ok(Some(v)) = crate::steps::get_text(&data, path) {
                             m.metadata.push((name.clone(), v));
                         }
                     }
                 }
+                Ok(_) => {}
             }
             None
         };
@@ -187,13 +178,7 @@ impl Handler for MllpIntake {
 
     fn on_frame_error(&self, err: &FrameError, head: &[u8], peer: &PeerInfo) -> Option<Bytes> {
         warn!(channel = %self.0.channel.name(), connection = peer.connection_id, error = %err, "framing error");
-        if !matches!(err, FrameError::TooLarge { .. }) {
-            return None;
-        }
-        let inspection = inspect(head).reject(err.to_string());
-        inspection
-            .ack(&format!("ERR{}", unix_now()), unix_now(), true, false)
-            .map(Bytes::from)
+        frame_error_reply(err, head).map(Bytes::from)
     }
 }
 

@@ -5,7 +5,6 @@
 //! stored, with status ERROR and the parse error, and answered AR/CR with an ERR segment.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use store::{AnyStore, Journal as _, NewMessage, Status, Store as _};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{AcceptAck, Config};
-use engine::intake::inspect;
+use engine::intake::{frame_error_reply, inspect, unix_now};
 
 /// Receives the messages of one listener into the store.
 pub struct Intake {
@@ -35,12 +34,6 @@ impl Intake {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
 impl Handler for Intake {
     async fn handle(&self, payload: Bytes, peer: &PeerInfo) -> HandlerReply {
         let inspection = inspect(&payload);
@@ -48,11 +41,7 @@ impl Handler for Intake {
         let mut new = NewMessage::new(self.channel.clone(), payload.to_vec());
         new.peer_addr = Some(peer.addr.to_string());
         new.tls_subject.clone_from(&peer.tls_subject);
-        new.message_type.clone_from(&h.message_type);
-        new.trigger_event.clone_from(&h.trigger_event);
-        new.control_id.clone_from(&h.control_id);
-        new.sending_application.clone_from(&h.sending_application);
-        new.sending_facility.clone_from(&h.sending_facility);
+        inspection.fill_header(&mut new);
         if inspection.outcome != Outcome::Accept {
             new.status = Status::Error;
             new.error = inspection.error.as_ref().map(|e| e.text.clone());
@@ -75,14 +64,7 @@ impl Handler for Intake {
 
     fn on_frame_error(&self, err: &FrameError, head: &[u8], peer: &PeerInfo) -> Option<Bytes> {
         warn!(channel = %self.channel, connection = peer.connection_id, peer = %peer.addr, error = %err, "framing error");
-        if !matches!(err, FrameError::TooLarge { .. }) {
-            return None;
-        }
-        // answer the oversized message AR from the header we have, so the sender knows why
-        let inspection = inspect(head).reject(err.to_string());
-        inspection
-            .ack(&format!("ERR{}", unix_now()), unix_now(), true, false)
-            .map(Bytes::from)
+        frame_error_reply(err, head).map(Bytes::from)
     }
 }
 
