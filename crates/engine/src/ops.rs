@@ -278,10 +278,7 @@ impl Archive {
             .content
             .iter()
             .map(|c| {
-                let (encoding, data) = match std::str::from_utf8(&c.bytes) {
-                    Ok(t) => ("text", t.to_owned()),
-                    Err(_) => ("hex", hex(&c.bytes)),
-                };
+                let (encoding, data) = text_or_hex(c.bytes.clone());
                 serde_json::json!({
                     "destination": c.destination,
                     "stage": c.stage.to_string(),
@@ -320,7 +317,16 @@ impl Archive {
     }
 }
 
-/// Lower-case hex of bytes (content that is not UTF-8, in archives and the admin API).
+/// Content for JSON (archives, the admin API): `("text", the text)` when it is UTF-8, else
+/// `("hex", lower-case hex)`.
+pub fn text_or_hex(bytes: Vec<u8>) -> (&'static str, String) {
+    match String::from_utf8(bytes) {
+        Ok(t) => ("text", t),
+        Err(e) => ("hex", hex(e.as_bytes())),
+    }
+}
+
+/// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes

@@ -577,10 +577,7 @@ async fn show_message(
         .content
         .into_iter()
         .map(|c| {
-            let (encoding, data) = match String::from_utf8(c.bytes) {
-                Ok(t) => ("text", t),
-                Err(e) => ("hex", engine::ops::hex(e.as_bytes())),
-            };
+            let (encoding, data) = engine::ops::text_or_hex(c.bytes);
             ContentView {
                 destination: c.destination,
                 stage: c.stage,
