@@ -125,13 +125,7 @@ fn check_ack(ack: &[u8]) -> Result<Delivered, SendError> {
         "AA" | "CA" => Ok(delivered),
         "" => Err(SendError::Permanent("the response has no MSA-1".into())),
         _ => {
-            let text = msg
-                .value("ERR-8")
-                .ok()
-                .flatten()
-                .or_else(|| msg.value("MSA-3").ok().flatten())
-                .map(std::borrow::Cow::into_owned)
-                .unwrap_or_default();
+            let text = hl7v2::ack::ack_text(&msg).unwrap_or_default();
             Err(SendError::Permanent(format!(
                 "the receiver answered {code}{}{text}",
                 if text.is_empty() { "" } else { ": " }

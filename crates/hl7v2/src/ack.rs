@@ -319,6 +319,17 @@ pub fn build_ack(msg: &Message<'_>, opts: &AckOptions<'_>) -> Result<MessageBuf>
     Ok(ack)
 }
 
+/// The most telling text of a received acknowledgment: ERR-8 (user message), else MSA-3
+/// (text message) when there is no ERR-8; `None` when the one read is empty.
+pub fn ack_text(ack: &Message<'_>) -> Option<String> {
+    ack.value("ERR-8")
+        .ok()
+        .flatten()
+        .or_else(|| ack.value("MSA-3").ok().flatten())
+        .map(std::borrow::Cow::into_owned)
+        .filter(|t| !t.is_empty())
+}
+
 /// The MSH segment of a message that does not parse as a whole (a bad segment further on,
 /// bytes that do not fit its character set, an unknown MSH-18), read leniently so that it can
 /// still be acknowledged with AR/CR. `None` when even the MSH is unreadable.
@@ -375,6 +386,22 @@ pub fn timestamp(unix_seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_text_prefers_err_8_then_msa_3() {
+        let both = b"MSH|^~\\&|A|B|C|D|2024||ACK|1|P|2.5.1\rMSA|AE|C1|short\rERR|||207|E||||long\r";
+        assert_eq!(
+            ack_text(&Message::parse(both).unwrap()).as_deref(),
+            Some("long")
+        );
+        let msa = b"MSH|^~\\&|A|B|C|D|2024||ACK|1|P|2.5.1\rMSA|AR|C1|refused\r";
+        assert_eq!(
+            ack_text(&Message::parse(msa).unwrap()).as_deref(),
+            Some("refused")
+        );
+        let none = b"MSH|^~\\&|A|B|C|D|2024||ACK|1|P|2.5.1\rMSA|AA|C1\r";
+        assert_eq!(ack_text(&Message::parse(none).unwrap()), None);
+    }
 
     const ADT: &[u8] = b"MSH|^~\\&|SENDAPP|SENDFAC|RECVAPP|RECVFAC|20240101120000||ADT^A01^ADT_A01|CTRL1|P|2.5.1\rEVN|A01\rPID|1\r";
 

@@ -197,12 +197,5 @@ async fn send_file(client: &mut MllpClient, file: &PathBuf, tally: &mut Tally) -
 fn read_ack(bytes: &[u8]) -> Option<(AckCode, Option<String>)> {
     let msg = Message::parse(bytes).ok()?;
     let code = AckCode::from_code(&msg.value("MSA-1").ok()??)?;
-    let text = msg
-        .value("ERR-8")
-        .ok()
-        .flatten()
-        .or_else(|| msg.value("MSA-3").ok().flatten())
-        .map(std::borrow::Cow::into_owned)
-        .filter(|t| !t.is_empty());
-    Some((code, text))
+    Some((code, hl7v2::ack::ack_text(&msg)))
 }
