@@ -593,4 +593,44 @@ mod tests {
         assert!(!ch.destination_paused(2), "a is not");
         engine.shutdown().await;
     }
+
+    #[tokio::test]
+    async fn messages_left_in_the_source_queue_are_processed_at_start() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = store::StoreConfig::Sqlite(store::SqliteConfig::new(dir.path().join("data")));
+        let store = Arc::new(AnyStore::open(&config).await.expect("store"));
+        // stored RECEIVED and queued, as an earlier version (or another tool) left it
+        let raw = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|Q1|P|2.5.1\rPID|1\r".to_vec();
+        let id = store
+            .append(NewMessage::new("q", raw).enqueue_to(queue_name("q", 0), 0))
+            .await
+            .expect("append");
+        let engine = Engine::new(Arc::clone(&store), EngineConfig::default());
+        let text = "[[transformer]]\ntype = \"set\"\npath = \"MSH-5\"\nvalue = \"X\"\n";
+        let config = ChannelConfig::parse(text, Path::new("channels/q.toml")).expect("channel");
+        engine.deploy(config).await.expect("deploy");
+        let mut status = Status::Received;
+        for _ in 0..200 {
+            status = store
+                .get(id)
+                .await
+                .expect("get")
+                .expect("stored")
+                .summary
+                .status;
+            if status != Status::Received {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            status,
+            Status::Transformed,
+            "no destinations: processed is final"
+        );
+        let m = store.get(id).await.expect("get").expect("stored");
+        let out = m.stage(0, store::Stage::Transformed).expect("transformed");
+        assert!(out.starts_with(b"MSH|^~\\&|A|B|X|"));
+        engine.shutdown().await;
+    }
 }

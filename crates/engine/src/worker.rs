@@ -1,5 +1,6 @@
-//! The workers of a channel: one that processes received messages (source queue, in order)
-//! and, per destination, one ordered sender or several parallel ones.
+//! The workers of a channel: per destination, one ordered sender or several parallel ones; and
+//! one that processes messages left in the source queue (stored RECEIVED by other means than
+//! `Engine::accept`, which processes at arrival).
 //!
 //! Every step is a store transition: claiming leases the queue items, and the result of a
 //! message (its content stages, statuses, and the items of the next queues) is written in
@@ -78,7 +79,10 @@ async fn source_worker(engine: Arc<Engine>, ch: Arc<Channel>) {
             }
         };
         if items.is_empty() {
-            if !idle(&ch, &ch.source_wake, engine.config.idle_poll).await {
+            // new messages are processed at arrival (`Engine::accept`) and never queued here;
+            // this queue only holds messages stored RECEIVED by other means, or left leased by
+            // a node that died, so looking once a lease period is enough
+            if !idle(&ch, &ch.source_wake, engine.config.lease).await {
                 break;
             }
             continue;
