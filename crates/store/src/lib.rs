@@ -70,6 +70,7 @@ mod counters;
 pub mod error;
 pub mod model;
 pub mod postgres;
+pub mod resources;
 mod sql;
 pub mod sqlite;
 pub mod time;

@@ -1,0 +1,3 @@
+//! # fhirpath — FHIRPath over FHIR JSON
+//!
+//! (being written)

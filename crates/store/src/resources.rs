@@ -1,0 +1,185 @@
+//! FHIR resources: current versions, full version history and the search index.
+//!
+//! A resource is kept as its JSON bytes with a version history; each write replaces the
+//! resource's index rows ([`fhir::index::IndexEntry`], extracted by the caller) in the same
+//! transaction, and searches ([`fhir::search::SearchRequest`]) are SQL over those index
+//! tables — never a scan of resource JSON.
+
+use fhir::index::IndexEntry;
+use fhir::search::SearchRequest;
+
+use crate::Timestamp;
+use crate::error::Result;
+
+/// One write of a [`Resources::write`] call.
+#[derive(Debug, Clone)]
+pub struct ResourceWrite {
+    /// What to do.
+    pub op: WriteOp,
+    /// The resource type (`Patient`).
+    pub resource_type: String,
+    /// The logical id. For [`WriteOp::Create`] the caller picks a new id; for a conditional
+    /// update or delete it is the id to use when nothing matches (update) or ignored (delete).
+    pub id: String,
+    /// The resource JSON (for creates and updates; `None` for deletes). The store sets
+    /// `id`, `meta.versionId` and `meta.lastUpdated` in it before storing.
+    pub resource: Option<serde_json::Value>,
+    /// The index rows of `resource` (empty for deletes).
+    pub index: Vec<IndexEntry>,
+    /// A condition checked inside the write's transaction.
+    pub precondition: Precondition,
+}
+
+/// The kind of write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Create a new resource with [`ResourceWrite::id`] (fails with
+    /// [`crate::StoreError::InvalidArgument`] if that id exists, even deleted).
+    Create,
+    /// Store a new version (create-on-update when the id does not exist or was deleted).
+    Update,
+    /// Delete: a new, deleted version (nothing happens if the resource does not exist or is
+    /// deleted already).
+    Delete,
+}
+
+/// A condition checked atomically with a write.
+#[derive(Debug, Clone, Default)]
+pub enum Precondition {
+    /// None.
+    #[default]
+    None,
+    /// `If-Match`: the current version must be this one, else
+    /// [`WriteOutcome::VersionConflict`].
+    IfMatch(u64),
+    /// Conditional create (`If-None-Exist`): if the search matches one resource, nothing is
+    /// written and [`WriteOutcome::Existing`] names it; two or more matches give
+    /// [`WriteOutcome::MultipleMatches`]. Concurrent conditional creates with the same
+    /// search never both create.
+    IfNoneExist(SearchRequest),
+    /// Conditional update or delete (`PUT/DELETE [type]?search`): the write goes to the one
+    /// resource the search matches (update: to [`ResourceWrite::id`] when none matches;
+    /// delete: nothing when none matches); two or more matches give
+    /// [`WriteOutcome::MultipleMatches`] (a conditional delete of several is not supported).
+    Match(SearchRequest),
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    /// A new resource was created: its stored version.
+    Created(StoredResource),
+    /// A new version of an existing resource was stored.
+    Updated(StoredResource),
+    /// The resource was deleted: the deleted version (no content).
+    Deleted(StoredResource),
+    /// A delete of something that does not exist or is deleted already: nothing written.
+    NotFound,
+    /// Conditional create matched this resource: nothing written.
+    Existing(StoredResource),
+    /// The precondition's search matched more than one resource: nothing written.
+    MultipleMatches,
+    /// `If-Match` failed: the current version is this one (`None`: no such resource).
+    VersionConflict(Option<u64>),
+}
+
+impl WriteOutcome {
+    /// Whether the write failed a precondition (the whole [`Resources::write`] call is
+    /// then rolled back).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::MultipleMatches | Self::VersionConflict(_))
+    }
+}
+
+/// A stored resource version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// The resource type.
+    pub resource_type: String,
+    /// The logical id.
+    pub id: String,
+    /// The version (1, 2, …).
+    pub version: u64,
+    /// When this version was written.
+    pub last_updated: Timestamp,
+    /// Whether this version is a deletion.
+    pub deleted: bool,
+    /// The resource JSON as stored (with `id` and `meta` set); empty for a deletion.
+    pub content: Vec<u8>,
+    /// How this version was made, for history bundles.
+    pub method: HistoryMethod,
+}
+
+/// How a version was made (the request method of a history entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryMethod {
+    /// Created (POST).
+    Create,
+    /// Updated (PUT).
+    Update,
+    /// Deleted (DELETE).
+    Delete,
+}
+
+/// Which history to read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Only this type (`None`: all types).
+    pub resource_type: Option<String>,
+    /// Only this resource (needs `resource_type`).
+    pub id: Option<String>,
+    /// Only versions written at or after this time (`_since`).
+    pub since: Option<Timestamp>,
+    /// Page size.
+    pub count: usize,
+    /// Versions to skip.
+    pub offset: usize,
+}
+
+/// A page of history, newest first, with the total count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// The versions.
+    pub versions: Vec<StoredResource>,
+    /// How many versions match in all.
+    pub total: u64,
+}
+
+/// The result of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage {
+    /// The matches of this page, in sort order.
+    pub matches: Vec<StoredResource>,
+    /// Resources added by `_include`/`_revinclude` (each at most once, none that is also a
+    /// match).
+    pub included: Vec<StoredResource>,
+    /// The total number of matches, if asked for.
+    pub total: Option<u64>,
+}
+
+/// FHIR resources, their history and their search index.
+pub trait Resources: Send + Sync {
+    /// Runs the writes in ONE transaction, in order, and returns one outcome per write. If
+    /// any outcome [`WriteOutcome::is_failure`], nothing is written (the outcomes still say
+    /// which write failed and why). Each resource's index rows are replaced in the same
+    /// transaction.
+    fn write(
+        &self,
+        writes: Vec<ResourceWrite>,
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>>> + Send;
+
+    /// The current version (`version: None`) or a given version of a resource, deleted or
+    /// not; `None` if it never existed (or has no such version).
+    fn read(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: Option<u64>,
+    ) -> impl Future<Output = Result<Option<StoredResource>>> + Send;
+
+    /// Versions, newest first.
+    fn history(&self, query: &HistoryQuery) -> impl Future<Output = Result<HistoryPage>> + Send;
+
+    /// Runs a search over current, non-deleted resources.
+    fn search(&self, request: &SearchRequest) -> impl Future<Output = Result<SearchPage>> + Send;
+}
