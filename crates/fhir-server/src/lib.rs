@@ -1,0 +1,1 @@
+//! FHIR REST server (being written).
