@@ -30,10 +30,20 @@ pub fn generate(spec: &Path) -> Result<Vec<(String, String)>> {
         .filter(|s| s["kind"] == "resource" && s["abstract"] != true)
         .filter_map(|s| s["name"].as_str())
         .collect();
-    Ok(vec![(
-        "crates/fhir/src/generated/search_params.rs".into(),
-        gen_search_params(&params, &compartment, &resource_types)?,
-    )])
+    let valuesets = read_json(&spec.join("valuesets.json"))?;
+    let v3 = read_json(&spec.join("v3-codesystems.json"))?;
+    let (types_rs, required) = gen_types(&structures)?;
+    Ok(vec![
+        (
+            "crates/fhir/src/generated/search_params.rs".into(),
+            gen_search_params(&params, &compartment, &resource_types)?,
+        ),
+        ("crates/fhir/src/generated/types.rs".into(), types_rs),
+        (
+            "crates/fhir/src/generated/valuesets.rs".into(),
+            gen_valuesets(&[&valuesets, &v3], &required)?,
+        ),
+    ])
 }
 
 /// The base type and resource definitions: specializations plus the roots (`Element`,
@@ -316,6 +326,277 @@ fn gen_compartment(compartment: &Value, out: &mut String) -> Result<()> {
     }
     out.push_str("];\n");
     Ok(())
+}
+
+const FHIR_TYPE_EXT: &str = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
+const REGEX_EXT: &str = "http://hl7.org/fhir/StructureDefinition/regex";
+const SD_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/";
+
+/// The FHIR type code of an element type: the `structuredefinition-fhir-type` extension of the
+/// FHIRPath system types (`Resource.id` is `id`), else the code.
+fn type_code(t: &Value) -> Option<&str> {
+    let ext = t["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["url"] == FHIR_TYPE_EXT)
+        .and_then(|e| e["valueUrl"].as_str().or(e["valueUri"].as_str()));
+    ext.or(t["code"].as_str())
+}
+
+fn opt_str(v: Option<&str>) -> String {
+    v.map_or_else(|| "None".into(), |s| format!("Some({s:?})"))
+}
+
+/// Generates `types.rs`; also returns the value sets of required bindings.
+fn gen_types(structures: &[&Value]) -> Result<(String, BTreeSet<String>)> {
+    let mut required = BTreeSet::new();
+    let mut regexes = BTreeMap::new();
+    let mut out = String::from(HEADER);
+    out.push_str(
+        "//! FHIR R4 types and resources with their elements (the snapshots of the base\n\
+         //! StructureDefinitions in `profiles-types.json` and `profiles-resources.json`).\n\n\
+         use crate::defs::{ElementDef, TypeDef, TypeKind};\n\n\
+         /// Every base type and resource, sorted by name; each type's elements sorted by path.\n\
+         pub static TYPES: &[TypeDef] = &[\n",
+    );
+    for sd in structures {
+        let name = sd["name"]
+            .as_str()
+            .context("StructureDefinition without name")?;
+        let kind = match sd["kind"].as_str() {
+            Some("primitive-type") => "Primitive",
+            Some("complex-type") => "Complex",
+            Some("resource") => "Resource",
+            other => bail!("{name}: unknown kind {other:?}"),
+        };
+        let is_abstract = sd["abstract"] == true;
+        let base = sd["baseDefinition"]
+            .as_str()
+            .and_then(|b| b.strip_prefix(SD_PREFIX));
+        writeln!(
+            out,
+            "    TypeDef {{ name: {name:?}, kind: TypeKind::{kind}, is_abstract: {is_abstract}, base: {}, elements: &[",
+            opt_str(base)
+        )?;
+        let mut elements: Vec<&Value> = sd["snapshot"]["element"]
+            .as_array()
+            .with_context(|| format!("{name} without snapshot"))?
+            .iter()
+            .collect();
+        elements.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        for e in elements {
+            gen_element(e, name, kind, &mut out, &mut regexes, &mut required)?;
+        }
+        out.push_str("    ] },\n");
+    }
+    out.push_str("];\n\n/// The regular expression of each primitive type's value, sorted by type.\npub static PRIMITIVE_REGEX: &[(&str, &str)] = &[\n");
+    for (name, rx) in regexes {
+        writeln!(out, "    ({name:?}, {rx:?}),")?;
+    }
+    out.push_str("];\n");
+    Ok((out, required))
+}
+
+/// Writes one `ElementDef` line; records the primitive regexes and required value sets.
+fn gen_element<'a>(
+    e: &'a Value,
+    name: &'a str,
+    kind: &str,
+    out: &mut String,
+    regexes: &mut BTreeMap<&'a str, &'a str>,
+    required: &mut BTreeSet<String>,
+) -> Result<()> {
+    let path = e["path"].as_str().context("element without path")?;
+    if e["id"].as_str().is_some_and(|id| id.contains(':')) {
+        return Ok(()); // a slice (none in the base definitions)
+    }
+    let min = e["min"].as_u64().unwrap_or(0);
+    let max = match e["max"].as_str() {
+        Some("*") | None => "None".to_owned(),
+        Some(m) => format!("Some({})", m.parse::<u32>().context("element max")?),
+    };
+    let mut types = Vec::new();
+    let mut targets = Vec::new();
+    for t in e["type"].as_array().into_iter().flatten() {
+        let mut code = type_code(t).context("type without code")?;
+        // The R4 snapshots say `string` for the logical id (System.String); the
+        // specification's text, the JSON schema and every server treat it as `id`.
+        if e["base"]["path"] == "Resource.id" {
+            code = "id";
+        }
+        types.push(code);
+        for p in t["targetProfile"].as_array().into_iter().flatten() {
+            let p = p.as_str().context("targetProfile")?;
+            targets.push(p.strip_prefix(SD_PREFIX).unwrap_or(p));
+        }
+        if kind == "Primitive"
+            && path == format!("{name}.value")
+            && let Some(rx) = t["extension"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|x| x["url"] == REGEX_EXT)
+                .and_then(|x| x["valueString"].as_str())
+        {
+            regexes.insert(name, rx);
+        }
+    }
+    targets.sort_unstable();
+    targets.dedup();
+    let content_ref = e["contentReference"]
+        .as_str()
+        .map(|c| c.trim_start_matches('#'));
+    let binding = (e["binding"]["strength"] == "required")
+        .then(|| e["binding"]["valueSet"].as_str())
+        .flatten()
+        .map(|v| v.split('|').next().unwrap_or(v));
+    if let Some(vs) = binding {
+        required.insert(vs.to_owned());
+    }
+    writeln!(
+        out,
+        "        ElementDef {{ path: {path:?}, min: {min}, max: {max}, types: {}, choice: {}, content_reference: {}, target_profiles: {}, required_binding: {} }},",
+        str_list(&types),
+        path.ends_with("[x]"),
+        opt_str(content_ref),
+        str_list(&targets),
+        opt_str(binding),
+    )?;
+    Ok(())
+}
+
+/// Value sets and code systems by url.
+struct Terminology<'a> {
+    value_sets: BTreeMap<&'a str, &'a Value>,
+    code_systems: BTreeMap<&'a str, &'a Value>,
+}
+
+/// Adds every code of a (nested) concept list.
+fn all_codes<'a>(list: &'a Value, out: &mut BTreeSet<&'a str>) {
+    for c in list.as_array().into_iter().flatten() {
+        if let Some(code) = c["code"].as_str() {
+            out.insert(code);
+        }
+        all_codes(&c["concept"], out);
+    }
+}
+
+impl<'a> Terminology<'a> {
+    /// The codes and systems of a value set, or why it cannot be expanded here.
+    fn expand(
+        &self,
+        url: &str,
+        depth: usize,
+    ) -> std::result::Result<(BTreeSet<&'a str>, BTreeSet<&'a str>), String> {
+        if depth > 8 {
+            return Err("value set includes nest too deep".into());
+        }
+        let vs = self
+            .value_sets
+            .get(url)
+            .ok_or_else(|| "value set not in the definitions".to_owned())?;
+        let compose = &vs["compose"];
+        if compose["exclude"].is_array() {
+            return Err("uses exclude".into());
+        }
+        let mut codes = BTreeSet::new();
+        let mut systems = BTreeSet::new();
+        for inc in compose["include"].as_array().into_iter().flatten() {
+            if inc["filter"].is_array() {
+                return Err("uses a filter".into());
+            }
+            let mut part = None;
+            if let Some(system) = inc["system"].as_str() {
+                systems.insert(system);
+                let mut these = BTreeSet::new();
+                if inc["concept"].is_array() {
+                    all_codes(&inc["concept"], &mut these);
+                } else {
+                    let cs = self
+                        .code_systems
+                        .get(system)
+                        .ok_or_else(|| format!("code system {system} is external"))?;
+                    if cs["content"] != "complete" {
+                        return Err(format!("code system {system} is not complete here"));
+                    }
+                    all_codes(&cs["concept"], &mut these);
+                }
+                part = Some(these);
+            }
+            for inner in inc["valueSet"].as_array().into_iter().flatten() {
+                let inner = inner.as_str().unwrap_or("");
+                let inner = inner.split('|').next().unwrap_or(inner);
+                let (c, s) = self.expand(inner, depth + 1)?;
+                systems.extend(s);
+                // Several parts of one include intersect; a value set alone is its codes.
+                part = Some(match part {
+                    Some(p) => p.intersection(&c).copied().collect(),
+                    None => c,
+                });
+            }
+            codes.extend(part.unwrap_or_default());
+        }
+        if codes.is_empty() {
+            return Err("no codes".into());
+        }
+        Ok((codes, systems))
+    }
+}
+
+fn gen_valuesets(bundles: &[&Value], required: &BTreeSet<String>) -> Result<String> {
+    let mut term = Terminology {
+        value_sets: BTreeMap::new(),
+        code_systems: BTreeMap::new(),
+    };
+    for bundle in bundles {
+        for e in bundle["entry"]
+            .as_array()
+            .context("bundle without entries")?
+        {
+            let r = &e["resource"];
+            let Some(url) = r["url"].as_str() else {
+                continue;
+            };
+            match r["resourceType"].as_str() {
+                Some("ValueSet") => {
+                    term.value_sets.entry(url).or_insert(r);
+                }
+                Some("CodeSystem") => {
+                    term.code_systems.entry(url).or_insert(r);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = String::from(HEADER);
+    out.push_str(
+        "//! The value sets of the required bindings of FHIR R4 elements, expanded from\n\
+         //! `valuesets.json` and `v3-codesystems.json`.\n\n\
+         use crate::defs::RequiredValueSet;\n\n\
+         /// Every value set bound with strength `required` by a base element, sorted by url.\n\
+         pub static REQUIRED_VALUE_SETS: &[RequiredValueSet] = &[\n",
+    );
+    for url in required {
+        match term.expand(url, 0) {
+            Ok((codes, systems)) => {
+                let codes: Vec<&str> = codes.into_iter().collect();
+                let systems: Vec<&str> = systems.into_iter().collect();
+                writeln!(
+                    out,
+                    "    RequiredValueSet {{ url: {url:?}, systems: {}, codes: Some({}), not_expandable: \"\" }},",
+                    str_list(&systems),
+                    str_list(&codes)
+                )?;
+            }
+            Err(why) => writeln!(
+                out,
+                "    RequiredValueSet {{ url: {url:?}, systems: &[], codes: None, not_expandable: {why:?} }},"
+            )?,
+        }
+    }
+    out.push_str("];\n");
+    Ok(out)
 }
 
 #[cfg(test)]

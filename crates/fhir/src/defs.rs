@@ -77,11 +77,12 @@ fn own_params(resource_type: &str) -> &'static [SearchParamDef] {
 }
 
 /// The search parameters of a resource type: its own, then those of `Resource` and, for types
-/// other than `Bundle`, `Binary` and `Parameters`, those of `DomainResource`.
+/// based on `DomainResource` (all but `Bundle`, `Binary` and `Parameters`), those of
+/// `DomainResource`.
 /// Empty for an unknown type.
 pub fn search_params(resource_type: &str) -> impl Iterator<Item = &'static SearchParamDef> {
     let known = is_resource_type(resource_type);
-    let domain = known && !matches!(resource_type, "Bundle" | "Binary" | "Parameters");
+    let domain = known && type_def(resource_type).is_some_and(|t| t.base == Some("DomainResource"));
     let own = if known {
         own_params(resource_type)
     } else {
@@ -129,4 +130,169 @@ pub fn patient_compartment(resource_type: &str) -> &'static [&'static str] {
     search_params::PATIENT_COMPARTMENT
         .binary_search_by(|(t, _)| (*t).cmp(resource_type))
         .map_or(&[], |i| search_params::PATIENT_COMPARTMENT[i].1)
+}
+
+#[rustfmt::skip]
+#[path = "generated/types.rs"]
+mod types;
+
+#[rustfmt::skip]
+#[path = "generated/valuesets.rs"]
+mod valuesets;
+
+/// What a [`TypeDef`] defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TypeKind {
+    /// A primitive type (`string`, `dateTime`): a JSON scalar plus an optional `_name` object.
+    Primitive,
+    /// A complex data type (`HumanName`, `Reference`, `Element`, `BackboneElement`).
+    Complex,
+    /// A resource (`Patient`, and the abstract `Resource` and `DomainResource`).
+    Resource,
+}
+
+/// A base type or resource of FHIR R4 with its elements (the StructureDefinition snapshot;
+/// constraining profiles such as `SimpleQuantity` are not in the tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeDef {
+    /// The type's name (`Patient`, `HumanName`, `dateTime`).
+    pub name: &'static str,
+    /// Primitive, complex or resource.
+    pub kind: TypeKind,
+    /// Whether the type is abstract (`Resource`, `DomainResource`, `Element`,
+    /// `BackboneElement`).
+    pub is_abstract: bool,
+    /// The type it specializes (`DomainResource` for `Patient`); `None` for the roots.
+    pub base: Option<&'static str>,
+    /// All elements of the snapshot (inherited ones included), sorted by path.
+    pub elements: &'static [ElementDef],
+}
+
+/// One element of a type's snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElementDef {
+    /// The full path (`Patient.contact.name`; a choice element is `Observation.value[x]`).
+    pub path: &'static str,
+    /// Minimum number of occurrences.
+    pub min: u32,
+    /// Maximum number of occurrences; `None` for `*`.
+    pub max: Option<u32>,
+    /// The type codes (`HumanName`, `string`; `BackboneElement` or `Element` for an element
+    /// with nested elements of its own; all the options of a choice). Empty for the type's root
+    /// element and for elements defined by [`ElementDef::content_reference`].
+    pub types: &'static [&'static str],
+    /// Whether this is a choice element (`value[x]`).
+    pub choice: bool,
+    /// The element whose definition this one reuses (`Questionnaire.item` for
+    /// `Questionnaire.item.item`).
+    pub content_reference: Option<&'static str>,
+    /// The types a `Reference` (or `canonical`) may point to (`Patient`; `Resource` for any).
+    pub target_profiles: &'static [&'static str],
+    /// The value set url (without `|version`) of a binding of strength `required`.
+    pub required_binding: Option<&'static str>,
+}
+
+impl ElementDef {
+    /// The element's name, the last part of its path (`value[x]` for a choice).
+    pub fn name(&self) -> &'static str {
+        self.path.rsplit('.').next().unwrap_or(self.path)
+    }
+
+    /// Whether the element may repeat (its maximum is more than one).
+    pub fn is_array(&self) -> bool {
+        self.max.is_none_or(|m| m > 1)
+    }
+}
+
+/// A type or resource by name (`Patient`, `HumanName`, `string`).
+pub fn type_def(name: &str) -> Option<&'static TypeDef> {
+    types::TYPES
+        .binary_search_by(|t| t.name.cmp(name))
+        .ok()
+        .map(|i| &types::TYPES[i])
+}
+
+/// The element of a type at `path`, which is either the full path (`Patient.contact.name`)
+/// or the path relative to the type (`contact.name`). Choice elements are named as in the
+/// definitions (`Observation.value[x]`).
+pub fn element(type_name: &str, path: &str) -> Option<&'static ElementDef> {
+    let def = type_def(type_name)?;
+    let full;
+    let path = if path == type_name
+        || path
+            .strip_prefix(type_name)
+            .is_some_and(|rest| rest.starts_with('.'))
+    {
+        path
+    } else {
+        full = format!("{type_name}.{path}");
+        &full
+    };
+    def.elements
+        .binary_search_by(|e| e.path.cmp(path))
+        .ok()
+        .map(|i| &def.elements[i])
+}
+
+/// The children of a node of a type: the elements whose path is `parent_path` plus `.name`
+/// (`parent_path` is a full path such as `Patient.contact`), in path order.
+pub fn children<'a>(
+    type_name: &str,
+    parent_path: &'a str,
+) -> impl Iterator<Item = &'static ElementDef> + use<'a> {
+    let elements = type_def(type_name).map_or(&[][..], |t| t.elements);
+    // Descendants of `parent_path` sort right after it: '.' sorts before the letters, digits
+    // and '[' that may follow a name.
+    let start = elements.partition_point(|e| e.path <= parent_path);
+    elements[start..]
+        .iter()
+        .map_while(move |e| {
+            e.path
+                .strip_prefix(parent_path)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .map(|rest| (e, rest))
+        })
+        .filter(|(_, rest)| !rest.contains('.'))
+        .map(|(e, _)| e)
+}
+
+/// The regular expression (XML Schema style, implicitly anchored) that the value of a
+/// primitive type matches, from the definitions (`[A-Za-z0-9\-\.]{1,64}` for `id`); `None`
+/// for types without one (`xhtml`) and for non-primitive names.
+pub fn primitive_regex(name: &str) -> Option<&'static str> {
+    types::PRIMITIVE_REGEX
+        .binary_search_by(|(t, _)| (*t).cmp(name))
+        .ok()
+        .map(|i| types::PRIMITIVE_REGEX[i].1)
+}
+
+/// A value set bound with strength `required` by some element, expanded when the
+/// definitions allow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequiredValueSet {
+    /// The value set's canonical url (without version).
+    pub url: &'static str,
+    /// The code systems its codes come from, sorted.
+    pub systems: &'static [&'static str],
+    /// The allowed codes, sorted; `None` when the value set is not expandable from the
+    /// definitions alone (see [`RequiredValueSet::not_expandable`]).
+    pub codes: Option<&'static [&'static str]>,
+    /// Why the value set is not expanded (it uses a filter, or an external code system such
+    /// as UCUM, BCP-47 or MIME types, or is missing); empty when it is.
+    pub not_expandable: &'static str,
+}
+
+/// A required-binding value set by url (with or without `|version`).
+pub fn required_value_set(valueset_url: &str) -> Option<&'static RequiredValueSet> {
+    let url = valueset_url.split('|').next().unwrap_or(valueset_url);
+    valuesets::REQUIRED_VALUE_SETS
+        .binary_search_by(|v| v.url.cmp(url))
+        .ok()
+        .map(|i| &valuesets::REQUIRED_VALUE_SETS[i])
+}
+
+/// The codes allowed by a value set of a required binding, sorted; `None` when the value set
+/// is not expandable here (or not bound as required anywhere), so codes are not checked.
+pub fn required_codes(valueset_url: &str) -> Option<&'static [&'static str]> {
+    required_value_set(valueset_url).and_then(|v| v.codes)
 }

@@ -1,10 +1,12 @@
-//! The generated FHIR R4 definitions: search parameters, compartment.
+//! The generated FHIR R4 definitions: search parameters, compartment, types and
+//! elements, required value sets.
 
 use std::collections::BTreeSet;
 
 use fhir::defs::{
-    ParamType, SOURCE_PARAMS, is_resource_type, patient_compartment, resource_types, search_param,
-    search_param_by_url, search_params,
+    ParamType, SOURCE_PARAMS, TypeKind, children, element, is_resource_type, patient_compartment,
+    primitive_regex, required_codes, required_value_set, resource_types, search_param,
+    search_param_by_url, search_params, type_def,
 };
 
 #[test]
@@ -129,6 +131,117 @@ fn patient_compartment_links() {
                 *code == "{def}" || search_param(ty, code).is_some(),
                 "{ty}.{code}"
             );
+        }
+    }
+}
+
+#[test]
+fn every_resource_type_has_a_definition() {
+    for ty in resource_types() {
+        let def = type_def(ty).unwrap();
+        assert_eq!(def.kind, TypeKind::Resource);
+        assert!(!def.is_abstract);
+        assert!(
+            def.elements.windows(2).all(|w| w[0].path < w[1].path),
+            "{ty}"
+        );
+        assert!(element(ty, "id").is_some(), "{ty}");
+    }
+    let resource = type_def("Resource").unwrap();
+    assert!(resource.is_abstract);
+    assert_eq!(resource.base, None);
+    assert_eq!(type_def("Patient").unwrap().base, Some("DomainResource"));
+    assert_eq!(type_def("string").unwrap().kind, TypeKind::Primitive);
+    assert_eq!(type_def("HumanName").unwrap().kind, TypeKind::Complex);
+    // Constraining profiles are not base types.
+    assert!(type_def("SimpleQuantity").is_none());
+}
+
+#[test]
+fn elements_of_patient_and_observation() {
+    let name = element("Patient", "Patient.contact.name").unwrap();
+    assert_eq!(name.types, ["HumanName"]);
+    assert_eq!((name.min, name.max), (0, Some(1)));
+    assert_eq!(element("Patient", "contact.name"), Some(name));
+    let contact = element("Patient", "contact").unwrap();
+    assert_eq!(contact.types, ["BackboneElement"]);
+    assert!(contact.is_array());
+    let kids: Vec<&str> = children("Patient", "Patient.contact")
+        .map(fhir::defs::ElementDef::name)
+        .collect();
+    assert!(kids.contains(&"name"));
+    assert!(kids.contains(&"relationship"));
+    assert!(kids.contains(&"extension"));
+    assert!(!kids.iter().any(|k| k.contains('.')));
+    assert_eq!(
+        element("Patient", "gender").unwrap().required_binding,
+        Some("http://hl7.org/fhir/ValueSet/administrative-gender")
+    );
+    assert_eq!(element("Patient", "id").unwrap().types, ["id"]);
+    let value = element("Observation", "Observation.value[x]").unwrap();
+    assert!(value.choice);
+    assert!(value.types.contains(&"Quantity"));
+    assert!(value.types.contains(&"CodeableConcept"));
+    let subject = element("Observation", "subject").unwrap();
+    assert_eq!(subject.types, ["Reference"]);
+    assert!(subject.target_profiles.contains(&"Patient"));
+    assert!(subject.target_profiles.contains(&"Group"));
+    let status = element("Observation", "status").unwrap();
+    assert_eq!(status.min, 1);
+    let item = element("Questionnaire", "item.item").unwrap();
+    assert_eq!(item.content_reference, Some("Questionnaire.item"));
+    assert!(item.types.is_empty());
+    assert!(element("Patient", "nope").is_none());
+    assert!(element("Nope", "id").is_none());
+    assert_eq!(children("Nope", "Nope").count(), 0);
+    let family = element("HumanName", "family").unwrap();
+    assert_eq!(family.types, ["string"]);
+}
+
+#[test]
+fn primitive_regexes() {
+    assert_eq!(primitive_regex("id"), Some("[A-Za-z0-9\\-\\.]{1,64}"));
+    assert!(primitive_regex("dateTime").is_some());
+    assert_eq!(primitive_regex("xhtml"), None);
+    assert_eq!(primitive_regex("HumanName"), None);
+}
+
+#[test]
+fn required_value_sets() {
+    let gender =
+        required_codes("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1").unwrap();
+    assert_eq!(gender, ["female", "male", "other", "unknown"]);
+    let vs = required_value_set("http://hl7.org/fhir/ValueSet/administrative-gender").unwrap();
+    assert_eq!(vs.systems, ["http://hl7.org/fhir/administrative-gender"]);
+    assert!(
+        required_codes("http://hl7.org/fhir/ValueSet/observation-status")
+            .unwrap()
+            .contains(&"final")
+    );
+    // UCUM, MIME types are not expandable here.
+    assert_eq!(
+        required_codes("http://hl7.org/fhir/ValueSet/ucum-units"),
+        None
+    );
+    assert_eq!(
+        required_codes("http://hl7.org/fhir/ValueSet/mimetypes"),
+        None
+    );
+    assert!(
+        !required_value_set("http://hl7.org/fhir/ValueSet/mimetypes")
+            .unwrap()
+            .not_expandable
+            .is_empty()
+    );
+    // Every required binding of the tables has an entry, and expanded ones have sorted codes.
+    for ty in resource_types() {
+        for e in type_def(ty).unwrap().elements {
+            if let Some(url) = e.required_binding {
+                let vs = required_value_set(url).unwrap();
+                if let Some(codes) = vs.codes {
+                    assert!(codes.windows(2).all(|w| w[0] < w[1]), "{url}");
+                }
+            }
         }
     }
 }
