@@ -1,3 +1,129 @@
 //! # fhirpath — FHIRPath over FHIR JSON
 //!
-//! (being written)
+//! This crate parses [FHIRPath](http://hl7.org/fhirpath/N1/) expressions (the normative N1
+//! language plus FHIR's additions: `resolve()`, `extension()`, `hasValue()`, `%resource`, ...)
+//! and evaluates them over FHIR resources held as [`serde_json::Value`], without IO. Its main
+//! users are search index extraction (the expressions of FHIR's SearchParameters) and
+//! validation invariants. [`parse`] turns the text into an [`Expr`], which is reusable and
+//! `Send + Sync`; [`Expr::evaluate`] runs it on a resource and returns the resulting
+//! collection of [`Item`]s, borrowing nodes from the resource. Errors are values
+//! ([`ParseError`], [`EvalError`]); no input makes this crate panic.
+//!
+//! Types come from the data (choice keys such as `valueQuantity`, `resourceType`) or, when the
+//! caller supplies one in the [`Context`], from a [`Model`]. Without a resolver, `resolve()` on a
+//! literal reference `Type/id` yields a placeholder node typed `Type`, so
+//! `subject.where(resolve() is Patient)` works for indexing without loading the target; `#id`
+//! references resolve to the root resource's contained resources.
+//!
+//! We wrote our own evaluator: the Rust FHIRPath crates we know of either lack FHIR's JSON
+//! conventions (choice elements, `_element` companions) or are unmaintained.
+//!
+//! ```
+//! use fhirpath::{parse, Context, Item};
+//! use serde_json::json;
+//!
+//! let patient = json!({
+//!     "resourceType": "Patient",
+//!     "name": [{"family": "Chalmers", "given": ["Peter", "James"]}],
+//!     "generalPractitioner": [{"reference": "Practitioner/7"}]
+//! });
+//! let given = parse("Patient.name.given").unwrap();
+//! let items = given.evaluate(&patient, &Context::default()).unwrap();
+//! let names: Vec<&str> = items.iter().filter_map(Item::as_str).collect();
+//! assert_eq!(names, ["Peter", "James"]);
+//!
+//! let gp = parse("Patient.generalPractitioner.where(resolve() is Practitioner)").unwrap();
+//! assert_eq!(gp.evaluate(&patient, &Context::default()).unwrap().len(), 1);
+//! ```
+//!
+//! Not supported: terminology functions (`memberOf`, `subsumes`: [`EvalError::Unsupported`]),
+//! `conformsTo`, UCUM unit conversion (quantities compare only with equal units), date
+//! arithmetic with calendar durations, `aggregate()`, `type()` reflection, and the STU
+//! additions of FHIRPath 2.0 beyond the string and math functions listed in the README.
+
+mod ast;
+mod context;
+mod error;
+mod eval;
+mod functions;
+mod item;
+mod model;
+mod parser;
+mod temporal;
+mod types;
+
+use serde_json::Value;
+
+pub use context::{Context, Resolver};
+pub use error::{EvalError, ParseError};
+pub use item::{Item, Node};
+pub use model::{ChildType, Model};
+
+/// A parsed FHIRPath expression, reusable across evaluations and threads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    ast: ast::Ast,
+    source: String,
+}
+
+/// Parses a FHIRPath expression. Unknown functions and wrong argument counts are parse errors.
+pub fn parse(src: &str) -> Result<Expr, ParseError> {
+    Ok(Expr {
+        ast: parser::parse(src)?,
+        source: src.to_owned(),
+    })
+}
+
+impl Expr {
+    /// The expression's source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates the expression with `resource` as the focus (`%context`, and `%resource`
+    /// unless the context sets another). Nodes in the result borrow from `resource` (or from
+    /// resources the context's resolver returned).
+    pub fn evaluate<'a>(
+        &self,
+        resource: &'a Value,
+        ctx: &Context<'a>,
+    ) -> Result<Vec<Item<'a>>, EvalError> {
+        self.evaluate_items(&[Item::Node(node_for(resource))], resource, ctx)
+    }
+
+    /// Evaluates the expression on an input collection (e.g. the result of another expression)
+    /// with `context` as `%context`.
+    pub fn evaluate_items<'a>(
+        &self,
+        input: &[Item<'a>],
+        context: &'a Value,
+        ctx: &Context<'a>,
+    ) -> Result<Vec<Item<'a>>, EvalError> {
+        let ev = eval::Evaluator {
+            ctx,
+            context,
+            resource: ctx.resource.unwrap_or(context),
+        };
+        let frame = eval::Frame {
+            this: input.to_vec(),
+            index: None,
+            total: None,
+        };
+        ev.eval(&self.ast, input, &frame)
+    }
+
+    /// Evaluates the expression as a boolean condition (an invariant): `Ok(None)` when the
+    /// result is empty, `Ok(Some(true))` for `true` or a single non-Boolean item.
+    pub fn evaluate_bool<'a>(
+        &self,
+        resource: &'a Value,
+        ctx: &Context<'a>,
+    ) -> Result<Option<bool>, EvalError> {
+        eval::to_bool(&self.evaluate(resource, ctx)?, "condition")
+    }
+}
+
+/// The starting node for a value: typed by `resourceType` when it has one.
+fn node_for(value: &Value) -> Node<'_> {
+    Node::resource(value)
+}

@@ -1,0 +1,820 @@
+//! The function library: the arity table checked at parse time and the implementations.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::ast::{Ast, TypeSpec};
+use crate::error::EvalError;
+use crate::eval::{
+    EMPTY_OBJECT, Evaluator, Frame, Items, Res, contains_item, is_primitive_node, not_singleton,
+    singleton_value, to_bool, type_error,
+};
+use crate::item::{Item, Node};
+use crate::temporal::{self, Temporal};
+use crate::types::{is_type, to_system};
+
+/// Largest collection `repeat()` and `descendants()` may build.
+const MAX_ITEMS: usize = 1_000_000;
+
+/// Known functions and their accepted argument counts (min, max).
+const FUNCTIONS: &[(&str, usize, usize)] = &[
+    ("where", 1, 1),
+    ("select", 1, 1),
+    ("repeat", 1, 1),
+    ("exists", 0, 1),
+    ("empty", 0, 0),
+    ("first", 0, 0),
+    ("last", 0, 0),
+    ("tail", 0, 0),
+    ("skip", 1, 1),
+    ("take", 1, 1),
+    ("single", 0, 0),
+    ("count", 0, 0),
+    ("distinct", 0, 0),
+    ("isDistinct", 0, 0),
+    ("all", 1, 1),
+    ("allTrue", 0, 0),
+    ("anyTrue", 0, 0),
+    ("allFalse", 0, 0),
+    ("anyFalse", 0, 0),
+    ("not", 0, 0),
+    ("iif", 2, 3),
+    ("ofType", 1, 1),
+    ("as", 1, 1),
+    ("is", 1, 1),
+    ("union", 1, 1),
+    ("combine", 1, 1),
+    ("intersect", 1, 1),
+    ("exclude", 1, 1),
+    ("subsetOf", 1, 1),
+    ("supersetOf", 1, 1),
+    ("children", 0, 0),
+    ("descendants", 0, 0),
+    ("extension", 1, 1),
+    ("hasValue", 0, 0),
+    ("getValue", 0, 0),
+    ("trace", 1, 2),
+    ("toString", 0, 0),
+    ("toInteger", 0, 0),
+    ("toDecimal", 0, 0),
+    ("toBoolean", 0, 0),
+    ("toDate", 0, 0),
+    ("toDateTime", 0, 0),
+    ("toTime", 0, 0),
+    ("toQuantity", 0, 1),
+    ("convertsToString", 0, 0),
+    ("convertsToInteger", 0, 0),
+    ("convertsToDecimal", 0, 0),
+    ("convertsToBoolean", 0, 0),
+    ("convertsToDate", 0, 0),
+    ("convertsToDateTime", 0, 0),
+    ("convertsToTime", 0, 0),
+    ("convertsToQuantity", 0, 1),
+    ("startsWith", 1, 1),
+    ("endsWith", 1, 1),
+    ("contains", 1, 1),
+    ("matches", 1, 1),
+    ("replace", 2, 2),
+    ("replaceMatches", 2, 2),
+    ("substring", 1, 2),
+    ("length", 0, 0),
+    ("lower", 0, 0),
+    ("upper", 0, 0),
+    ("indexOf", 1, 1),
+    ("split", 1, 1),
+    ("join", 0, 1),
+    ("trim", 0, 0),
+    ("toChars", 0, 0),
+    ("abs", 0, 0),
+    ("ceiling", 0, 0),
+    ("floor", 0, 0),
+    ("truncate", 0, 0),
+    ("round", 0, 1),
+    ("sqrt", 0, 0),
+    ("ln", 0, 0),
+    ("exp", 0, 0),
+    ("log", 1, 1),
+    ("power", 1, 1),
+    ("now", 0, 0),
+    ("today", 0, 0),
+    ("timeOfDay", 0, 0),
+    ("resolve", 0, 0),
+    ("memberOf", 1, 1),
+    ("conformsTo", 1, 1),
+    ("subsumes", 1, 1),
+    ("subsumedBy", 1, 1),
+    ("htmlChecks", 0, 0),
+];
+
+/// Checks a call's name and argument count (and type arguments) at parse time.
+pub(crate) fn check_call(name: &str, args: &[Ast]) -> Result<(), String> {
+    let Some((_, min, max)) = FUNCTIONS.iter().find(|(n, ..)| *n == name) else {
+        return Err(format!("unknown function {name}()"));
+    };
+    if args.len() < *min || args.len() > *max {
+        return Err(format!(
+            "{name}() takes {} argument(s), got {}",
+            arity_text(*min, *max),
+            args.len()
+        ));
+    }
+    if matches!(name, "ofType" | "as" | "is") && type_arg(&args[0]).is_none() {
+        return Err(format!("{name}() takes a type name"));
+    }
+    Ok(())
+}
+
+fn arity_text(min: usize, max: usize) -> &'static str {
+    match (min, max) {
+        (0, 0) => "0",
+        (0, 1) => "0 or 1",
+        (1, 1) => "1",
+        (1, 2) => "1 or 2",
+        (2, 2) => "2",
+        _ => "2 or 3",
+    }
+}
+
+fn type_arg(arg: &Ast) -> Option<TypeSpec> {
+    match arg {
+        Ast::Identifier(name) => Some(TypeSpec {
+            namespace: None,
+            name: name.clone(),
+        }),
+        Ast::Member(ns, name) => match ns.as_ref() {
+            Ast::Identifier(ns) => Some(TypeSpec {
+                namespace: Some(ns.clone()),
+                name: name.clone(),
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[allow(clippy::unnecessary_wraps)]
+fn boolean<'a>(b: bool) -> Res<'a> {
+    Ok(vec![Item::Boolean(b)])
+}
+
+#[allow(clippy::unnecessary_wraps)]
+fn one(item: Option<Item<'_>>) -> Res<'_> {
+    Ok(item.into_iter().collect())
+}
+
+/// Calls function `name` on `input`; `frame` is the scope the arguments are evaluated in.
+#[allow(clippy::too_many_lines)]
+pub(crate) fn call<'a>(
+    ev: &Evaluator<'_, 'a>,
+    name: &str,
+    args: &[Ast],
+    input: &[Item<'a>],
+    frame: &Frame<'a>,
+) -> Res<'a> {
+    if let Err(message) = check_call(name, args) {
+        return Err(match FUNCTIONS.iter().find(|(n, ..)| *n == name) {
+            Some((_, min, max)) => EvalError::WrongArgumentCount {
+                name: name.to_owned(),
+                expected: arity_text(*min, *max),
+                got: args.len(),
+            },
+            None if message.starts_with("unknown") => EvalError::UnknownFunction {
+                name: name.to_owned(),
+            },
+            None => type_error(name, message),
+        });
+    }
+    // Plain arguments are evaluated in the caller's scope.
+    let arg = |i: usize| -> Res<'a> {
+        args.get(i)
+            .map_or(Ok(Vec::new()), |a| ev.eval(a, &frame.this, frame))
+    };
+    let string_arg = |i: usize| -> Result<Option<String>, EvalError> {
+        Ok(singleton_value(&arg(i)?, name)?.and_then(|v| match v {
+            Item::String(s) => Some(s),
+            _ => None,
+        }))
+    };
+    let int_arg = |i: usize| -> Result<Option<i64>, EvalError> {
+        match singleton_value(&arg(i)?, name)? {
+            None => Ok(None),
+            Some(Item::Integer(n)) => Ok(Some(n)),
+            Some(other) => Err(type_error(name, format!("{other} is not an integer"))),
+        }
+    };
+    match name {
+        "where" | "select" | "all" | "repeat" | "exists" if !args.is_empty() => {
+            lambda(ev, name, &args[0], input)
+        }
+        "exists" => boolean(!input.is_empty()),
+        "empty" => boolean(input.is_empty()),
+        "first" => Ok(input.first().cloned().into_iter().collect()),
+        "last" => Ok(input.last().cloned().into_iter().collect()),
+        "tail" => Ok(input.iter().skip(1).cloned().collect()),
+        "skip" | "take" => {
+            let n = usize::try_from(int_arg(0)?.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
+            Ok(if name == "skip" {
+                input.iter().skip(n).cloned().collect()
+            } else {
+                input.iter().take(n).cloned().collect()
+            })
+        }
+        "single" => match input {
+            [] | [_] => Ok(input.to_vec()),
+            _ => Err(not_singleton("single()", input.len())),
+        },
+        "count" => Ok(vec![Item::Integer(
+            i64::try_from(input.len()).unwrap_or(i64::MAX),
+        )]),
+        "distinct" => Ok(distinct(input)),
+        "isDistinct" => boolean(distinct(input).len() == input.len()),
+        "allTrue" | "anyTrue" | "allFalse" | "anyFalse" => {
+            let want = name.ends_with("True");
+            let mut hits = input
+                .iter()
+                .map(|i| matches!(to_system(i), Item::Boolean(b) if b == want));
+            boolean(if name.starts_with("all") {
+                hits.all(|h| h)
+            } else {
+                hits.any(|h| h)
+            })
+        }
+        "not" => Ok(to_bool(input, "not()")?
+            .map(|b| Item::Boolean(!b))
+            .into_iter()
+            .collect()),
+        "iif" => {
+            let this_frame = Frame {
+                this: input.to_vec(),
+                index: None,
+                total: None,
+            };
+            let cond = to_bool(&ev.eval(&args[0], input, &this_frame)?, "iif()")?;
+            if cond == Some(true) {
+                ev.eval(&args[1], input, &this_frame)
+            } else if let Some(otherwise) = args.get(2) {
+                ev.eval(otherwise, input, &this_frame)
+            } else {
+                Ok(Vec::new())
+            }
+        }
+        "ofType" | "as" => Ok(type_arg(&args[0])
+            .map(|t| ev.of_type(input.to_vec(), &t))
+            .unwrap_or_default()),
+        "is" => {
+            let spec = type_arg(&args[0]);
+            match (input, spec) {
+                ([], _) | (_, None) => Ok(Vec::new()),
+                ([item], Some(spec)) => boolean(is_type(item, &spec, ev.model())),
+                _ => Err(not_singleton("is()", input.len())),
+            }
+        }
+        "union" | "combine" | "intersect" | "exclude" | "subsetOf" | "supersetOf" => {
+            let other = arg(0)?;
+            Ok(set_op(name, input, &other))
+        }
+        "children" | "descendants" => {
+            let mut out = Vec::new();
+            for item in input {
+                ev.all_children(item, &mut out);
+            }
+            if name == "descendants" {
+                let mut i = 0;
+                while i < out.len() {
+                    if out.len() > MAX_ITEMS {
+                        return Err(EvalError::TooLarge { limit: MAX_ITEMS });
+                    }
+                    let item = out[i].clone();
+                    ev.all_children(&item, &mut out);
+                    i += 1;
+                }
+            }
+            Ok(out)
+        }
+        "extension" => {
+            let Some(url) = string_arg(0)? else {
+                return Ok(Vec::new());
+            };
+            let mut exts = Vec::new();
+            for item in input {
+                ev.children_named(item, "extension", &mut exts);
+            }
+            Ok(exts
+                .into_iter()
+                .filter(|e| {
+                    e.as_json()
+                        .and_then(|v| v.get("url"))
+                        .and_then(Value::as_str)
+                        == Some(url.as_str())
+                })
+                .collect())
+        }
+        "hasValue" => {
+            boolean(matches!(input, [Item::Node(n)] if is_primitive_node(n) && !n.value.is_null()))
+        }
+        "getValue" => match input {
+            [Item::Node(n)] if is_primitive_node(n) && !n.value.is_null() => {
+                Ok(vec![to_system(&input[0])])
+            }
+            _ => Ok(Vec::new()),
+        },
+        "trace" => Ok(input.to_vec()),
+        "join" => {
+            let sep = if args.is_empty() {
+                String::new()
+            } else {
+                string_arg(0)?.unwrap_or_default()
+            };
+            let parts: Vec<String> = input
+                .iter()
+                .map(|i| match to_system(i) {
+                    Item::String(s) => Ok(s),
+                    other => Err(type_error("join()", format!("{other} is not a string"))),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(vec![Item::String(parts.join(&sep))])
+        }
+        "resolve" => Ok(input.iter().filter_map(|i| resolve(ev, i)).collect()),
+        "memberOf" | "subsumes" | "subsumedBy" => Err(EvalError::Unsupported {
+            name: name.to_owned(),
+            reason: "needs a terminology service",
+        }),
+        "conformsTo" => Err(EvalError::Unsupported {
+            name: name.to_owned(),
+            reason: "needs profile validation",
+        }),
+        "htmlChecks" => boolean(true),
+        "now" => Ok(vec![Item::DateTime(temporal::now())]),
+        "today" => Ok(vec![Item::Date(temporal::today())]),
+        "timeOfDay" => Ok(vec![Item::Time(temporal::now()[11..23].to_owned())]),
+        _ => {
+            let Some(value) = singleton_value(input, name)? else {
+                return Ok(Vec::new());
+            };
+            scalar(name, &value, &arg, &string_arg, &int_arg)
+        }
+    }
+}
+
+/// Functions with a lambda argument, evaluated once per input item with `$this` and `$index`.
+fn lambda<'a>(ev: &Evaluator<'_, 'a>, name: &str, body: &Ast, input: &[Item<'a>]) -> Res<'a> {
+    let run = |item: &Item<'a>, index: usize| -> Res<'a> {
+        let frame = Frame {
+            this: vec![item.clone()],
+            index: Some(index),
+            total: None,
+        };
+        ev.eval(body, std::slice::from_ref(item), &frame)
+    };
+    let mut out = Vec::new();
+    match name {
+        "where" | "exists" => {
+            for (i, item) in input.iter().enumerate() {
+                if to_bool(&run(item, i)?, name)? == Some(true) {
+                    if name == "exists" {
+                        return boolean(true);
+                    }
+                    out.push(item.clone());
+                }
+            }
+            if name == "exists" {
+                return boolean(false);
+            }
+        }
+        "select" => {
+            for (i, item) in input.iter().enumerate() {
+                out.extend(run(item, i)?);
+            }
+        }
+        "all" => {
+            for (i, item) in input.iter().enumerate() {
+                if to_bool(&run(item, i)?, name)? != Some(true) {
+                    return boolean(false);
+                }
+            }
+            return boolean(true);
+        }
+        _ => {
+            // repeat(): breadth-first until nothing new appears.
+            let mut frontier = input.to_vec();
+            while !frontier.is_empty() {
+                let mut next = Vec::new();
+                for (i, item) in frontier.iter().enumerate() {
+                    for found in run(item, i)? {
+                        if !contains_item(&out, &found) {
+                            out.push(found.clone());
+                            next.push(found);
+                        }
+                    }
+                    if out.len() > MAX_ITEMS {
+                        return Err(EvalError::TooLarge { limit: MAX_ITEMS });
+                    }
+                }
+                frontier = next;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn distinct<'a>(input: &[Item<'a>]) -> Items<'a> {
+    let mut out = Vec::with_capacity(input.len());
+    for item in input {
+        if !contains_item(&out, item) {
+            out.push(item.clone());
+        }
+    }
+    out
+}
+
+fn set_op<'a>(name: &str, input: &[Item<'a>], other: &[Item<'a>]) -> Items<'a> {
+    match name {
+        "union" => distinct(&[input, other].concat()),
+        "combine" => [input, other].concat(),
+        "intersect" => distinct(input)
+            .into_iter()
+            .filter(|i| contains_item(other, i))
+            .collect(),
+        "exclude" => input
+            .iter()
+            .filter(|i| !contains_item(other, i))
+            .cloned()
+            .collect(),
+        "subsetOf" => vec![Item::Boolean(input.iter().all(|i| contains_item(other, i)))],
+        _ => vec![Item::Boolean(other.iter().all(|i| contains_item(input, i)))],
+    }
+}
+
+/// `resolve()` on one item: the resolver's answer, a `#id` contained resource, a Bundle entry,
+/// or a placeholder typed by the reference's `Type/id`.
+fn resolve<'a>(ev: &Evaluator<'_, 'a>, item: &Item<'a>) -> Option<Item<'a>> {
+    let reference = match item {
+        Item::Node(n) => match n.value {
+            Value::String(s) => s.as_str(),
+            v => v.get("reference").and_then(Value::as_str)?,
+        },
+        Item::String(s) => s.as_str(),
+        _ => return None,
+    };
+    if let Some(found) = ev.ctx.resolver.as_ref().and_then(|r| r(reference)) {
+        return Some(Item::Node(Node::resource(found)));
+    }
+    if let Some(id) = reference.strip_prefix('#') {
+        return ev
+            .resource
+            .get("contained")
+            .and_then(Value::as_array)
+            .and_then(|c| {
+                c.iter()
+                    .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
+            })
+            .map(|r| Item::Node(Node::resource(r)));
+    }
+    let path = reference.split(['?', '#']).next().unwrap_or(reference);
+    let segments: Vec<&str> = path.split('/').collect();
+    // `Type/id` or `…/Type/id/_history/v`.
+    let type_at = match segments.as_slice() {
+        [.., t, _, "_history", _] | [.., t, _] => Some(*t),
+        _ => None,
+    }?;
+    if !type_at.starts_with(|c: char| c.is_ascii_uppercase())
+        || !type_at.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    // The placeholder borrows the type name from the reference text itself.
+    let type_name: Cow<'a, str> = match item {
+        Item::Node(n) => match n.value {
+            Value::String(s) => Cow::Borrowed(type_name_in(s, type_at)),
+            v => v
+                .get("reference")
+                .and_then(Value::as_str)
+                .map_or(Cow::Owned(type_at.to_owned()), |s| {
+                    Cow::Borrowed(type_name_in(s, type_at))
+                }),
+        },
+        _ => Cow::Owned(type_at.to_owned()),
+    };
+    Some(Item::Node(Node {
+        value: &EMPTY_OBJECT,
+        type_name: Some(type_name.clone()),
+        type_path: Some(type_name),
+        primitive_element: None,
+    }))
+}
+
+/// The slice of `text` equal to `needle` (so it has `text`'s lifetime).
+fn type_name_in<'t>(text: &'t str, needle: &str) -> &'t str {
+    text.rmatch_indices(needle)
+        .map(|(i, m)| &text[i..i + m.len()])
+        .next()
+        .unwrap_or("")
+}
+
+type ArgFn<'f, 'a, T> = &'f dyn Fn(usize) -> Result<T, EvalError>;
+
+/// Functions on a single value: conversions, strings, math.
+#[allow(clippy::too_many_lines)]
+fn scalar<'a>(
+    name: &str,
+    value: &Item<'a>,
+    arg: ArgFn<'_, 'a, Items<'a>>,
+    string_arg: ArgFn<'_, 'a, Option<String>>,
+    int_arg: ArgFn<'_, 'a, Option<i64>>,
+) -> Res<'a> {
+    let text = match value {
+        Item::String(s) => Some(s.as_str()),
+        _ => None,
+    };
+    let need_text =
+        || text.ok_or_else(|| type_error(name, format!("expects a string, got {value}")));
+    match name {
+        "toString" | "convertsToString" => {
+            let s = match value {
+                Item::Node(_) => None,
+                other => Some(other.to_string()),
+            };
+            conv(name, s.map(Item::String))
+        }
+        "toInteger" | "convertsToInteger" => conv(
+            name,
+            match value {
+                Item::Integer(_) => Some(value.clone()),
+                Item::Boolean(b) => Some(Item::Integer(i64::from(*b))),
+                Item::String(s) => s.parse().ok().map(Item::Integer),
+                _ => None,
+            },
+        ),
+        "toDecimal" | "convertsToDecimal" => conv(
+            name,
+            match value {
+                #[allow(clippy::cast_precision_loss)]
+                Item::Integer(i) => Some(Item::Decimal(*i as f64)),
+                Item::Decimal(_) => Some(value.clone()),
+                Item::Boolean(b) => Some(Item::Decimal(if *b { 1.0 } else { 0.0 })),
+                Item::String(s) => s
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|d| d.is_finite() && !s.contains(['e', 'E', 'i', 'n', 'N']))
+                    .map(Item::Decimal),
+                _ => None,
+            },
+        ),
+        "toBoolean" | "convertsToBoolean" => conv(
+            name,
+            match value {
+                Item::Boolean(_) => Some(value.clone()),
+                Item::Integer(0) => Some(Item::Boolean(false)),
+                Item::Integer(1) => Some(Item::Boolean(true)),
+                Item::String(s) => match s.to_lowercase().as_str() {
+                    "true" | "t" | "yes" | "y" | "1" | "1.0" => Some(Item::Boolean(true)),
+                    "false" | "f" | "no" | "n" | "0" | "0.0" => Some(Item::Boolean(false)),
+                    _ => None,
+                },
+                _ => None,
+            },
+        ),
+        "toDate" | "convertsToDate" => conv(
+            name,
+            match value {
+                Item::Date(_) => Some(value.clone()),
+                Item::DateTime(s) | Item::String(s) => {
+                    let date = s.split('T').next().unwrap_or_default();
+                    Temporal::parse_date_time(date).map(|_| Item::Date(date.to_owned()))
+                }
+                _ => None,
+            },
+        ),
+        "toDateTime" | "convertsToDateTime" => conv(
+            name,
+            match value {
+                Item::Date(s) | Item::DateTime(s) | Item::String(s) => {
+                    Temporal::parse_date_time(s).map(|_| Item::DateTime(s.clone()))
+                }
+                _ => None,
+            },
+        ),
+        "toTime" | "convertsToTime" => conv(
+            name,
+            match value {
+                Item::Time(_) => Some(value.clone()),
+                Item::String(s) => Temporal::parse_time(s).map(|_| Item::Time(s.clone())),
+                _ => None,
+            },
+        ),
+        "toQuantity" | "convertsToQuantity" => conv(
+            name,
+            match value {
+                Item::Quantity { .. } => Some(value.clone()),
+                #[allow(clippy::cast_precision_loss)]
+                Item::Integer(i) => Some(Item::Quantity {
+                    value: *i as f64,
+                    unit: "1".into(),
+                }),
+                Item::Decimal(d) => Some(Item::Quantity {
+                    value: *d,
+                    unit: "1".into(),
+                }),
+                Item::String(s) => parse_quantity(s),
+                _ => None,
+            },
+        ),
+        "startsWith" | "endsWith" | "contains" => {
+            let s = need_text()?;
+            let Some(p) = string_arg(0)? else {
+                return Ok(Vec::new());
+            };
+            boolean(match name {
+                "startsWith" => s.starts_with(&p),
+                "endsWith" => s.ends_with(&p),
+                _ => s.contains(&p),
+            })
+        }
+        "matches" => {
+            let s = need_text()?;
+            let Some(p) = string_arg(0)? else {
+                return Ok(Vec::new());
+            };
+            boolean(regex(&format!("^(?s:{p})$"), &p)?.is_match(s))
+        }
+        "replaceMatches" => {
+            let s = need_text()?;
+            let (Some(p), Some(r)) = (string_arg(0)?, string_arg(1)?) else {
+                return Ok(Vec::new());
+            };
+            Ok(vec![Item::String(
+                regex(&p, &p)?.replace_all(s, r.as_str()).into_owned(),
+            )])
+        }
+        "replace" => {
+            let s = need_text()?;
+            let (Some(p), Some(r)) = (string_arg(0)?, string_arg(1)?) else {
+                return Ok(Vec::new());
+            };
+            Ok(vec![Item::String(if p.is_empty() {
+                // Spec: an empty pattern inserts the replacement around every character.
+                let mut out = r.clone();
+                for c in s.chars() {
+                    out.push(c);
+                    out.push_str(&r);
+                }
+                out
+            } else {
+                s.replace(&p, &r)
+            })])
+        }
+        "substring" => {
+            let chars: Vec<char> = need_text()?.chars().collect();
+            let Some(start) = int_arg(0)? else {
+                return Ok(Vec::new());
+            };
+            let Ok(start) = usize::try_from(start) else {
+                return Ok(Vec::new());
+            };
+            if start >= chars.len() {
+                return Ok(Vec::new());
+            }
+            let len = match int_arg(1)? {
+                Some(n) => usize::try_from(n.max(0)).unwrap_or(0),
+                None => chars.len(),
+            };
+            Ok(vec![Item::String(
+                chars[start..].iter().take(len).collect(),
+            )])
+        }
+        "length" => Ok(vec![Item::Integer(
+            i64::try_from(need_text()?.chars().count()).unwrap_or(i64::MAX),
+        )]),
+        "lower" => Ok(vec![Item::String(need_text()?.to_lowercase())]),
+        "upper" => Ok(vec![Item::String(need_text()?.to_uppercase())]),
+        "trim" => Ok(vec![Item::String(need_text()?.trim().to_owned())]),
+        "toChars" => Ok(need_text()?
+            .chars()
+            .map(|c| Item::String(c.to_string()))
+            .collect()),
+        "indexOf" => {
+            let s = need_text()?;
+            let Some(p) = string_arg(0)? else {
+                return Ok(Vec::new());
+            };
+            let index = s
+                .find(&p)
+                .map_or(-1, |b| i64::try_from(s[..b].chars().count()).unwrap_or(-1));
+            Ok(vec![Item::Integer(index)])
+        }
+        "split" => {
+            let s = need_text()?;
+            let Some(sep) = string_arg(0)? else {
+                return Ok(Vec::new());
+            };
+            Ok(s.split(sep.as_str())
+                .map(|p| Item::String(p.to_owned()))
+                .collect())
+        }
+        _ => math(name, value, arg),
+    }
+}
+
+fn conv<'a>(name: &str, converted: Option<Item<'a>>) -> Res<'a> {
+    if name.starts_with("convertsTo") {
+        boolean(converted.is_some())
+    } else {
+        one(converted)
+    }
+}
+
+fn parse_quantity<'a>(s: &str) -> Option<Item<'a>> {
+    let s = s.trim();
+    let (number, unit) = match s.find(' ') {
+        Some(i) => (&s[..i], s[i + 1..].trim()),
+        None => (s, "'1'"),
+    };
+    let value: f64 = number.parse().ok().filter(|v: &f64| v.is_finite())?;
+    let unit = unit
+        .strip_prefix('\'')
+        .and_then(|u| u.strip_suffix('\''))
+        .unwrap_or(unit);
+    Some(Item::Quantity {
+        value,
+        unit: unit.to_owned(),
+    })
+}
+
+fn regex(pattern: &str, original: &str) -> Result<regex::Regex, EvalError> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| EvalError::Regex {
+            pattern: original.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+fn math<'a>(name: &str, value: &Item<'a>, arg: ArgFn<'_, 'a, Items<'a>>) -> Res<'a> {
+    let x = match value {
+        Item::Integer(i) => *i as f64,
+        Item::Decimal(d) => *d,
+        Item::Quantity { value: v, unit } if name == "abs" => {
+            return Ok(vec![Item::Quantity {
+                value: v.abs(),
+                unit: unit.clone(),
+            }]);
+        }
+        other => return Err(type_error(name, format!("expects a number, got {other}"))),
+    };
+    let number_arg = || -> Result<Option<f64>, EvalError> {
+        Ok(match singleton_value(&arg(0)?, name)? {
+            Some(Item::Integer(i)) => Some(i as f64),
+            Some(Item::Decimal(d)) => Some(d),
+            _ => None,
+        })
+    };
+    let int = |f: f64| -> Item<'a> {
+        if f.is_finite() && f.abs() < 9.0e15 {
+            Item::Integer(f as i64)
+        } else {
+            Item::Decimal(f)
+        }
+    };
+    let decimal = |f: f64| (f.is_finite()).then_some(Item::Decimal(f));
+    Ok(match name {
+        "abs" => Some(match value {
+            Item::Integer(i) => i
+                .checked_abs()
+                .map_or(Item::Decimal(x.abs()), Item::Integer),
+            _ => Item::Decimal(x.abs()),
+        }),
+        "ceiling" => Some(int(x.ceil())),
+        "floor" => Some(int(x.floor())),
+        "truncate" => Some(int(x.trunc())),
+        "round" => {
+            let digits = number_arg().ok().flatten().unwrap_or(0.0).clamp(0.0, 15.0);
+            let scale = 10f64.powi(digits as i32);
+            Some(Item::Decimal((x * scale).round() / scale))
+        }
+        "sqrt" => decimal(x.sqrt()),
+        "ln" => decimal(x.ln()),
+        "exp" => decimal(x.exp()),
+        "log" => number_arg()?.and_then(|b| decimal(x.log(b))),
+        "power" => match (value, number_arg()?) {
+            (Item::Integer(i), Some(e)) if e >= 0.0 && e.fract() == 0.0 && e < 64.0 => {
+                i.checked_pow(e as u32).map(Item::Integer)
+            }
+            (_, Some(e)) => decimal(x.powf(e)),
+            _ => None,
+        },
+        _ => {
+            return Err(EvalError::UnknownFunction {
+                name: name.to_owned(),
+            });
+        }
+    }
+    .into_iter()
+    .collect())
+}
