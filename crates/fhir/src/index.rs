@@ -4,6 +4,62 @@
 //! The store writes the rows of a resource in the same transaction as the resource and
 //! replaces them when the resource changes.
 
+//!
+//! [`extract`] evaluates every search parameter of the resource's type (the FHIRPath
+//! expressions of the generated definitions, parsed once per type and kept) and converts what
+//! they find by parameter type:
+//!
+//! - string: string and markdown values, HumanName (family, given, prefix, suffix, text) and
+//!   Address (line, city, district, state, postalCode, country, text) parts, one row each;
+//! - token: Coding; CodeableConcept (a row per coding, whose display falls back to the
+//!   concept's text, plus a display-only row for a text no coding row carries); Identifier
+//!   (system, value, a row per type coding for `:of-type`, type text as display);
+//!   ContactPoint (its value as code, no system, as in the FHIR token table); `code` (with
+//!   the code system when the element's required binding draws from one system, e.g.
+//!   `Patient.gender`), string, id and uri values as code; booleans as `true`/`false`;
+//! - reference: Reference.reference `Type/id` (`_history` dropped) as target type and id;
+//!   an absolute URL (or `urn:`) as `url`, plus the target of its `Type/id` tail; a
+//!   canonical as `url` as written and, when it has `|version`, a second row with the bare
+//!   url (a search without version finds every version); Reference.identifier; `#contained`
+//!   references give no row (only their identifier, if any); a resource found inside the
+//!   resource (Bundle's `composition`) as its own type and id;
+//! - date: date, dateTime and instant by precision ([`date_range`], UTC when no zone);
+//!   Period (open ends are `i64::MIN`/`i64::MAX`; an unreadable end skips it); Timing (each
+//!   event, else repeat.boundsPeriod);
+//! - number: integer and decimal with the range of their precision ([`number_range`]);
+//!   decimals go through `serde_json`'s `f64`, so `1.50` is read as `1.5` (the shortest text
+//!   of the double gives the precision: 1.45..1.55); a Range as its low..high bounds;
+//! - quantity: Quantity and its profiles (Age, Duration, Distance, Count, SimpleQuantity)
+//!   with system, code and unit; Money as value with `urn:iso:std:iso:4217|currency`; a
+//!   Range as one row from low's lower to high's upper bound (open: `f64::MIN`/`f64::MAX`),
+//!   valued and united by low (else high); SampledData gives no row;
+//! - uri: uri, url, canonical, oid and uuid values as written;
+//! - composite: per node the parameter's expression finds, the components' expressions
+//!   evaluated on that node, and a row per combination of their values (at most 64).
+//!
+//! Not indexed: `_id` and `_lastUpdated` (the store answers them from the resource row),
+//! special parameters (`near`), and parameters without expression (`_text`, `_content`,
+//! `_query`). An expression that fails on a resource skips that parameter only
+//! ([`Extraction::skipped`]); the write goes on.
+
+mod convert;
+mod extract;
+mod values;
+
+pub use extract::{Extraction, extract, extract_with_skipped};
+pub use values::{date_range, normalize, number_range};
+
+/// Why a JSON value could not be indexed at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    /// The value is not an object with a `resourceType` string.
+    #[error("not a FHIR resource: no resourceType")]
+    NotAResource,
+    /// `resourceType` names no FHIR R4 resource type.
+    #[error("unknown resource type '{0}'")]
+    UnknownResourceType(String),
+}
+
 /// One index row: the value `value` of the search parameter `param` (its `code`, e.g.
 /// `family`) found in one resource.
 #[derive(Debug, Clone, PartialEq)]

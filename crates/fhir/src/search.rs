@@ -6,6 +6,83 @@
 
 use crate::defs::ParamType;
 
+mod parse;
+
+pub use parse::{canonical_key, parse};
+
+/// Paging defaults for [`parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// Page size when the search has no `_count`.
+    pub default_count: usize,
+    /// Largest page size; a larger `_count` is lowered to it.
+    pub max_count: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            default_count: 20,
+            max_count: 1000,
+        }
+    }
+}
+
+/// Why a search could not be parsed. The texts are written for an OperationOutcome's
+/// diagnostics; they quote the request's parameter names and values, so they are answers to
+/// the client, not log lines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    /// The resource type searched is not a FHIR R4 resource type.
+    #[error("unknown resource type '{0}'")]
+    UnknownResourceType(String),
+    /// No search parameter of that code is defined for the type (or, in a system-wide
+    /// search, for all types).
+    #[error("unknown search parameter '{param}' for {resource_type}")]
+    UnknownParameter {
+        /// The type searched, or `all resource types`.
+        resource_type: String,
+        /// The parameter as sent.
+        param: String,
+    },
+    /// A modifier the parameter's type does not have.
+    #[error("unknown modifier ':{modifier}' on search parameter '{param}'")]
+    UnknownModifier {
+        /// The parameter's code.
+        param: String,
+        /// The modifier as sent.
+        modifier: String,
+    },
+    /// A parameter name that is malformed or misused (a chain on a non-reference
+    /// parameter, a `_has` without its parts, a repeated `_count`).
+    #[error("invalid search parameter '{param}': {reason}")]
+    InvalidParameter {
+        /// The parameter as sent.
+        param: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value that does not fit the parameter's type or modifier.
+    #[error("invalid value '{value}' for search parameter '{param}': {reason}")]
+    InvalidValue {
+        /// The parameter as sent.
+        param: String,
+        /// The value (one of the comma-separated values) as sent.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A defined parameter or modifier this server does not implement (`_text`,
+    /// `_content`, `near`, `:above` on tokens, …).
+    #[error("search parameter '{param}' is not supported: {reason}")]
+    Unsupported {
+        /// The parameter as sent.
+        param: String,
+        /// What is not supported.
+        reason: String,
+    },
+}
+
 /// A search, already checked against the search parameter definitions.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SearchRequest {
@@ -26,6 +103,9 @@ pub struct SearchRequest {
     pub include: Vec<Include>,
     /// `_revinclude` directives.
     pub revinclude: Vec<Include>,
+    /// Parameters that shape the result rather than select it (`_summary`, `_elements`,
+    /// `_format`, `_pretty`), as sent, for the REST layer.
+    pub result_params: Vec<(String, String)>,
 }
 
 /// `_total`.

@@ -1,0 +1,243 @@
+//! Extraction: the search parameters' FHIRPath expressions, compiled once per resource type,
+//! evaluated on a resource, their results turned into [`IndexValue`]s.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use fhirpath::{ChildType, Context, Expr, Item, Model};
+use serde_json::Value;
+
+use super::convert;
+use super::{IndexEntry, IndexError, IndexValue};
+use crate::defs::{self, ParamType, SearchParamDef};
+
+/// A resource's index rows and the parameters skipped because their expression failed on it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Extraction {
+    /// The rows.
+    pub entries: Vec<IndexEntry>,
+    /// Codes of the parameters whose expression could not be evaluated on this resource (the
+    /// write still goes on, without rows for them). No resource content.
+    pub skipped: Vec<&'static str>,
+}
+
+/// One compiled search parameter of a type.
+struct Compiled {
+    def: &'static SearchParamDef,
+    /// `None` when the expression does not parse (counted as skipped on every resource).
+    expr: Option<Expr>,
+    /// For composites: each component's type and expression, in order.
+    components: Vec<(ParamType, Option<Expr>)>,
+}
+
+/// The compiled parameters of every resource type, each type compiled on first use.
+fn compiled(resource_type: &str) -> Option<&'static [Compiled]> {
+    static TYPES: OnceLock<HashMap<&'static str, OnceLock<Vec<Compiled>>>> = OnceLock::new();
+    let types = TYPES.get_or_init(|| {
+        defs::resource_types()
+            .iter()
+            .map(|t| (*t, OnceLock::new()))
+            .collect()
+    });
+    let (ty, cell) = types.get_key_value(resource_type)?;
+    Some(cell.get_or_init(|| compile(ty)))
+}
+
+/// Rewrites `Resource.x` / `DomainResource.x` (the expressions of the parameters every type
+/// shares) to `Type.x`, so evaluation needs no type hierarchy.
+fn for_type(expression: &str, resource_type: &str) -> String {
+    for base in ["Resource.", "DomainResource."] {
+        if let Some(rest) = expression.strip_prefix(base) {
+            return format!("{resource_type}.{rest}");
+        }
+    }
+    expression.to_owned()
+}
+
+fn compile(resource_type: &str) -> Vec<Compiled> {
+    defs::search_params(resource_type)
+        .filter(|d| is_indexed(d))
+        .map(|def| {
+            let components = def
+                .components
+                .iter()
+                .map(|c| {
+                    let kind = defs::search_param_by_url(c.definition)
+                        .map_or(ParamType::Special, |d| d.kind);
+                    (kind, fhirpath::parse(c.expression).ok())
+                })
+                .collect();
+            Compiled {
+                def,
+                expr: fhirpath::parse(&for_type(def.expression, resource_type)).ok(),
+                components,
+            }
+        })
+        .collect()
+}
+
+/// Whether a parameter gets index rows: not `_id`/`_lastUpdated` (the store answers them
+/// from the resource row), not special ones (`near`), not those without an expression.
+fn is_indexed(def: &SearchParamDef) -> bool {
+    !matches!(def.code, "_id" | "_lastUpdated")
+        && def.kind != ParamType::Special
+        && !def.expression.is_empty()
+}
+
+/// Types nodes from the generated definitions, so conversions know a HumanName from an
+/// Address and an Identifier from a ContactPoint without guessing from the JSON.
+struct DefsModel;
+
+impl Model for DefsModel {
+    fn child_type(&self, parent_type_path: &str, element: &str) -> Option<ChildType> {
+        let type_name = parent_type_path
+            .split('.')
+            .next()
+            .unwrap_or(parent_type_path);
+        let path = format!("{parent_type_path}.{element}");
+        let (def, choice) = match defs::element(type_name, &path) {
+            Some(d) => (d, false),
+            None => (defs::element(type_name, &format!("{path}[x]"))?, true),
+        };
+        if let Some(target) = def.content_reference {
+            return Some(ChildType {
+                type_path: target.trim_start_matches('#').to_owned(),
+                type_name: "BackboneElement".to_owned(),
+                choice: false,
+            });
+        }
+        let first = *def.types.first()?;
+        let type_path = if matches!(first, "BackboneElement" | "Element") && !choice {
+            path
+        } else if first == "code" && def.required_binding.is_some() {
+            // Conversions find the binding (and so the code system) from the path.
+            path
+        } else {
+            first.to_owned()
+        };
+        Some(ChildType {
+            type_path,
+            type_name: first.to_owned(),
+            choice,
+        })
+    }
+}
+
+/// The index rows of a resource (see [`extract_with_skipped`]).
+pub fn extract(resource: &Value) -> Result<Vec<IndexEntry>, IndexError> {
+    extract_with_skipped(resource).map(|e| e.entries)
+}
+
+/// The index rows of a resource: for every indexed search parameter of its type, the
+/// values its expression finds, converted by parameter type. A parameter whose expression
+/// fails on this resource is skipped and named in [`Extraction::skipped`].
+pub fn extract_with_skipped(resource: &Value) -> Result<Extraction, IndexError> {
+    let resource_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .ok_or(IndexError::NotAResource)?;
+    let params = compiled(resource_type)
+        .ok_or_else(|| IndexError::UnknownResourceType(resource_type.to_owned()))?;
+    let model = DefsModel;
+    let ctx = Context::new().with_model(&model).with_resource(resource);
+    let mut out = Extraction::default();
+    let mut values = Vec::new();
+    for param in params {
+        let Some(expr) = &param.expr else {
+            out.skipped.push(param.def.code);
+            continue;
+        };
+        let Ok(items) = expr.evaluate(resource, &ctx) else {
+            out.skipped.push(param.def.code);
+            continue;
+        };
+        values.clear();
+        if param.def.kind == ParamType::Composite {
+            if !composite(param, &items, resource, &ctx, &mut values) {
+                out.skipped.push(param.def.code);
+                continue;
+            }
+        } else {
+            for item in &items {
+                convert::convert(param.def.kind, item, &mut values);
+            }
+        }
+        for value in values.drain(..) {
+            let duplicate = out
+                .entries
+                .iter()
+                .rev()
+                .take_while(|e| e.param == param.def.code)
+                .any(|e| e.value == value);
+            if !duplicate {
+                out.entries.push(IndexEntry {
+                    param: param.def.code.to_owned(),
+                    value,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Most composite rows one element may give (the product of its components' values).
+const MAX_COMPOSITE_ROWS: usize = 64;
+
+/// Composite rows: per node of the parameter's expression, the product of its components'
+/// values. `false` when a component's expression failed.
+fn composite<'a>(
+    param: &Compiled,
+    items: &[Item<'a>],
+    resource: &'a Value,
+    ctx: &Context<'a>,
+    out: &mut Vec<IndexValue>,
+) -> bool {
+    for item in items {
+        let mut rows: Vec<Vec<IndexValue>> = vec![Vec::new()];
+        for (kind, expr) in &param.components {
+            let Some(expr) = expr else {
+                return false;
+            };
+            let Ok(found) = expr.evaluate_items(std::slice::from_ref(item), resource, ctx) else {
+                return false;
+            };
+            let mut values = Vec::new();
+            for f in &found {
+                convert::convert(*kind, f, &mut values);
+            }
+            if values.is_empty() {
+                rows.clear();
+                break;
+            }
+            let mut next = Vec::with_capacity(rows.len() * values.len());
+            for row in &rows {
+                for v in &values {
+                    if next.len() == MAX_COMPOSITE_ROWS {
+                        break;
+                    }
+                    let mut r = row.clone();
+                    r.push(v.clone());
+                    next.push(r);
+                }
+            }
+            rows = next;
+        }
+        out.extend(
+            rows.into_iter()
+                .filter(|r| !r.is_empty())
+                .map(|components| IndexValue::Composite { components }),
+        );
+    }
+    true
+}
+
+/// A node typed as `type_name`, for tests of the conversions.
+#[cfg(test)]
+pub(crate) fn typed<'a>(value: &'a Value, type_name: &'a str) -> Item<'a> {
+    Item::Node(fhirpath::Node {
+        value,
+        type_name: Some(type_name.into()),
+        type_path: Some(type_name.into()),
+        primitive_element: None,
+    })
+}
