@@ -173,6 +173,17 @@ pub enum StoreError {
         /// The state the operation needs.
         expected: QueueState,
     },
+    /// A FHIR create named a resource id that is taken already (also by a deleted
+    /// resource); nothing of the [`crate::Resources::write`] call was stored.
+    #[error("{op}: resource {resource_type}/{id} exists already")]
+    ResourceExists {
+        /// The operation that failed.
+        op: &'static str,
+        /// The resource type.
+        resource_type: String,
+        /// The logical id.
+        id: String,
+    },
     /// An argument cannot be stored (empty channel name, overwriting the received bytes, ...).
     #[error("{op}: invalid argument: {reason}")]
     InvalidArgument {

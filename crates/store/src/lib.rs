@@ -70,6 +70,7 @@ mod counters;
 pub mod error;
 pub mod model;
 pub mod postgres;
+mod resource_sql;
 pub mod resources;
 mod sql;
 pub mod sqlite;
@@ -87,6 +88,10 @@ pub use model::{
     Transition,
 };
 pub use postgres::PgStore;
+pub use resources::{
+    HistoryMethod, HistoryPage, HistoryQuery, Precondition, ResourceWrite, Resources, SearchPage,
+    StoredResource, WriteOp, WriteOutcome,
+};
 pub use sqlite::SqliteStore;
 pub use time::Timestamp;
 
@@ -260,8 +265,9 @@ pub trait Queues: Send + Sync {
     fn queue_names(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
-/// A whole store: journal and queues, plus statistics and an orderly shutdown.
-pub trait Store: Journal + Queues {
+/// A whole store: journal, queues and FHIR resources, plus statistics and an orderly
+/// shutdown.
+pub trait Store: Journal + Queues + Resources {
     /// Counters of the writes since the store was opened.
     fn stats(&self) -> StoreStats;
 
@@ -436,6 +442,29 @@ impl Queues for AnyStore {
 
     async fn queue_names(&self) -> Result<Vec<String>> {
         dispatch!(self, s => s.queue_names().await)
+    }
+}
+
+impl Resources for AnyStore {
+    async fn write(&self, writes: Vec<ResourceWrite>) -> Result<Vec<WriteOutcome>> {
+        dispatch!(self, s => s.write(writes).await)
+    }
+
+    async fn read(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: Option<u64>,
+    ) -> Result<Option<StoredResource>> {
+        dispatch!(self, s => s.read(resource_type, id, version).await)
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        dispatch!(self, s => s.history(query).await)
+    }
+
+    async fn search(&self, request: &fhir::search::SearchRequest) -> Result<SearchPage> {
+        dispatch!(self, s => s.search(request).await)
     }
 }
 

@@ -112,6 +112,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/sqlite/0002_engine.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/sqlite/0003_fhir.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -123,6 +127,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../migrations/postgres/0002_engine.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/postgres/0003_fhir.sql"),
     },
 ];
 

@@ -9,6 +9,7 @@
 
 mod engine_ops;
 mod group;
+mod resources;
 mod rows;
 
 use std::sync::Arc;
@@ -25,6 +26,9 @@ use crate::error::{Result, StoreError, Subject};
 use crate::model::{
     Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueDepth, QueueItem,
     QueueItemId, QueueState, Stage, Status, StoreStats, StoredMessage, Transition,
+};
+use crate::resources::{
+    HistoryPage, HistoryQuery, ResourceWrite, Resources, SearchPage, StoredResource, WriteOutcome,
 };
 use crate::sql::{self, ITEM_COLUMNS, POSTGRES_MIGRATIONS, Param, SUMMARY_COLUMNS};
 use crate::time::{Timestamp, duration_micros};
@@ -669,6 +673,33 @@ impl Queues for PgStore {
 
     async fn queue_names(&self) -> Result<Vec<String>> {
         engine_ops::queue_names(self).await
+    }
+}
+
+impl Resources for PgStore {
+    async fn write(&self, writes: Vec<ResourceWrite>) -> Result<Vec<WriteOutcome>> {
+        crate::resource_sql::check_writes(&writes)?;
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        resources::write(self, &writes).await
+    }
+
+    async fn read(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: Option<u64>,
+    ) -> Result<Option<StoredResource>> {
+        resources::read(self, resource_type, id, version).await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        resources::history(self, query).await
+    }
+
+    async fn search(&self, request: &fhir::search::SearchRequest) -> Result<SearchPage> {
+        resources::search(self, request).await
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod engine_ops;
 mod ops;
+mod resources;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,9 @@ use crate::error::{Result, StoreError, Subject};
 use crate::model::{
     Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueDepth, QueueItem,
     QueueItemId, QueueState, Stage, Status, StoreStats, StoredMessage, Transition,
+};
+use crate::resources::{
+    HistoryPage, HistoryQuery, ResourceWrite, Resources, SearchPage, StoredResource, WriteOutcome,
 };
 use crate::sql::{self, SQLITE_MIGRATIONS};
 use crate::time::{Timestamp, duration_micros};
@@ -473,6 +477,47 @@ impl Queues for SqliteStore {
     async fn queue_names(&self) -> Result<Vec<String>> {
         self.readers
             .run("queue_names", engine_ops::queue_names)
+            .await
+    }
+}
+
+impl Resources for SqliteStore {
+    async fn write(&self, writes: Vec<ResourceWrite>) -> Result<Vec<WriteOutcome>> {
+        crate::resource_sql::check_writes(&writes)?;
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        SqliteStore::write(self, "fhir_write", 0, move |conn| {
+            resources::write(conn, &writes)
+        })
+        .await
+    }
+
+    async fn read(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: Option<u64>,
+    ) -> Result<Option<StoredResource>> {
+        let (rtype, id) = (resource_type.to_owned(), id.to_owned());
+        self.readers
+            .run("read", move |conn| {
+                resources::read(conn, &rtype, &id, version)
+            })
+            .await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        let query = query.clone();
+        self.readers
+            .run("history", move |conn| resources::history(conn, &query))
+            .await
+    }
+
+    async fn search(&self, request: &fhir::search::SearchRequest) -> Result<SearchPage> {
+        let request = request.clone();
+        self.readers
+            .run("search", move |conn| resources::search(conn, &request))
             .await
     }
 }

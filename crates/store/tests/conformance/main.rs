@@ -12,6 +12,7 @@ mod lifecycle;
 mod ordered_queues;
 mod postgres_only;
 mod queues;
+mod resources;
 mod source_side;
 mod sqlite_only;
 mod transitions;
@@ -92,6 +93,19 @@ conformance!(
     leased_items_wait_for_their_lease,
     append_with_a_stored_id_stores_nothing,
     append_refuses_raw_content,
+    resource_versions_and_meta,
+    resource_if_match_and_taken_ids,
+    resource_multi_write_rolls_back_on_failure,
+    resource_conditional_writes,
+    resource_concurrent_conditional_creates,
+    resource_history_pages_newest_first,
+    resource_search_strings_tokens_uris,
+    resource_search_dates_and_precision,
+    resource_search_numbers_and_quantities,
+    resource_search_references_chains_has,
+    resource_search_composites_and_missing,
+    resource_search_sort_paging_totals,
+    resource_search_includes,
 );
 
 async fn open<B: Backend>(backend: &B) -> B::S {
@@ -118,6 +132,7 @@ mod cases {
     pub use super::lifecycle::*;
     pub use super::ordered_queues::*;
     pub use super::queues::*;
+    pub use super::resources::*;
     pub use super::source_side::*;
     pub use super::transitions::*;
 }

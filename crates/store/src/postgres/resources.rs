@@ -1,0 +1,550 @@
+//! FHIR resources on PostgreSQL: a write call is one transaction. Conditional writes take a
+//! transaction-scoped advisory lock on their search before they look, so identical conditional
+//! creates on any number of nodes run one after another and only the first creates; every
+//! write locks its resource row (`FOR UPDATE`, or the unique key on insert), so two writers
+//! never make the same version.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::PgStore;
+use crate::error::{Result, StoreError};
+use crate::resource_sql::search::{self, IncludePlan};
+use crate::resource_sql::{self, Current, Dialect, IndexRows, ResourceRow, Sql, Target, Value};
+use crate::resources::{
+    HistoryMethod, HistoryPage, HistoryQuery, Precondition, ResourceWrite, SearchPage,
+    StoredResource, WriteOp, WriteOutcome,
+};
+use crate::time::Timestamp;
+
+const D: Dialect = Dialect::Postgres;
+
+fn bound(params: &[Value]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Value::Text(t) => Box::new(t.clone()),
+                Value::Int(i) => Box::new(*i),
+                Value::Float(f) => Box::new(*f),
+            }
+        })
+        .collect()
+}
+
+async fn query(client: &impl GenericClient, op: &'static str, sql: &Sql) -> Result<Vec<Row>> {
+    let params = bound(&sql.params);
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let stmt = client
+        .prepare_cached(&sql.text)
+        .await
+        .map_err(StoreError::pg(op))?;
+    client.query(&stmt, &refs).await.map_err(StoreError::pg(op))
+}
+
+async fn query_ints(client: &impl GenericClient, op: &'static str, sql: &Sql) -> Result<Vec<i64>> {
+    query(client, op, sql)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0).map_err(StoreError::pg(op)))
+        .collect()
+}
+
+async fn query_rows(
+    client: &impl GenericClient,
+    op: &'static str,
+    sql: &Sql,
+) -> Result<Vec<ResourceRow>> {
+    query(client, op, sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ResourceRow {
+                rid: r.try_get(0)?,
+                resource_type: r.try_get(1)?,
+                id: r.try_get(2)?,
+                version: r.try_get(3)?,
+                last_updated: r.try_get(4)?,
+                deleted: r.try_get(5)?,
+                method: r.try_get(6)?,
+                content: r.try_get(7)?,
+            })
+        })
+        .collect::<std::result::Result<_, tokio_postgres::Error>>()
+        .map_err(StoreError::pg(op))
+}
+
+/// The current versions of `rids`, in that order.
+async fn load(
+    client: &impl GenericClient,
+    op: &'static str,
+    rids: &[i64],
+) -> Result<Vec<StoredResource>> {
+    let mut found = HashMap::new();
+    for chunk in rids.chunks(resource_sql::IN_CHUNK) {
+        for r in query_rows(client, op, &resource_sql::load_sql(D, chunk)).await? {
+            found.insert(r.rid, r);
+        }
+    }
+    rids.iter()
+        .filter_map(|rid| found.remove(rid))
+        .map(|r| r.into_stored(op))
+        .collect()
+}
+
+pub(super) async fn read(
+    store: &PgStore,
+    rtype: &str,
+    id: &str,
+    version: Option<u64>,
+) -> Result<Option<StoredResource>> {
+    const OP: &str = "read";
+    let client = store.client(OP).await?;
+    query_rows(&client, OP, &resource_sql::read_sql(D, rtype, id, version))
+        .await?
+        .into_iter()
+        .next()
+        .map(|r| r.into_stored(OP))
+        .transpose()
+}
+
+pub(super) async fn history(store: &PgStore, q: &HistoryQuery) -> Result<HistoryPage> {
+    const OP: &str = "history";
+    let (page, count) = resource_sql::history_sql(D, q)?;
+    let mut client = store.client(OP).await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let versions = query_rows(&tx, OP, &page)
+        .await?
+        .into_iter()
+        .map(|r| r.into_stored(OP))
+        .collect::<Result<_>>()?;
+    let total = query_ints(&tx, OP, &count).await?;
+    tx.commit().await.map_err(StoreError::pg(OP))?;
+    Ok(HistoryPage {
+        versions,
+        total: total.first().copied().unwrap_or(0).unsigned_abs(),
+    })
+}
+
+pub(super) async fn search(
+    store: &PgStore,
+    req: &fhir::search::SearchRequest,
+) -> Result<SearchPage> {
+    const OP: &str = "search";
+    let compiled = search::compile(D, req)?;
+    let mut client = store.client(OP).await?;
+    // one snapshot for the page, the total and the includes
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let rids = match &compiled.page {
+        Some(sql) => query_ints(&tx, OP, sql).await?,
+        None => Vec::new(),
+    };
+    let total = match &compiled.count {
+        Some(sql) => Some(
+            query_ints(&tx, OP, sql)
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(0)
+                .unsigned_abs(),
+        ),
+        None => None,
+    };
+    let mut plan = IncludePlan::new(D, req, &rids);
+    while let Some(queries) = plan.next_round() {
+        let mut found = Vec::new();
+        for q in &queries {
+            found.extend(query_ints(&tx, OP, q).await?);
+        }
+        plan.found(found);
+    }
+    let matches = load(&tx, OP, &rids).await?;
+    let included = load(&tx, OP, &plan.included).await?;
+    tx.commit().await.map_err(StoreError::pg(OP))?;
+    Ok(SearchPage {
+        matches,
+        included,
+        total,
+    })
+}
+
+/// Runs the writes of one `Resources::write` call in one transaction.
+pub(super) async fn write(store: &PgStore, writes: &[ResourceWrite]) -> Result<Vec<WriteOutcome>> {
+    const OP: &str = "write";
+    let mut client = store.client(OP).await?;
+    let tx = client.transaction().await.map_err(StoreError::pg(OP))?;
+    let mut outcomes = Vec::with_capacity(writes.len());
+    for w in writes {
+        outcomes.push(write_one(&tx, w).await?);
+    }
+    if outcomes.iter().any(WriteOutcome::is_failure) {
+        tx.rollback().await.map_err(StoreError::pg(OP))?;
+    } else {
+        tx.commit().await.map_err(StoreError::pg(OP))?;
+        store.committed(0);
+    }
+    Ok(outcomes)
+}
+
+async fn current(client: &impl GenericClient, rtype: &str, id: &str) -> Result<Current> {
+    const OP: &str = "write";
+    let stmt = client
+        .prepare_cached(
+            "SELECT rid, version, deleted FROM fhir_resource WHERE type = $1 AND id = $2
+             FOR UPDATE",
+        )
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let row = client
+        .query_opt(&stmt, &[&rtype, &id])
+        .await
+        .map_err(StoreError::pg(OP))?;
+    row.map_or(Ok(Current::Absent), |r| {
+        Ok(Current::Present {
+            rid: r.try_get(0).map_err(StoreError::pg(OP))?,
+            version: r.try_get(1).map_err(StoreError::pg(OP))?,
+            deleted: r.try_get(2).map_err(StoreError::pg(OP))?,
+        })
+    })
+}
+
+/// Serialises conditional writes with the same search, until the transaction ends.
+async fn lock_search(
+    client: &impl GenericClient,
+    rtype: &str,
+    req: &fhir::search::SearchRequest,
+) -> Result<()> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&search::lock_key(rtype, req)],
+        )
+        .await
+        .map_err(StoreError::pg("write"))?;
+    Ok(())
+}
+
+/// Where a write goes, after its precondition's search (under the search's lock).
+async fn resolve(client: &impl GenericClient, w: &ResourceWrite) -> Result<Target> {
+    const OP: &str = "write";
+    let (Precondition::IfNoneExist(req) | Precondition::Match(req)) = &w.precondition else {
+        return Ok(Target::Id(w.id.clone()));
+    };
+    lock_search(client, &w.resource_type, req).await?;
+    let sql = search::matches_sql(D, &w.resource_type, req, 2)?;
+    let found = query_ints(client, OP, &sql).await?;
+    let creating = matches!(w.precondition, Precondition::IfNoneExist(_));
+    if creating && found.is_empty() {
+        return Ok(Target::Id(w.id.clone()));
+    }
+    if let Some(t) = resource_sql::target_of(w, &found) {
+        return Ok(t);
+    }
+    let existing = load(client, OP, &found).await?.into_iter().next();
+    Ok(match existing {
+        None => Target::Done(WriteOutcome::NotFound),
+        Some(r) if creating => Target::Done(WriteOutcome::Existing(r)),
+        Some(r) => Target::Id(r.id),
+    })
+}
+
+/// Claims `(type, id)` with a version-1 row: its rid, or `None` if a concurrent writer
+/// holds it (the unique key makes this wait for that writer to finish).
+async fn claim_id(
+    client: &impl GenericClient,
+    rtype: &str,
+    id: &str,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    const OP: &str = "write";
+    client
+        .query_opt(
+            "INSERT INTO fhir_resource (type, id, version, last_updated, deleted)
+             VALUES ($1, $2, 1, $3, false) ON CONFLICT (type, id) DO NOTHING RETURNING rid",
+            &[&rtype, &id, &now.as_micros()],
+        )
+        .await
+        .map_err(StoreError::pg(OP))?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(StoreError::pg(OP))
+}
+
+async fn write_one(client: &impl GenericClient, w: &ResourceWrite) -> Result<WriteOutcome> {
+    const OP: &str = "write";
+    let rtype = w.resource_type.as_str();
+    let id = match resolve(client, w).await? {
+        Target::Id(id) => id,
+        Target::Done(outcome) => return Ok(outcome),
+    };
+    let mut cur = current(client, rtype, &id).await?;
+    let mut now = Timestamp::now();
+    let mut inserted = None;
+    if cur == Current::Absent && w.op != WriteOp::Delete {
+        inserted = claim_id(client, rtype, &id, now).await?;
+        if inserted.is_none() {
+            cur = current(client, rtype, &id).await?;
+            now = Timestamp::now();
+        }
+    }
+    if let Precondition::IfMatch(v) = w.precondition
+        && cur.live_version() != Some(v)
+    {
+        return Ok(WriteOutcome::VersionConflict(cur.live_version()));
+    }
+    let (rid, version, method) = match (w.op, cur, inserted) {
+        (WriteOp::Create, Current::Present { .. }, _) => {
+            return Err(resource_sql::exists_error(rtype, &id));
+        }
+        (WriteOp::Delete, Current::Absent | Current::Present { deleted: true, .. }, _) => {
+            return Ok(WriteOutcome::NotFound);
+        }
+        (op, Current::Absent, Some(rid)) => {
+            let method = if op == WriteOp::Create {
+                HistoryMethod::Create
+            } else {
+                HistoryMethod::Update
+            };
+            (rid, 1, method)
+        }
+        (_, Current::Absent, None) => {
+            return Err(StoreError::Task {
+                op: OP,
+                detail: "resource row neither found nor inserted".to_owned(),
+            });
+        }
+        (op, Current::Present { rid, version, .. }, _) => {
+            let method = if op == WriteOp::Delete {
+                HistoryMethod::Delete
+            } else {
+                HistoryMethod::Update
+            };
+            client
+                .execute(
+                    "UPDATE fhir_resource SET version = $2, last_updated = $3, deleted = $4
+                     WHERE rid = $1",
+                    &[
+                        &rid,
+                        &(version + 1),
+                        &now.as_micros(),
+                        &(op == WriteOp::Delete),
+                    ],
+                )
+                .await
+                .map_err(StoreError::pg(OP))?;
+            (rid, version + 1, method)
+        }
+    };
+    let stored = store_version(client, w, rid, id, version, method, now).await?;
+    Ok(resource_sql::outcome(stored, cur))
+}
+
+/// Stores the version row and replaces the index rows.
+async fn store_version(
+    client: &impl GenericClient,
+    w: &ResourceWrite,
+    rid: i64,
+    id: String,
+    version: i64,
+    method: HistoryMethod,
+    now: Timestamp,
+) -> Result<StoredResource> {
+    const OP: &str = "write";
+    let rtype = w.resource_type.as_str();
+    let deleted = method == HistoryMethod::Delete;
+    let content = if deleted {
+        Vec::new()
+    } else {
+        resource_sql::version_content(w.resource.as_ref(), rtype, &id, version, now)?
+    };
+    client
+        .execute(
+            "INSERT INTO fhir_version (rid, version, last_updated, deleted, method, content)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &rid,
+                &version,
+                &now.as_micros(),
+                &deleted,
+                &resource_sql::method_code(method),
+                &content,
+            ],
+        )
+        .await
+        .map_err(StoreError::pg(OP))?;
+    replace_index(client, rid, rtype, if deleted { &[] } else { &w.index }).await?;
+    Ok(StoredResource {
+        resource_type: rtype.to_owned(),
+        id,
+        version: version.unsigned_abs(),
+        last_updated: now,
+        deleted,
+        content,
+        method,
+    })
+}
+
+const DELETE_INDEX_SQL: &str = "WITH a AS (DELETE FROM fhir_idx_string WHERE rid = $1),
+     b AS (DELETE FROM fhir_idx_token WHERE rid = $1),
+     c AS (DELETE FROM fhir_idx_reference WHERE rid = $1),
+     d AS (DELETE FROM fhir_idx_date WHERE rid = $1),
+     e AS (DELETE FROM fhir_idx_number WHERE rid = $1),
+     f AS (DELETE FROM fhir_idx_quantity WHERE rid = $1)
+     DELETE FROM fhir_idx_uri WHERE rid = $1";
+
+/// Every index row of a resource in one statement (data-modifying CTEs, one per table).
+const INSERT_INDEX_SQL: &str = "WITH
+ s AS (INSERT INTO fhir_idx_string (rid, type, param, grp, pos, normalized, exact)
+   SELECT $1::bigint, $2::text, u.* FROM unnest($3::text[], $4::int[], $5::int[], $6::text[],
+     $7::text[]) AS u),
+ t AS (INSERT INTO fhir_idx_token (rid, type, param, grp, pos, system, code, display,
+     type_system, type_code)
+   SELECT $1::bigint, $2::text, u.* FROM unnest($8::text[], $9::int[], $10::int[], $11::text[],
+     $12::text[], $13::text[], $14::text[], $15::text[]) AS u),
+ r AS (INSERT INTO fhir_idx_reference (rid, type, param, grp, pos, target_type, target_id, url,
+     identifier_system, identifier_value)
+   SELECT $1::bigint, $2::text, u.* FROM unnest($16::text[], $17::int[], $18::int[],
+     $19::text[], $20::text[], $21::text[], $22::text[], $23::text[]) AS u),
+ d AS (INSERT INTO fhir_idx_date (rid, type, param, grp, pos, low, high)
+   SELECT $1::bigint, $2::text, u.* FROM unnest($24::text[], $25::int[], $26::int[],
+     $27::bigint[], $28::bigint[]) AS u),
+ n AS (INSERT INTO fhir_idx_number (rid, type, param, grp, pos, value, low, high)
+   SELECT $1::bigint, $2::text, u.* FROM unnest($29::text[], $30::int[], $31::int[],
+     $32::float8[], $33::float8[], $34::float8[]) AS u),
+ q AS (INSERT INTO fhir_idx_quantity (rid, type, param, grp, pos, system, code, unit, value,
+     low, high)
+   SELECT $1::bigint, $2::text, u.* FROM unnest($35::text[], $36::int[], $37::int[],
+     $38::text[], $39::text[], $40::text[], $41::float8[], $42::float8[], $43::float8[]) AS u)
+ INSERT INTO fhir_idx_uri (rid, type, param, grp, pos, value)
+   SELECT $1::bigint, $2::text, u.* FROM unnest($44::text[], $45::int[], $46::int[],
+     $47::text[]) AS u";
+
+/// Column arrays of one kind's rows.
+#[derive(Default)]
+struct Keys {
+    param: Vec<String>,
+    grp: Vec<i32>,
+    pos: Vec<i32>,
+}
+
+impl Keys {
+    fn add(&mut self, k: &resource_sql::Key) {
+        self.param.push(k.param.clone());
+        self.grp.push(k.grp);
+        self.pos.push(k.pos);
+    }
+}
+
+fn column<T: Clone, const N: usize>(rows: &[[T; N]], i: usize) -> Vec<T> {
+    rows.iter().filter_map(|r| r.get(i).cloned()).collect()
+}
+
+/// Replaces the index rows of `rid` (two statements).
+async fn replace_index(
+    client: &impl GenericClient,
+    rid: i64,
+    rtype: &str,
+    entries: &[fhir::index::IndexEntry],
+) -> Result<()> {
+    const OP: &str = "write";
+    let delete = client
+        .prepare_cached(DELETE_INDEX_SQL)
+        .await
+        .map_err(StoreError::pg(OP))?;
+    client
+        .execute(&delete, &[&rid])
+        .await
+        .map_err(StoreError::pg(OP))?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let rows = IndexRows::new(entries);
+    let (mut sk, mut tk, mut rk, mut dk, mut nk, mut qk, mut uk) = Default::default();
+    let keys = |k: &mut Keys, key: &resource_sql::Key| k.add(key);
+    let (mut s_norm, mut s_exact) = (Vec::new(), Vec::new());
+    for (k, n, x) in &rows.strings {
+        keys(&mut sk, k);
+        s_norm.push(n.clone());
+        s_exact.push(x.clone());
+    }
+    let mut t_cols = Vec::new();
+    for (k, c) in &rows.tokens {
+        keys(&mut tk, k);
+        t_cols.push(c.clone());
+    }
+    let mut r_cols = Vec::new();
+    for (k, c) in &rows.references {
+        keys(&mut rk, k);
+        r_cols.push(c.clone());
+    }
+    let (mut d_low, mut d_high) = (Vec::new(), Vec::new());
+    for (k, lo, hi) in &rows.dates {
+        keys(&mut dk, k);
+        d_low.push(*lo);
+        d_high.push(*hi);
+    }
+    let (mut n_val, mut n_low, mut n_high) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, v, lo, hi) in &rows.numbers {
+        keys(&mut nk, k);
+        n_val.push(*v);
+        n_low.push(*lo);
+        n_high.push(*hi);
+    }
+    let mut q_cols = Vec::new();
+    let (mut q_val, mut q_low, mut q_high) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, c, v, lo, hi) in &rows.quantities {
+        keys(&mut qk, k);
+        q_cols.push(c.clone());
+        q_val.push(*v);
+        q_low.push(*lo);
+        q_high.push(*hi);
+    }
+    let mut u_val = Vec::new();
+    for (k, v) in &rows.uris {
+        keys(&mut uk, k);
+        u_val.push(v.clone());
+    }
+    let (sk, tk, rk, dk, nk, qk, uk): (Keys, Keys, Keys, Keys, Keys, Keys, Keys) =
+        (sk, tk, rk, dk, nk, qk, uk);
+    let t: [Vec<Option<String>>; 5] = std::array::from_fn(|i| column(&t_cols, i));
+    let r: [Vec<Option<String>>; 5] = std::array::from_fn(|i| column(&r_cols, i));
+    let q: [Vec<Option<String>>; 3] = std::array::from_fn(|i| column(&q_cols, i));
+    let rtype = rtype.to_owned();
+    let params: Vec<&(dyn ToSql + Sync)> = vec![
+        &rid, &rtype, // rid, type
+        &sk.param, &sk.grp, &sk.pos, &s_norm, &s_exact, // string
+        &tk.param, &tk.grp, &tk.pos, &t[0], &t[1], &t[2], &t[3], &t[4], // token
+        &rk.param, &rk.grp, &rk.pos, &r[0], &r[1], &r[2], &r[3], &r[4], // reference
+        &dk.param, &dk.grp, &dk.pos, &d_low, &d_high, // date
+        &nk.param, &nk.grp, &nk.pos, &n_val, &n_low, &n_high, // number
+        &qk.param, &qk.grp, &qk.pos, &q[0], &q[1], &q[2], &q_val, &q_low, &q_high, // quantity
+        &uk.param, &uk.grp, &uk.pos, &u_val, // uri
+    ];
+    let insert = client
+        .prepare_cached(INSERT_INDEX_SQL)
+        .await
+        .map_err(StoreError::pg(OP))?;
+    client
+        .execute(&insert, &params)
+        .await
+        .map_err(StoreError::pg(OP))?;
+    Ok(())
+}

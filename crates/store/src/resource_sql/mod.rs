@@ -1,0 +1,519 @@
+//! What both backends share for FHIR resources: the SQL text of reads, history and searches
+//! (generated with numbered placeholders in either dialect, values always bound), the
+//! preparation of a version's JSON, and the index rows of a write.
+//!
+//! Generated SQL only ever contains constants, table and column names and placeholders;
+//! every value of a request is a bound [`Value`].
+
+pub(crate) mod search;
+
+use fhir::index::{IndexEntry, IndexValue};
+
+use crate::error::{Result, StoreError};
+use crate::resources::{
+    HistoryMethod, HistoryQuery, ResourceWrite, StoredResource, WriteOp, WriteOutcome,
+};
+use crate::time::Timestamp;
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Text(Option<String>),
+    Int(i64),
+    Float(f64),
+}
+
+impl Value {
+    pub(crate) fn text(s: impl Into<String>) -> Self {
+        Self::Text(Some(s.into()))
+    }
+}
+
+/// Placeholder spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `?1`, `?2`, …
+    Sqlite,
+    /// `$1`, `$2`, …
+    Postgres,
+}
+
+/// SQL text with its bound values.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub params: Vec<Value>,
+    dialect: Dialect,
+}
+
+impl Sql {
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        Self {
+            text: String::new(),
+            params: Vec::new(),
+            dialect,
+        }
+    }
+
+    /// Appends constant SQL text.
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.text.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub(crate) fn bind(&mut self, value: Value) -> &mut Self {
+        self.params.push(value);
+        let n = self.params.len();
+        self.text.push(match self.dialect {
+            Dialect::Sqlite => '?',
+            Dialect::Postgres => '$',
+        });
+        self.text.push_str(&n.to_string());
+        self
+    }
+
+    /// Appends a comma-separated placeholder list bound to `values`.
+    pub(crate) fn bind_list(&mut self, values: impl IntoIterator<Item = Value>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+        }
+        self
+    }
+}
+
+/// How many values an `IN (…)` list of ids gets at most.
+pub(crate) const IN_CHUNK: usize = 500;
+
+/// The columns every resource read returns, in [`ResourceRow`] order.
+pub(crate) const RESOURCE_COLUMNS: &str =
+    "r.rid, r.type, r.id, v.version, v.last_updated, v.deleted, v.method, v.content";
+
+/// A version as read from the database, before conversion.
+pub(crate) struct ResourceRow {
+    pub rid: i64,
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub method: String,
+    pub content: Vec<u8>,
+}
+
+impl ResourceRow {
+    /// The stored resource.
+    pub(crate) fn into_stored(self, op: &'static str) -> Result<StoredResource> {
+        let method = match self.method.as_str() {
+            "C" => HistoryMethod::Create,
+            "U" => HistoryMethod::Update,
+            "D" => HistoryMethod::Delete,
+            other => {
+                return Err(StoreError::Corrupt {
+                    op,
+                    column: "fhir_version.method",
+                    value: other.to_owned(),
+                });
+            }
+        };
+        Ok(StoredResource {
+            resource_type: self.resource_type,
+            id: self.id,
+            version: u64::try_from(self.version).map_err(|_| StoreError::Corrupt {
+                op,
+                column: "fhir_version.version",
+                value: self.version.to_string(),
+            })?,
+            last_updated: Timestamp::from_micros(self.last_updated),
+            deleted: self.deleted,
+            content: self.content,
+            method,
+        })
+    }
+}
+
+/// The code stored for a method.
+pub(crate) fn method_code(method: HistoryMethod) -> &'static str {
+    match method {
+        HistoryMethod::Create => "C",
+        HistoryMethod::Update => "U",
+        HistoryMethod::Delete => "D",
+    }
+}
+
+/// The current version (`version: None`) or a given version of a resource.
+pub(crate) fn read_sql(dialect: Dialect, rtype: &str, id: &str, version: Option<u64>) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!("SELECT {RESOURCE_COLUMNS} FROM fhir_resource r JOIN fhir_version v ON v.rid = r.rid AND v.version = "));
+    match version {
+        None => {
+            sql.push("r.version");
+        }
+        Some(v) => {
+            sql.bind(Value::Int(i64::try_from(v).unwrap_or(i64::MAX)));
+        }
+    }
+    sql.push(" WHERE r.type = ")
+        .bind(Value::text(rtype))
+        .push(" AND r.id = ")
+        .bind(Value::text(id));
+    sql
+}
+
+/// Current versions of the resources with these row ids (any order).
+pub(crate) fn load_sql(dialect: Dialect, rids: &[i64]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!(
+        "SELECT {RESOURCE_COLUMNS} FROM fhir_resource r JOIN fhir_version v \
+         ON v.rid = r.rid AND v.version = r.version WHERE r.rid IN ("
+    ));
+    sql.bind_list(rids.iter().map(|r| Value::Int(*r))).push(")");
+    sql
+}
+
+/// A page of history and the query counting all of it.
+pub(crate) fn history_sql(dialect: Dialect, q: &HistoryQuery) -> Result<(Sql, Sql)> {
+    if q.id.is_some() && q.resource_type.is_none() {
+        return Err(StoreError::InvalidArgument {
+            op: "history",
+            reason: "the history of one resource needs its type".to_owned(),
+        });
+    }
+    let filter = |sql: &mut Sql| {
+        sql.push(" WHERE 1 = 1");
+        if let Some(t) = &q.resource_type {
+            sql.push(" AND r.type = ").bind(Value::text(t));
+        }
+        if let Some(id) = &q.id {
+            sql.push(" AND r.id = ").bind(Value::text(id));
+        }
+        if let Some(since) = q.since {
+            sql.push(" AND v.last_updated >= ")
+                .bind(Value::Int(since.as_micros()));
+        }
+    };
+    let mut page = Sql::new(dialect);
+    page.push(&format!(
+        "SELECT {RESOURCE_COLUMNS} FROM fhir_version v JOIN fhir_resource r ON r.rid = v.rid"
+    ));
+    filter(&mut page);
+    page.push(" ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT ")
+        .bind(Value::Int(to_i64(q.count)))
+        .push(" OFFSET ")
+        .bind(Value::Int(to_i64(q.offset)));
+    let mut count = Sql::new(dialect);
+    count.push("SELECT count(*) FROM fhir_version v JOIN fhir_resource r ON r.rid = v.rid");
+    filter(&mut count);
+    Ok((page, count))
+}
+
+/// A count or offset as a SQL integer.
+pub(crate) fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Refuses writes that cannot be stored, before anything is sent to the database.
+pub(crate) fn check_writes(writes: &[ResourceWrite]) -> Result<()> {
+    for w in writes {
+        let bad = |reason: String| {
+            Err(StoreError::InvalidArgument {
+                op: "write",
+                reason,
+            })
+        };
+        if w.resource_type.is_empty() {
+            return bad("a write needs a resource type".to_owned());
+        }
+        let conditional = matches!(w.precondition, crate::resources::Precondition::Match(_));
+        if w.id.is_empty() && !(conditional && w.op == WriteOp::Delete) {
+            return bad(format!("a write of a {} needs an id", w.resource_type));
+        }
+        if w.op != WriteOp::Delete {
+            match &w.resource {
+                Some(serde_json::Value::Object(o)) => {
+                    if let Some(t) = o.get("resourceType")
+                        && t.as_str() != Some(w.resource_type.as_str())
+                    {
+                        return bad(format!(
+                            "resourceType {t} does not match the write's type {}",
+                            w.resource_type
+                        ));
+                    }
+                }
+                _ => {
+                    return bad(format!(
+                        "a create or update of {}/{} needs a JSON object",
+                        w.resource_type, w.id
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The JSON of a new version: `resource` with `resourceType`, `id`, `meta.versionId` and
+/// `meta.lastUpdated` set, serialized.
+pub(crate) fn version_content(
+    resource: Option<&serde_json::Value>,
+    rtype: &str,
+    id: &str,
+    version: i64,
+    last_updated: Timestamp,
+) -> Result<Vec<u8>> {
+    let mut value = resource
+        .cloned()
+        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+    let Some(obj) = value.as_object_mut() else {
+        return Err(StoreError::InvalidArgument {
+            op: "write",
+            reason: format!("{rtype}/{id} is not a JSON object"),
+        });
+    };
+    obj.insert("resourceType".to_owned(), rtype.into());
+    obj.insert("id".to_owned(), id.into());
+    let meta = obj
+        .entry("meta")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if !meta.is_object() {
+        *meta = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert("versionId".to_owned(), version.to_string().into());
+        meta.insert("lastUpdated".to_owned(), last_updated.to_string().into());
+    }
+    serde_json::to_vec(&value).map_err(|e| StoreError::InvalidArgument {
+        op: "write",
+        reason: format!("{rtype}/{id} cannot be serialized: {e}"),
+    })
+}
+
+/// Index rows grouped by table, with composite components flattened.
+#[derive(Debug, Default)]
+pub(crate) struct IndexRows {
+    pub strings: Vec<(Key, String, String)>,
+    pub tokens: Vec<(Key, [Option<String>; 5])>,
+    pub references: Vec<(Key, [Option<String>; 5])>,
+    pub dates: Vec<(Key, i64, i64)>,
+    pub numbers: Vec<(Key, f64, f64, f64)>,
+    pub quantities: Vec<QuantityRow>,
+    pub uris: Vec<(Key, String)>,
+}
+
+/// A quantity index row: key, `[system, code, unit]`, value, low, high.
+pub(crate) type QuantityRow = (Key, [Option<String>; 3], f64, f64, f64);
+
+/// The param, composite group and component position of an index row.
+#[derive(Debug, Clone)]
+pub(crate) struct Key {
+    pub param: String,
+    pub grp: i32,
+    pub pos: i32,
+}
+
+impl IndexRows {
+    /// Groups `entries` by table. Numbers and quantities that are not finite are skipped
+    /// (no search could match them), as are composites nested in composites.
+    pub(crate) fn new(entries: &[IndexEntry]) -> Self {
+        let mut rows = Self::default();
+        let mut grp = 0;
+        for e in entries {
+            if let IndexValue::Composite { components } = &e.value {
+                grp += 1;
+                for (pos, c) in components.iter().enumerate() {
+                    let key = Key {
+                        param: e.param.clone(),
+                        grp,
+                        pos: i32::try_from(pos).unwrap_or(i32::MAX),
+                    };
+                    rows.add(key, c);
+                }
+            } else {
+                let key = Key {
+                    param: e.param.clone(),
+                    grp: 0,
+                    pos: 0,
+                };
+                rows.add(key, &e.value);
+            }
+        }
+        rows
+    }
+
+    fn add(&mut self, key: Key, value: &IndexValue) {
+        match value.clone() {
+            IndexValue::String { normalized, exact } => {
+                self.strings.push((key, normalized, exact));
+            }
+            IndexValue::Token {
+                system,
+                code,
+                display,
+                type_system,
+                type_code,
+            } => self
+                .tokens
+                .push((key, [system, code, display, type_system, type_code])),
+            IndexValue::Reference {
+                target_type,
+                target_id,
+                url,
+                identifier_system,
+                identifier_value,
+            } => self.references.push((
+                key,
+                [
+                    target_type,
+                    target_id,
+                    url,
+                    identifier_system,
+                    identifier_value,
+                ],
+            )),
+            IndexValue::Date { low, high } => self.dates.push((key, low, high)),
+            IndexValue::Number { value, low, high } => {
+                if [value, low, high].iter().all(|v| v.is_finite()) {
+                    self.numbers.push((key, value, low, high));
+                }
+            }
+            IndexValue::Quantity {
+                system,
+                code,
+                unit,
+                value,
+                low,
+                high,
+            } => {
+                if [value, low, high].iter().all(|v| v.is_finite()) {
+                    self.quantities
+                        .push((key, [system, code, unit], value, low, high));
+                }
+            }
+            IndexValue::Uri { value } => self.uris.push((key, value)),
+            IndexValue::Composite { .. } => {}
+        }
+    }
+}
+
+/// The index tables, for deleting a resource's rows.
+pub(crate) const INDEX_TABLES: [&str; 7] = [
+    "fhir_idx_string",
+    "fhir_idx_token",
+    "fhir_idx_reference",
+    "fhir_idx_date",
+    "fhir_idx_number",
+    "fhir_idx_quantity",
+    "fhir_idx_uri",
+];
+
+/// What a write does once its target is known; shared decision logic of both backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Current {
+    /// No row for (type, id).
+    Absent,
+    /// A row: its rid, current version and whether that version is a deletion.
+    Present {
+        rid: i64,
+        version: i64,
+        deleted: bool,
+    },
+}
+
+impl Current {
+    /// The live version, for `If-Match`.
+    pub(crate) fn live_version(self) -> Option<u64> {
+        match self {
+            Self::Present {
+                version,
+                deleted: false,
+                ..
+            } => u64::try_from(version).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Where a write goes after its precondition's search.
+pub(crate) enum Target {
+    /// To the resource with this id (of the write's type).
+    Id(String),
+    /// Nowhere: the write is answered with this outcome.
+    Done(WriteOutcome),
+}
+
+/// What a conditional write's search found (at most two row ids) means for it; `Ok(None)`
+/// when the single match must be looked up first (`Existing` needs the resource, a
+/// conditional update or delete its id).
+pub(crate) fn target_of(w: &ResourceWrite, found: &[i64]) -> Option<Target> {
+    match found {
+        [] if w.op == WriteOp::Delete => Some(Target::Done(WriteOutcome::NotFound)),
+        [] => Some(Target::Id(w.id.clone())),
+        [_] => None,
+        _ => Some(Target::Done(WriteOutcome::MultipleMatches)),
+    }
+}
+
+/// The outcome of a stored version, given what was there before.
+pub(crate) fn outcome(stored: StoredResource, before: Current) -> WriteOutcome {
+    match (stored.deleted, before) {
+        (true, _) => WriteOutcome::Deleted(stored),
+        (false, Current::Present { deleted: false, .. }) => WriteOutcome::Updated(stored),
+        (false, _) => WriteOutcome::Created(stored),
+    }
+}
+
+/// The error of a create whose id is taken.
+pub(crate) fn exists_error(rtype: &str, id: &str) -> StoreError {
+    StoreError::ResourceExists {
+        op: "write",
+        resource_type: rtype.to_owned(),
+        id: id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_gets_id_and_meta() {
+        let v = serde_json::json!({"resourceType": "Patient", "meta": {"tag": []}, "id": "x"});
+        let t = Timestamp::from_micros(1_795_892_400_123_456);
+        let bytes = version_content(Some(&v), "Patient", "p1", 3, t).unwrap();
+        let back: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back["id"], "p1");
+        assert_eq!(back["meta"]["versionId"], "3");
+        assert_eq!(back["meta"]["lastUpdated"], t.to_string());
+        assert_eq!(back["meta"]["tag"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn composites_are_flattened_with_groups() {
+        let entries = vec![
+            IndexEntry {
+                param: "code-value".into(),
+                value: IndexValue::Composite {
+                    components: vec![
+                        IndexValue::Uri { value: "a".into() },
+                        IndexValue::Date { low: 1, high: 2 },
+                    ],
+                },
+            },
+            IndexEntry {
+                param: "n".into(),
+                value: IndexValue::Number {
+                    value: f64::NAN,
+                    low: 0.0,
+                    high: 1.0,
+                },
+            },
+        ];
+        let rows = IndexRows::new(&entries);
+        assert_eq!(rows.uris[0].0.grp, 1);
+        assert_eq!(rows.dates[0].0.pos, 1);
+        assert!(rows.numbers.is_empty());
+    }
+}

@@ -1,0 +1,834 @@
+//! A [`SearchRequest`] as SQL over the index tables (see `migrations/*/0003_fhir.sql`).
+//!
+//! The matches are `fhir_resource r` rows: `NOT r.deleted`, `r.type = ?` (unless a system
+//! search), and one condition per filter. A positive test on a parameter is
+//! `r.rid IN (SELECT x.rid FROM fhir_idx_<kind> x WHERE x.type = ? AND x.param = ? AND …)`,
+//! which the `(type, param, value…)` index of the kind's table answers; `:not` is the same
+//! with `NOT IN`, `:missing` a correlated `EXISTS` on the `(rid, param)` index. Chains join
+//! the reference table to the target's `fhir_resource` row and test the target with the same
+//! generator (so chains nest); `_has` does the same from the referring side. Sort keys are
+//! correlated sub-selects on the `(rid, param)` index, `NULLS LAST`, then `r.rid`.
+
+use std::collections::HashSet;
+
+use fhir::defs::ParamType;
+use fhir::search::{
+    Include, Predicate, Prefix, SearchRequest, SortKey, StringMode, Test, TokenSystem, UriMode,
+};
+
+use super::{Dialect, IN_CHUNK, Sql, Value, to_i64};
+use crate::error::{Result, StoreError};
+use crate::time::Timestamp;
+
+/// How many rounds of `:iterate` includes a search runs at most.
+pub(crate) const MAX_INCLUDE_ROUNDS: usize = 5;
+
+fn invalid(reason: String) -> StoreError {
+    StoreError::InvalidArgument {
+        op: "search",
+        reason,
+    }
+}
+
+/// The SQL of one search.
+pub(crate) struct Compiled {
+    /// Row ids of the page, in order (absent when `count` is 0).
+    pub page: Option<Sql>,
+    /// The count of all matches (absent without `_total`).
+    pub count: Option<Sql>,
+}
+
+/// Compiles the page and count queries of `req`.
+pub(crate) fn compile(dialect: Dialect, req: &SearchRequest) -> Result<Compiled> {
+    let page = if req.count > 0 {
+        let mut g = Gen::new(dialect);
+        g.sql.push("SELECT r.rid FROM fhir_resource r WHERE ");
+        g.conditions(req)?;
+        g.order_by(&req.sort)?;
+        g.sql
+            .push(" LIMIT ")
+            .bind(Value::Int(to_i64(req.count)))
+            .push(" OFFSET ")
+            .bind(Value::Int(to_i64(req.offset)));
+        Some(g.sql)
+    } else {
+        None
+    };
+    let count = if req.total == fhir::search::TotalMode::None {
+        None
+    } else {
+        let mut g = Gen::new(dialect);
+        g.sql.push("SELECT count(*) FROM fhir_resource r WHERE ");
+        g.conditions(req)?;
+        Some(g.sql)
+    };
+    Ok(Compiled { page, count })
+}
+
+/// Row ids of at most `limit` matches of `req`'s filters on `resource_type` (for conditional
+/// writes; sort, paging and includes are ignored).
+pub(crate) fn matches_sql(
+    dialect: Dialect,
+    resource_type: &str,
+    req: &SearchRequest,
+    limit: i64,
+) -> Result<Sql> {
+    let req = SearchRequest {
+        resource_type: Some(resource_type.to_owned()),
+        filters: req.filters.clone(),
+        ..SearchRequest::default()
+    };
+    let mut g = Gen::new(dialect);
+    g.sql.push("SELECT r.rid FROM fhir_resource r WHERE ");
+    g.conditions(&req)?;
+    g.sql.push(" ORDER BY r.rid LIMIT ").bind(Value::Int(limit));
+    Ok(g.sql)
+}
+
+/// The text that names a conditional write's search, for the lock that serialises
+/// identical conditional writes (PostgreSQL).
+pub(crate) fn lock_key(resource_type: &str, req: &SearchRequest) -> String {
+    format!("plexus-fhir:{resource_type}:{:?}", req.filters)
+}
+
+/// The index table of a parameter kind.
+fn table_of(kind: ParamType) -> Option<&'static str> {
+    Some(match kind {
+        ParamType::String => "fhir_idx_string",
+        ParamType::Token => "fhir_idx_token",
+        ParamType::Reference => "fhir_idx_reference",
+        ParamType::Date => "fhir_idx_date",
+        ParamType::Number => "fhir_idx_number",
+        ParamType::Quantity => "fhir_idx_quantity",
+        ParamType::Uri => "fhir_idx_uri",
+        ParamType::Composite | ParamType::Special => return None,
+    })
+}
+
+/// The index table a (non-composite) value test looks in.
+fn table_of_test(test: &Test) -> Option<&'static str> {
+    table_of(match test {
+        Test::String { .. } => ParamType::String,
+        Test::Token { .. } | Test::TokenText(_) | Test::OfType { .. } => ParamType::Token,
+        Test::Reference { .. } | Test::ReferenceUrl(_) | Test::ReferenceIdentifier { .. } => {
+            ParamType::Reference
+        }
+        Test::Date { .. } => ParamType::Date,
+        Test::Number { .. } => ParamType::Number,
+        Test::Quantity { .. } => ParamType::Quantity,
+        Test::Uri { .. } => ParamType::Uri,
+        Test::Missing { .. } | Test::Composite(_) | Test::Chain { .. } | Test::Has { .. } => {
+            return None;
+        }
+    })
+}
+
+/// The smallest string greater than every string starting with `prefix` (`None`: there is
+/// none, every string from `prefix` on qualifies). Byte order of UTF-8 is code point order,
+/// which is what SQLite's BINARY and PostgreSQL's "C" collations compare.
+pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) {
+            0xD7FF => Some('\u{E000}'),
+            n => char::from_u32(n + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// `text` for a LIKE pattern with `\` as the escape character.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A bound of a range comparison.
+#[derive(Clone, Copy)]
+enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+impl Num {
+    fn value(self) -> Value {
+        match self {
+            Self::Int(i) => Value::Int(i),
+            Self::Float(f) => Value::Float(f),
+        }
+    }
+}
+
+/// The SQL generator: a growing statement and fresh alias numbers.
+struct Gen {
+    sql: Sql,
+    next_alias: usize,
+}
+
+impl Gen {
+    fn new(dialect: Dialect) -> Self {
+        Self {
+            sql: Sql::new(dialect),
+            next_alias: 0,
+        }
+    }
+
+    fn alias(&mut self) -> usize {
+        self.next_alias += 1;
+        self.next_alias
+    }
+
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.sql.push(s);
+        self
+    }
+
+    fn bind(&mut self, v: Value) -> &mut Self {
+        self.sql.bind(v);
+        self
+    }
+
+    fn text(&mut self, s: &str) -> &mut Self {
+        self.bind(Value::text(s))
+    }
+
+    /// The WHERE conditions of a search on `r`.
+    fn conditions(&mut self, req: &SearchRequest) -> Result<()> {
+        self.push("NOT r.deleted");
+        let types: Vec<String> = req.resource_type.iter().cloned().collect();
+        if let Some(t) = &req.resource_type {
+            self.push(" AND r.type = ").text(t);
+        }
+        for f in &req.filters {
+            self.push(" AND (");
+            if f.any.is_empty() {
+                // an empty OR is false
+                self.push("1 = 0");
+            }
+            for (i, p) in f.any.iter().enumerate() {
+                if i > 0 {
+                    self.push(" OR ");
+                }
+                self.push("(");
+                self.predicate(p, "r", &types)?;
+                self.push(")");
+            }
+            self.push(")");
+        }
+        Ok(())
+    }
+
+    /// `x.type = ?` or `x.type IN (…)` for the resource types in context (nothing when any).
+    fn type_filter(&mut self, col: &str, types: &[String]) {
+        match types {
+            [] => {}
+            [one] => {
+                self.push(" AND ").push(col).push(" = ").text(one);
+            }
+            many => {
+                self.push(" AND ").push(col).push(" IN (");
+                self.sql
+                    .bind_list(many.iter().map(|t| Value::text(t.as_str())));
+                self.push(")");
+            }
+        }
+    }
+
+    /// A condition on the resource row alias `r` (of one of `types`, any when empty).
+    fn predicate(&mut self, pred: &Predicate, res: &str, types: &[String]) -> Result<()> {
+        match (pred.param.as_str(), &pred.test) {
+            ("_id", test) => self.id_test(res, test),
+            ("_lastUpdated", test) => self.last_updated_test(res, test),
+            (_, Test::Missing { missing, kind }) => {
+                let tables: Vec<&str> = match table_of(*kind) {
+                    Some(t) => vec![t],
+                    None => super::INDEX_TABLES.to_vec(),
+                };
+                if *missing {
+                    self.push("NOT ");
+                }
+                self.push("(");
+                for (i, table) in tables.iter().enumerate() {
+                    if i > 0 {
+                        self.push(" OR ");
+                    }
+                    let a = self.alias();
+                    self.push(&format!(
+                        "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid \
+                         AND x{a}.param = "
+                    ))
+                    .text(&pred.param)
+                    .push(")");
+                }
+                self.push(")");
+                Ok(())
+            }
+            (
+                _,
+                Test::Chain {
+                    target_types,
+                    predicate,
+                },
+            ) => {
+                let (x, t) = (self.alias(), self.alias());
+                self.push(&format!(
+                    "{res}.rid IN (SELECT x{x}.rid FROM fhir_idx_reference x{x} \
+                     JOIN fhir_resource t{t} ON t{t}.type = x{x}.target_type \
+                     AND t{t}.id = x{x}.target_id WHERE x{x}.param = "
+                ))
+                .text(&pred.param);
+                self.type_filter(&format!("x{x}.type"), types);
+                self.type_filter(&format!("x{x}.target_type"), target_types);
+                self.push(&format!(" AND NOT t{t}.deleted AND ("));
+                self.predicate(predicate, &format!("t{t}"), target_types)?;
+                self.push("))");
+                Ok(())
+            }
+            (
+                _,
+                Test::Has {
+                    source_type,
+                    reference_param,
+                    predicate,
+                },
+            ) => {
+                let (x, src, t) = (self.alias(), self.alias(), self.alias());
+                self.push(&format!(
+                    "{res}.rid IN (SELECT t{t}.rid FROM fhir_idx_reference x{x} \
+                     JOIN fhir_resource s{src} ON s{src}.rid = x{x}.rid \
+                     JOIN fhir_resource t{t} ON t{t}.type = x{x}.target_type \
+                     AND t{t}.id = x{x}.target_id WHERE x{x}.type = "
+                ))
+                .text(source_type)
+                .push(&format!(" AND x{x}.param = "))
+                .text(reference_param);
+                self.type_filter(&format!("x{x}.target_type"), types);
+                self.push(" AND (");
+                self.predicate(
+                    predicate,
+                    &format!("s{src}"),
+                    std::slice::from_ref(source_type),
+                )?;
+                self.push("))");
+                Ok(())
+            }
+            (_, Test::Composite(tests)) => self.composite(pred, tests, res, types),
+            (_, test) => {
+                let table = table_of_test(test).ok_or_else(|| {
+                    invalid(format!("unsupported test on parameter {}", pred.param))
+                })?;
+                let negate = matches!(test, Test::Token { negate: true, .. });
+                let a = self.alias();
+                self.push(&format!(
+                    "{res}.rid {}IN (SELECT x{a}.rid FROM {table} x{a} WHERE x{a}.param = ",
+                    if negate { "NOT " } else { "" }
+                ))
+                .text(&pred.param);
+                self.type_filter(&format!("x{a}.type"), types);
+                self.push(" AND ");
+                self.value_test(test, &format!("x{a}"))?;
+                self.push(")");
+                Ok(())
+            }
+        }
+    }
+
+    /// `_id`, answered from the resource row.
+    fn id_test(&mut self, r: &str, test: &Test) -> Result<()> {
+        match test {
+            Test::Token {
+                code: Some(code),
+                negate,
+                ..
+            } => {
+                self.push(&format!("{r}.id {} ", if *negate { "<>" } else { "=" }))
+                    .text(code);
+            }
+            Test::String { value, .. } => {
+                self.push(&format!("{r}.id = ")).text(value);
+            }
+            Test::Token { code: None, .. } | Test::Missing { missing: false, .. } => {
+                self.push("1 = 1");
+            }
+            Test::Missing { missing: true, .. } => {
+                self.push("1 = 0");
+            }
+            _ => return Err(invalid("unsupported test on _id".to_owned())),
+        }
+        Ok(())
+    }
+
+    /// `_lastUpdated`, answered from the resource row (microseconds; the search range is in
+    /// milliseconds and covers each millisecond whole).
+    fn last_updated_test(&mut self, r: &str, test: &Test) -> Result<()> {
+        match test {
+            Test::Date { prefix, low, high } => {
+                let lo = low.saturating_mul(1000);
+                let hi = high.saturating_mul(1000).saturating_add(999);
+                let col = format!("{r}.last_updated");
+                let d = date_ap_delta(lo, hi, Timestamp::now().as_micros());
+                self.range(*prefix, &col, &col, Num::Int(lo), Num::Int(hi), Num::Int(d));
+                Ok(())
+            }
+            Test::Missing { missing, .. } => {
+                self.push(if *missing { "1 = 0" } else { "1 = 1" });
+                Ok(())
+            }
+            _ => Err(invalid("unsupported test on _lastUpdated".to_owned())),
+        }
+    }
+
+    /// All component tests hold for the component rows of one composite value.
+    fn composite(
+        &mut self,
+        p: &Predicate,
+        tests: &[Test],
+        r: &str,
+        types: &[String],
+    ) -> Result<()> {
+        if tests.is_empty() {
+            return Err(invalid(format!("composite {} without components", p.param)));
+        }
+        let base = self.alias();
+        let mut tables = Vec::new();
+        for t in tests {
+            let table = match t {
+                Test::Token { negate: true, .. } => None,
+                t => table_of_test(t),
+            }
+            .ok_or_else(|| invalid(format!("unsupported component test in {}", p.param)))?;
+            tables.push(table);
+        }
+        self.push(&format!(
+            "{r}.rid IN (SELECT c{base}_0.rid FROM {} c{base}_0",
+            tables[0]
+        ));
+        for (i, table) in tables.iter().enumerate().skip(1) {
+            self.push(&format!(
+                " JOIN {table} c{base}_{i} ON c{base}_{i}.rid = c{base}_0.rid \
+                 AND c{base}_{i}.param = c{base}_0.param AND c{base}_{i}.grp = c{base}_0.grp \
+                 AND c{base}_{i}.pos = {i}"
+            ));
+        }
+        self.push(&format!(" WHERE c{base}_0.param = "))
+            .text(&p.param);
+        self.type_filter(&format!("c{base}_0.type"), types);
+        self.push(&format!(" AND c{base}_0.grp > 0 AND c{base}_0.pos = 0"));
+        for (i, t) in tests.iter().enumerate() {
+            self.push(" AND ");
+            self.value_test(t, &format!("c{base}_{i}"))?;
+        }
+        self.push(")");
+        Ok(())
+    }
+
+    /// `col >= prefix AND col < successor` (an index range).
+    fn prefix(&mut self, col: &str, prefix: &str) {
+        if prefix.is_empty() {
+            self.push(&format!("{col} IS NOT NULL"));
+            return;
+        }
+        self.push(&format!("{col} >= ")).text(prefix);
+        if let Some(next) = prefix_successor(prefix) {
+            self.push(&format!(" AND {col} < ")).text(&next);
+        }
+    }
+
+    /// A test of one index row `a`.
+    fn value_test(&mut self, test: &Test, a: &str) -> Result<()> {
+        match test {
+            Test::String { value, mode } => match mode {
+                StringMode::StartsWith => self.prefix(&format!("{a}.normalized"), value),
+                StringMode::Exact => {
+                    self.push(&format!("{a}.exact = ")).text(value);
+                }
+                StringMode::Contains => {
+                    self.push(&format!("{a}.normalized LIKE "))
+                        .text(&format!("%{}%", like_escape(value)))
+                        .push(" ESCAPE '\\'");
+                }
+            },
+            Test::Token { system, code, .. } => {
+                match code {
+                    Some(c) => {
+                        self.push(&format!("{a}.code = ")).text(c);
+                    }
+                    None => {
+                        self.push("1 = 1");
+                    }
+                }
+                match system {
+                    TokenSystem::Any => {}
+                    TokenSystem::None => {
+                        self.push(&format!(" AND {a}.system IS NULL"));
+                    }
+                    TokenSystem::Is(s) => {
+                        self.push(&format!(" AND {a}.system = ")).text(s);
+                    }
+                }
+            }
+            Test::TokenText(text) => self.prefix(&format!("{a}.display"), text),
+            Test::OfType {
+                type_system,
+                type_code,
+                value,
+            } => {
+                self.push(&format!("{a}.code = "))
+                    .text(value)
+                    .push(&format!(" AND {a}.type_system = "))
+                    .text(type_system)
+                    .push(&format!(" AND {a}.type_code = "))
+                    .text(type_code);
+            }
+            Test::Reference { target_type, id } => {
+                self.push(&format!("{a}.target_id = ")).text(id);
+                if let Some(t) = target_type {
+                    self.push(&format!(" AND {a}.target_type = ")).text(t);
+                }
+            }
+            Test::ReferenceUrl(url) => {
+                self.push(&format!("{a}.url = ")).text(url);
+            }
+            Test::ReferenceIdentifier { system, value } => {
+                self.push(&format!("{a}.identifier_value = ")).text(value);
+                if let Some(s) = system {
+                    self.push(&format!(" AND {a}.identifier_system = ")).text(s);
+                }
+            }
+            Test::Date { prefix, low, high } => {
+                let d = date_ap_delta(*low, *high, Timestamp::now().as_micros() / 1000);
+                self.range(
+                    *prefix,
+                    &format!("{a}.low"),
+                    &format!("{a}.high"),
+                    Num::Int(*low),
+                    Num::Int(*high),
+                    Num::Int(d),
+                );
+            }
+            Test::Number {
+                prefix,
+                value,
+                low,
+                high,
+            } => self.number(*prefix, a, *value, *low, *high),
+            Test::Quantity {
+                prefix,
+                value,
+                low,
+                high,
+                system,
+                code,
+            } => {
+                self.number(*prefix, a, *value, *low, *high);
+                self.quantity_unit(a, system.as_deref(), code.as_deref());
+            }
+            Test::Uri { value, mode } => self.uri(a, value, *mode),
+            Test::Missing { .. } | Test::Composite(_) | Test::Chain { .. } | Test::Has { .. } => {
+                return Err(invalid("unsupported nested test".to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The unit part of a quantity search (the code is compared to the unit text too when
+    /// no system is given).
+    fn quantity_unit(&mut self, a: &str, system: Option<&str>, code: Option<&str>) {
+        match (system, code) {
+            (Some(s), Some(c)) => {
+                self.push(&format!(" AND {a}.system = "))
+                    .text(s)
+                    .push(&format!(" AND {a}.code = "))
+                    .text(c);
+            }
+            (None, Some(c)) => {
+                self.push(&format!(" AND ({a}.code = "))
+                    .text(c)
+                    .push(&format!(" OR {a}.unit = "))
+                    .text(c)
+                    .push(")");
+            }
+            (Some(s), None) => {
+                self.push(&format!(" AND {a}.system = ")).text(s);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// A uri search.
+    fn uri(&mut self, a: &str, value: &str, mode: UriMode) {
+        match mode {
+            UriMode::Exact => {
+                self.push(&format!("{a}.value = ")).text(value);
+            }
+            UriMode::Above => {
+                self.push("substr(CAST(")
+                    .text(value)
+                    .push(&format!(" AS TEXT), 1, length({a}.value)) = {a}.value"));
+            }
+            UriMode::Below => self.prefix(&format!("{a}.value"), value),
+        }
+    }
+
+    fn number(&mut self, prefix: Prefix, a: &str, value: f64, low: f64, high: f64) {
+        let d = (value.abs() * 0.1).max(0.0);
+        self.range(
+            prefix,
+            &format!("{a}.low"),
+            &format!("{a}.high"),
+            Num::Float(low),
+            Num::Float(high),
+            Num::Float(d),
+        );
+    }
+
+    /// A prefix comparison of the value range `lo..=hi` (columns) with the search range
+    /// `sl..=sh`; `d` widens the search range for `ap`.
+    fn range(&mut self, prefix: Prefix, lo: &str, hi: &str, sl: Num, sh: Num, d: Num) {
+        let eq = |g: &mut Self| {
+            g.push(&format!("({lo} >= "))
+                .bind(sl.value())
+                .push(&format!(" AND {hi} <= "))
+                .bind(sh.value())
+                .push(")");
+        };
+        match prefix {
+            Prefix::Eq => eq(self),
+            Prefix::Ne => {
+                self.push("NOT ");
+                eq(self);
+            }
+            Prefix::Gt => {
+                self.push(&format!("{hi} > ")).bind(sh.value());
+            }
+            Prefix::Lt => {
+                self.push(&format!("{lo} < ")).bind(sl.value());
+            }
+            Prefix::Ge => {
+                self.push(&format!("({hi} > "))
+                    .bind(sh.value())
+                    .push(" OR ");
+                eq(self);
+                self.push(")");
+            }
+            Prefix::Le => {
+                self.push(&format!("({lo} < "))
+                    .bind(sl.value())
+                    .push(" OR ");
+                eq(self);
+                self.push(")");
+            }
+            Prefix::Sa => {
+                self.push(&format!("{lo} > ")).bind(sh.value());
+            }
+            Prefix::Eb => {
+                self.push(&format!("{hi} < ")).bind(sl.value());
+            }
+            Prefix::Ap => {
+                let (wl, wh) = match (sl, sh, d) {
+                    (Num::Int(l), Num::Int(h), Num::Int(d)) => {
+                        (Num::Int(l.saturating_sub(d)), Num::Int(h.saturating_add(d)))
+                    }
+                    (Num::Float(l), Num::Float(h), Num::Float(d)) => {
+                        (Num::Float(l - d), Num::Float(h + d))
+                    }
+                    _ => (sl, sh),
+                };
+                self.push(&format!("({lo} <= "))
+                    .bind(wh.value())
+                    .push(&format!(" AND {hi} >= "))
+                    .bind(wl.value())
+                    .push(")");
+            }
+        }
+    }
+
+    /// `ORDER BY` the sort keys (missing values last), then the row id.
+    fn order_by(&mut self, keys: &[SortKey]) -> Result<()> {
+        self.push(" ORDER BY ");
+        for k in keys {
+            let dir = if k.descending { "DESC" } else { "ASC" };
+            match k.param.as_str() {
+                "_id" => {
+                    self.push(&format!("r.id {dir}, "));
+                }
+                "_lastUpdated" => {
+                    self.push(&format!("r.last_updated {dir}, "));
+                }
+                param => {
+                    let agg = if k.descending { "max" } else { "min" };
+                    let (table, col) = match k.kind {
+                        ParamType::String => ("fhir_idx_string", "normalized"),
+                        ParamType::Token => ("fhir_idx_token", "code"),
+                        ParamType::Reference => ("fhir_idx_reference", "target_id"),
+                        ParamType::Date if k.descending => ("fhir_idx_date", "high"),
+                        ParamType::Date => ("fhir_idx_date", "low"),
+                        ParamType::Number => ("fhir_idx_number", "value"),
+                        ParamType::Quantity => ("fhir_idx_quantity", "value"),
+                        ParamType::Uri => ("fhir_idx_uri", "value"),
+                        ParamType::Composite | ParamType::Special => {
+                            return Err(invalid(format!("cannot sort by {param}")));
+                        }
+                    };
+                    let a = self.alias();
+                    self.push(&format!(
+                        "(SELECT {agg}(x{a}.{col}) FROM {table} x{a} WHERE x{a}.rid = r.rid \
+                         AND x{a}.grp = 0 AND x{a}.param = "
+                    ))
+                    .text(param)
+                    .push(&format!(") {dir} NULLS LAST, "));
+                }
+            }
+        }
+        self.push("r.rid ASC");
+        Ok(())
+    }
+}
+
+/// The widening of an `ap` date search: 10% of the distance between the search value and
+/// now (FHIR's recommendation for dates), in the unit of the arguments.
+fn date_ap_delta(low: i64, high: i64, now: i64) -> i64 {
+    let mid = low / 2 + high / 2;
+    (i128::from(now) - i128::from(mid))
+        .abs()
+        .checked_div(10)
+        .and_then(|d| i64::try_from(d).ok())
+        .unwrap_or(i64::MAX)
+}
+
+/// The rounds of `_include` and `_revinclude`: queries over the resources added last round,
+/// until nothing new is found or [`MAX_INCLUDE_ROUNDS`] is reached.
+pub(crate) struct IncludePlan<'a> {
+    dialect: Dialect,
+    include: &'a [Include],
+    revinclude: &'a [Include],
+    seen: HashSet<i64>,
+    frontier: Vec<i64>,
+    round: usize,
+    /// Row ids of the included resources, in the order found.
+    pub included: Vec<i64>,
+}
+
+impl<'a> IncludePlan<'a> {
+    pub(crate) fn new(dialect: Dialect, req: &'a SearchRequest, matches: &[i64]) -> Self {
+        Self {
+            dialect,
+            include: &req.include,
+            revinclude: &req.revinclude,
+            seen: matches.iter().copied().collect(),
+            frontier: matches.to_vec(),
+            round: 0,
+            included: Vec::new(),
+        }
+    }
+
+    /// The queries of the next round (each returns row ids), or `None` when done.
+    pub(crate) fn next_round(&mut self) -> Option<Vec<Sql>> {
+        if self.frontier.is_empty() || self.round >= MAX_INCLUDE_ROUNDS {
+            return None;
+        }
+        let first = self.round == 0;
+        self.round += 1;
+        let mut queries = Vec::new();
+        for chunk in self.frontier.chunks(IN_CHUNK) {
+            for inc in self.include.iter().filter(|i| first || i.iterate) {
+                queries.push(include_sql(self.dialect, inc, chunk, false));
+            }
+            for inc in self.revinclude.iter().filter(|i| first || i.iterate) {
+                queries.push(include_sql(self.dialect, inc, chunk, true));
+            }
+        }
+        if queries.is_empty() {
+            return None;
+        }
+        Some(queries)
+    }
+
+    /// Takes the row ids a round found.
+    pub(crate) fn found(&mut self, mut rids: Vec<i64>) {
+        rids.sort_unstable();
+        rids.dedup();
+        self.frontier = rids.into_iter().filter(|r| self.seen.insert(*r)).collect();
+        self.included.extend_from_slice(&self.frontier);
+    }
+}
+
+/// Targets of (or, `reverse`, resources pointing at) the resources `rids` by one directive.
+fn include_sql(dialect: Dialect, inc: &Include, rids: &[i64], reverse: bool) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(if reverse {
+        "SELECT DISTINCT x.rid"
+    } else {
+        "SELECT DISTINCT t.rid"
+    })
+    .push(
+        " FROM fhir_idx_reference x JOIN fhir_resource t ON t.type = x.target_type \
+         AND t.id = x.target_id WHERE ",
+    )
+    .push(if reverse { "t.rid IN (" } else { "x.rid IN (" })
+    .bind_list(rids.iter().map(|r| Value::Int(*r)))
+    .push(") AND x.grp = 0 AND NOT t.deleted AND x.type = ")
+    .bind(Value::text(inc.source_type.as_str()));
+    if inc.param != "*" {
+        sql.push(" AND x.param = ")
+            .bind(Value::text(inc.param.as_str()));
+    }
+    if let Some(t) = &inc.target_type {
+        sql.push(" AND x.target_type = ")
+            .bind(Value::text(t.as_str()));
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhir::search::Filter;
+
+    #[test]
+    fn successor_of_prefixes() {
+        assert_eq!(prefix_successor("smi").as_deref(), Some("smj"));
+        assert_eq!(prefix_successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor(""), None);
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
+    }
+
+    #[test]
+    fn values_are_bound_never_inlined() {
+        let req = SearchRequest {
+            resource_type: Some("Patient".into()),
+            filters: vec![Filter {
+                any: vec![Predicate {
+                    param: "name".into(),
+                    test: Test::String {
+                        value: "o'brien; DROP".into(),
+                        mode: StringMode::Contains,
+                    },
+                }],
+            }],
+            count: 10,
+            ..SearchRequest::default()
+        };
+        let c = compile(Dialect::Postgres, &req).unwrap();
+        let page = c.page.unwrap();
+        assert!(!page.text.contains("brien"), "{}", page.text);
+        assert!(page.text.contains("$3"), "{}", page.text);
+        assert_eq!(page.params.len(), 6);
+    }
+}
