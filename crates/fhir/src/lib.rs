@@ -11,3 +11,4 @@
 pub mod defs;
 pub mod index;
 pub mod search;
+pub mod validate;
