@@ -68,6 +68,8 @@ pub(crate) enum Ast {
     /// `-x`
     Negate(Box<Ast>),
     Binary(BinOp, Box<Ast>, Box<Ast>),
+    /// `a | b | c`, flattened so long unions do not nest.
+    Union(Vec<Ast>),
     Is(Box<Ast>, TypeSpec),
     As(Box<Ast>, TypeSpec),
     /// `%name`

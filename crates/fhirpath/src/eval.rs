@@ -68,47 +68,21 @@ impl<'a> Evaluator<'_, 'a> {
             Ast::Index(left, index) => {
                 let input = self.eval(left, focus, frame)?;
                 let index = self.eval(index, &frame.this, frame)?;
-                let i = match singleton_value(&index, "indexer")? {
-                    None => return Ok(Vec::new()),
-                    Some(Item::Integer(i)) => i,
-                    Some(other) => {
-                        return Err(type_error(
-                            "indexer",
-                            format!("index {other} is not an integer"),
-                        ));
-                    }
-                };
-                Ok(usize::try_from(i)
-                    .ok()
-                    .and_then(|i| input.into_iter().nth(i))
-                    .into_iter()
-                    .collect())
+                index_into(input, &index)
             }
-            Ast::Negate(inner) => {
-                let v = self.eval(inner, focus, frame)?;
-                match singleton_value(&v, "unary -")? {
-                    None => Ok(Vec::new()),
-                    Some(Item::Integer(i)) => {
-                        Ok(i.checked_neg().map(Item::Integer).into_iter().collect())
-                    }
-                    Some(Item::Decimal(d)) => Ok(vec![Item::Decimal(-d)]),
-                    Some(Item::Quantity { value, unit }) => Ok(vec![Item::Quantity {
-                        value: -value,
-                        unit,
-                    }]),
-                    Some(other) => Err(type_error("unary -", format!("cannot negate {other}"))),
-                }
-            }
+            Ast::Negate(inner) => negate(&self.eval(inner, focus, frame)?),
             Ast::Binary(op, l, r) => self.binary(*op, l, r, focus, frame),
+            Ast::Union(parts) => {
+                let mut out = Vec::new();
+                for part in parts {
+                    let items = self.eval(part, focus, frame)?;
+                    union_into(&mut out, items);
+                }
+                Ok(out)
+            }
             Ast::Is(inner, spec) => {
                 let v = self.eval(inner, focus, frame)?;
-                if v.len() > 1 {
-                    return Err(not_singleton("is", v.len()));
-                }
-                Ok(v.first()
-                    .map(|i| Item::Boolean(is_type(i, spec, self.model())))
-                    .into_iter()
-                    .collect())
+                self.is(&v, spec)
             }
             // `as` filters like ofType(): FHIR's own search expressions apply it to collections.
             Ast::As(inner, spec) => {
@@ -125,6 +99,16 @@ impl<'a> Evaluator<'_, 'a> {
                 .collect()),
             Ast::Total => Ok(frame.total.clone().unwrap_or_default()),
         }
+    }
+
+    fn is(&self, v: &[Item<'a>], spec: &TypeSpec) -> Res<'a> {
+        if v.len() > 1 {
+            return Err(not_singleton("is", v.len()));
+        }
+        Ok(v.first()
+            .map(|i| Item::Boolean(is_type(i, spec, self.model())))
+            .into_iter()
+            .collect())
     }
 
     pub(crate) fn of_type(&self, items: Items<'a>, spec: &TypeSpec) -> Items<'a> {
@@ -322,6 +306,46 @@ impl<'a> Evaluator<'_, 'a> {
         let a = self.eval(l, focus, frame)?;
         let b = self.eval(r, focus, frame)?;
         binary_values(op, a, b)
+    }
+}
+
+fn index_into<'a>(input: Items<'a>, index: &[Item<'a>]) -> Res<'a> {
+    let i = match singleton_value(index, "indexer")? {
+        None => return Ok(Vec::new()),
+        Some(Item::Integer(i)) => i,
+        Some(other) => {
+            return Err(type_error(
+                "indexer",
+                format!("index {other} is not an integer"),
+            ));
+        }
+    };
+    Ok(usize::try_from(i)
+        .ok()
+        .and_then(|i| input.into_iter().nth(i))
+        .into_iter()
+        .collect())
+}
+
+fn negate<'a>(v: &[Item<'a>]) -> Res<'a> {
+    match singleton_value(v, "unary -")? {
+        None => Ok(Vec::new()),
+        Some(Item::Integer(i)) => Ok(i.checked_neg().map(Item::Integer).into_iter().collect()),
+        Some(Item::Decimal(d)) => Ok(vec![Item::Decimal(-d)]),
+        Some(Item::Quantity { value, unit }) => Ok(vec![Item::Quantity {
+            value: -value,
+            unit,
+        }]),
+        Some(other) => Err(type_error("unary -", format!("cannot negate {other}"))),
+    }
+}
+
+/// Appends the items of `more` not already in `out` (union semantics).
+pub(crate) fn union_into<'a>(out: &mut Items<'a>, more: Items<'a>) {
+    for item in more {
+        if !contains_item(out, &item) {
+            out.push(item);
+        }
     }
 }
 
@@ -531,12 +555,9 @@ fn binary_values<'a>(op: BinOp, a: Items<'a>, b: Items<'a>) -> Res<'a> {
     let boolean = |v: Option<bool>| Ok(v.map(Item::Boolean).into_iter().collect());
     match op {
         BinOp::Union => {
-            let mut out: Items<'a> = Vec::with_capacity(a.len() + b.len());
-            for item in a.into_iter().chain(b) {
-                if !contains_item(&out, &item) {
-                    out.push(item);
-                }
-            }
+            let mut out = Vec::with_capacity(a.len() + b.len());
+            union_into(&mut out, a);
+            union_into(&mut out, b);
             Ok(out)
         }
         BinOp::Eq | BinOp::Ne => {

@@ -164,7 +164,10 @@ fn one(item: Option<Item<'_>>) -> Res<'_> {
 }
 
 /// Calls function `name` on `input`; `frame` is the scope the arguments are evaluated in.
-#[allow(clippy::too_many_lines)]
+/// The parser has checked the name and argument count; a missing argument evaluates as `{}`.
+///
+/// Functions that evaluate expressions per item get their own small functions, so nested
+/// calls (`where(… where(…))`) do not stack the large frame of [`call_plain`].
 pub(crate) fn call<'a>(
     ev: &Evaluator<'_, 'a>,
     name: &str,
@@ -172,19 +175,43 @@ pub(crate) fn call<'a>(
     input: &[Item<'a>],
     frame: &Frame<'a>,
 ) -> Res<'a> {
-    if let Err(message) = check_call(name, args) {
-        return Err(match FUNCTIONS.iter().find(|(n, ..)| *n == name) {
-            Some((_, min, max)) => EvalError::WrongArgumentCount {
-                name: name.to_owned(),
-                expected: arity_text(*min, *max),
-                got: args.len(),
-            },
-            None if message.starts_with("unknown") => EvalError::UnknownFunction {
-                name: name.to_owned(),
-            },
-            None => type_error(name, message),
-        });
+    match (name, args) {
+        ("where" | "select" | "all" | "repeat" | "exists", [body]) => lambda(ev, name, body, input),
+        ("iif", [cond, then, rest @ ..]) => iif(ev, cond, then, rest.first(), input),
+        _ => call_plain(ev, name, args, input, frame),
     }
+}
+
+fn iif<'a>(
+    ev: &Evaluator<'_, 'a>,
+    cond: &Ast,
+    then: &Ast,
+    otherwise: Option<&Ast>,
+    input: &[Item<'a>],
+) -> Res<'a> {
+    let this_frame = Frame {
+        this: input.to_vec(),
+        index: None,
+        total: None,
+    };
+    if to_bool(&ev.eval(cond, input, &this_frame)?, "iif()")? == Some(true) {
+        ev.eval(then, input, &this_frame)
+    } else if let Some(otherwise) = otherwise {
+        ev.eval(otherwise, input, &this_frame)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+#[inline(never)]
+fn call_plain<'a>(
+    ev: &Evaluator<'_, 'a>,
+    name: &str,
+    args: &[Ast],
+    input: &[Item<'a>],
+    frame: &Frame<'a>,
+) -> Res<'a> {
     // Plain arguments are evaluated in the caller's scope.
     let arg = |i: usize| -> Res<'a> {
         args.get(i)
@@ -204,9 +231,6 @@ pub(crate) fn call<'a>(
         }
     };
     match name {
-        "where" | "select" | "all" | "repeat" | "exists" if !args.is_empty() => {
-            lambda(ev, name, &args[0], input)
-        }
         "exists" => boolean(!input.is_empty()),
         "empty" => boolean(input.is_empty()),
         "first" => Ok(input.first().cloned().into_iter().collect()),
@@ -244,26 +268,13 @@ pub(crate) fn call<'a>(
             .map(|b| Item::Boolean(!b))
             .into_iter()
             .collect()),
-        "iif" => {
-            let this_frame = Frame {
-                this: input.to_vec(),
-                index: None,
-                total: None,
-            };
-            let cond = to_bool(&ev.eval(&args[0], input, &this_frame)?, "iif()")?;
-            if cond == Some(true) {
-                ev.eval(&args[1], input, &this_frame)
-            } else if let Some(otherwise) = args.get(2) {
-                ev.eval(otherwise, input, &this_frame)
-            } else {
-                Ok(Vec::new())
-            }
-        }
-        "ofType" | "as" => Ok(type_arg(&args[0])
+        "ofType" | "as" => Ok(args
+            .first()
+            .and_then(type_arg)
             .map(|t| ev.of_type(input.to_vec(), &t))
             .unwrap_or_default()),
         "is" => {
-            let spec = type_arg(&args[0]);
+            let spec = args.first().and_then(type_arg);
             match (input, spec) {
                 ([], _) | (_, None) => Ok(Vec::new()),
                 ([item], Some(spec)) => boolean(is_type(item, &spec, ev.model())),
@@ -348,12 +359,28 @@ pub(crate) fn call<'a>(
         "now" => Ok(vec![Item::DateTime(temporal::now())]),
         "today" => Ok(vec![Item::Date(temporal::today())]),
         "timeOfDay" => Ok(vec![Item::Time(temporal::now()[11..23].to_owned())]),
-        _ => {
+        "toString" | "toInteger" | "toDecimal" | "toBoolean" | "toDate" | "toDateTime"
+        | "toTime" | "toQuantity" | "convertsToString" | "convertsToInteger"
+        | "convertsToDecimal" | "convertsToBoolean" | "convertsToDate" | "convertsToDateTime"
+        | "convertsToTime" | "convertsToQuantity" | "startsWith" | "endsWith" | "contains"
+        | "matches" | "replaceMatches" | "replace" | "substring" | "length" | "lower" | "upper"
+        | "trim" | "toChars" | "indexOf" | "split" | "abs" | "ceiling" | "floor" | "truncate"
+        | "round" | "sqrt" | "ln" | "exp" | "log" | "power" => {
             let Some(value) = singleton_value(input, name)? else {
                 return Ok(Vec::new());
             };
             scalar(name, &value, &arg, &string_arg, &int_arg)
         }
+        _ => Err(match FUNCTIONS.iter().find(|(n, ..)| *n == name) {
+            Some((_, min, max)) => EvalError::WrongArgumentCount {
+                name: name.to_owned(),
+                expected: arity_text(*min, *max),
+                got: args.len(),
+            },
+            None => EvalError::UnknownFunction {
+                name: name.to_owned(),
+            },
+        }),
     }
 }
 

@@ -5,7 +5,7 @@ use crate::error::ParseError;
 use crate::functions;
 
 /// Deeper nesting than this is refused rather than risking the stack.
-const MAX_DEPTH: usize = 200;
+const MAX_DEPTH: usize = 128;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -383,7 +383,9 @@ impl Parser<'_> {
         Some((bp, op))
     }
 
-    fn expr(&mut self, min_bp: u8) -> Result<Ast, ParseError> {
+    /// Counts one more level of tree depth; chains (`a.b.c`, `1 + 2 + 3`) count per link, so
+    /// `depth` bounds the depth of the tree being built, and with it evaluation's recursion.
+    fn deeper(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(ParseError::new(
@@ -391,11 +393,33 @@ impl Parser<'_> {
                 "expression nested too deeply",
             ));
         }
+        Ok(())
+    }
+
+    fn expr(&mut self, min_bp: u8) -> Result<Ast, ParseError> {
+        let entry = self.depth;
+        self.deeper()?;
         let mut left = self.prefix()?;
         while let Some((bp, op)) = self.infix() {
             if bp <= min_bp {
                 break;
             }
+            if op == Infix::Bin(BinOp::Union) {
+                self.advance()?;
+                let right = self.expr(bp)?;
+                left = match left {
+                    Ast::Union(mut parts) => {
+                        parts.push(right);
+                        Ast::Union(parts)
+                    }
+                    other => {
+                        self.deeper()?;
+                        Ast::Union(vec![other, right])
+                    }
+                };
+                continue;
+            }
+            self.deeper()?;
             self.advance()?;
             left = match op {
                 Infix::Is => Ast::Is(Box::new(left), self.type_spec()?),
@@ -406,7 +430,7 @@ impl Parser<'_> {
                 }
             };
         }
-        self.depth -= 1;
+        self.depth = entry;
         Ok(left)
     }
 
@@ -463,6 +487,9 @@ impl Parser<'_> {
 
     fn postfix(&mut self, mut left: Ast) -> Result<Ast, ParseError> {
         loop {
+            if self.tok == Tok::Sym(".") || self.tok == Tok::Sym("[") {
+                self.deeper()?;
+            }
             if self.tok == Tok::Sym(".") {
                 self.advance()?;
                 let pos = self.tok_pos;
@@ -576,7 +603,7 @@ impl Parser<'_> {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Infix {
     Bin(BinOp),
     Is,

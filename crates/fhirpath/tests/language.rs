@@ -571,3 +571,52 @@ fn model_types_nodes() {
     // Without a model, an untyped object has no type name.
     assert_eq!(eval("Patient.name.ofType(HumanName).count()", &p), ["0"]);
 }
+
+#[test]
+fn deep_expressions_error_instead_of_overflowing() {
+    let p = patient();
+    // At the limit: every shape parses and evaluates on a 2 MiB test thread.
+    let shapes = |n: usize| {
+        [
+            format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+            format!("1{}", " + 1".repeat(n)),
+            format!("name{}", ".given".repeat(n)),
+            format!("{}1", "-".repeat(n)),
+            format!("{}true{}", "(true and ".repeat(n / 2), ")".repeat(n / 2)),
+            format!("{}name{}", "name.where(".repeat(n / 2), ")".repeat(n / 2)),
+            format!("{}1{}", "iif(true, ".repeat(n / 2), ")".repeat(n / 2)),
+            format!("name{}", "[0]".repeat(n)),
+            format!("1{}", " | 1".repeat(n)),
+        ]
+    };
+    for shape in 0..9 {
+        // The largest n that still parses, found by bisection.
+        let (mut lo, mut hi) = (1, 1000);
+        while lo + 1 < hi {
+            let mid = usize::midpoint(lo, hi);
+            if parse(&shapes(mid)[shape]).is_ok() {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        assert!(lo >= 40, "shape {shape}: only {lo} levels parse");
+        let src = &shapes(lo)[shape];
+        let e = parse(src).expect("parses");
+        let _ = e.evaluate(&p, &Context::default());
+    }
+    // Far over the limit: a parse error, never a stack overflow.
+    let n = 100_000;
+    let too_deep = [
+        format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+        format!("1{}", " + 1".repeat(n)),
+        format!("name{}", ".given".repeat(n)),
+        format!("{}1", "-".repeat(n)),
+        format!("{}name{}", "name.where(".repeat(n), ")".repeat(n)),
+        format!("name{}", "[0]".repeat(n)),
+    ];
+    for src in &too_deep {
+        let err = parse(src).expect_err("too deep");
+        assert!(err.message.contains("deeply"), "{err}");
+    }
+}
