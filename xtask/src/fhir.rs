@@ -43,6 +43,16 @@ pub fn generate(spec: &Path) -> Result<Vec<(String, String)>> {
             "crates/fhir/src/generated/valuesets.rs".into(),
             gen_valuesets(&[&valuesets, &v3], &required)?,
         ),
+        (
+            "crates/fhir/src/generated/profiles.rs".into(),
+            gen_profiles(
+                &read_json(&crate::spec_file(
+                    spec,
+                    "uscore-v5.0.1-structuredefinitions.json",
+                )?)?,
+                &base_max(&structures),
+            )?,
+        ),
     ])
 }
 
@@ -594,6 +604,170 @@ fn gen_valuesets(bundles: &[&Value], required: &BTreeSet<String>) -> Result<Stri
                 "    RequiredValueSet {{ url: {url:?}, systems: &[], codes: None, not_expandable: {why:?} }},"
             )?,
         }
+    }
+    out.push_str("];\n");
+    Ok(out)
+}
+
+/// The maximum cardinality of every element of the base resources, by path.
+fn base_max<'a>(structures: &[&'a Value]) -> BTreeMap<&'a str, &'a str> {
+    structures
+        .iter()
+        .filter_map(|s| s["snapshot"]["element"].as_array())
+        .flatten()
+        .filter_map(|e| Some((e["path"].as_str()?, e["max"].as_str()?)))
+        .collect()
+}
+
+/// The `fixed[x]` or `pattern[x]` value of an element, as JSON text.
+fn fixed_or_pattern(e: &Value) -> Option<String> {
+    e.as_object()?
+        .iter()
+        .find(|(k, _)| k.starts_with("fixed") || k.starts_with("pattern"))
+        .map(|(_, v)| v.to_string())
+}
+
+/// Puts `value` into `pattern` at the property path `rel` (arrays as one-item arrays).
+fn merge_pattern(pattern: &mut Value, rel: &[&str], value: Value) {
+    let Some((first, rest)) = rel.split_first() else {
+        return;
+    };
+    let Some(obj) = pattern.as_object_mut() else {
+        return;
+    };
+    if rest.is_empty() {
+        obj.insert((*first).to_owned(), value);
+        return;
+    }
+    let slot = obj
+        .entry((*first).to_owned())
+        .or_insert_with(|| Value::Array(vec![Value::Object(serde_json::Map::new())]));
+    if let Some(inner) = slot.as_array_mut().and_then(|a| a.first_mut()) {
+        merge_pattern(inner, rest, value);
+    }
+}
+
+/// Writes the slices of a profile that have a pattern to recognise them by.
+fn write_slices(
+    out: &mut String,
+    slices: BTreeMap<&str, (String, u64, String, Value)>,
+) -> Result<()> {
+    out.push_str("    ], slices: &[\n");
+    for (id, (path, min, max, pattern)) in slices {
+        if pattern.as_object().is_some_and(serde_json::Map::is_empty) {
+            continue; // nothing to recognise the slice's instances by
+        }
+        let max = if max == "*" {
+            "None".to_owned()
+        } else {
+            format!("Some({})", max.parse::<u32>().context("max")?)
+        };
+        writeln!(
+            out,
+            "        SliceDef {{ id: {id:?}, path: {path:?}, min: {min}, max: {max}, pattern: {:?} }},",
+            pattern.to_string()
+        )?;
+    }
+    Ok(())
+}
+
+/// Generates `profiles.rs`: for each US Core resource profile, the constraints its snapshot
+/// adds on non-sliced elements, and its slices with the pattern instances must match.
+fn gen_profiles(profiles: &Value, base_max: &BTreeMap<&str, &str>) -> Result<String> {
+    let mut out = String::from(HEADER);
+    out.push_str(
+        "//! US Core 5.0.1 resource profiles (`uscore-v5.0.1-structuredefinitions.json`): the\n\
+         //! cardinalities, fixed and pattern values and required bindings of their snapshots.\n\n\
+         use crate::defs::{ProfileConstraint, ProfileDef, SliceDef};\n\n\
+         /// The resource profiles, sorted by url.\n\
+         pub static PROFILES: &[ProfileDef] = &[\n",
+    );
+    let mut list: Vec<&Value> = profiles
+        .as_array()
+        .context("profiles are not a list")?
+        .iter()
+        .filter(|p| p["kind"] == "resource")
+        .collect();
+    list.sort_by(|a, b| a["url"].as_str().cmp(&b["url"].as_str()));
+    for p in list {
+        let url = p["url"].as_str().context("profile url")?;
+        let ty = p["type"].as_str().context("profile type")?;
+        writeln!(
+            out,
+            "    ProfileDef {{ url: {url:?}, type_name: {ty:?}, constraints: &["
+        )?;
+        let elements = p["snapshot"]["element"]
+            .as_array()
+            .context("profile without snapshot")?;
+        let mut slices: BTreeMap<&str, (String, u64, String, Value)> = BTreeMap::new();
+        for e in elements {
+            let id = e["id"].as_str().context("element id")?;
+            let path = e["path"].as_str().context("element path")?;
+            if let Some((slice_id, _)) = id.split_once(':') {
+                // The slice itself or one of its descendants.
+                let name_end = id[slice_id.len() + 1..]
+                    .find('.')
+                    .map_or(id.len(), |i| slice_id.len() + 1 + i);
+                let slice_key = &id[..name_end];
+                if id == slice_key {
+                    if path.ends_with(".extension") {
+                        continue; // extension slices are matched by url, not checked here
+                    }
+                    let max = e["max"].as_str().unwrap_or("*").to_owned();
+                    let pattern = fixed_or_pattern(e)
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+                    slices.insert(
+                        slice_key,
+                        (
+                            path.to_owned(),
+                            e["min"].as_u64().unwrap_or(0),
+                            max,
+                            pattern,
+                        ),
+                    );
+                } else if let Some(slice) = slices.get_mut(slice_key) {
+                    let rel = &id[name_end + 1..];
+                    if rel.contains("[x]") || rel.contains(':') {
+                        continue;
+                    }
+                    if let Some(v) = fixed_or_pattern(e).and_then(|t| serde_json::from_str(&t).ok())
+                    {
+                        let rel: Vec<&str> = rel.split('.').collect();
+                        merge_pattern(&mut slice.3, &rel, v);
+                    }
+                }
+                continue;
+            }
+            let min = e["min"].as_u64().unwrap_or(0);
+            let max = e["max"].as_str().unwrap_or("*");
+            let pattern = fixed_or_pattern(e);
+            let binding = (e["binding"]["strength"] == "required")
+                .then(|| e["binding"]["valueSet"].as_str())
+                .flatten()
+                .map(|v| v.split('|').next().unwrap_or(v));
+            // A maximum matters only where the profile lowers the base's `*`.
+            let lowers_max = max != "*" && base_max.get(path) == Some(&"*");
+            if min == 0 && !lowers_max && pattern.is_none() && binding.is_none() {
+                continue;
+            }
+            if path == ty {
+                continue;
+            }
+            let max = if max == "*" {
+                "None".to_owned()
+            } else {
+                format!("Some({})", max.parse::<u32>().context("max")?)
+            };
+            writeln!(
+                out,
+                "        ProfileConstraint {{ path: {path:?}, min: {min}, max: {max}, pattern: {}, required_binding: {} }},",
+                opt_str(pattern.as_deref()),
+                opt_str(binding),
+            )?;
+        }
+        write_slices(&mut out, slices)?;
+        out.push_str("    ] },\n");
     }
     out.push_str("];\n");
     Ok(out)

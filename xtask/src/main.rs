@@ -129,7 +129,7 @@ fn spec_dir(root: &Path) -> Result<PathBuf> {
 
 /// A definition file of the spec directory. The npm package may keep some files (US Core) in
 /// a subdirectory, so a file missing at the top is looked for one level down.
-fn spec_file(spec: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn spec_file(spec: &Path, name: &str) -> Result<PathBuf> {
     let direct = spec.join(name);
     if direct.exists() {
         return Ok(direct);

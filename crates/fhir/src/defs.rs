@@ -296,3 +296,66 @@ pub fn required_value_set(valueset_url: &str) -> Option<&'static RequiredValueSe
 pub fn required_codes(valueset_url: &str) -> Option<&'static [&'static str]> {
     required_value_set(valueset_url).and_then(|v| v.codes)
 }
+
+#[rustfmt::skip]
+#[path = "generated/profiles.rs"]
+mod profiles;
+
+/// A resource profile (US Core 5.0.1) as the constraints it adds to its base resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileDef {
+    /// The profile's canonical url.
+    pub url: &'static str,
+    /// The resource type it constrains.
+    pub type_name: &'static str,
+    /// Constraints on elements outside slices.
+    pub constraints: &'static [ProfileConstraint],
+    /// Slices recognised by a pattern, with their cardinality.
+    pub slices: &'static [SliceDef],
+}
+
+/// What a profile says about one element: only the parts that add to the base definition
+/// matter (a higher minimum, a lower maximum, a fixed or pattern value, a required binding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileConstraint {
+    /// The element's full path (`Patient.identifier.system`, `Observation.effective[x]`).
+    pub path: &'static str,
+    /// Minimum occurrences in each instance of the parent element.
+    pub min: u32,
+    /// Maximum occurrences in each instance of the parent element; `None` for `*`.
+    pub max: Option<u32>,
+    /// A `fixed[x]` or `pattern[x]` value, as JSON text; each value must contain it.
+    pub pattern: Option<&'static str>,
+    /// The value set url of a required binding.
+    pub required_binding: Option<&'static str>,
+}
+
+/// A slice of a repeating element, recognised by a pattern (the fixed and pattern values of
+/// the slice and its descendants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SliceDef {
+    /// The slice's element id (`Observation.component:systolic`).
+    pub id: &'static str,
+    /// The sliced element's path (`Observation.component`).
+    pub path: &'static str,
+    /// Minimum number of values matching the pattern.
+    pub min: u32,
+    /// Maximum number of values matching the pattern; `None` for `*`.
+    pub max: Option<u32>,
+    /// The pattern, as JSON text.
+    pub pattern: &'static str,
+}
+
+/// A resource profile by canonical url (with or without `|version`).
+pub fn profile(url: &str) -> Option<&'static ProfileDef> {
+    let url = url.split('|').next().unwrap_or(url);
+    profiles::PROFILES
+        .binary_search_by(|p| p.url.cmp(url))
+        .ok()
+        .map(|i| &profiles::PROFILES[i])
+}
+
+/// The canonical urls of the profiles [`profile`] knows, sorted.
+pub fn profile_urls() -> impl Iterator<Item = &'static str> {
+    profiles::PROFILES.iter().map(|p| p.url)
+}

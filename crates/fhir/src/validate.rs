@@ -994,6 +994,253 @@ fn is_date_time(s: &str, instant: bool) -> bool {
     precision == 3 && time_prefix(time).is_some_and(is_zone)
 }
 
+/// Validates a resource against a profile (`$validate?profile=`): first as [`validate`] does,
+/// then against the constraints the profile adds (see [`crate::defs::profile`]: US Core
+/// 5.0.1 Patient, blood pressure, implantable device, MedicationRequest): higher minimum and
+/// lower maximum cardinalities, fixed and pattern values, required bindings, and slices
+/// recognised by a pattern (`Observation.component:systolic`). Extension slices and FHIRPath
+/// invariants are not checked.
+pub fn validate_profile(resource: &Value, profile_url: &str) -> Result<(), Vec<Issue>> {
+    let mut v = Validator::default();
+    v.resource(resource, "", None, 0, false);
+    let Some(profile) = defs::profile(profile_url) else {
+        v.issue(
+            IssueCode::NotSupported,
+            "(root)",
+            format_args!("profile {profile_url} is not known"),
+        );
+        return Err(v.issues);
+    };
+    let rt = resource.get("resourceType").and_then(Value::as_str);
+    if rt != Some(profile.type_name) {
+        v.issue(
+            IssueCode::Invalid,
+            "(root)",
+            format_args!("profile {} is for {}", profile.url, profile.type_name),
+        );
+        return Err(v.issues);
+    }
+    for c in profile.constraints {
+        v.profile_constraint(resource, c);
+    }
+    for s in profile.slices {
+        v.slice(resource, s);
+    }
+    if v.issues.is_empty() {
+        Ok(())
+    } else {
+        Err(v.issues)
+    }
+}
+
+/// The values (arrays flattened) at `path` below a root, with their locations.
+fn values_at<'v>(root: &'v Value, path: &str) -> Vec<(&'v Value, String)> {
+    let mut segments = path.split('.');
+    let first = segments.next().unwrap_or("");
+    let mut current = vec![(root, first.to_owned())];
+    for seg in segments {
+        let mut next = Vec::new();
+        for (v, loc) in current {
+            for (key, item) in properties(v, seg) {
+                match item {
+                    Value::Array(items) => {
+                        for (i, it) in items.iter().enumerate() {
+                            next.push((it, format!("{loc}.{key}[{i}]")));
+                        }
+                    }
+                    other => next.push((other, format!("{loc}.{key}"))),
+                }
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+/// The properties of an object that an element name means (`value[x]`: `valueQuantity`, …).
+fn properties<'v>(v: &'v Value, name: &str) -> Vec<(&'v str, &'v Value)> {
+    let Some(obj) = v.as_object() else {
+        return Vec::new();
+    };
+    match name.strip_suffix("[x]") {
+        Some(stem) => obj
+            .iter()
+            .filter(|(k, _)| {
+                k.strip_prefix(stem)
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+            })
+            .map(|(k, v)| (k.as_str(), v))
+            .collect(),
+        None => obj
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// FHIR pattern matching: every property of the pattern is in the value; every item of a
+/// pattern array matches some item of the value.
+fn matches_pattern(value: &Value, pattern: &Value) -> bool {
+    match pattern {
+        Value::Object(p) => value.as_object().is_some_and(|v| {
+            p.iter()
+                .all(|(k, pv)| v.get(k).is_some_and(|vv| matches_pattern(vv, pv)))
+        }),
+        Value::Array(p) => {
+            let items: Vec<&Value> = match value {
+                Value::Array(v) => v.iter().collect(),
+                other => vec![other],
+            };
+            p.iter()
+                .all(|pv| items.iter().any(|vv| matches_pattern(vv, pv)))
+        }
+        other => value == other,
+    }
+}
+
+impl Validator {
+    fn profile_constraint(&mut self, root: &Value, c: &defs::ProfileConstraint) {
+        let Some((parent, name)) = c.path.rsplit_once('.') else {
+            return;
+        };
+        let pattern: Option<Value> = c.pattern.and_then(|p| serde_json::from_str(p).ok());
+        for (parent_value, parent_loc) in values_at(root, parent) {
+            let props = properties(parent_value, name);
+            let mut count = 0usize;
+            for (_, v) in &props {
+                count += v.as_array().map_or(1, Vec::len);
+            }
+            if count == 0 && !name.ends_with("[x]") {
+                // A primitive given only by its extension is present.
+                count = usize::from(parent_value.get(format!("_{name}")).is_some());
+            }
+            let here = format!("{parent_loc}.{}", name.trim_end_matches("[x]"));
+            if count < c.min as usize {
+                self.issue(
+                    IssueCode::Required,
+                    &here,
+                    format_args!("{} is required by the profile (minimum {})", c.path, c.min),
+                );
+            }
+            if let Some(max) = c.max
+                && count > max as usize
+            {
+                self.issue(
+                    IssueCode::Invalid,
+                    &here,
+                    format_args!("the profile allows at most {max} {}", c.path),
+                );
+            }
+            for (key, v) in props {
+                let items: Vec<&Value> = match v {
+                    Value::Array(a) => a.iter().collect(),
+                    other => vec![other],
+                };
+                let loc = format!("{parent_loc}.{key}");
+                for item in items {
+                    if let Some(p) = &pattern
+                        && !matches_pattern(item, p)
+                    {
+                        self.issue(
+                            IssueCode::Value,
+                            &loc,
+                            format_args!("the profile requires the value {p}"),
+                        );
+                    }
+                    if let Some(url) = c.required_binding {
+                        self.profile_binding(item, url, &loc);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A required binding of a profile on a code, Coding or CodeableConcept value.
+    fn profile_binding(&mut self, value: &Value, url: &str, loc: &str) {
+        let Some(vs) = defs::required_value_set(url) else {
+            return;
+        };
+        let Some(codes) = vs.codes else {
+            return;
+        };
+        let codings: Vec<&Value> = match value {
+            Value::String(code) => {
+                if codes.binary_search(&code.as_str()).is_err() {
+                    self.issue(
+                        IssueCode::CodeInvalid,
+                        loc,
+                        format_args!("{code:?} is not in the required value set {url}"),
+                    );
+                }
+                return;
+            }
+            Value::Object(o) if o.contains_key("coding") => o
+                .get("coding")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect())
+                .unwrap_or_default(),
+            Value::Object(_) => vec![value],
+            _ => return,
+        };
+        let of_set: Vec<&Value> = codings
+            .into_iter()
+            .filter(|c| {
+                c.get("system")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| vs.systems.contains(&s))
+            })
+            .collect();
+        let ok = of_set.is_empty()
+            || of_set.iter().any(|c| {
+                c.get("code")
+                    .and_then(Value::as_str)
+                    .is_some_and(|code| codes.binary_search(&code).is_ok())
+            });
+        if !ok {
+            self.issue(
+                IssueCode::CodeInvalid,
+                loc,
+                format_args!("no code is in the required value set {url}"),
+            );
+        }
+    }
+
+    fn slice(&mut self, root: &Value, s: &defs::SliceDef) {
+        let Ok(pattern) = serde_json::from_str::<Value>(s.pattern) else {
+            return;
+        };
+        let values = values_at(root, s.path);
+        let matching = values
+            .iter()
+            .filter(|(v, _)| matches_pattern(v, &pattern))
+            .count();
+        let loc = s.path;
+        if matching < s.min as usize {
+            self.issue(
+                IssueCode::Required,
+                loc,
+                format_args!(
+                    "the profile requires at least {} {} matching {pattern}, found {matching}",
+                    s.min, s.id
+                ),
+            );
+        }
+        if let Some(max) = s.max
+            && matching > max as usize
+        {
+            self.issue(
+                IssueCode::Invalid,
+                loc,
+                format_args!(
+                    "the profile allows at most {max} {}, found {matching}",
+                    s.id
+                ),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

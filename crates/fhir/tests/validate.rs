@@ -1,6 +1,6 @@
 //! The structural validator against hand-written, realistic resources.
 
-use fhir::validate::{Issue, IssueCode, validate};
+use fhir::validate::{Issue, IssueCode, validate, validate_profile};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -622,6 +622,75 @@ fn deep_nesting_is_an_issue_not_a_crash() {
     assert!(found.iter().any(|i| i.code == IssueCode::TooCostly));
 }
 
+const US_CORE_PATIENT: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient";
+const US_CORE_BP: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-blood-pressure";
+
+#[test]
+fn us_core_patient_profile() {
+    let p = patient();
+    validate_profile(&p, US_CORE_PATIENT).unwrap();
+    validate_profile(&p, &format!("{US_CORE_PATIENT}|5.0.1")).unwrap();
+    // Valid for the base, missing what US Core requires.
+    let bare = json!({"resourceType": "Patient", "name": [{"family": "Doe"}], "telecom": [{"value": "555"}]});
+    assert_valid(&bare);
+    let found = validate_profile(&bare, US_CORE_PATIENT).unwrap_err();
+    let paths: Vec<(IssueCode, &str)> = found.iter().map(|i| (i.code, i.path.as_str())).collect();
+    assert_eq!(
+        paths,
+        [
+            (IssueCode::Required, "Patient.identifier"),
+            (IssueCode::Required, "Patient.telecom[0].system"),
+            (IssueCode::Required, "Patient.gender"),
+        ],
+        "{found:#?}"
+    );
+    let mut p = patient();
+    p["identifier"][0].as_object_mut().unwrap().remove("system");
+    let found = validate_profile(&p, US_CORE_PATIENT).unwrap_err();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].path, "Patient.identifier[0].system");
+    // Wrong type, unknown profile.
+    let found = validate_profile(&observation(), US_CORE_PATIENT).unwrap_err();
+    assert_eq!(found[0].code, IssueCode::Invalid);
+    let found = validate_profile(&p, "http://example.org/nope").unwrap_err();
+    assert!(found.iter().any(|i| i.code == IssueCode::NotSupported));
+}
+
+#[test]
+fn us_core_blood_pressure_profile() {
+    let mut o = observation();
+    o["subject"]["reference"] = json!("Patient/pat-1");
+    validate_profile(&o, US_CORE_BP).unwrap();
+    // The systolic slice is required.
+    let mut o = observation();
+    o["component"][0]["code"]["coding"][0]["code"] = json!("9999-9");
+    let found = validate_profile(&o, US_CORE_BP).unwrap_err();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].code, IssueCode::Required);
+    assert!(
+        found[0].message.contains("systolic"),
+        "{}",
+        found[0].message
+    );
+    // The code pattern and the vital-signs category.
+    let mut o = observation();
+    o["code"]["coding"][0]["code"] = json!("0000-0");
+    o["category"][0]["coding"][0]["code"] = json!("laboratory");
+    let found = validate_profile(&o, US_CORE_BP).unwrap_err();
+    let codes: Vec<IssueCode> = found.iter().map(|i| i.code).collect();
+    assert!(codes.contains(&IssueCode::Value), "{found:#?}");
+    assert!(
+        found.iter().any(|i| i.message.contains("VSCat")),
+        "{found:#?}"
+    );
+    // effective[x] is required by the profile.
+    let mut o = observation();
+    o.as_object_mut().unwrap().remove("effectiveDateTime");
+    let found = validate_profile(&o, US_CORE_BP).unwrap_err();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].path, "Observation.effective");
+}
+
 fn arbitrary_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -672,9 +741,13 @@ proptest! {
     #[test]
     fn validate_never_panics(v in arbitrary_json(), rt in prop_oneof![Just("Patient"), Just("Observation"), Just("Bundle"), Just("Questionnaire")]) {
         let _ = validate(&v);
+        let _ = validate_profile(&v, US_CORE_BP);
         if let Value::Object(mut m) = v {
             m.insert("resourceType".into(), Value::from(rt));
-            let _ = validate(&Value::Object(m));
+            let v = Value::Object(m);
+            let _ = validate(&v);
+            let _ = validate_profile(&v, US_CORE_PATIENT);
+            let _ = validate_profile(&v, US_CORE_BP);
         }
     }
 }
