@@ -150,16 +150,7 @@ impl<'a> Evaluator<'_, 'a> {
         let mut out = Vec::new();
         let type_like = name.starts_with(|c: char| c.is_ascii_uppercase());
         for item in focus {
-            if type_like
-                && is_type(
-                    item,
-                    &TypeSpec {
-                        namespace: None,
-                        name: name.to_owned(),
-                    },
-                    self.model(),
-                )
-            {
+            if type_like && types::is_type_named(item, None, name, self.model()) {
                 out.push(item.clone());
             } else {
                 self.children_named(item, name, &mut out);
@@ -187,7 +178,7 @@ impl<'a> Evaluator<'_, 'a> {
         let is_choice = model_type.as_ref().is_some_and(|t| t.choice);
         if !is_choice {
             let value = map.get(name);
-            let element = map.get(&format!("_{name}"));
+            let element = underscore_get(map, name);
             if value.is_some() || element.is_some() {
                 let typing = |_: &'a Value| match &model_type {
                     Some(t) => (
@@ -214,7 +205,7 @@ impl<'a> Evaluator<'_, 'a> {
             let Some(ty) = choice_suffix_type(suffix) else {
                 continue;
             };
-            let element = map.get(&format!("_{key}"));
+            let element = underscore_get(map, key);
             let typing = |_: &'a Value| (Some(ty.clone()), Some(ty.clone()));
             push_values(value, element, None, out, &typing);
         }
@@ -307,6 +298,19 @@ impl<'a> Evaluator<'_, 'a> {
         let b = self.eval(r, focus, frame)?;
         binary_values(op, a, b)
     }
+}
+
+/// `map["_" + name]` without allocating for usual name lengths.
+fn underscore_get<'m>(map: &'m Map<String, Value>, name: &str) -> Option<&'m Value> {
+    let mut buf = [0u8; 64];
+    if name.len() < buf.len() {
+        buf[0] = b'_';
+        buf[1..=name.len()].copy_from_slice(name.as_bytes());
+        if let Ok(key) = std::str::from_utf8(&buf[..=name.len()]) {
+            return map.get(key);
+        }
+    }
+    map.get(&format!("_{name}"))
 }
 
 fn index_into<'a>(input: Items<'a>, index: &[Item<'a>]) -> Res<'a> {
@@ -654,6 +658,24 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Result<Option<Item<'
             value: if op == BinOp::Add { a + b } else { a - b },
             unit: ua.clone(),
         }),
+        (
+            BinOp::Add | BinOp::Sub,
+            Item::Date(_) | Item::DateTime(_) | Item::Time(_),
+            Quantity { value, unit },
+        ) => {
+            let amount = if op == BinOp::Sub { -value } else { *value };
+            let is_time = matches!(x, Item::Time(_));
+            as_temporal(x)
+                .and_then(|(t, _)| t.add(amount, unit, is_time))
+                .map(|t| {
+                    let text = t.format(is_time);
+                    match x {
+                        Item::Date(_) => Item::Date(text),
+                        Item::DateTime(_) => Item::DateTime(text),
+                        _ => Item::Time(text),
+                    }
+                })
+        }
         (BinOp::Mul | BinOp::Div, Quantity { value: a, unit }, n) if number(n).is_some() => {
             let n = number(n).unwrap_or(1.0);
             if op == BinOp::Div && n == 0.0 {

@@ -498,6 +498,9 @@ fn resolve<'a>(ev: &Evaluator<'_, 'a>, item: &Item<'a>) -> Option<Item<'a>> {
             })
             .map(|r| Item::Node(Node::resource(r)));
     }
+    if let Some(found) = bundle_entry(ev.resource, reference) {
+        return Some(Item::Node(Node::resource(found)));
+    }
     let path = reference.split(['?', '#']).next().unwrap_or(reference);
     let segments: Vec<&str> = path.split('/').collect();
     // `Type/id` or `…/Type/id/_history/v`.
@@ -529,6 +532,25 @@ fn resolve<'a>(ev: &Evaluator<'_, 'a>, item: &Item<'a>) -> Option<Item<'a>> {
         type_path: Some(type_name),
         primitive_element: None,
     }))
+}
+
+/// In a Bundle, the entry a reference points to: by `fullUrl`, else by `Type/id`.
+fn bundle_entry<'a>(bundle: &'a Value, reference: &str) -> Option<&'a Value> {
+    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return None;
+    }
+    let entries = bundle.get("entry")?.as_array()?;
+    let by_url = entries
+        .iter()
+        .find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(reference))
+        .and_then(|e| e.get("resource"));
+    by_url.or_else(|| {
+        let (ty, id) = reference.split_once('/')?;
+        entries.iter().filter_map(|e| e.get("resource")).find(|r| {
+            r.get("resourceType").and_then(Value::as_str) == Some(ty)
+                && r.get("id").and_then(Value::as_str) == Some(id)
+        })
+    })
 }
 
 /// The slice of `text` equal to `needle` (so it has `text`'s lifetime).

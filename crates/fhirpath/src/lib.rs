@@ -36,10 +36,37 @@
 //! assert_eq!(gp.evaluate(&patient, &Context::default()).unwrap().len(), 1);
 //! ```
 //!
-//! Not supported: terminology functions (`memberOf`, `subsumes`: [`EvalError::Unsupported`]),
-//! `conformsTo`, UCUM unit conversion (quantities compare only with equal units), date
-//! arithmetic with calendar durations, `aggregate()`, `type()` reflection, and the STU
-//! additions of FHIRPath 2.0 beyond the string and math functions listed in the README.
+//! ## Semantics worth knowing
+//!
+//! - A path's first identifier matches the focus when it names the focus's type (`Patient`,
+//!   `Resource`, `DomainResource`), else it is a child name. Arrays are flattened, missing
+//!   elements skipped; `Observation.value` finds `valueQuantity`, `valueString`, ... and types the
+//!   node by the suffix (`Quantity`, `string`, `dateTime`). A primitive's `_element` companion
+//!   (`_birthDate`) is kept on the node, so `birthDate.extension(url)` works, and a primitive
+//!   with only an `_element` is a node whose value is `null` (`hasValue()` is false).
+//! - Types match loosely: FHIR primitives also answer to their System type (`valueString` is
+//!   `string` and `String`), System values to the FHIR primitive of the same name, subtypes to
+//!   their bases (`Age` is a `Quantity`, every resource a `Resource`). Without a [`Model`] an
+//!   object that is neither a resource nor a choice value has no type (`name.ofType(HumanName)`
+//!   is empty); with one, every node it knows carries its type and type path.
+//! - `as` (operator and function) filters like `ofType()` instead of failing on more than one
+//!   item, because FHIR's own search expressions apply it to collections.
+//! - `resolve()`: the context's resolver first; then `#id` in the root's `contained`; then, when
+//!   `%resource` is a Bundle, the entry with that `fullUrl` or `Type/id`; else a placeholder
+//!   node (an empty object) typed by the reference's `Type` (`Type/id`, an absolute URL ending
+//!   in `Type/id`, optionally `/_history/v`). Other references (`urn:uuid:` not in a Bundle)
+//!   resolve to nothing.
+//! - Expressions nest at most 128 levels (each link of a chain counts, a union of any length
+//!   counts once), so evaluation's recursion stays well inside a thread's stack.
+//!
+//! ## Not supported
+//!
+//! Terminology functions (`memberOf`, `subsumes`, `subsumedBy`) and `conformsTo` return
+//! [`EvalError::Unsupported`]. Quantities compare and add only with equal units (no UCUM
+//! conversion); dates add calendar durations (`+ 1 month`, `- 2 'd'`) but durations between dates
+//! are not computed. Decimals are `f64` (a JSON number keeps its text in the node). Also missing:
+//! `aggregate()`, `type()` reflection, `encode`/`decode`, `lowBoundary`/`highBoundary`, `sort()`,
+//! `$total`, and `defineVariable()` from FHIRPath 3.0. `htmlChecks()` always returns true.
 
 mod ast;
 mod context;

@@ -2,6 +2,7 @@
 //! coarser precision, with time zones normalized when both sides have one.
 
 use std::cmp::Ordering;
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A parsed date, date-time or time. `parts` holds year, month, day, hour, minute and
@@ -170,6 +171,117 @@ impl Temporal {
     }
 }
 
+/// Calendar units FHIRPath adds to dates, with their UCUM spellings.
+fn unit_step(unit: &str) -> Option<(usize, i64)> {
+    // (index of the part to add to, multiplier)
+    Some(match unit {
+        "year" | "years" | "a" => (0, 1),
+        "month" | "months" | "mo" => (1, 1),
+        "week" | "weeks" | "wk" => (2, 7),
+        "day" | "days" | "d" => (2, 1),
+        "hour" | "hours" | "h" => (3, 1),
+        "minute" | "minutes" | "min" => (4, 1),
+        "second" | "seconds" | "s" => (5, 1000),
+        "millisecond" | "milliseconds" | "ms" => (5, 1),
+        _ => return None,
+    })
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+impl Temporal {
+    /// Adds `amount` calendar `unit`s (`None` for a non-calendar unit or an out-of-range
+    /// result). Units finer than the value's precision are truncated away, as the spec says.
+    pub(crate) fn add(self, amount: f64, unit: &str, is_time: bool) -> Option<Self> {
+        let (part, scale) = unit_step(unit)?;
+        if !amount.is_finite() || amount.abs() > 1e12 {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let count = (amount.trunc() as i64).checked_mul(scale)?;
+        let mut t = self;
+        let [y, m, d, hh, mm, ms] = t.parts;
+        if part < 2 {
+            let months = if part == 0 {
+                count.checked_mul(12)?
+            } else {
+                count
+            };
+            let total = (y * 12 + m - 1).checked_add(months)?;
+            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+            t.parts[0] = y;
+            t.parts[1] = m;
+            t.parts[2] = d.min(days_in_month(y, m));
+        } else if !is_time && t.precision <= 2 {
+            // Days and finer on a year or month: truncated to nothing.
+        } else {
+            // Everything below a month as milliseconds since the epoch (or since midnight).
+            let unit_ms = [0, 0, 86_400_000, 3_600_000, 60_000, 1][part];
+            let day = if is_time { 0 } else { days_from_civil(y, m, d) };
+            let now = day * 86_400_000 + hh * 3_600_000 + mm * 60_000 + ms;
+            let precision_ms = [0, 0, 0, 86_400_000, 3_600_000, 60_000, 1][t.precision.min(6)];
+            let step = count.checked_mul(unit_ms)?;
+            let step = if precision_ms > 0 {
+                step - step % precision_ms
+            } else {
+                step
+            };
+            let total = now.checked_add(step)?;
+            let (day, in_day) = (total.div_euclid(86_400_000), total.rem_euclid(86_400_000));
+            if !is_time {
+                let (y, m, d) = civil_from_days(day);
+                t.parts[0] = y;
+                t.parts[1] = m;
+                t.parts[2] = d;
+            }
+            t.parts[3] = in_day / 3_600_000;
+            t.parts[4] = in_day % 3_600_000 / 60_000;
+            t.parts[5] = in_day % 60_000;
+        }
+        (0..=9999).contains(&t.parts[0]).then_some(t)
+    }
+
+    /// The value written back at its own precision (a time without `T`).
+    pub(crate) fn format(&self, is_time: bool) -> String {
+        let p = self.parts;
+        let mut out = String::new();
+        let start = if is_time { 3 } else { 0 };
+        // Writing to a String cannot fail.
+        for i in start..self.precision {
+            let _ = match i {
+                0 => write!(out, "{:04}", p[0]),
+                1 | 2 => write!(out, "-{:02}", p[i]),
+                3 if is_time => write!(out, "{:02}", p[3]),
+                3 => write!(out, "T{:02}", p[3]),
+                4 => write!(out, ":{:02}", p[4]),
+                _ if p[5] % 1000 == 0 => write!(out, ":{:02}", p[5] / 1000),
+                _ => write!(out, ":{:02}.{:03}", p[5] / 1000, p[5] % 1000),
+            };
+        }
+        match self.offset.filter(|_| !is_time) {
+            None => {}
+            Some(0) => out.push('Z'),
+            Some(offset) => {
+                let sign = if offset < 0 { '-' } else { '+' };
+                let _ = write!(
+                    out,
+                    "{sign}{:02}:{:02}",
+                    offset.abs() / 60,
+                    offset.abs() % 60
+                );
+            }
+        }
+        out
+    }
+}
+
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -245,5 +357,25 @@ mod tests {
         assert!(Temporal::parse_date_time("2020-13").is_none());
         assert!(Temporal::parse_date_time("x").is_none());
         assert!(now().starts_with("20"));
+        let add = |s, n, u| p(s).add(n, u, false).unwrap().format(false);
+        assert_eq!(add("2020-01-31", 1.0, "month"), "2020-02-29");
+        assert_eq!(add("2020-03-01", -1.0, "day"), "2020-02-29");
+        assert_eq!(
+            add("2020-01-01T23:30:00Z", 45.0, "minutes"),
+            "2020-01-02T00:15:00Z"
+        );
+        assert_eq!(add("2020", 1.0, "year"), "2021");
+        assert_eq!(add("2020-01", 40.0, "days"), "2020-01");
+        assert_eq!(
+            add("2020-01-01T10:00:00.250+02:00", 1.0, "s"),
+            "2020-01-01T10:00:01.250+02:00"
+        );
+        let t = Temporal::parse_time("23:00")
+            .unwrap()
+            .add(2.0, "hours", true)
+            .unwrap();
+        assert_eq!(t.format(true), "01:00");
+        assert!(p("2020").add(1.0, "mg", false).is_none());
+        assert!(p("9999").add(1.0, "year", false).is_none());
     }
 }

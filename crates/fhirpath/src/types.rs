@@ -203,7 +203,24 @@ fn fhir_type<'n>(node: &'n Node<'_>) -> Option<Cow<'n, str>> {
 /// `item is spec`, loosely: FHIR primitives also answer to their System type, System values to
 /// the FHIR primitive of the same name, and subtypes to their base types.
 pub(crate) fn is_type(item: &Item<'_>, spec: &TypeSpec, model: Option<&dyn Model>) -> bool {
-    let want = match spec.namespace.as_deref() {
+    is_type_named(item, spec.namespace.as_deref(), &spec.name, model)
+}
+
+/// [`is_type`] on a namespace and name.
+pub(crate) fn is_type_named(
+    item: &Item<'_>,
+    namespace: Option<&str>,
+    name: &str,
+    model: Option<&dyn Model>,
+) -> bool {
+    // Fast path: the node's own FHIR type.
+    if namespace != Some("System")
+        && let Item::Node(node) = item
+        && fhir_type(node).is_some_and(|t| t == name)
+    {
+        return true;
+    }
+    let want = match namespace {
         Some("FHIR") => Some(Ns::Fhir),
         Some("System") => Some(Ns::System),
         Some(_) => return false,
@@ -211,7 +228,7 @@ pub(crate) fn is_type(item: &Item<'_>, spec: &TypeSpec, model: Option<&dyn Model
     };
     candidates(item, model)
         .iter()
-        .any(|(ns, name)| *name == spec.name && want.is_none_or(|w| w == *ns))
+        .any(|(ns, candidate)| candidate == name && want.is_none_or(|w| w == *ns))
 }
 
 /// A node as a System value when it is a primitive (or a Quantity), for operators and

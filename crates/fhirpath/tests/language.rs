@@ -620,3 +620,49 @@ fn deep_expressions_error_instead_of_overflowing() {
         assert!(err.message.contains("deeply"), "{err}");
     }
 }
+
+#[test]
+fn resolve_inside_a_bundle() {
+    let b = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "1", "gender": "other"}},
+        {"fullUrl": "urn:uuid:o1", "resource": {"resourceType": "Observation", "subject": {"reference": "urn:uuid:p1"}}},
+        {"resource": {"resourceType": "Observation", "subject": {"reference": "Patient/1"}}}
+    ]});
+    assert_eq!(
+        eval(
+            "Bundle.entry.resource.ofType(Observation).subject.resolve().gender",
+            &b
+        ),
+        ["other", "other"]
+    );
+    assert_eq!(
+        eval(
+            "Bundle.entry.resource.ofType(Observation).where(subject.resolve() is Patient).count()",
+            &b
+        ),
+        ["2"]
+    );
+}
+
+#[test]
+fn date_arithmetic() {
+    let p = patient();
+    let cases = [
+        ("@2020-01-31 + 1 month", vec!["2020-02-29"]),
+        ("@2020-01-01 - 1 day", vec!["2019-12-31"]),
+        (
+            "@2020-01-01T10:00:00Z + 90 minutes",
+            vec!["2020-01-01T11:30:00Z"],
+        ),
+        ("@T23:00 + 2 hours", vec!["01:00"]),
+        ("@2020-01-01 + 1 'mg'", vec![]),
+        (
+            "Patient.birthDate.toDate() + 18 years < today()",
+            vec!["true"],
+        ),
+        ("today() - 1 'd' < today()", vec!["true"]),
+    ];
+    for (expr, want) in cases {
+        assert_eq!(eval(expr, &p), want, "{expr}");
+    }
+}
