@@ -1,17 +1,17 @@
 //! The function library: the arity table checked at parse time and the implementations.
 
-use std::borrow::Cow;
-
 use serde_json::Value;
 
 use crate::ast::{Ast, TypeSpec};
 use crate::error::EvalError;
 use crate::eval::{
-    EMPTY_OBJECT, Evaluator, Frame, Items, Res, contains_item, is_primitive_node, not_singleton,
-    singleton_value, to_bool, type_error,
+    Evaluator, Frame, Items, Res, contains_item, is_primitive_node, not_singleton, singleton_value,
+    to_bool, type_error,
 };
-use crate::item::{Item, Node};
-use crate::temporal::{self, Temporal};
+use crate::item::Item;
+use crate::resolve::resolve;
+use crate::scalar::scalar;
+use crate::temporal;
 use crate::types::{is_type, to_system};
 
 /// Largest collection `repeat()` and `descendants()` may build.
@@ -105,6 +105,7 @@ const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("subsumes", 1, 1),
     ("subsumedBy", 1, 1),
     ("htmlChecks", 0, 0),
+    ("aggregate", 1, 2),
 ];
 
 /// Checks a call's name and argument count (and type arguments) at parse time.
@@ -158,11 +159,6 @@ fn boolean<'a>(b: bool) -> Res<'a> {
     Ok(vec![Item::Boolean(b)])
 }
 
-#[allow(clippy::unnecessary_wraps)]
-fn one(item: Option<Item<'_>>) -> Res<'_> {
-    Ok(item.into_iter().collect())
-}
-
 /// Calls function `name` on `input`; `frame` is the scope the arguments are evaluated in.
 /// The parser has checked the name and argument count; a missing argument evaluates as `{}`.
 ///
@@ -177,22 +173,38 @@ pub(crate) fn call<'a>(
 ) -> Res<'a> {
     match (name, args) {
         ("where" | "select" | "all" | "repeat" | "exists", [body]) => lambda(ev, name, body, input),
-        ("iif", [cond, then, rest @ ..]) => iif(ev, cond, then, rest.first(), input),
+        ("iif", [cond, then, rest @ ..]) => iif(ev, [cond, then], rest.first(), input, frame),
+        ("aggregate", [body, init @ ..]) => {
+            let mut total = match init.first() {
+                Some(init) => ev.eval(init, &frame.this, frame)?,
+                None => Vec::new(),
+            };
+            for (i, item) in input.iter().enumerate() {
+                let scope = Frame {
+                    this: vec![item.clone()],
+                    index: Some(i),
+                    total: Some(total),
+                };
+                total = ev.eval(body, std::slice::from_ref(item), &scope)?;
+            }
+            Ok(total)
+        }
         _ => call_plain(ev, name, args, input, frame),
     }
 }
 
+/// `iif()`: its arguments see the input as `$this`, and the caller's `$index` and `$total`.
 fn iif<'a>(
     ev: &Evaluator<'_, 'a>,
-    cond: &Ast,
-    then: &Ast,
+    [cond, then]: [&Ast; 2],
     otherwise: Option<&Ast>,
     input: &[Item<'a>],
+    frame: &Frame<'a>,
 ) -> Res<'a> {
     let this_frame = Frame {
         this: input.to_vec(),
-        index: None,
-        total: None,
+        index: frame.index,
+        total: frame.total.clone(),
     };
     if to_bool(&ev.eval(cond, input, &this_frame)?, "iif()")? == Some(true) {
         ev.eval(then, input, &this_frame)
@@ -471,399 +483,4 @@ fn set_op<'a>(name: &str, input: &[Item<'a>], other: &[Item<'a>]) -> Items<'a> {
         "subsetOf" => vec![Item::Boolean(input.iter().all(|i| contains_item(other, i)))],
         _ => vec![Item::Boolean(other.iter().all(|i| contains_item(input, i)))],
     }
-}
-
-/// `resolve()` on one item: the resolver's answer, a `#id` contained resource, a Bundle entry,
-/// or a placeholder typed by the reference's `Type/id`.
-fn resolve<'a>(ev: &Evaluator<'_, 'a>, item: &Item<'a>) -> Option<Item<'a>> {
-    let reference = match item {
-        Item::Node(n) => match n.value {
-            Value::String(s) => s.as_str(),
-            v => v.get("reference").and_then(Value::as_str)?,
-        },
-        Item::String(s) => s.as_str(),
-        _ => return None,
-    };
-    if let Some(found) = ev.ctx.resolver.as_ref().and_then(|r| r(reference)) {
-        return Some(Item::Node(Node::resource(found)));
-    }
-    if let Some(id) = reference.strip_prefix('#') {
-        return ev
-            .resource
-            .get("contained")
-            .and_then(Value::as_array)
-            .and_then(|c| {
-                c.iter()
-                    .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
-            })
-            .map(|r| Item::Node(Node::resource(r)));
-    }
-    if let Some(found) = bundle_entry(ev.resource, reference) {
-        return Some(Item::Node(Node::resource(found)));
-    }
-    let path = reference.split(['?', '#']).next().unwrap_or(reference);
-    let segments: Vec<&str> = path.split('/').collect();
-    // `Type/id` or `…/Type/id/_history/v`.
-    let type_at = match segments.as_slice() {
-        [.., t, _, "_history", _] | [.., t, _] => Some(*t),
-        _ => None,
-    }?;
-    if !type_at.starts_with(|c: char| c.is_ascii_uppercase())
-        || !type_at.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        return None;
-    }
-    // The placeholder borrows the type name from the reference text itself.
-    let type_name: Cow<'a, str> = match item {
-        Item::Node(n) => match n.value {
-            Value::String(s) => Cow::Borrowed(type_name_in(s, type_at)),
-            v => v
-                .get("reference")
-                .and_then(Value::as_str)
-                .map_or(Cow::Owned(type_at.to_owned()), |s| {
-                    Cow::Borrowed(type_name_in(s, type_at))
-                }),
-        },
-        _ => Cow::Owned(type_at.to_owned()),
-    };
-    Some(Item::Node(Node {
-        value: &EMPTY_OBJECT,
-        type_name: Some(type_name.clone()),
-        type_path: Some(type_name),
-        primitive_element: None,
-    }))
-}
-
-/// In a Bundle, the entry a reference points to: by `fullUrl`, else by `Type/id`.
-fn bundle_entry<'a>(bundle: &'a Value, reference: &str) -> Option<&'a Value> {
-    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return None;
-    }
-    let entries = bundle.get("entry")?.as_array()?;
-    let by_url = entries
-        .iter()
-        .find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(reference))
-        .and_then(|e| e.get("resource"));
-    by_url.or_else(|| {
-        let (ty, id) = reference.split_once('/')?;
-        entries.iter().filter_map(|e| e.get("resource")).find(|r| {
-            r.get("resourceType").and_then(Value::as_str) == Some(ty)
-                && r.get("id").and_then(Value::as_str) == Some(id)
-        })
-    })
-}
-
-/// The slice of `text` equal to `needle` (so it has `text`'s lifetime).
-fn type_name_in<'t>(text: &'t str, needle: &str) -> &'t str {
-    text.rmatch_indices(needle)
-        .map(|(i, m)| &text[i..i + m.len()])
-        .next()
-        .unwrap_or("")
-}
-
-type ArgFn<'f, 'a, T> = &'f dyn Fn(usize) -> Result<T, EvalError>;
-
-/// Functions on a single value: conversions, strings, math.
-#[allow(clippy::too_many_lines)]
-fn scalar<'a>(
-    name: &str,
-    value: &Item<'a>,
-    arg: ArgFn<'_, 'a, Items<'a>>,
-    string_arg: ArgFn<'_, 'a, Option<String>>,
-    int_arg: ArgFn<'_, 'a, Option<i64>>,
-) -> Res<'a> {
-    let text = match value {
-        Item::String(s) => Some(s.as_str()),
-        _ => None,
-    };
-    let need_text =
-        || text.ok_or_else(|| type_error(name, format!("expects a string, got {value}")));
-    match name {
-        "toString" | "convertsToString" => {
-            let s = match value {
-                Item::Node(_) => None,
-                other => Some(other.to_string()),
-            };
-            conv(name, s.map(Item::String))
-        }
-        "toInteger" | "convertsToInteger" => conv(
-            name,
-            match value {
-                Item::Integer(_) => Some(value.clone()),
-                Item::Boolean(b) => Some(Item::Integer(i64::from(*b))),
-                Item::String(s) => s.parse().ok().map(Item::Integer),
-                _ => None,
-            },
-        ),
-        "toDecimal" | "convertsToDecimal" => conv(
-            name,
-            match value {
-                #[allow(clippy::cast_precision_loss)]
-                Item::Integer(i) => Some(Item::Decimal(*i as f64)),
-                Item::Decimal(_) => Some(value.clone()),
-                Item::Boolean(b) => Some(Item::Decimal(if *b { 1.0 } else { 0.0 })),
-                Item::String(s) => s
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|d| d.is_finite() && !s.contains(['e', 'E', 'i', 'n', 'N']))
-                    .map(Item::Decimal),
-                _ => None,
-            },
-        ),
-        "toBoolean" | "convertsToBoolean" => conv(
-            name,
-            match value {
-                Item::Boolean(_) => Some(value.clone()),
-                Item::Integer(0) => Some(Item::Boolean(false)),
-                Item::Integer(1) => Some(Item::Boolean(true)),
-                Item::String(s) => match s.to_lowercase().as_str() {
-                    "true" | "t" | "yes" | "y" | "1" | "1.0" => Some(Item::Boolean(true)),
-                    "false" | "f" | "no" | "n" | "0" | "0.0" => Some(Item::Boolean(false)),
-                    _ => None,
-                },
-                _ => None,
-            },
-        ),
-        "toDate" | "convertsToDate" => conv(
-            name,
-            match value {
-                Item::Date(_) => Some(value.clone()),
-                Item::DateTime(s) | Item::String(s) => {
-                    let date = s.split('T').next().unwrap_or_default();
-                    Temporal::parse_date_time(date).map(|_| Item::Date(date.to_owned()))
-                }
-                _ => None,
-            },
-        ),
-        "toDateTime" | "convertsToDateTime" => conv(
-            name,
-            match value {
-                Item::Date(s) | Item::DateTime(s) | Item::String(s) => {
-                    Temporal::parse_date_time(s).map(|_| Item::DateTime(s.clone()))
-                }
-                _ => None,
-            },
-        ),
-        "toTime" | "convertsToTime" => conv(
-            name,
-            match value {
-                Item::Time(_) => Some(value.clone()),
-                Item::String(s) => Temporal::parse_time(s).map(|_| Item::Time(s.clone())),
-                _ => None,
-            },
-        ),
-        "toQuantity" | "convertsToQuantity" => conv(
-            name,
-            match value {
-                Item::Quantity { .. } => Some(value.clone()),
-                #[allow(clippy::cast_precision_loss)]
-                Item::Integer(i) => Some(Item::Quantity {
-                    value: *i as f64,
-                    unit: "1".into(),
-                }),
-                Item::Decimal(d) => Some(Item::Quantity {
-                    value: *d,
-                    unit: "1".into(),
-                }),
-                Item::String(s) => parse_quantity(s),
-                _ => None,
-            },
-        ),
-        "startsWith" | "endsWith" | "contains" => {
-            let s = need_text()?;
-            let Some(p) = string_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            boolean(match name {
-                "startsWith" => s.starts_with(&p),
-                "endsWith" => s.ends_with(&p),
-                _ => s.contains(&p),
-            })
-        }
-        "matches" => {
-            let s = need_text()?;
-            let Some(p) = string_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            boolean(regex(&format!("^(?s:{p})$"), &p)?.is_match(s))
-        }
-        "replaceMatches" => {
-            let s = need_text()?;
-            let (Some(p), Some(r)) = (string_arg(0)?, string_arg(1)?) else {
-                return Ok(Vec::new());
-            };
-            Ok(vec![Item::String(
-                regex(&p, &p)?.replace_all(s, r.as_str()).into_owned(),
-            )])
-        }
-        "replace" => {
-            let s = need_text()?;
-            let (Some(p), Some(r)) = (string_arg(0)?, string_arg(1)?) else {
-                return Ok(Vec::new());
-            };
-            Ok(vec![Item::String(if p.is_empty() {
-                // Spec: an empty pattern inserts the replacement around every character.
-                let mut out = r.clone();
-                for c in s.chars() {
-                    out.push(c);
-                    out.push_str(&r);
-                }
-                out
-            } else {
-                s.replace(&p, &r)
-            })])
-        }
-        "substring" => {
-            let chars: Vec<char> = need_text()?.chars().collect();
-            let Some(start) = int_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            let Ok(start) = usize::try_from(start) else {
-                return Ok(Vec::new());
-            };
-            if start >= chars.len() {
-                return Ok(Vec::new());
-            }
-            let len = match int_arg(1)? {
-                Some(n) => usize::try_from(n.max(0)).unwrap_or(0),
-                None => chars.len(),
-            };
-            Ok(vec![Item::String(
-                chars[start..].iter().take(len).collect(),
-            )])
-        }
-        "length" => Ok(vec![Item::Integer(
-            i64::try_from(need_text()?.chars().count()).unwrap_or(i64::MAX),
-        )]),
-        "lower" => Ok(vec![Item::String(need_text()?.to_lowercase())]),
-        "upper" => Ok(vec![Item::String(need_text()?.to_uppercase())]),
-        "trim" => Ok(vec![Item::String(need_text()?.trim().to_owned())]),
-        "toChars" => Ok(need_text()?
-            .chars()
-            .map(|c| Item::String(c.to_string()))
-            .collect()),
-        "indexOf" => {
-            let s = need_text()?;
-            let Some(p) = string_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            let index = s
-                .find(&p)
-                .map_or(-1, |b| i64::try_from(s[..b].chars().count()).unwrap_or(-1));
-            Ok(vec![Item::Integer(index)])
-        }
-        "split" => {
-            let s = need_text()?;
-            let Some(sep) = string_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            Ok(s.split(sep.as_str())
-                .map(|p| Item::String(p.to_owned()))
-                .collect())
-        }
-        _ => math(name, value, arg),
-    }
-}
-
-fn conv<'a>(name: &str, converted: Option<Item<'a>>) -> Res<'a> {
-    if name.starts_with("convertsTo") {
-        boolean(converted.is_some())
-    } else {
-        one(converted)
-    }
-}
-
-fn parse_quantity<'a>(s: &str) -> Option<Item<'a>> {
-    let s = s.trim();
-    let (number, unit) = match s.find(' ') {
-        Some(i) => (&s[..i], s[i + 1..].trim()),
-        None => (s, "'1'"),
-    };
-    let value: f64 = number.parse().ok().filter(|v: &f64| v.is_finite())?;
-    let unit = unit
-        .strip_prefix('\'')
-        .and_then(|u| u.strip_suffix('\''))
-        .unwrap_or(unit);
-    Some(Item::Quantity {
-        value,
-        unit: unit.to_owned(),
-    })
-}
-
-fn regex(pattern: &str, original: &str) -> Result<regex::Regex, EvalError> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| EvalError::Regex {
-            pattern: original.to_owned(),
-            message: e.to_string(),
-        })
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)]
-fn math<'a>(name: &str, value: &Item<'a>, arg: ArgFn<'_, 'a, Items<'a>>) -> Res<'a> {
-    let x = match value {
-        Item::Integer(i) => *i as f64,
-        Item::Decimal(d) => *d,
-        Item::Quantity { value: v, unit } if name == "abs" => {
-            return Ok(vec![Item::Quantity {
-                value: v.abs(),
-                unit: unit.clone(),
-            }]);
-        }
-        other => return Err(type_error(name, format!("expects a number, got {other}"))),
-    };
-    let number_arg = || -> Result<Option<f64>, EvalError> {
-        Ok(match singleton_value(&arg(0)?, name)? {
-            Some(Item::Integer(i)) => Some(i as f64),
-            Some(Item::Decimal(d)) => Some(d),
-            _ => None,
-        })
-    };
-    let int = |f: f64| -> Item<'a> {
-        if f.is_finite() && f.abs() < 9.0e15 {
-            Item::Integer(f as i64)
-        } else {
-            Item::Decimal(f)
-        }
-    };
-    let decimal = |f: f64| (f.is_finite()).then_some(Item::Decimal(f));
-    Ok(match name {
-        "abs" => Some(match value {
-            Item::Integer(i) => i
-                .checked_abs()
-                .map_or(Item::Decimal(x.abs()), Item::Integer),
-            _ => Item::Decimal(x.abs()),
-        }),
-        "ceiling" => Some(int(x.ceil())),
-        "floor" => Some(int(x.floor())),
-        "truncate" => Some(int(x.trunc())),
-        "round" => {
-            let digits = number_arg().ok().flatten().unwrap_or(0.0).clamp(0.0, 15.0);
-            let scale = 10f64.powi(digits as i32);
-            Some(Item::Decimal((x * scale).round() / scale))
-        }
-        "sqrt" => decimal(x.sqrt()),
-        "ln" => decimal(x.ln()),
-        "exp" => decimal(x.exp()),
-        "log" => number_arg()?.and_then(|b| decimal(x.log(b))),
-        "power" => match (value, number_arg()?) {
-            (Item::Integer(i), Some(e)) if e >= 0.0 && e.fract() == 0.0 && e < 64.0 => {
-                i.checked_pow(e as u32).map(Item::Integer)
-            }
-            (_, Some(e)) => decimal(x.powf(e)),
-            _ => None,
-        },
-        _ => {
-            return Err(EvalError::UnknownFunction {
-                name: name.to_owned(),
-            });
-        }
-    }
-    .into_iter()
-    .collect())
 }

@@ -65,8 +65,8 @@
 //! [`EvalError::Unsupported`]. Quantities compare and add only with equal units (no UCUM
 //! conversion); dates add calendar durations (`+ 1 month`, `- 2 'd'`) but durations between dates
 //! are not computed. Decimals are `f64` (a JSON number keeps its text in the node). Also missing:
-//! `aggregate()`, `type()` reflection, `encode`/`decode`, `lowBoundary`/`highBoundary`, `sort()`,
-//! `$total`, and `defineVariable()` from FHIRPath 3.0. `htmlChecks()` always returns true.
+//! `type()` reflection, `encode`/`decode`, `lowBoundary`/`highBoundary`, `sort()` and
+//! `defineVariable()` from FHIRPath 3.0. `htmlChecks()` always returns true.
 
 mod ast;
 mod context;
@@ -76,6 +76,8 @@ mod functions;
 mod item;
 mod model;
 mod parser;
+mod resolve;
+mod scalar;
 mod temporal;
 mod types;
 

@@ -666,3 +666,20 @@ fn date_arithmetic() {
         assert_eq!(eval(expr, &p), want, "{expr}");
     }
 }
+
+#[test]
+fn aggregate_with_total() {
+    let p = patient();
+    assert_eq!(eval("(1 | 2 | 3).aggregate($this + $total, 0)", &p), ["6"]);
+    assert_eq!(
+        eval(
+            "(1 | 5 | 3).aggregate(iif($total.empty(), $this, iif($this > $total, $this, $total)))",
+            &p
+        ),
+        ["5"]
+    );
+    assert_eq!(
+        eval("Patient.name.given.aggregate($total + 1, 0)", &p),
+        ["5"]
+    );
+}
