@@ -20,6 +20,12 @@ pub(crate) static NULL: Value = Value::Null;
 /// The value of a `resolve()` placeholder.
 pub(crate) static EMPTY_OBJECT: LazyLock<Value> = LazyLock::new(|| Value::Object(Map::new()));
 
+/// Whether a value is the one `resolve()` placeholders share.
+pub(crate) fn is_placeholder(value: &Value) -> bool {
+    let placeholder: &Value = &EMPTY_OBJECT;
+    std::ptr::eq(value, placeholder)
+}
+
 /// A collection.
 pub(crate) type Items<'a> = Vec<Item<'a>>;
 /// A result of evaluation.
@@ -193,6 +199,10 @@ impl<'a> Evaluator<'_, 'a> {
             if model_type.is_some() {
                 return;
             }
+        }
+        // Element names start in lower case; a capitalized name is a type that did not match.
+        if name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return;
         }
         // A choice element: `value` finds `valueQuantity`, typed by the suffix.
         for (key, value) in map {
@@ -496,6 +506,22 @@ pub(crate) fn compare(a: &Item<'_>, b: &Item<'_>) -> Result<Option<Ordering>, Ev
 
 /// `=` on two items: `None` when unknown (temporal precision).
 pub(crate) fn equal(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
+    // Fast path for nodes (union and distinct compare many): identical JSON is equal, and two
+    // non-temporal strings compare as text, without copying either.
+    if let (Item::Node(x), Item::Node(y)) = (a, b) {
+        if std::ptr::eq(x.value, y.value) || x.value == y.value {
+            return Some(true);
+        }
+        let temporal = |n: &Node<'_>| {
+            matches!(
+                n.type_name.as_deref(),
+                Some("date" | "dateTime" | "instant" | "time")
+            )
+        };
+        if x.value.is_string() && y.value.is_string() && !temporal(x) && !temporal(y) {
+            return Some(false);
+        }
+    }
     let (a, b) = (to_system(a), to_system(b));
     match (&a, &b) {
         (Item::Node(x), Item::Node(y)) => Some(x.value == y.value),

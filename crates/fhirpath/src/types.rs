@@ -128,65 +128,57 @@ enum Ns {
     System,
 }
 
-fn candidates(item: &Item<'_>, model: Option<&dyn Model>) -> Vec<(Ns, String)> {
-    let mut out = Vec::new();
-    let system_loose = |out: &mut Vec<(Ns, String)>, system: &str| {
-        out.push((Ns::System, system.to_owned()));
+/// Calls `f` with each (namespace, name) the item answers to, until `f` returns true.
+fn any_candidate(
+    item: &Item<'_>,
+    model: Option<&dyn Model>,
+    f: &mut dyn FnMut(Ns, &str) -> bool,
+) -> bool {
+    let mut system_loose = |system: &str| {
         let mut c = system.chars();
-        if let Some(f) = c.next() {
-            out.push((Ns::Fhir, f.to_ascii_lowercase().to_string() + c.as_str()));
-        }
+        let lowered = c
+            .next()
+            .map(|first| first.to_ascii_lowercase().to_string() + c.as_str());
+        f(Ns::System, system) || lowered.is_some_and(|l| f(Ns::Fhir, &l))
     };
     match item {
         Item::Node(node) => {
-            if let Some(t) = fhir_type(node) {
-                let is_resource = node.value.get("resourceType").is_some();
-                let mut current = t.into_owned();
-                let mut guard = 0;
-                loop {
-                    if let Some(s) = system_type_of(&current).or(if current == "time" {
-                        Some("Time")
-                    } else {
-                        None
-                    }) {
-                        out.push((Ns::System, s.to_owned()));
-                    }
-                    let next = model
-                        .and_then(|m| m.base_type(&current))
-                        .or_else(|| builtin_base(&current).map(str::to_owned))
-                        .or_else(|| {
-                            (is_resource && current != "Resource").then(|| "DomainResource".into())
-                        });
-                    out.push((Ns::Fhir, current));
-                    guard += 1;
-                    match next {
-                        Some(n) if guard < 16 && !out.iter().any(|(_, c)| *c == n) => current = n,
-                        _ => break,
-                    }
+            let Some(t) = fhir_type(node) else {
+                return match node.value {
+                    Value::String(_) => system_loose("String"),
+                    Value::Bool(_) => system_loose("Boolean"),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => system_loose("Integer"),
+                    Value::Number(_) => system_loose("Decimal"),
+                    _ => false,
+                };
+            };
+            // Resources (and resolve() placeholders) derive from DomainResource.
+            let is_resource =
+                node.value.get("resourceType").is_some() || crate::eval::is_placeholder(node.value);
+            let mut current: Cow<'_, str> = t;
+            for _ in 0..16 {
+                let system = system_type_of(&current).or((current == "time").then_some("Time"));
+                if f(Ns::Fhir, &current) || system.is_some_and(|s| f(Ns::System, s)) {
+                    return true;
                 }
-            } else {
-                match node.value {
-                    Value::String(_) => system_loose(&mut out, "String"),
-                    Value::Bool(_) => system_loose(&mut out, "Boolean"),
-                    Value::Number(n) if n.is_i64() || n.is_u64() => {
-                        system_loose(&mut out, "Integer");
-                    }
-                    Value::Number(_) => system_loose(&mut out, "Decimal"),
-                    _ => {}
+                let next = model
+                    .and_then(|m| m.base_type(&current))
+                    .map(Cow::Owned)
+                    .or_else(|| builtin_base(&current).map(Cow::Borrowed))
+                    .or_else(|| {
+                        (is_resource && current != "Resource" && current != "DomainResource")
+                            .then_some(Cow::Borrowed("DomainResource"))
+                    });
+                match next {
+                    Some(n) if n != current => current = n,
+                    _ => return false,
                 }
             }
+            false
         }
-        Item::Quantity { .. } => {
-            out.push((Ns::System, "Quantity".into()));
-            out.push((Ns::Fhir, "Quantity".into()));
-        }
-        other => {
-            if let Some(t) = other.type_name() {
-                system_loose(&mut out, &t);
-            }
-        }
+        Item::Quantity { .. } => f(Ns::System, "Quantity") || f(Ns::Fhir, "Quantity"),
+        other => other.type_name().is_some_and(|t| system_loose(&t)),
     }
-    out
 }
 
 /// The FHIR type of a node: its recorded type, else its `resourceType`.
@@ -213,22 +205,15 @@ pub(crate) fn is_type_named(
     name: &str,
     model: Option<&dyn Model>,
 ) -> bool {
-    // Fast path: the node's own FHIR type.
-    if namespace != Some("System")
-        && let Item::Node(node) = item
-        && fhir_type(node).is_some_and(|t| t == name)
-    {
-        return true;
-    }
     let want = match namespace {
         Some("FHIR") => Some(Ns::Fhir),
         Some("System") => Some(Ns::System),
         Some(_) => return false,
         None => None,
     };
-    candidates(item, model)
-        .iter()
-        .any(|(ns, candidate)| candidate == name && want.is_none_or(|w| w == *ns))
+    any_candidate(item, model, &mut |ns, candidate| {
+        candidate == name && want.is_none_or(|w| w == ns)
+    })
 }
 
 /// A node as a System value when it is a primitive (or a Quantity), for operators and

@@ -683,3 +683,28 @@ fn aggregate_with_total() {
         ["5"]
     );
 }
+
+#[test]
+fn placeholders_are_resources() {
+    let p = patient();
+    assert_eq!(
+        eval(
+            "Patient.managingOrganization.resolve() is DomainResource",
+            &p
+        ),
+        ["true"]
+    );
+    assert_eq!(
+        eval("Patient.managingOrganization.resolve() is Resource", &p),
+        ["true"]
+    );
+    assert_eq!(
+        eval("Patient.managingOrganization.resolve().ofType(Patient)", &p),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        eval("(Patient.name.given | Patient.name.given).count()", &p),
+        ["3"]
+    );
+    assert_eq!(eval("Patient.name.given.distinct().count()", &p), ["3"]);
+}
