@@ -466,12 +466,13 @@ fn gen_element<'a>(
     }
     writeln!(
         out,
-        "        ElementDef {{ path: {path:?}, min: {min}, max: {max}, types: {}, choice: {}, content_reference: {}, target_profiles: {}, required_binding: {} }},",
+        "        ElementDef {{ path: {path:?}, min: {min}, max: {max}, types: {}, choice: {}, content_reference: {}, target_profiles: {}, required_binding: {}, summary: {} }},",
         str_list(&types),
         path.ends_with("[x]"),
         opt_str(content_ref),
         str_list(&targets),
         opt_str(binding),
+        e["isSummary"].as_bool().unwrap_or(false),
     )?;
     Ok(())
 }

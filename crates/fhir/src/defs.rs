@@ -190,6 +190,8 @@ pub struct ElementDef {
     pub target_profiles: &'static [&'static str],
     /// The value set url (without `|version`) of a binding of strength `required`.
     pub required_binding: Option<&'static str>,
+    /// Whether the element is part of the summary (`isSummary`, what `_summary=true` keeps).
+    pub summary: bool,
 }
 
 impl ElementDef {

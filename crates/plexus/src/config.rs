@@ -33,6 +33,69 @@ pub struct Config {
     /// Alert rules (`[[alert]]` tables).
     #[serde(default, rename = "alert")]
     pub alerts: Vec<crate::alerts::AlertConfig>,
+    /// The FHIR R4 REST API.
+    #[serde(default)]
+    pub fhir: FhirConfig,
+}
+
+/// Where and how the FHIR API is served (`[fhir]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirConfig {
+    /// Serve it at all. Default: true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address. Default: 127.0.0.1:8081. The API is at `/fhir` on it.
+    #[serde(default = "default_fhir_bind")]
+    pub bind: std::net::SocketAddr,
+    /// The base URL clients use, for links and `Location` (behind a proxy, the proxy's).
+    /// Default: `http://<bind>/fhir`.
+    pub base_url: Option<String>,
+    /// Page size of searches without `_count`. Default: 20.
+    #[serde(default = "default_fhir_count")]
+    pub default_count: usize,
+    /// Largest page size. Default: 1000.
+    #[serde(default = "default_fhir_max_count")]
+    pub max_count: usize,
+}
+
+impl Default for FhirConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: default_fhir_bind(),
+            base_url: None,
+            default_count: default_fhir_count(),
+            max_count: default_fhir_max_count(),
+        }
+    }
+}
+
+impl FhirConfig {
+    /// The server settings for a listener bound to `addr` (the actual address, when the
+    /// configured port was 0).
+    pub fn server_config(&self, addr: std::net::SocketAddr) -> fhir_server::FhirConfig {
+        let base = self
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}/fhir"));
+        let mut c = fhir_server::FhirConfig::new(base);
+        c.default_count = self.default_count.max(1);
+        c.max_count = self.max_count.max(c.default_count);
+        c
+    }
+}
+
+fn default_fhir_bind() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+
+fn default_fhir_count() -> usize {
+    20
+}
+
+fn default_fhir_max_count() -> usize {
+    1000
 }
 
 /// Where the admin API listens.
@@ -118,6 +181,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             retention_interval: default_retention_interval(),
             alerts: Vec::new(),
+            fhir: FhirConfig::default(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `plexus serve` receives HL7 v2 over MLLP (plain, TLS, mutual TLS), stores every message
 //! durably (SQLite by default, PostgreSQL to scale out) and acknowledges it only then;
 //! `plexus send` delivers files of messages to any MLLP server and checks the ACKs;
-//! `plexus messages` reads the journal; `plexus hl7` parses, validates and acknowledges files.
+//! `plexus messages` reads the journal; `plexus hl7` parses, validates and acknowledges files;
+//! `plexus serve` also serves the FHIR R4 API, and `plexus fhir synth` makes test patients.
 
 #![forbid(unsafe_code)]
 
@@ -11,8 +12,10 @@ mod admin;
 mod alerts;
 mod bench;
 mod bench_channel;
+mod bench_fhir;
 mod channel_cli;
 mod config;
+mod fhir_cli;
 mod hl7;
 mod messages;
 mod send;
@@ -55,6 +58,9 @@ enum Command {
     /// Work with HL7 v2 files: parse, read values, validate, acknowledge.
     #[command(subcommand)]
     Hl7(hl7::Hl7Command),
+    /// FHIR tools: synthetic test data.
+    #[command(subcommand)]
+    Fhir(fhir_cli::FhirCommand),
     /// Benchmarks (not tests): measure on this machine, print a Markdown report.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -66,6 +72,8 @@ enum BenchCommand {
     Mllp(bench::MllpBenchArgs),
     /// MLLP in → channel with a transformer → MLLP out to a local sink, durable.
     Channel(bench_channel::ChannelBenchArgs),
+    /// The FHIR API: transaction import, then a CRUD and search mix with concurrent clients.
+    Fhir(bench_fhir::FhirBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,8 +95,10 @@ fn main() -> ExitCode {
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(args))),
         Command::Messages(cmd) => runtime().and_then(|rt| rt.block_on(messages::run(cli.config, cmd))),
         Command::Channel { admin, command } => runtime().and_then(|rt| rt.block_on(channel_cli::run(cli.config, admin, command))),
+        Command::Fhir(cmd) => runtime().and_then(|rt| rt.block_on(fhir_cli::run(cmd)).map(|()| ExitCode::SUCCESS)),
         Command::Test(args) => runtime().and_then(|rt| rt.block_on(channel_cli::test(args))),
         Command::Bench(BenchCommand::Channel(args)) => runtime().and_then(|rt| rt.block_on(bench_channel::run(args)).map(|()| ExitCode::SUCCESS)),
+        Command::Bench(BenchCommand::Fhir(args)) => runtime().and_then(|rt| rt.block_on(bench_fhir::run(args)).map(|()| ExitCode::SUCCESS)),
         Command::Bench(BenchCommand::Mllp(args)) => runtime().and_then(|rt| rt.block_on(bench::run(args)).map(|()| ExitCode::SUCCESS)),
     };
     match result {

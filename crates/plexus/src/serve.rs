@@ -94,6 +94,9 @@ pub async fn run(config: Config) -> Result<()> {
     if config.admin.enabled {
         spawn_admin(&config, &engine, stop_rx.clone()).await?;
     }
+    if config.fhir.enabled {
+        spawn_fhir(&config, &store, stop_rx.clone()).await?;
+    }
     let mut servers = tokio::task::JoinSet::new();
     let mut reloaders = Vec::new();
     for listener in config.listeners {
@@ -181,6 +184,33 @@ async fn spawn_admin(
             .await
         {
             error!(error = %e, "admin API failed");
+        }
+    });
+    Ok(())
+}
+
+/// Starts the FHIR API at `/fhir`; it stops when `stop` turns true.
+async fn spawn_fhir(
+    config: &Config,
+    store: &Arc<AnyStore>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.fhir.bind)
+        .await
+        .with_context(|| format!("FHIR API: cannot listen on {}", config.fhir.bind))?;
+    let addr = listener.local_addr()?;
+    let fhir = config.fhir.server_config(addr);
+    info!(%addr, base = %fhir.base_url, "FHIR API listening");
+    let app = axum::Router::new().nest("/fhir", fhir_server::router(Arc::clone(store), fhir));
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            error!(error = %e, "FHIR API failed");
         }
     });
     Ok(())

@@ -119,7 +119,7 @@ impl Server {
         std::fs::create_dir_all(dir).expect("dir");
         let config = dir.join("plexus.toml");
         let text = format!(
-            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[[listener]]\nchannel = \"test\"\nbind = \"127.0.0.1:{port}\"\n{listener_extra}\n",
+            "{}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[fhir]\nbind = \"127.0.0.1:0\"\n\n[[listener]]\nchannel = \"test\"\nbind = \"127.0.0.1:{port}\"\n{listener_extra}\n",
             store.toml(dir)
         );
         std::fs::write(&config, text).expect("write config");
@@ -506,7 +506,7 @@ impl ChannelServer {
         }
         let admin_port = fixed_port();
         let config = format!(
-            "node = \"test-node\"\nchannels = \"channels\"\n\n{}\n[admin]\nbind = \"127.0.0.1:{admin_port}\"\n",
+            "node = \"test-node\"\nchannels = \"channels\"\n\n{}\n[admin]\nbind = \"127.0.0.1:{admin_port}\"\n\n[fhir]\nbind = \"127.0.0.1:0\"\n",
             store.toml(dir)
         );
         std::fs::write(dir.join("plexus.toml"), config).expect("write plexus.toml");

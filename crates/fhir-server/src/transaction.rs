@@ -1,0 +1,625 @@
+//! `POST /` with a Bundle: `batch` (each entry on its own) and `transaction` (all entries
+//! in one store transaction: all or nothing).
+//!
+//! A transaction is planned before anything is written: new ids are given to created
+//! resources, `urn:uuid:` (and other `fullUrl`) references are rewritten to them,
+//! conditional creates and updates and conditional references (`Patient?identifier=…`) are
+//! resolved by searches, then every write goes to the store in one call, in FHIR's order
+//! (DELETE, POST, PUT). Reads (GET) run after the commit.
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::{Value, json};
+use store::resources::{Precondition, ResourceWrite, Resources as _, WriteOp, WriteOutcome};
+
+use crate::bundle::{BundleWriter, Entry};
+use crate::error::{FhirError, Issue};
+use crate::format::Return;
+use crate::rest::{self, FhirState, Reply, Req};
+
+/// One entry's request.
+#[derive(Debug, Clone)]
+struct EntryRequest {
+    method: String,
+    /// The URL relative to the base, without the query.
+    path: String,
+    /// The query string, if any.
+    query: Option<String>,
+    resource: Option<Value>,
+    full_url: Option<String>,
+    if_none_exist: Option<String>,
+    if_match: Option<String>,
+    if_none_match: Option<String>,
+}
+
+/// Handles `POST /` with a batch or transaction Bundle.
+pub async fn batch_or_transaction(
+    state: &FhirState,
+    body: &[u8],
+    req: &Req,
+) -> Result<Reply, FhirError> {
+    let bundle = rest::parse_body(&req.headers, body, Some("Bundle"))?;
+    let kind = bundle
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let entries = parse_entries(state, &bundle)?;
+    match kind.as_str() {
+        "batch" => Ok(batch(state, entries, req).await),
+        "transaction" => transaction(state, entries, req).await,
+        other => Err(FhirError::bad_request(format!(
+            "POST / takes a Bundle of type batch or transaction, not {other:?}"
+        ))),
+    }
+}
+
+fn parse_entries(state: &FhirState, bundle: &Value) -> Result<Vec<EntryRequest>, FhirError> {
+    let Some(entries) = bundle.get("entry") else {
+        return Ok(Vec::new());
+    };
+    let entries = entries
+        .as_array()
+        .ok_or_else(|| FhirError::bad_request("Bundle.entry must be an array"))?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let request = e.get("request").ok_or_else(|| {
+                FhirError::bad_request(format!("Bundle.entry[{i}] has no request"))
+            })?;
+            let text = |name: &str| request.get(name).and_then(Value::as_str).map(str::to_owned);
+            let method = text("method").ok_or_else(|| {
+                FhirError::bad_request(format!("Bundle.entry[{i}].request has no method"))
+            })?;
+            let url = text("url").ok_or_else(|| {
+                FhirError::bad_request(format!("Bundle.entry[{i}].request has no url"))
+            })?;
+            let url = url
+                .strip_prefix(&state.config.base_url)
+                .map_or(url.as_str(), |rest| rest)
+                .trim_start_matches('/');
+            let (path, query) = match url.split_once('?') {
+                Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+                None => (url.to_owned(), None),
+            };
+            Ok(EntryRequest {
+                method,
+                path,
+                query,
+                resource: e.get("resource").cloned(),
+                full_url: e.get("fullUrl").and_then(Value::as_str).map(str::to_owned),
+                if_none_exist: text("ifNoneExist"),
+                if_match: text("ifMatch"),
+                if_none_match: text("ifNoneMatch"),
+            })
+        })
+        .collect()
+}
+
+/// The response part of an entry for a reply.
+fn response_json(reply: &Reply, base: &str) -> Value {
+    let reason = reply.status.canonical_reason().unwrap_or_default();
+    let mut response = json!({"status": format!("{} {reason}", reply.status.as_u16())});
+    if let Some(path) = reply.location_path() {
+        response["location"] = json!(format!("{base}/{path}"));
+    }
+    if let Some(etag) = reply.etag() {
+        response["etag"] = json!(etag);
+    }
+    if let Some(r) = &reply.resource {
+        response["lastModified"] = json!(r.last_updated.to_string());
+    }
+    response
+}
+
+/// The response part of an entry for an error.
+fn error_json(error: &FhirError) -> Value {
+    let reason = error.status.canonical_reason().unwrap_or_default();
+    json!({
+        "status": format!("{} {reason}", error.status.as_u16()),
+        "outcome": error.outcome(),
+    })
+}
+
+/// The per-entry request as a [`Req`] (entry-level conditional headers).
+fn entry_req(entry: &EntryRequest, outer: &Req) -> Req {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("if-match", &entry.if_match),
+        ("if-none-match", &entry.if_none_match),
+        ("if-none-exist", &entry.if_none_exist),
+    ] {
+        if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+    let query = entry
+        .query
+        .as_deref()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Req {
+        query,
+        headers,
+        format: crate::format::Format::default(),
+        prefer: outer.prefer,
+    }
+}
+
+/// Runs one entry on its own (batch entries, and the reads of a transaction).
+async fn run_entry(
+    state: &FhirState,
+    entry: &EntryRequest,
+    outer: &Req,
+) -> Result<Reply, FhirError> {
+    let req = entry_req(entry, outer);
+    let segments: Vec<&str> = entry.path.split('/').filter(|s| !s.is_empty()).collect();
+    match (entry.method.as_str(), segments.as_slice()) {
+        ("GET", [t]) => rest::search(state, Some(t), &req.query, &req).await,
+        ("GET", [t, "_history"]) => rest::history(state, Some(t), None, &req).await,
+        ("GET", [t, id]) => rest::read(state, t, id, &req).await,
+        ("GET", ["Patient", id, "$everything"]) => rest::everything(state, id, &req).await,
+        ("GET", [t, id, "_history"]) => rest::history(state, Some(t), Some(id), &req).await,
+        ("GET", [t, id, "_history", v]) => rest::vread(state, t, id, v).await,
+        ("POST", [t]) => {
+            let resource = entry_resource(entry, t)?;
+            rest::create(state, t, resource, entry.if_none_exist.as_deref()).await
+        }
+        ("PUT", [t]) => {
+            let resource = entry_resource(entry, t)?;
+            let query = entry.query.clone().unwrap_or_default();
+            rest::conditional_update(state, t, resource, &query).await
+        }
+        ("PUT", [t, id]) => {
+            let resource = entry_resource(entry, t)?;
+            rest::update(state, t, id, resource, &req).await
+        }
+        ("DELETE", [t]) => rest::delete(state, t, None, entry.query.as_deref()).await,
+        ("DELETE", [t, id]) => rest::delete(state, t, Some(id), None).await,
+        ("PATCH", _) => Err(FhirError::method_not_allowed(
+            "PATCH inside a Bundle is not supported; send PATCH [type]/[id] directly",
+        )),
+        (m, _) => Err(FhirError::bad_request(format!(
+            "{m} {} is not a supported Bundle entry request",
+            entry.path
+        ))),
+    }
+}
+
+fn entry_resource(entry: &EntryRequest, resource_type: &str) -> Result<Value, FhirError> {
+    let resource = entry.resource.clone().ok_or_else(|| {
+        FhirError::bad_request(format!("{} {} has no resource", entry.method, entry.path))
+    })?;
+    if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type) {
+        return Err(FhirError::bad_request(format!(
+            "the resource of {} {} is not a {resource_type}",
+            entry.method, entry.path
+        )));
+    }
+    Ok(resource)
+}
+
+/// Whether a write entry's response carries the resource.
+fn with_resource(req: &Req) -> bool {
+    req.prefer.ret == Some(Return::Representation)
+}
+
+/// Adds one response entry.
+fn push_reply(bundle: &mut BundleWriter, reply: &Reply, req: &Req, base: &str, is_read: bool) {
+    let body;
+    let resource = if is_read || with_resource(req) {
+        body = if reply.body.is_some() {
+            reply.body.clone().unwrap_or_default()
+        } else {
+            reply
+                .resource
+                .as_ref()
+                .filter(|r| !r.deleted)
+                .map(|r| r.content.clone())
+                .unwrap_or_default()
+        };
+        (!body.is_empty()).then_some(body.as_slice())
+    } else {
+        None
+    };
+    let full_url = reply
+        .resource
+        .as_ref()
+        .map(|r| format!("{base}/{}/{}", r.resource_type, r.id));
+    bundle.entry(
+        &Entry {
+            full_url: full_url.as_deref(),
+            resource,
+            response: Some(response_json(reply, base)),
+            ..Entry::default()
+        },
+        &req.format,
+    );
+}
+
+async fn batch(state: &FhirState, entries: Vec<EntryRequest>, req: &Req) -> Reply {
+    let base = &state.config.base_url;
+    let mut bundle = BundleWriter::new("batch-response", None, &[]);
+    for entry in &entries {
+        match run_entry(state, entry, req).await {
+            Ok(reply) => push_reply(&mut bundle, &reply, req, base, entry.method == "GET"),
+            Err(e) => bundle.entry(
+                &Entry {
+                    response: Some(error_json(&e)),
+                    ..Entry::default()
+                },
+                &req.format,
+            ),
+        }
+    }
+    reply_bundle(bundle.finish(&req.format))
+}
+
+fn reply_bundle(body: Vec<u8>) -> Reply {
+    Reply {
+        status: StatusCode::OK,
+        resource: None,
+        body: Some(body),
+        location: false,
+        write: false,
+    }
+}
+
+/// What a transaction entry turned into.
+enum Planned {
+    /// A write, at this index of the store call.
+    Write(usize),
+    /// A conditional create that matched an existing resource: nothing to write.
+    Existing(Reply),
+    /// A read, run after the commit.
+    Read,
+}
+
+async fn transaction(
+    state: &FhirState,
+    mut entries: Vec<EntryRequest>,
+    req: &Req,
+) -> Result<Reply, FhirError> {
+    let base = state.config.base_url.clone();
+    let fail = |i: usize, e: FhirError| FhirError {
+        issues: e
+            .issues
+            .into_iter()
+            .map(|mut issue| {
+                issue.diagnostics = format!("Bundle.entry[{i}]: {}", issue.diagnostics);
+                issue
+            })
+            .collect(),
+        ..e
+    };
+    // 1. Ids of what is created or updated, and where each fullUrl points.
+    let mut targets: Vec<Option<(String, String)>> = vec![None; entries.len()];
+    let mut existing: Vec<Option<Reply>> = (0..entries.len()).map(|_| None).collect();
+    let mut aliases: HashMap<String, String> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let (target, found) = target_of(state, entry).await.map_err(|e| fail(i, e))?;
+        if let (Some(full_url), Some((t, id))) = (&entry.full_url, &target) {
+            aliases.insert(full_url.clone(), format!("{t}/{id}"));
+        }
+        targets[i] = target;
+        existing[i] = found;
+    }
+    // 2. Rewrite references (fullUrl aliases, then conditional references).
+    for (i, entry) in entries.iter_mut().enumerate() {
+        if let Some(resource) = entry.resource.as_mut() {
+            let mut conditional = Vec::new();
+            rewrite_references(resource, &aliases, &mut conditional);
+            for reference in conditional {
+                let resolved = resolve_conditional(state, &reference)
+                    .await
+                    .map_err(|e| fail(i, e))?;
+                let mut one = HashMap::new();
+                one.insert(reference, resolved);
+                rewrite_references(resource, &one, &mut Vec::new());
+            }
+        }
+    }
+    // 3. The writes, in FHIR's order: DELETE, POST, PUT; then reads.
+    let mut writes: Vec<ResourceWrite> = Vec::new();
+    let mut planned: Vec<Option<Planned>> = (0..entries.len()).map(|_| None).collect();
+    for pass in ["DELETE", "POST", "PUT"] {
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.method != pass {
+                continue;
+            }
+            if let Some(reply) = existing[i].take() {
+                planned[i] = Some(Planned::Existing(reply));
+                continue;
+            }
+            let write = plan_write(state, entry, targets[i].as_ref()).map_err(|e| fail(i, e))?;
+            planned[i] = Some(Planned::Write(writes.len()));
+            writes.push(write);
+        }
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        if planned[i].is_none() {
+            if entry.method != "GET" {
+                return Err(fail(
+                    i,
+                    FhirError::bad_request(format!(
+                        "{} {} is not a supported transaction entry",
+                        entry.method, entry.path
+                    )),
+                ));
+            }
+            planned[i] = Some(Planned::Read);
+        }
+    }
+    // 4. One atomic write.
+    let outcomes = state.store.write(writes).await?;
+    if let Some((k, bad)) = outcomes.iter().enumerate().find(|(_, o)| o.is_failure()) {
+        let i = planned
+            .iter()
+            .position(|p| matches!(p, Some(Planned::Write(w)) if *w == k))
+            .unwrap_or_default();
+        let t = targets[i].as_ref().map_or("resource", |(t, _)| t.as_str());
+        return Err(fail(i, crate::rest::outcome_error_for(t, bad)));
+    }
+    // 5. The response, in the order of the request.
+    let mut bundle = BundleWriter::new("transaction-response", None, &[]);
+    for (i, plan) in planned.into_iter().enumerate() {
+        let reply = match plan {
+            Some(Planned::Write(k)) => write_reply(outcomes.get(k)),
+            Some(Planned::Existing(reply)) => reply,
+            Some(Planned::Read) | None => match run_entry(state, &entries[i], req).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    bundle.entry(
+                        &Entry {
+                            response: Some(error_json(&e)),
+                            ..Entry::default()
+                        },
+                        &req.format,
+                    );
+                    continue;
+                }
+            },
+        };
+        push_reply(&mut bundle, &reply, req, &base, entries[i].method == "GET");
+    }
+    Ok(reply_bundle(bundle.finish(&req.format)))
+}
+
+/// Where a write entry goes — `(type, id)`, a new id for a create — and, for a conditional
+/// create that matched, the existing resource's reply.
+async fn target_of(
+    state: &FhirState,
+    entry: &EntryRequest,
+) -> Result<(Option<(String, String)>, Option<Reply>), FhirError> {
+    let mut found = None;
+    let segments: Vec<&str> = entry.path.split('/').filter(|s| !s.is_empty()).collect();
+    let target = match (entry.method.as_str(), segments.as_slice()) {
+        ("POST", [t]) => {
+            rest::check_type(t)?;
+            if let Some(cond) = &entry.if_none_exist {
+                let search = conditional_search(state, t, cond)?;
+                let page = state.store.search(&search).await?;
+                match page.matches.as_slice() {
+                    [] => Some(((*t).to_owned(), rest::new_id())),
+                    [one] => {
+                        found = Some(Reply {
+                            status: StatusCode::OK,
+                            resource: Some(one.clone()),
+                            body: None,
+                            location: true,
+                            write: true,
+                        });
+                        Some((one.resource_type.clone(), one.id.clone()))
+                    }
+                    _ => {
+                        return Err(FhirError::precondition_failed(format!(
+                            "ifNoneExist {cond} matches more than one {t}"
+                        )));
+                    }
+                }
+            } else {
+                Some(((*t).to_owned(), rest::new_id()))
+            }
+        }
+        ("PUT", [t, id]) => {
+            rest::check_type(t)?;
+            rest::check_id(id)?;
+            Some(((*t).to_owned(), (*id).to_owned()))
+        }
+        ("PUT", [t]) => {
+            rest::check_type(t)?;
+            let query = entry.query.clone().unwrap_or_default();
+            let search = rest::parse_search_query(state, t, &query)?;
+            let page = state.store.search(&search).await?;
+            match page.matches.as_slice() {
+                [] => Some((
+                    (*t).to_owned(),
+                    entry
+                        .resource
+                        .as_ref()
+                        .and_then(|r| r.get("id"))
+                        .and_then(Value::as_str)
+                        .map_or_else(rest::new_id, str::to_owned),
+                )),
+                [one] => Some((one.resource_type.clone(), one.id.clone())),
+                _ => {
+                    return Err(FhirError::precondition_failed(format!(
+                        "conditional update {t}?{query} matches more than one resource"
+                    )));
+                }
+            }
+        }
+        _ => None,
+    };
+    Ok((target, found))
+}
+
+/// The reply of a transaction entry whose write had this outcome.
+fn write_reply(outcome: Option<&WriteOutcome>) -> Reply {
+    match outcome {
+        Some(WriteOutcome::Created(s)) => Reply {
+            location: true,
+            write: true,
+            ..reply_of(StatusCode::CREATED, s.clone())
+        },
+        Some(WriteOutcome::Updated(s) | WriteOutcome::Existing(s)) => Reply {
+            location: true,
+            write: true,
+            ..reply_of(StatusCode::OK, s.clone())
+        },
+        Some(WriteOutcome::Deleted(s)) => reply_of(StatusCode::NO_CONTENT, s.clone()),
+        _ => Reply {
+            status: StatusCode::NO_CONTENT,
+            resource: None,
+            body: None,
+            location: false,
+            write: false,
+        },
+    }
+}
+
+fn reply_of(status: StatusCode, stored: store::resources::StoredResource) -> Reply {
+    Reply {
+        status,
+        resource: Some(stored),
+        body: None,
+        location: false,
+        write: false,
+    }
+}
+
+/// A conditional search given as `Type?query` or just `query`.
+fn conditional_search(
+    state: &FhirState,
+    resource_type: &str,
+    cond: &str,
+) -> Result<fhir::search::SearchRequest, FhirError> {
+    let query = cond.split_once('?').map_or(cond, |(_, q)| q);
+    rest::parse_search_query(state, resource_type, query)
+}
+
+/// The store write of one transaction entry.
+fn plan_write(
+    state: &FhirState,
+    entry: &EntryRequest,
+    target: Option<&(String, String)>,
+) -> Result<ResourceWrite, FhirError> {
+    let segments: Vec<&str> = entry.path.split('/').filter(|s| !s.is_empty()).collect();
+    match (entry.method.as_str(), segments.as_slice(), target) {
+        ("POST", [t], Some((_, id))) => {
+            let resource = entry_resource(entry, t)?;
+            let precondition = match &entry.if_none_exist {
+                Some(cond) => Precondition::IfNoneExist(conditional_search(state, t, cond)?),
+                None => Precondition::None,
+            };
+            rest::prepare_write(WriteOp::Create, t, id, resource, precondition)
+        }
+        ("PUT", [t, ..], Some((_, id))) => {
+            let mut resource = entry_resource(entry, t)?;
+            if let Some(body_id) = resource.get("id").and_then(Value::as_str)
+                && body_id != id
+            {
+                return Err(FhirError::bad_request(format!(
+                    "the resource's id {body_id:?} differs from the entry's target id {id:?}"
+                )));
+            }
+            resource["id"] = Value::String(id.clone());
+            let precondition = match entry.if_match.as_deref() {
+                Some(v) => Precondition::IfMatch(rest::parse_etag(v).ok_or_else(|| {
+                    FhirError::bad_request(format!("ifMatch {v:?} is not a version ETag"))
+                })?),
+                None => Precondition::None,
+            };
+            rest::prepare_write(WriteOp::Update, t, id, resource, precondition)
+        }
+        ("DELETE", [t, id], _) => {
+            rest::check_type(t)?;
+            rest::check_id(id)?;
+            Ok(ResourceWrite {
+                op: WriteOp::Delete,
+                resource_type: (*t).to_owned(),
+                id: (*id).to_owned(),
+                resource: None,
+                index: Vec::new(),
+                precondition: Precondition::None,
+            })
+        }
+        ("DELETE", [t], _) => {
+            rest::check_type(t)?;
+            let query = entry.query.clone().unwrap_or_default();
+            Ok(ResourceWrite {
+                op: WriteOp::Delete,
+                resource_type: (*t).to_owned(),
+                id: String::new(),
+                resource: None,
+                index: Vec::new(),
+                precondition: Precondition::Match(rest::parse_search_query(state, t, &query)?),
+            })
+        }
+        _ => Err(FhirError::bad_request(format!(
+            "{} {} is not a supported transaction entry",
+            entry.method, entry.path
+        ))),
+    }
+}
+
+/// Rewrites every `reference` found in `aliases`; collects conditional references
+/// (`Type?query`) into `conditional`.
+fn rewrite_references(
+    value: &mut Value,
+    aliases: &HashMap<String, String>,
+    conditional: &mut Vec<String>,
+) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "reference"
+                    && let Value::String(s) = v
+                {
+                    if let Some(target) = aliases.get(s.as_str()) {
+                        target.clone_into(s);
+                    } else if s.contains('?') && !s.starts_with('#') {
+                        conditional.push(s.clone());
+                    }
+                    continue;
+                }
+                rewrite_references(v, aliases, conditional);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                rewrite_references(v, aliases, conditional);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Resolves `Type?query` to `Type/id`: exactly one match, else 412.
+async fn resolve_conditional(state: &FhirState, reference: &str) -> Result<String, FhirError> {
+    let (t, query) = reference.split_once('?').ok_or_else(|| {
+        FhirError::bad_request(format!("{reference:?} is not a conditional reference"))
+    })?;
+    rest::check_type(t)?;
+    let search = rest::parse_search_query(state, t, query)?;
+    let page = state.store.search(&search).await?;
+    match page.matches.as_slice() {
+        [one] => Ok(format!("{}/{}", one.resource_type, one.id)),
+        [] => Err(FhirError::precondition_failed(format!(
+            "conditional reference {reference} matches nothing"
+        ))),
+        _ => Err(FhirError {
+            issues: vec![Issue::error(
+                "multiple-matches",
+                format!("conditional reference {reference} matches more than one resource"),
+            )],
+            ..FhirError::precondition_failed("")
+        }),
+    }
+}

@@ -1,0 +1,427 @@
+//! `plexus bench fhir`: the FHIR API in this process over loopback HTTP, on SQLite or
+//! PostgreSQL. Phases: (1) an HTTP floor — the same server and clients on a route that
+//! answers a fixed small JSON without touching the store, the peer the other figures are
+//! divided by; (2) transaction-Bundle import of synthetic patients; (3) a CRUD mix with
+//! concurrent clients (create, read, update, search by identifier, by name, by date range
+//! with `_include`). Reports requests/s, p50/p95/p99 per kind and peak memory. A benchmark,
+//! not a test: it asserts nothing about speed.
+
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    reason = "rates and percentiles of measurements"
+)]
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt, Full};
+use store::{AnyStore, Store as _};
+
+use crate::bench::{BenchStore, drop_schema, peak_rss_kb, store_config};
+use crate::fhir_cli::{http_client, load};
+
+/// Options of `plexus bench fhir`.
+#[derive(Debug, Args)]
+pub struct FhirBenchArgs {
+    /// Store to write to.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub store: BenchStore,
+    /// PostgreSQL URL for --store postgres.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub pg_url: String,
+    /// Synthetic patients to import first (about 12 resources each).
+    #[arg(long, default_value_t = 2000)]
+    pub patients: u64,
+    /// Concurrent clients of the import.
+    #[arg(long, default_value_t = 8)]
+    pub import_clients: usize,
+    /// Concurrent clients of the CRUD mix and the floor.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds of the CRUD mix (the floor runs a third of it).
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// Directory for the SQLite store (default: a new temporary directory).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// The kinds of request of the CRUD mix, with their share (out of 100).
+const MIX: &[(Op, u64)] = &[
+    (Op::Create, 15),
+    (Op::Read, 35),
+    (Op::Update, 10),
+    (Op::SearchIdentifier, 15),
+    (Op::SearchName, 15),
+    (Op::SearchDateInclude, 10),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Create,
+    Read,
+    Update,
+    SearchIdentifier,
+    SearchName,
+    SearchDateInclude,
+}
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Create => "create Patient",
+            Self::Read => "read Patient/id",
+            Self::Update => "update Patient/id",
+            Self::SearchIdentifier => "search Patient?identifier",
+            Self::SearchName => "search Patient?name (prefix)",
+            Self::SearchDateInclude => "search Observation?date range&_include",
+        }
+    }
+}
+
+/// Runs the benchmark and prints a report (Markdown).
+pub async fn run(args: FhirBenchArgs) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
+    let (config, schema) = store_config(args.store, &dir, &args.pg_url, "fhir");
+    let store = Arc::new(AnyStore::open(&config).await.context("opening the store")?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}/fhir");
+    let app = axum::Router::new()
+        .route(
+            "/floor",
+            axum::routing::get(|| async {
+                (
+                    [("content-type", "application/fhir+json")],
+                    r#"{"resourceType":"Patient","id":"floor","active":true}"#,
+                )
+            }),
+        )
+        .nest(
+            "/fhir",
+            fhir_server::router(Arc::clone(&store), fhir_server::FhirConfig::new(&base)),
+        );
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    // 1. The HTTP floor.
+    let floor_url = format!("http://{addr}/floor");
+    let floor = drive(
+        args.clients,
+        Duration::from_secs(args.seconds.div_ceil(3)),
+        {
+            move |_rng: &mut fhir_server::synth::Rng, _ids: &Ids| {
+                (Op::Read, "GET", floor_url.clone(), None)
+            }
+        },
+    )
+    .await?;
+
+    // 2. Import.
+    let loaded = load(&base, 1, 0..args.patients, args.import_clients).await?;
+    let ids: Ids = Arc::new(Mutex::new(loaded.patient_ids.clone()));
+    if loaded.patient_ids.is_empty() {
+        bail!("the import created no patients");
+    }
+
+    // 3. The CRUD mix.
+    let patients = args.patients.max(1);
+    let mix_base = base.clone();
+    let mix = drive_with_ids(
+        args.clients,
+        Duration::from_secs(args.seconds),
+        Arc::clone(&ids),
+        move |rng, ids| request(&mix_base, rng, ids, patients),
+    )
+    .await?;
+
+    let _ = stop_tx.send(true);
+    server.await??;
+    store.close().await?;
+    if let Some(schema) = schema {
+        drop_schema(&args.pg_url, &schema).await?;
+    }
+
+    report(&args, &floor, &mix, &loaded)
+}
+
+/// Prints the Markdown report.
+fn report(
+    args: &FhirBenchArgs,
+    floor: &Measured,
+    mix: &Measured,
+    loaded: &crate::fhir_cli::Loaded,
+) -> Result<()> {
+    let import_rate = loaded.resources as f64 / loaded.took.as_secs_f64();
+    let mut import_lat = loaded.latencies.clone();
+    let mut out = std::io::stdout().lock();
+    let floor_rate = floor.rate();
+    writeln!(
+        out,
+        "| {:?} store, {} clients, {} patients imported | requests | req/s | ÷ HTTP floor | p50 | p95 | p99 |",
+        args.store, args.clients, args.patients
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
+    let all = floor.all();
+    row(
+        &mut out,
+        "HTTP floor (fixed JSON, no store)",
+        all.len(),
+        floor_rate,
+        floor_rate,
+        all,
+    )?;
+    let mix_rate = mix.rate();
+    row(
+        &mut out,
+        "CRUD mix, all kinds",
+        mix.all().len(),
+        mix_rate,
+        floor_rate,
+        mix.all(),
+    )?;
+    for (op, _) in MIX {
+        let lat: Vec<u32> = mix
+            .samples
+            .iter()
+            .filter(|(o, _)| o == op)
+            .map(|(_, l)| *l)
+            .collect();
+        let share = lat.len() as f64 / mix.samples.len().max(1) as f64;
+        row(
+            &mut out,
+            &format!("  {}", op.label()),
+            lat.len(),
+            mix_rate * share,
+            floor_rate,
+            lat,
+        )?;
+    }
+    writeln!(
+        out,
+        "\ntransaction import: {} resources in {} Bundles in {:.1} s = **{import_rate:.0} resources/s** ({} clients), Bundle p50 {:.1} ms, p99 {:.1} ms",
+        loaded.resources,
+        args.patients,
+        loaded.took.as_secs_f64(),
+        args.import_clients,
+        pct(&mut import_lat, 0.50),
+        pct(&mut import_lat, 0.99),
+    )?;
+    writeln!(
+        out,
+        "peak RSS of the whole run: {:.1} MB",
+        peak_rss_kb() as f64 / 1024.0
+    )?;
+    Ok(())
+}
+
+type Ids = Arc<Mutex<Vec<String>>>;
+
+fn row(
+    out: &mut impl std::io::Write,
+    what: &str,
+    n: usize,
+    rate: f64,
+    floor: f64,
+    mut lat: Vec<u32>,
+) -> Result<()> {
+    writeln!(
+        out,
+        "| {what} | {n} | {rate:.0} | {:.2} | {:.2} ms | {:.2} ms | {:.2} ms |",
+        rate / floor.max(1.0),
+        pct(&mut lat, 0.50),
+        pct(&mut lat, 0.95),
+        pct(&mut lat, 0.99)
+    )?;
+    Ok(())
+}
+
+/// The `q` quantile of microsecond latencies, in milliseconds.
+fn pct(lat: &mut [u32], q: f64) -> f64 {
+    if lat.is_empty() {
+        return 0.0;
+    }
+    lat.sort_unstable();
+    let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1;
+    f64::from(lat[i]) / 1000.0
+}
+
+/// What the clients of one phase measured.
+struct Measured {
+    samples: Vec<(Op, u32)>,
+    took: Duration,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.samples.len() as f64 / self.took.as_secs_f64()
+    }
+
+    fn all(&self) -> Vec<u32> {
+        self.samples.iter().map(|(_, l)| *l).collect()
+    }
+}
+
+/// One request: kind, method, URL, body.
+type Request = (Op, &'static str, String, Option<Vec<u8>>);
+
+async fn drive<F>(clients: usize, time: Duration, make: F) -> Result<Measured>
+where
+    F: Fn(&mut fhir_server::synth::Rng, &Ids) -> Request + Send + Sync + 'static,
+{
+    drive_with_ids(clients, time, Arc::new(Mutex::new(Vec::new())), make).await
+}
+
+async fn drive_with_ids<F>(clients: usize, time: Duration, ids: Ids, make: F) -> Result<Measured>
+where
+    F: Fn(&mut fhir_server::synth::Rng, &Ids) -> Request + Send + Sync + 'static,
+{
+    let client = http_client();
+    let make = Arc::new(make);
+    let started = Instant::now();
+    let deadline = started + time;
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients.max(1) {
+        let client = client.clone();
+        let make = Arc::clone(&make);
+        let ids = Arc::clone(&ids);
+        tasks.spawn(async move {
+            let mut rng = fhir_server::synth::Rng::new(c as u64 + 1);
+            let mut samples = Vec::new();
+            while Instant::now() < deadline {
+                let (op, method, url, body) = make(&mut rng, &ids);
+                let req = hyper::Request::builder()
+                    .method(method)
+                    .uri(&url)
+                    .header("content-type", "application/fhir+json")
+                    .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+                let t = Instant::now();
+                let resp = client
+                    .request(req)
+                    .await
+                    .with_context(|| format!("{method} {url}"))?;
+                let status = resp.status();
+                let bytes = resp.into_body().collect().await?.to_bytes();
+                let took = u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX);
+                if !status.is_success() {
+                    bail!(
+                        "{method} {url} answered {status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                    );
+                }
+                if op == Op::Create
+                    && let Some(id) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|v| v["id"].as_str().map(str::to_owned))
+                    && let Ok(mut ids) = ids.lock()
+                {
+                    ids.push(id);
+                }
+                samples.push((op, took));
+            }
+            Ok::<_, anyhow::Error>(samples)
+        });
+    }
+    let mut samples = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        samples.extend(r??);
+    }
+    Ok(Measured {
+        samples,
+        took: started.elapsed(),
+    })
+}
+
+/// The next request of the CRUD mix.
+fn request(base: &str, rng: &mut fhir_server::synth::Rng, ids: &Ids, patients: u64) -> Request {
+    let mut pick = rng.below(100);
+    let mut op = Op::Read;
+    for (o, share) in MIX {
+        if pick < *share {
+            op = *o;
+            break;
+        }
+        pick -= share;
+    }
+    let some_id = || {
+        ids.lock()
+            .ok()
+            .and_then(|ids| ids.get((pick as usize * 7919) % ids.len().max(1)).cloned())
+            .unwrap_or_default()
+    };
+    match op {
+        Op::Create | Op::Update => {
+            let n = patients + rng.below(1_000_000);
+            let bundle = fhir_server::synth::patient_bundle(7, n);
+            let mut patient = bundle["entry"][0]["resource"].clone();
+            if op == Op::Create {
+                (
+                    op,
+                    "POST",
+                    format!("{base}/Patient"),
+                    serde_json::to_vec(&patient).ok(),
+                )
+            } else {
+                let id = some_id();
+                patient["id"] = serde_json::Value::String(id.clone());
+                (
+                    op,
+                    "PUT",
+                    format!("{base}/Patient/{id}"),
+                    serde_json::to_vec(&patient).ok(),
+                )
+            }
+        }
+        Op::Read => (op, "GET", format!("{base}/Patient/{}", some_id()), None),
+        Op::SearchIdentifier => {
+            let mrn = fhir_server::synth::mrn(rng.below(patients));
+            (
+                op,
+                "GET",
+                format!(
+                    "{base}/Patient?identifier={}|{mrn}",
+                    fhir_server::synth::MRN_SYSTEM
+                ),
+                None,
+            )
+        }
+        Op::SearchName => {
+            let family = rng.pick(fhir_server::synth::FAMILY);
+            let prefix: String = family.chars().take(3).collect();
+            (
+                op,
+                "GET",
+                format!("{base}/Patient?name={}&_count=10", urlencode(&prefix)),
+                None,
+            )
+        }
+        Op::SearchDateInclude => {
+            let year = 2015 + rng.below(11);
+            let month = 1 + rng.below(12);
+            (
+                op,
+                "GET",
+                format!(
+                    "{base}/Observation?date=ge{year}-{month:02}-01&date=le{year}-{month:02}-03&_include=Observation:subject&_count=10"
+                ),
+                None,
+            )
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
