@@ -173,7 +173,7 @@ impl<'a> Evaluator<'_, 'a> {
             if let Some(Value::Object(elem)) = node.primitive_element
                 && let Some(v) = elem.get(name)
             {
-                push_values(v, None, None, out, &|_| (None, None));
+                push_values(v, None, out, &|_| (None, None));
             }
             return;
         };
@@ -193,7 +193,7 @@ impl<'a> Evaluator<'_, 'a> {
                     ),
                     None => (None, None),
                 };
-                push_values(value.unwrap_or(&NULL), element, None, out, &typing);
+                push_values(value.unwrap_or(&NULL), element, out, &typing);
                 return;
             }
             if model_type.is_some() {
@@ -217,7 +217,7 @@ impl<'a> Evaluator<'_, 'a> {
             };
             let element = underscore_get(map, key);
             let typing = |_: &'a Value| (Some(ty.clone()), Some(ty.clone()));
-            push_values(value, element, None, out, &typing);
+            push_values(value, element, out, &typing);
         }
         // `_valueString` without `valueString`.
         for (key, element) in map {
@@ -230,7 +230,7 @@ impl<'a> Evaluator<'_, 'a> {
             }
             if let Some(ty) = choice_suffix_type(suffix) {
                 let typing = |_: &'a Value| (Some(ty.clone()), Some(ty.clone()));
-                push_values(&NULL, Some(element), None, out, &typing);
+                push_values(&NULL, Some(element), out, &typing);
             }
         }
     }
@@ -251,19 +251,28 @@ impl<'a> Evaluator<'_, 'a> {
                         continue;
                     }
                     let name = key.strip_prefix('_').unwrap_or(key);
-                    // Choice keys are found under their own full name.
-                    self.children_named(item, name, out);
+                    // With a model, `valueQuantity` is the choice `value`, typed Quantity.
+                    let choice = self.choice_prefix(node, name);
+                    self.children_named(item, choice.unwrap_or(name), out);
                 }
             }
             _ => {
                 if let Some(Value::Object(elem)) = node.primitive_element {
-                    for (key, v) in elem {
-                        let _ = key;
-                        push_values(v, None, None, out, &|_| (None, None));
+                    for v in elem.values() {
+                        push_values(v, None, out, &|_| (None, None));
                     }
                 }
             }
         }
+    }
+
+    /// The choice element a key like `valueQuantity` belongs to, when the model says so.
+    fn choice_prefix<'k>(&self, node: &Node<'_>, key: &'k str) -> Option<&'k str> {
+        let (model, path) = (self.model()?, node.type_path.as_deref()?);
+        key.char_indices()
+            .filter(|(i, c)| *i > 0 && c.is_ascii_uppercase())
+            .map(|(i, _)| &key[..i])
+            .find(|prefix| model.child_type(path, prefix).is_some_and(|t| t.choice))
     }
 
     fn binary(
@@ -367,7 +376,6 @@ pub(crate) fn union_into<'a>(out: &mut Items<'a>, more: Items<'a>) {
 fn push_values<'a>(
     value: &'a Value,
     element: Option<&'a Value>,
-    _unused: Option<()>,
     out: &mut Items<'a>,
     typing: &dyn Fn(&'a Value) -> (Option<Cow<'a, str>>, Option<Cow<'a, str>>),
 ) {

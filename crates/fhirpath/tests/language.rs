@@ -528,7 +528,7 @@ impl Model for TestModel {
             ("Patient", "contact") => ("Patient.contact", "BackboneElement", false),
             ("HumanName", "family") => ("string", "string", false),
             ("Patient", "birthDate") => ("date", "date", false),
-            ("Patient", "deceased") => ("", "", true),
+            ("Patient", "deceased") | ("Patient.contact", "value") => ("", "", true),
             _ => return None,
         };
         Some(ChildType {
@@ -568,6 +568,16 @@ fn model_types_nodes() {
         .unwrap();
     let node = items[0].as_node().unwrap();
     assert_eq!(node.type_path.as_deref(), Some("HumanName"));
+    // children() sees `deceasedBoolean` as the choice `deceased`, typed boolean.
+    assert_eq!(run("Patient.children().ofType(boolean)"), ["true", "false"]);
+    let kids = parse("Patient.children()")
+        .unwrap()
+        .evaluate(&p, &ctx)
+        .unwrap();
+    assert!(
+        kids.iter()
+            .any(|k| k.as_node().and_then(|n| n.type_name.as_deref()) == Some("boolean"))
+    );
     // Without a model, an untyped object has no type name.
     assert_eq!(eval("Patient.name.ofType(HumanName).count()", &p), ["0"]);
 }
