@@ -75,6 +75,7 @@ const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("endsWith", 1, 1),
     ("contains", 1, 1),
     ("matches", 1, 1),
+    ("matchesFull", 1, 1),
     ("replace", 2, 2),
     ("replaceMatches", 2, 2),
     ("substring", 1, 2),
@@ -375,9 +376,9 @@ fn call_plain<'a>(
         | "toTime" | "toQuantity" | "convertsToString" | "convertsToInteger"
         | "convertsToDecimal" | "convertsToBoolean" | "convertsToDate" | "convertsToDateTime"
         | "convertsToTime" | "convertsToQuantity" | "startsWith" | "endsWith" | "contains"
-        | "matches" | "replaceMatches" | "replace" | "substring" | "length" | "lower" | "upper"
-        | "trim" | "toChars" | "indexOf" | "split" | "abs" | "ceiling" | "floor" | "truncate"
-        | "round" | "sqrt" | "ln" | "exp" | "log" | "power" => {
+        | "matches" | "matchesFull" | "replaceMatches" | "replace" | "substring" | "length"
+        | "lower" | "upper" | "trim" | "toChars" | "indexOf" | "split" | "abs" | "ceiling"
+        | "floor" | "truncate" | "round" | "sqrt" | "ln" | "exp" | "log" | "power" => {
             let Some(value) = singleton_value(input, name)? else {
                 return Ok(Vec::new());
             };

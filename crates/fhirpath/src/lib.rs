@@ -56,6 +56,9 @@
 //!   node (an empty object) typed by the reference's `Type` (`Type/id`, an absolute URL ending
 //!   in `Type/id`, optionally `/_history/v`). Other references (`urn:uuid:` not in a Bundle)
 //!   resolve to nothing.
+//! - `matches()` must match the whole string (as HAPI's validator does, and as R4's invariants
+//!   such as `name.matches('[A-Z]([A-Za-z0-9_]){0,254}')` intend); `matchesFull()` is the same.
+//!   Regular expressions use the `regex` crate (linear time, no backreferences or lookaround).
 //! - Expressions nest at most 128 levels (each link of a chain counts, a union of any length
 //!   counts once), so evaluation's recursion stays well inside a thread's stack.
 //!

@@ -135,7 +135,9 @@ pub(crate) fn scalar<'a>(
                 _ => s.contains(&p),
             })
         }
-        "matches" => {
+        // The whole string must match, as HAPI does and R4's invariants (`name.matches('[A-Z]…')`)
+        // intend; FHIRPath 3.0 calls this matchesFull().
+        "matches" | "matchesFull" => {
             let s = need_text()?;
             let Some(p) = string_arg(0)? else {
                 return Ok(Vec::new());

@@ -718,3 +718,22 @@ fn placeholders_are_resources() {
     );
     assert_eq!(eval("Patient.name.given.distinct().count()", &p), ["3"]);
 }
+
+#[test]
+fn invariant_regexes() {
+    let p = patient();
+    let eld20 =
+        r"'Patient.name.given'.matches('[A-Za-z][A-Za-z0-9]*(\\.[a-z][A-Za-z0-9]*(\\[x])?)*')";
+    assert_eq!(eval(eld20, &p), ["true"]);
+    let eld19 = r#"'Observation.value[x]'.matches('[^\\s\\.,:;\\\'"\\/|?!@#$%&*()\\[\\]{}]{1,64}(\\.[^\\s\\.,:;\\\'"\\/|?!@#$%&*()\\[\\]{}]{1,64}(\\[x\\])?(\\:[^\\s\\.]+)?)*')"#;
+    assert_eq!(eval(eld19, &p), ["true"]);
+    assert_eq!(
+        eval("'MyName'.matches('[A-Z]([A-Za-z0-9_]){0,254}')", &p),
+        ["true"]
+    );
+    assert_eq!(
+        eval("'my name'.matches('[A-Z]([A-Za-z0-9_]){0,254}')", &p),
+        ["false"]
+    );
+    assert_eq!(eval("'ab'.matchesFull('a')", &p), ["false"]);
+}
