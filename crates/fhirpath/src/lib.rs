@@ -155,6 +155,21 @@ impl Expr {
     }
 }
 
+impl std::str::FromStr for Expr {
+    type Err = ParseError;
+
+    fn from_str(src: &str) -> Result<Self, ParseError> {
+        parse(src)
+    }
+}
+
+impl std::fmt::Display for Expr {
+    /// The source text, as parsed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
 /// The starting node for a value: typed by `resourceType` when it has one.
 fn node_for(value: &Value) -> Node<'_> {
     Node::resource(value)

@@ -517,6 +517,9 @@ fn expr_is_send_sync_and_reusable() {
         .map(|v| v.len())
     });
     assert_eq!(handle.join().unwrap(), Ok(1));
+    let e: fhirpath::Expr = "Patient.name.given".parse().unwrap();
+    assert_eq!(e.to_string(), "Patient.name.given");
+    assert_eq!(e.source(), "Patient.name.given");
 }
 
 struct TestModel;
