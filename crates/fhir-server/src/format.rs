@@ -209,6 +209,8 @@ pub fn is_json_mime(v: &str) -> bool {
     matches!(
         base,
         "json" | "application/json" | "application/fhir+json" | "application/json+fhir"
+            // `+` unencoded in a query string arrives as a space.
+            | "application/fhir json" | "application/json fhir"
     )
 }
 

@@ -11,7 +11,7 @@
 //! ```no_run
 //! # async fn run(store: std::sync::Arc<store::AnyStore>) -> std::io::Result<()> {
 //! let config = fhir_server::FhirConfig::new("http://127.0.0.1:8081/fhir");
-//! let app = axum::Router::new().nest("/fhir", fhir_server::router(store, config));
+//! let app = fhir_server::mount("/fhir", store, config);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
 //! axum::serve(listener, app).await
 //! # }
@@ -71,7 +71,31 @@ impl FhirConfig {
     }
 }
 
-/// The FHIR API, to be nested at the base path (`/fhir`).
+/// The FHIR API at `prefix` (`/fhir`): [`router`] nested there, and the base with a trailing
+/// slash (`/fhir/`, where some clients POST their Bundles) answered the same as the base.
+pub fn mount(prefix: &str, store: Arc<AnyStore>, config: FhirConfig) -> Router {
+    use tower::ServiceExt as _;
+    let inner = router(store, config);
+    let at_base = inner.clone();
+    Router::new().nest(prefix, inner).route_service(
+        &format!("{prefix}/"),
+        tower::service_fn(move |mut req: axum::extract::Request| {
+            let service = at_base.clone();
+            async move {
+                let path = req
+                    .uri()
+                    .query()
+                    .map_or_else(|| "/".to_owned(), |q| format!("/?{q}"));
+                if let Ok(uri) = path.parse() {
+                    *req.uri_mut() = uri;
+                }
+                service.oneshot(req).await
+            }
+        }),
+    )
+}
+
+/// The FHIR API, to be nested at the base path (`/fhir`); see [`mount`].
 pub fn router(store: Arc<AnyStore>, config: FhirConfig) -> Router {
     let limit = config.max_body_bytes;
     let state = FhirState {

@@ -337,10 +337,12 @@ pub fn parse_search(
     pairs: &[(String, String)],
     lenient: bool,
 ) -> Result<SearchRequest, FhirError> {
+    // A reference given as an absolute URL on this server is a local `Type/id`.
+    let own = format!("{}/", state.config.base_url);
     let mut pairs: Vec<(String, String)> = pairs
         .iter()
         .filter(|(k, _)| !RESULT_PARAMS.contains(&k.as_str()))
-        .cloned()
+        .map(|(k, v)| (k.clone(), v.replace(&own, "")))
         .collect();
     let options = fhir::search::SearchOptions {
         default_count: state.config.default_count,
@@ -631,10 +633,7 @@ pub async fn patch(
             "a patch may not change the resource's type or id",
         )]));
     }
-    if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
-        meta.remove("versionId");
-        meta.remove("lastUpdated");
-    }
+    strip_version_meta(&mut resource);
     let write = prepare_write(
         WriteOp::Update,
         resource_type,
@@ -648,6 +647,25 @@ pub async fn patch(
             "the resource changed while the patch was applied; try again",
         )),
         other => Err(outcome_error_for(resource_type, &other)),
+    }
+}
+
+/// Removes `meta.versionId` and `meta.lastUpdated` (the store sets them), and `meta` itself
+/// when nothing else is left in it (FHIR JSON has no empty objects).
+pub fn strip_version_meta(resource: &mut Value) {
+    let Some(obj) = resource.as_object_mut() else {
+        return;
+    };
+    let empty = obj
+        .get_mut("meta")
+        .and_then(Value::as_object_mut)
+        .is_some_and(|meta| {
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
+            meta.is_empty()
+        });
+    if empty {
+        obj.remove("meta");
     }
 }
 

@@ -287,44 +287,33 @@ async fn transaction(
     req: &Req,
 ) -> Result<Reply, FhirError> {
     let base = state.config.base_url.clone();
-    let fail = |i: usize, e: FhirError| FhirError {
-        issues: e
-            .issues
-            .into_iter()
-            .map(|mut issue| {
-                issue.diagnostics = format!("Bundle.entry[{i}]: {}", issue.diagnostics);
-                issue
-            })
-            .collect(),
-        ..e
-    };
     // 1. Ids of what is created or updated, and where each fullUrl points.
     let mut targets: Vec<Option<(String, String)>> = vec![None; entries.len()];
     let mut existing: Vec<Option<Reply>> = (0..entries.len()).map(|_| None).collect();
     let mut aliases: HashMap<String, String> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
-        let (target, found) = target_of(state, entry).await.map_err(|e| fail(i, e))?;
-        if let (Some(full_url), Some((t, id))) = (&entry.full_url, &target) {
-            aliases.insert(full_url.clone(), format!("{t}/{id}"));
+        let (target, found) = target_of(state, entry).await.map_err(|e| at_entry(i, e))?;
+        if let Some((t, id)) = &target {
+            if let Some(j) = targets
+                .iter()
+                .position(|other| other.as_ref() == Some(&(t.clone(), id.clone())))
+            {
+                return Err(at_entry(
+                    i,
+                    FhirError::bad_request(format!(
+                        "{t}/{id} is also the target of Bundle.entry[{j}]; a transaction may change a resource only once"
+                    )),
+                ));
+            }
+            if let Some(full_url) = &entry.full_url {
+                aliases.insert(full_url.clone(), format!("{t}/{id}"));
+            }
         }
         targets[i] = target;
         existing[i] = found;
     }
     // 2. Rewrite references (fullUrl aliases, then conditional references).
-    for (i, entry) in entries.iter_mut().enumerate() {
-        if let Some(resource) = entry.resource.as_mut() {
-            let mut conditional = Vec::new();
-            rewrite_references(resource, &aliases, &mut conditional);
-            for reference in conditional {
-                let resolved = resolve_conditional(state, &reference)
-                    .await
-                    .map_err(|e| fail(i, e))?;
-                let mut one = HashMap::new();
-                one.insert(reference, resolved);
-                rewrite_references(resource, &one, &mut Vec::new());
-            }
-        }
-    }
+    rewrite_all(state, &mut entries, &aliases).await?;
     // 3. The writes, in FHIR's order: DELETE, POST, PUT; then reads.
     let mut writes: Vec<ResourceWrite> = Vec::new();
     let mut planned: Vec<Option<Planned>> = (0..entries.len()).map(|_| None).collect();
@@ -337,7 +326,8 @@ async fn transaction(
                 planned[i] = Some(Planned::Existing(reply));
                 continue;
             }
-            let write = plan_write(state, entry, targets[i].as_ref()).map_err(|e| fail(i, e))?;
+            let write =
+                plan_write(state, entry, targets[i].as_ref()).map_err(|e| at_entry(i, e))?;
             planned[i] = Some(Planned::Write(writes.len()));
             writes.push(write);
         }
@@ -345,7 +335,7 @@ async fn transaction(
     for (i, entry) in entries.iter().enumerate() {
         if planned[i].is_none() {
             if entry.method != "GET" {
-                return Err(fail(
+                return Err(at_entry(
                     i,
                     FhirError::bad_request(format!(
                         "{} {} is not a supported transaction entry",
@@ -364,7 +354,7 @@ async fn transaction(
             .position(|p| matches!(p, Some(Planned::Write(w)) if *w == k))
             .unwrap_or_default();
         let t = targets[i].as_ref().map_or("resource", |(t, _)| t.as_str());
-        return Err(fail(i, crate::rest::outcome_error_for(t, bad)));
+        return Err(at_entry(i, crate::rest::outcome_error_for(t, bad)));
     }
     // 5. The response, in the order of the request.
     let mut bundle = BundleWriter::new("transaction-response", None, &[]);
@@ -482,6 +472,45 @@ fn write_reply(outcome: Option<&WriteOutcome>) -> Reply {
             write: false,
         },
     }
+}
+
+/// An entry's error, its diagnostics prefixed with the entry's place in the Bundle.
+fn at_entry(i: usize, e: FhirError) -> FhirError {
+    FhirError {
+        issues: e
+            .issues
+            .into_iter()
+            .map(|mut issue| {
+                issue.diagnostics = format!("Bundle.entry[{i}]: {}", issue.diagnostics);
+                issue
+            })
+            .collect(),
+        ..e
+    }
+}
+
+/// Rewrites the references of every entry's resource: `fullUrl` aliases to the ids planned
+/// for them, conditional references to the one resource they match.
+async fn rewrite_all(
+    state: &FhirState,
+    entries: &mut [EntryRequest],
+    aliases: &HashMap<String, String>,
+) -> Result<(), FhirError> {
+    for (i, entry) in entries.iter_mut().enumerate() {
+        if let Some(resource) = entry.resource.as_mut() {
+            let mut conditional = Vec::new();
+            rewrite_references(resource, aliases, &mut conditional);
+            for reference in conditional {
+                let resolved = resolve_conditional(state, &reference)
+                    .await
+                    .map_err(|e| at_entry(i, e))?;
+                let mut one = HashMap::new();
+                one.insert(reference, resolved);
+                rewrite_references(resource, &one, &mut Vec::new());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn reply_of(status: StatusCode, stored: store::resources::StoredResource) -> Reply {

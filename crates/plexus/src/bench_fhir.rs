@@ -103,10 +103,11 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
                 )
             }),
         )
-        .nest(
+        .merge(fhir_server::mount(
             "/fhir",
-            fhir_server::router(Arc::clone(&store), fhir_server::FhirConfig::new(&base)),
-        );
+            Arc::clone(&store),
+            fhir_server::FhirConfig::new(&base),
+        ));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

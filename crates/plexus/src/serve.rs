@@ -201,7 +201,7 @@ async fn spawn_fhir(
     let addr = listener.local_addr()?;
     let fhir = config.fhir.server_config(addr);
     info!(%addr, base = %fhir.base_url, "FHIR API listening");
-    let app = axum::Router::new().nest("/fhir", fhir_server::router(Arc::clone(store), fhir));
+    let app = fhir_server::mount("/fhir", Arc::clone(store), fhir);
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;

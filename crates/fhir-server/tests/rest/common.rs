@@ -1,4 +1,4 @@
-//! The server under test: `fhir_server::router` nested at `/fhir` on a real socket, on a
+//! The server under test: `fhir_server::mount` at `/fhir` on a real socket, on a
 //! fresh SQLite directory or a fresh PostgreSQL schema (dropped again when the test ends,
 //! also when it fails), and an HTTP/1.1 client that checks what every error must look like.
 
@@ -143,9 +143,10 @@ impl TestServer {
             .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("local address");
         let base = format!("http://{addr}/fhir");
-        let app = axum::Router::new().nest(
+        let app = fhir_server::mount(
             "/fhir",
-            fhir_server::router(Arc::new(store), fhir_server::FhirConfig::new(base.clone())),
+            Arc::new(store),
+            fhir_server::FhirConfig::new(base.clone()),
         );
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
