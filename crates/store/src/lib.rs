@@ -3,9 +3,10 @@
 //! This crate keeps what Plexus must not lose: the message journal (every received message
 //! with its exact bytes, routing fields, status and searchable metadata), the content stages
 //! each destination produced (RAW → TRANSFORMED → ENCODED → SENT → RESPONSE), and durable work
-//! queues with leases, retries and dead letters. It has one interface — the [`Journal`] and
-//! [`Queues`] traits, joined in [`Store`] — and two implementations that pass one conformance
-//! suite (`tests/conformance/`):
+//! queues with leases, retries and dead letters, and FHIR resources with their version
+//! history and search index ([`resources`]). It has one interface — the [`Journal`],
+//! [`Queues`] and [`Resources`] traits, joined in [`Store`] — and two implementations that
+//! pass one conformance suite (`tests/conformance/`):
 //!
 //! - [`SqliteStore`], the embedded default: one database file in a data directory, WAL with
 //!   `synchronous=FULL`, and one writer thread that commits concurrent writes together (group

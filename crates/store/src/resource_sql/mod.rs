@@ -55,6 +55,11 @@ impl Sql {
         }
     }
 
+    /// The placeholder dialect.
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Appends constant SQL text.
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
         self.text.push_str(sql);

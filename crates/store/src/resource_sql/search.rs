@@ -20,8 +20,7 @@ use super::{Dialect, IN_CHUNK, Sql, Value, to_i64};
 use crate::error::{Result, StoreError};
 use crate::time::Timestamp;
 
-/// How many rounds of `:iterate` includes a search runs at most.
-pub(crate) const MAX_INCLUDE_ROUNDS: usize = 5;
+use crate::resources::MAX_INCLUDE_ROUNDS;
 
 fn invalid(reason: String) -> StoreError {
     StoreError::InvalidArgument {
@@ -86,9 +85,25 @@ pub(crate) fn matches_sql(
 }
 
 /// The text that names a conditional write's search, for the lock that serialises
-/// identical conditional writes (PostgreSQL).
+/// identical conditional writes (PostgreSQL): [`fhir::search::canonical_key`] of the search on
+/// the write's type, so the order of parameters and values does not matter.
 pub(crate) fn lock_key(resource_type: &str, req: &SearchRequest) -> String {
-    format!("plexus-fhir:{resource_type}:{:?}", req.filters)
+    let on_type = SearchRequest {
+        resource_type: Some(resource_type.to_owned()),
+        filters: req.filters.clone(),
+        ..SearchRequest::default()
+    };
+    format!("plexus-fhir:{}", fhir::search::canonical_key(&on_type))
+}
+
+/// Whether a predicate is a positive test on index rows (a short list of row ids).
+fn drives_by_index(p: &Predicate) -> bool {
+    !matches!(p.param.as_str(), "_id" | "_lastUpdated")
+        && match &p.test {
+            Test::Missing { .. } | Test::Token { negate: true, .. } => false,
+            Test::Chain { .. } | Test::Has { .. } | Test::Composite(_) => true,
+            t => table_of_test(t).is_some(),
+        }
 }
 
 /// The index table of a parameter kind.
@@ -173,6 +188,10 @@ impl Num {
 struct Gen {
     sql: Sql,
     next_alias: usize,
+    /// SQLite: an earlier filter already drives the search (`r.rid IN` list), so the
+    /// current filter's positive tests are correlated `EXISTS` probes on the `(rid, param)`
+    /// index instead of more lists to materialise.
+    correlate: bool,
 }
 
 impl Gen {
@@ -180,6 +199,7 @@ impl Gen {
         Self {
             sql: Sql::new(dialect),
             next_alias: 0,
+            correlate: false,
         }
     }
 
@@ -207,9 +227,29 @@ impl Gen {
         self.push("NOT r.deleted");
         let types: Vec<String> = req.resource_type.iter().cloned().collect();
         if let Some(t) = &req.resource_type {
-            self.push(" AND r.type = ").text(t);
+            // SQLite: when a filter is answered by an index table, let that drive the search
+            // (rowid IN list) instead of a scan of the type's resources; `+` keeps the type
+            // test from being used as an index. `_id` is answered by the (type, id) index.
+            let drive_by_index = self.sql.dialect() == Dialect::Sqlite
+                && req
+                    .filters
+                    .iter()
+                    .any(|f| !f.any.is_empty() && f.any.iter().all(drives_by_index))
+                && !req
+                    .filters
+                    .iter()
+                    .any(|f| f.any.iter().any(|p| p.param == "_id"));
+            self.push(if drive_by_index {
+                " AND +r.type = "
+            } else {
+                " AND r.type = "
+            })
+            .text(t);
         }
+        let mut driven = false;
         for f in &req.filters {
+            self.correlate = driven && self.sql.dialect() == Dialect::Sqlite;
+            driven |= !f.any.is_empty() && f.any.iter().all(drives_by_index);
             self.push(" AND (");
             if f.any.is_empty() {
                 // an empty OR is false
@@ -225,6 +265,7 @@ impl Gen {
             }
             self.push(")");
         }
+        self.correlate = false;
         Ok(())
     }
 
@@ -250,27 +291,7 @@ impl Gen {
             ("_id", test) => self.id_test(res, test),
             ("_lastUpdated", test) => self.last_updated_test(res, test),
             (_, Test::Missing { missing, kind }) => {
-                let tables: Vec<&str> = match table_of(*kind) {
-                    Some(t) => vec![t],
-                    None => super::INDEX_TABLES.to_vec(),
-                };
-                if *missing {
-                    self.push("NOT ");
-                }
-                self.push("(");
-                for (i, table) in tables.iter().enumerate() {
-                    if i > 0 {
-                        self.push(" OR ");
-                    }
-                    let a = self.alias();
-                    self.push(&format!(
-                        "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid \
-                         AND x{a}.param = "
-                    ))
-                    .text(&pred.param)
-                    .push(")");
-                }
-                self.push(")");
+                self.missing(&pred.param, *missing, *kind, res);
                 Ok(())
             }
             (
@@ -329,11 +350,18 @@ impl Gen {
                 })?;
                 let negate = matches!(test, Test::Token { negate: true, .. });
                 let a = self.alias();
-                self.push(&format!(
-                    "{res}.rid {}IN (SELECT x{a}.rid FROM {table} x{a} WHERE x{a}.param = ",
-                    if negate { "NOT " } else { "" }
-                ))
-                .text(&pred.param);
+                if self.correlate && !negate && res == "r" {
+                    self.push(&format!(
+                        "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid \
+                         AND x{a}.param = "
+                    ));
+                } else {
+                    self.push(&format!(
+                        "{res}.rid {}IN (SELECT x{a}.rid FROM {table} x{a} WHERE x{a}.param = ",
+                        if negate { "NOT " } else { "" }
+                    ));
+                }
+                self.text(&pred.param);
                 self.type_filter(&format!("x{a}.type"), types);
                 self.push(" AND ");
                 self.value_test(test, &format!("x{a}"))?;
@@ -341,6 +369,31 @@ impl Gen {
                 Ok(())
             }
         }
+    }
+
+    /// `:missing`: whether the resource has rows of `param` in `kind`'s table(s).
+    fn missing(&mut self, param: &str, missing: bool, kind: ParamType, res: &str) {
+        let tables: Vec<&str> = match table_of(kind) {
+            Some(t) => vec![t],
+            None => super::INDEX_TABLES.to_vec(),
+        };
+        if missing {
+            self.push("NOT ");
+        }
+        self.push("(");
+        for (i, table) in tables.iter().enumerate() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            let a = self.alias();
+            self.push(&format!(
+                "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid \
+                 AND x{a}.param = "
+            ))
+            .text(param)
+            .push(")");
+        }
+        self.push(")");
     }
 
     /// `_id`, answered from the resource row.
