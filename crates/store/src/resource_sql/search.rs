@@ -188,10 +188,6 @@ impl Num {
 struct Gen {
     sql: Sql,
     next_alias: usize,
-    /// SQLite: an earlier filter already drives the search (`r.rid IN` list), so the
-    /// current filter's positive tests are correlated `EXISTS` probes on the `(rid, param)`
-    /// index instead of more lists to materialise.
-    correlate: bool,
 }
 
 impl Gen {
@@ -199,7 +195,6 @@ impl Gen {
         Self {
             sql: Sql::new(dialect),
             next_alias: 0,
-            correlate: false,
         }
     }
 
@@ -246,10 +241,7 @@ impl Gen {
             })
             .text(t);
         }
-        let mut driven = false;
         for f in &req.filters {
-            self.correlate = driven && self.sql.dialect() == Dialect::Sqlite;
-            driven |= !f.any.is_empty() && f.any.iter().all(drives_by_index);
             self.push(" AND (");
             if f.any.is_empty() {
                 // an empty OR is false
@@ -265,7 +257,6 @@ impl Gen {
             }
             self.push(")");
         }
-        self.correlate = false;
         Ok(())
     }
 
@@ -350,17 +341,10 @@ impl Gen {
                 })?;
                 let negate = matches!(test, Test::Token { negate: true, .. });
                 let a = self.alias();
-                if self.correlate && !negate && res == "r" {
-                    self.push(&format!(
-                        "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid \
-                         AND x{a}.param = "
-                    ));
-                } else {
-                    self.push(&format!(
-                        "{res}.rid {}IN (SELECT x{a}.rid FROM {table} x{a} WHERE x{a}.param = ",
-                        if negate { "NOT " } else { "" }
-                    ));
-                }
+                self.push(&format!(
+                    "{res}.rid {}IN (SELECT x{a}.rid FROM {table} x{a} WHERE x{a}.param = ",
+                    if negate { "NOT " } else { "" }
+                ));
                 self.text(&pred.param);
                 self.type_filter(&format!("x{a}.type"), types);
                 self.push(" AND ");
