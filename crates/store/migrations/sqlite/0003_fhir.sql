@@ -103,6 +103,8 @@ CREATE TABLE fhir_idx_date (
 );
 CREATE INDEX fhir_idx_date_rid   ON fhir_idx_date (rid, param);
 CREATE INDEX fhir_idx_date_value ON fhir_idx_date (type, param, low, high);
+-- searches bounded from below (gt, ge, sa) scan by the end of the range
+CREATE INDEX fhir_idx_date_high  ON fhir_idx_date (type, param, high, low);
 
 CREATE TABLE fhir_idx_number (
     rid   INTEGER NOT NULL,

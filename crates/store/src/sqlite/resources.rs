@@ -137,6 +137,14 @@ pub(super) fn search(conn: &Connection, req: &fhir::search::SearchRequest) -> Re
 /// savepoint that is rolled back if a precondition fails.
 pub(super) fn write(conn: &Connection, writes: &[ResourceWrite]) -> Result<Vec<WriteOutcome>> {
     const OP: &str = "write";
+    // Only a precondition can fail a write without an error (an error rolls back the whole
+    // batch of the writer anyway): without one, the savepoint is not needed.
+    if writes
+        .iter()
+        .all(|w| matches!(w.precondition, Precondition::None))
+    {
+        return write_all(conn, writes);
+    }
     conn.execute_batch("SAVEPOINT fhir_write")
         .map_err(StoreError::sqlite(OP))?;
     let result = write_all(conn, writes);
@@ -255,11 +263,14 @@ fn write_one(conn: &Connection, w: &ResourceWrite, now: Timestamp) -> Result<Wri
             (rid, version + 1, method)
         }
     };
-    let stored = store_version(conn, w, rid, id, version, method, now)?;
+    let fresh = matches!(cur, Current::Absent);
+    let stored = store_version(conn, w, rid, id, version, method, now, fresh)?;
     Ok(resource_sql::outcome(stored, cur))
 }
 
-/// Stores the version row and replaces the index rows.
+/// Stores the version row and replaces the index rows (`fresh`: a new row id, which has
+/// none to delete).
+#[allow(clippy::too_many_arguments, reason = "the parts of one version row")]
 fn store_version(
     conn: &Connection,
     w: &ResourceWrite,
@@ -268,6 +279,7 @@ fn store_version(
     version: i64,
     method: HistoryMethod,
     now: Timestamp,
+    fresh: bool,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
     let rtype = w.resource_type.as_str();
@@ -292,7 +304,13 @@ fn store_version(
         ])
     })
     .map_err(StoreError::sqlite(OP))?;
-    replace_index(conn, rid, rtype, if deleted { &[] } else { &w.index })?;
+    replace_index(
+        conn,
+        rid,
+        rtype,
+        if deleted { &[] } else { &w.index },
+        fresh,
+    )?;
     Ok(StoredResource {
         resource_type: rtype.to_owned(),
         id,
@@ -310,13 +328,16 @@ fn replace_index(
     rid: i64,
     rtype: &str,
     entries: &[fhir::index::IndexEntry],
+    fresh: bool,
 ) -> Result<()> {
     const OP: &str = "write";
     let e = StoreError::sqlite(OP);
     let run = || -> rusqlite::Result<()> {
-        for table in INDEX_TABLES {
-            conn.prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))?
-                .execute([rid])?;
+        if !fresh {
+            for table in INDEX_TABLES {
+                conn.prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))?
+                    .execute([rid])?;
+            }
         }
         let rows = IndexRows::new(entries);
         let mut s = conn.prepare_cached(
