@@ -40,6 +40,8 @@ pub struct PgStore {
     schema: String,
     counters: Arc<Counters>,
     appends: group::GroupCommit,
+    /// When to refresh the FHIR tables' planner statistics (see `resources::analyze_when_grown`).
+    fhir_growth: Arc<resources::Growth>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -114,6 +116,7 @@ impl PgStore {
             schema: config.schema.clone(),
             counters,
             appends,
+            fhir_growth: Arc::new(resources::Growth::default()),
         };
         store.migrate().await?;
         tracing::info!(schema = %store.schema, "PostgreSQL store opened");

@@ -200,8 +200,68 @@ pub(super) async fn write(store: &PgStore, writes: &[ResourceWrite]) -> Result<V
     } else {
         tx.commit().await.map_err(StoreError::pg(OP))?;
         store.committed(0);
+        analyze_when_grown(store, writes.len());
     }
     Ok(outcomes)
+}
+
+/// How many FHIR writes a store has committed, and at what count it next refreshes the
+/// planner statistics of the FHIR tables.
+#[derive(Debug)]
+pub(super) struct Growth {
+    written: std::sync::atomic::AtomicU64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Growth {
+    fn default() -> Self {
+        Self {
+            written: std::sync::atomic::AtomicU64::new(0),
+            next: std::sync::atomic::AtomicU64::new(1_000),
+        }
+    }
+}
+
+/// Runs `ANALYZE` on the FHIR tables in the background each time the writes of this process
+/// have doubled (1,000, 2,000, 4,000, … then every 200,000). Search plans depend on the
+/// tables' statistics; autovacuum keeps them fresh on a normal server, but it may be off, or
+/// late after a bulk import, and a plan made for empty tables (nested loops over index rows)
+/// makes a range search over a few thousand resources take minutes.
+fn analyze_when_grown(store: &PgStore, n: usize) {
+    use std::sync::atomic::Ordering;
+    let growth = &store.fhir_growth;
+    let written = growth.written.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+    let next = growth.next.load(Ordering::Relaxed);
+    if written < next {
+        return;
+    }
+    let following = next.saturating_add(next.min(200_000));
+    if growth
+        .next
+        .compare_exchange(next, following, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return; // another write took this turn
+    }
+    let pool = store.pool.clone();
+    tokio::spawn(async move {
+        let tables = std::iter::once("fhir_resource")
+            .chain(std::iter::once("fhir_version"))
+            .chain(crate::resource_sql::INDEX_TABLES)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let result = match pool.get().await {
+            Ok(client) => client
+                .batch_execute(&format!("ANALYZE {tables}"))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => tracing::debug!(written, "FHIR table statistics refreshed"),
+            Err(error) => tracing::warn!(%error, "refreshing FHIR table statistics failed"),
+        }
+    });
 }
 
 async fn current(client: &impl GenericClient, rtype: &str, id: &str) -> Result<Current> {
