@@ -100,23 +100,8 @@ impl FhirServe {
 
     /// SIGTERM, and a clean exit.
     fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_mins(1) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(
-                    status.success(),
-                    "plexus serve exited with {status}: {}",
-                    self.log_text()
-                );
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("plexus serve did not stop on SIGTERM: {}", self.log_text());
+        let log = self.log_text();
+        common::terminate(&mut self.child, &log);
     }
 }
 

@@ -658,24 +658,27 @@ impl ChannelServer {
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_mins(1) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(
-                    status.success(),
-                    "plexus serve exited with {status}: {}",
-                    self.log_text()
-                );
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("plexus serve did not stop on SIGTERM: {}", self.log_text());
+        let log = self.log_text();
+        terminate(&mut self.child, &log);
     }
+}
+
+/// Sends SIGTERM to a `plexus serve` and asserts it exits cleanly within a minute (`log`: its
+/// output so far, for the failure message).
+pub fn terminate(child: &mut std::process::Child, log: &str) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_mins(1) {
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(status.success(), "plexus serve exited with {status}: {log}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("plexus serve did not stop on SIGTERM: {log}");
 }
 
 impl Drop for ChannelServer {

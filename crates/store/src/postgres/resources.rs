@@ -157,8 +157,9 @@ pub(super) async fn search(
         Some(sql) => query_ints(&tx, OP, sql).await?,
         None => Vec::new(),
     };
-    let total = match &compiled.count {
-        Some(sql) => Some(
+    let total = match (&compiled.count, search::total_from_page(req, rids.len())) {
+        (Some(_), Some(known)) => Some(known),
+        (Some(sql), None) => Some(
             query_ints(&tx, OP, sql)
                 .await?
                 .first()
@@ -166,7 +167,7 @@ pub(super) async fn search(
                 .unwrap_or(0)
                 .unsigned_abs(),
         ),
-        None => None,
+        (None, _) => None,
     };
     let mut plan = IncludePlan::new(D, req, &rids);
     while let Some(queries) = plan.next_round() {

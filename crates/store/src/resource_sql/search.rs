@@ -64,6 +64,15 @@ pub(crate) fn compile(dialect: Dialect, req: &SearchRequest) -> Result<Compiled>
     Ok(Compiled { page, count })
 }
 
+/// The total of a search when its page already tells it: a page that is not full and
+/// does not start past the end holds the last matches, so the total is the matches before it
+/// plus those in it (no count query needed). `None` when only a count can tell.
+pub(crate) fn total_from_page(req: &SearchRequest, on_page: usize) -> Option<u64> {
+    let not_full = req.count > 0 && on_page < req.count;
+    let reaches_page = on_page > 0 || req.offset == 0;
+    (not_full && reaches_page).then(|| (req.offset + on_page) as u64)
+}
+
 /// Row ids of at most `limit` matches of `req`'s filters on `resource_type` (for conditional
 /// writes; sort, paging and includes are ignored).
 pub(crate) fn matches_sql(

@@ -108,15 +108,16 @@ pub(super) fn search(conn: &Connection, req: &fhir::search::SearchRequest) -> Re
         Some(sql) => query_ints(conn, OP, sql)?,
         None => Vec::new(),
     };
-    let total = match &compiled.count {
-        Some(sql) => Some(
+    let total = match (&compiled.count, search::total_from_page(req, rids.len())) {
+        (Some(_), Some(known)) => Some(known),
+        (Some(sql), None) => Some(
             query_ints(conn, OP, sql)?
                 .first()
                 .copied()
                 .unwrap_or(0)
                 .unsigned_abs(),
         ),
-        None => None,
+        (None, _) => None,
     };
     let mut plan = IncludePlan::new(D, req, &rids);
     while let Some(queries) = plan.next_round() {
