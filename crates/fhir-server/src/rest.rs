@@ -502,6 +502,14 @@ pub fn outcome_error_for(resource_type: &str, outcome: &WriteOutcome) -> FhirErr
             FhirError::precondition_failed("version conflict: the resource does not exist")
         }
         WriteOutcome::NotFound => FhirError::not_found(format!("no such {resource_type}")),
+        WriteOutcome::MatchAppeared(r) => FhirError::new(
+            StatusCode::CONFLICT,
+            "transient",
+            format!(
+                "{}/{} was created concurrently and matches this conditional create; nothing was stored, send the request again",
+                r.resource_type, r.id
+            ),
+        ),
         _ => FhirError::conflict("unexpected write outcome"),
     }
 }

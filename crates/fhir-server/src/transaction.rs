@@ -48,7 +48,14 @@ pub async fn batch_or_transaction(
     let entries = parse_entries(state, &bundle)?;
     match kind.as_str() {
         "batch" => Ok(batch(state, entries, req).await),
-        "transaction" => transaction(state, entries, req).await,
+        "transaction" => match transaction(state, entries.clone(), req).await {
+            // A conditional create's match appeared while the transaction was planned:
+            // nothing was stored; plan it again, now seeing that match.
+            Err(e) if e.issues.iter().any(|i| i.code == "transient") => {
+                transaction(state, entries, req).await
+            }
+            other => other,
+        },
         other => Err(FhirError::bad_request(format!(
             "POST / takes a Bundle of type batch or transaction, not {other:?}"
         ))),
@@ -544,7 +551,10 @@ fn plan_write(
         ("POST", [t], Some((_, id))) => {
             let resource = entry_resource(entry, t)?;
             let precondition = match &entry.if_none_exist {
-                Some(cond) => Precondition::IfNoneExist(conditional_search(state, t, cond)?),
+                // Planning found no match; if one appears before the commit, the whole
+                // transaction fails (other entries may refer to this one's planned id) and is
+                // planned again.
+                Some(cond) => Precondition::NoneExist(conditional_search(state, t, cond)?),
                 None => Precondition::None,
             };
             rest::prepare_write(WriteOp::Create, t, id, resource, precondition)

@@ -137,6 +137,12 @@ pub enum Precondition {
     /// [`WriteOutcome::MultipleMatches`]. Concurrent conditional creates with the same
     /// search never both create.
     IfNoneExist(SearchRequest),
+    /// The search must match nothing: a match makes the outcome
+    /// [`WriteOutcome::MatchAppeared`], a failure, so the whole call is rolled back. For a
+    /// transaction's conditional create that its planning found unmatched: if a concurrent
+    /// request created a match since, the other writes of the transaction (which may refer to
+    /// the resource this write was to create) must not be stored either.
+    NoneExist(SearchRequest),
     /// Conditional update or delete (`PUT/DELETE [type]?search`): the write goes to the one
     /// resource the search matches (update: to [`ResourceWrite::id`] when none matches;
     /// delete: nothing when none matches); two or more matches give
@@ -161,13 +167,18 @@ pub enum WriteOutcome {
     MultipleMatches,
     /// `If-Match` failed: the current version is this one (`None`: no such resource).
     VersionConflict(Option<u64>),
+    /// [`Precondition::NoneExist`] failed: this resource matches the search now.
+    MatchAppeared(StoredResource),
 }
 
 impl WriteOutcome {
     /// Whether the write failed a precondition (the whole [`Resources::write`] call is
     /// then rolled back).
     pub fn is_failure(&self) -> bool {
-        matches!(self, Self::MultipleMatches | Self::VersionConflict(_))
+        matches!(
+            self,
+            Self::MultipleMatches | Self::VersionConflict(_) | Self::MatchAppeared(_)
+        )
     }
 }
 

@@ -306,13 +306,18 @@ async fn lock_search(
 /// Where a write goes, after its precondition's search (under the search's lock).
 async fn resolve(client: &impl GenericClient, w: &ResourceWrite) -> Result<Target> {
     const OP: &str = "write";
-    let (Precondition::IfNoneExist(req) | Precondition::Match(req)) = &w.precondition else {
+    let (Precondition::IfNoneExist(req) | Precondition::Match(req) | Precondition::NoneExist(req)) =
+        &w.precondition
+    else {
         return Ok(Target::Id(w.id.clone()));
     };
     lock_search(client, &w.resource_type, req).await?;
     let sql = search::matches_sql(D, &w.resource_type, req, 2)?;
     let found = query_ints(client, OP, &sql).await?;
-    let creating = matches!(w.precondition, Precondition::IfNoneExist(_));
+    let creating = matches!(
+        w.precondition,
+        Precondition::IfNoneExist(_) | Precondition::NoneExist(_)
+    );
     if creating && found.is_empty() {
         return Ok(Target::Id(w.id.clone()));
     }
@@ -322,6 +327,9 @@ async fn resolve(client: &impl GenericClient, w: &ResourceWrite) -> Result<Targe
     let existing = load(client, OP, &found).await?.into_iter().next();
     Ok(match existing {
         None => Target::Done(WriteOutcome::NotFound),
+        Some(r) if matches!(w.precondition, Precondition::NoneExist(_)) => {
+            Target::Done(WriteOutcome::MatchAppeared(r))
+        }
         Some(r) if creating => Target::Done(WriteOutcome::Existing(r)),
         Some(r) => Target::Id(r.id),
     })

@@ -185,12 +185,17 @@ fn current(conn: &Connection, rtype: &str, id: &str) -> Result<Current> {
 /// Where a write goes, after its precondition's search.
 fn resolve(conn: &Connection, w: &ResourceWrite) -> Result<Target> {
     const OP: &str = "write";
-    let (Precondition::IfNoneExist(req) | Precondition::Match(req)) = &w.precondition else {
+    let (Precondition::IfNoneExist(req) | Precondition::Match(req) | Precondition::NoneExist(req)) =
+        &w.precondition
+    else {
         return Ok(Target::Id(w.id.clone()));
     };
     let sql = search::matches_sql(D, &w.resource_type, req, 2)?;
     let found = query_ints(conn, OP, &sql)?;
-    let creating = matches!(w.precondition, Precondition::IfNoneExist(_));
+    let creating = matches!(
+        w.precondition,
+        Precondition::IfNoneExist(_) | Precondition::NoneExist(_)
+    );
     if creating && found.is_empty() {
         return Ok(Target::Id(w.id.clone()));
     }
@@ -200,6 +205,9 @@ fn resolve(conn: &Connection, w: &ResourceWrite) -> Result<Target> {
     let existing = load(conn, OP, &found)?.into_iter().next();
     Ok(match existing {
         None => Target::Done(WriteOutcome::NotFound),
+        Some(r) if matches!(w.precondition, Precondition::NoneExist(_)) => {
+            Target::Done(WriteOutcome::MatchAppeared(r))
+        }
         Some(r) if creating => Target::Done(WriteOutcome::Existing(r)),
         Some(r) => Target::Id(r.id),
     })

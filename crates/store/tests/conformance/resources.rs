@@ -492,6 +492,30 @@ pub async fn resource_conditional_writes<B: Backend>(backend: &B) {
         "{out:?}"
     );
     assert!(store.read("Patient", "b", None).await.unwrap().is_none());
+    // NoneExist: a match fails the whole call (a transaction's planned create)
+    let out = store
+        .write(vec![
+            create("Patient", "bystander", vec![]),
+            with_mrn("n1", "1", Precondition::NoneExist(mrn("1"))),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[1], WriteOutcome::MatchAppeared(r) if r.id == "a"),
+        "{out:?}"
+    );
+    assert!(out[1].is_failure());
+    for id in ["bystander", "n1"] {
+        assert!(
+            store.read("Patient", id, None).await.unwrap().is_none(),
+            "{id}"
+        );
+    }
+    let out = store
+        .write(vec![with_mrn("n2", "2", Precondition::NoneExist(mrn("2")))])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], WriteOutcome::Created(_)), "{out:?}");
     put(
         &store,
         "Patient",
