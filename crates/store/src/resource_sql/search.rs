@@ -641,9 +641,14 @@ impl Gen {
     /// A prefix comparison of the value range `lo..=hi` (columns) with the search range
     /// `sl..=sh`; `d` widens the search range for `ap`.
     fn range(&mut self, prefix: Prefix, lo: &str, hi: &str, sl: Num, sh: Num, d: Num) {
+        // Every form below starts with a bound on one column, so an index on (low, …) or
+        // (high, …) answers it with one range scan; `lo <= hi` always holds, which makes the
+        // added bounds redundant for the result.
         let eq = |g: &mut Self| {
             g.push(&format!("({lo} >= "))
                 .bind(sl.value())
+                .push(&format!(" AND {lo} <= "))
+                .bind(sh.value())
                 .push(&format!(" AND {hi} <= "))
                 .bind(sh.value())
                 .push(")");
@@ -660,19 +665,25 @@ impl Gen {
             Prefix::Lt => {
                 self.push(&format!("{lo} < ")).bind(sl.value());
             }
+            // gt or eq: `hi > sh OR (lo >= sl AND hi <= sh)`, written with its range first
             Prefix::Ge => {
-                self.push(&format!("({hi} > "))
-                    .bind(sh.value())
-                    .push(" OR ");
-                eq(self);
-                self.push(")");
-            }
-            Prefix::Le => {
-                self.push(&format!("({lo} < "))
+                self.push(&format!("({hi} >= "))
                     .bind(sl.value())
-                    .push(" OR ");
-                eq(self);
-                self.push(")");
+                    .push(&format!(" AND ({hi} > "))
+                    .bind(sh.value())
+                    .push(&format!(" OR {lo} >= "))
+                    .bind(sl.value())
+                    .push("))");
+            }
+            // lt or eq: `lo < sl OR (lo >= sl AND hi <= sh)`, written with its range first
+            Prefix::Le => {
+                self.push(&format!("({lo} <= "))
+                    .bind(sh.value())
+                    .push(&format!(" AND ({lo} < "))
+                    .bind(sl.value())
+                    .push(&format!(" OR {hi} <= "))
+                    .bind(sh.value())
+                    .push("))");
             }
             Prefix::Sa => {
                 self.push(&format!("{lo} > ")).bind(sh.value());
