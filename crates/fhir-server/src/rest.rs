@@ -598,14 +598,34 @@ pub async fn patch(
     body: &[u8],
     req: &Req,
 ) -> Result<Reply, FhirError> {
-    check_type(resource_type)?;
-    check_id(id)?;
     let ct = req.header("content-type").unwrap_or_default();
     if !ct.starts_with("application/json-patch+json") {
         return Err(FhirError::unsupported_media_type(format!(
             "PATCH takes a JSON Patch (Content-Type application/json-patch+json), not {ct:?}"
         )));
     }
+    let expected = if_match(req)?;
+    let write = patched_write(state, resource_type, id, body, expected).await?;
+    match write_one(state, write).await? {
+        WriteOutcome::Updated(stored) => Ok(Reply::written(StatusCode::OK, stored)),
+        WriteOutcome::VersionConflict(_) if expected.is_none() => Err(FhirError::conflict(
+            "the resource changed while the patch was applied; try again",
+        )),
+        other => Err(outcome_error_for(resource_type, &other)),
+    }
+}
+
+/// The update a JSON Patch (`body`) makes of the current version of a resource: validated,
+/// indexed, and conditional on that version (`expected`, from `If-Match`, must be it).
+pub async fn patched_write(
+    state: &FhirState,
+    resource_type: &str,
+    id: &str,
+    body: &[u8],
+    expected: Option<u64>,
+) -> Result<ResourceWrite, FhirError> {
+    check_type(resource_type)?;
+    check_id(id)?;
     let patch: json_patch::Patch = serde_json::from_slice(body)
         .map_err(|e| FhirError::bad_request(format!("the body is not a JSON Patch: {e}")))?;
     let current = state
@@ -616,7 +636,6 @@ pub async fn patch(
     if current.deleted {
         return Err(FhirError::gone(resource_type, id));
     }
-    let expected = if_match(req)?;
     if let Some(v) = expected
         && v != current.version
     {
@@ -642,20 +661,13 @@ pub async fn patch(
         )]));
     }
     strip_version_meta(&mut resource);
-    let write = prepare_write(
+    prepare_write(
         WriteOp::Update,
         resource_type,
         id,
         resource,
         Precondition::IfMatch(current.version),
-    )?;
-    match write_one(state, write).await? {
-        WriteOutcome::Updated(stored) => Ok(Reply::written(StatusCode::OK, stored)),
-        WriteOutcome::VersionConflict(_) if expected.is_none() => Err(FhirError::conflict(
-            "the resource changed while the patch was applied; try again",
-        )),
-        other => Err(outcome_error_for(resource_type, &other)),
-    }
+    )
 }
 
 /// Removes `meta.versionId` and `meta.lastUpdated` (the store sets them), and `meta` itself

@@ -189,9 +189,15 @@ async fn run_entry(
         }
         ("DELETE", [t]) => rest::delete(state, t, None, entry.query.as_deref()).await,
         ("DELETE", [t, id]) => rest::delete(state, t, Some(id), None).await,
-        ("PATCH", _) => Err(FhirError::method_not_allowed(
-            "PATCH inside a Bundle is not supported; send PATCH [type]/[id] directly",
-        )),
+        ("PATCH", [t, id]) => {
+            let body = binary_patch(entry)?;
+            let mut req = req.clone();
+            req.headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json-patch+json"),
+            );
+            rest::patch(state, t, id, &body, &req).await
+        }
         (m, _) => Err(FhirError::bad_request(format!(
             "{m} {} is not a supported Bundle entry request",
             entry.path
@@ -324,7 +330,7 @@ async fn transaction(
     // 3. The writes, in FHIR's order: DELETE, POST, PUT; then reads.
     let mut writes: Vec<ResourceWrite> = Vec::new();
     let mut planned: Vec<Option<Planned>> = (0..entries.len()).map(|_| None).collect();
-    for pass in ["DELETE", "POST", "PUT"] {
+    for pass in ["DELETE", "POST", "PUT", "PATCH"] {
         for (i, entry) in entries.iter().enumerate() {
             if entry.method != pass {
                 continue;
@@ -333,8 +339,13 @@ async fn transaction(
                 planned[i] = Some(Planned::Existing(reply));
                 continue;
             }
-            let write =
-                plan_write(state, entry, targets[i].as_ref()).map_err(|e| at_entry(i, e))?;
+            let write = if pass == "PATCH" {
+                patch_write(state, entry, targets[i].as_ref())
+                    .await
+                    .map_err(|e| at_entry(i, e))?
+            } else {
+                plan_write(state, entry, targets[i].as_ref()).map_err(|e| at_entry(i, e))?
+            };
             planned[i] = Some(Planned::Write(writes.len()));
             writes.push(write);
         }
@@ -424,7 +435,7 @@ async fn target_of(
                 Some(((*t).to_owned(), rest::new_id()))
             }
         }
-        ("PUT", [t, id]) => {
+        ("PUT" | "PATCH", [t, id]) => {
             rest::check_type(t)?;
             rest::check_id(id)?;
             Some(((*t).to_owned(), (*id).to_owned()))
@@ -606,6 +617,54 @@ fn plan_write(
             entry.method, entry.path
         ))),
     }
+}
+
+/// The JSON Patch of a PATCH entry: a Binary resource with `contentType`
+/// `application/json-patch+json` and the patch, base64-encoded, in `data`.
+fn binary_patch(entry: &EntryRequest) -> Result<Vec<u8>, FhirError> {
+    use base64::Engine as _;
+    let resource = entry_resource(entry, "Binary")?;
+    let ct = resource
+        .get("contentType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !ct.starts_with("application/json-patch+json") {
+        return Err(FhirError::unsupported_media_type(format!(
+            "a PATCH entry takes a Binary with contentType application/json-patch+json, not {ct:?}"
+        )));
+    }
+    let data = resource
+        .get("data")
+        .and_then(Value::as_str)
+        .ok_or_else(|| FhirError::bad_request("the PATCH entry's Binary has no data"))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| {
+            FhirError::bad_request(format!("the PATCH entry's Binary.data is not base64: {e}"))
+        })
+}
+
+/// The store write of a transaction's PATCH entry: the patch applied to the current version,
+/// conditional on that version (and on the entry's `ifMatch`).
+async fn patch_write(
+    state: &FhirState,
+    entry: &EntryRequest,
+    target: Option<&(String, String)>,
+) -> Result<ResourceWrite, FhirError> {
+    let Some((t, id)) = target else {
+        return Err(FhirError::bad_request(format!(
+            "PATCH {} is not a supported transaction entry",
+            entry.path
+        )));
+    };
+    let body = binary_patch(entry)?;
+    let expected = match entry.if_match.as_deref() {
+        Some(v) => Some(rest::parse_etag(v).ok_or_else(|| {
+            FhirError::bad_request(format!("ifMatch {v:?} is not a version ETag"))
+        })?),
+        None => None,
+    };
+    rest::patched_write(state, t, id, &body, expected).await
 }
 
 /// Rewrites every `reference` found in `aliases`; collects conditional references

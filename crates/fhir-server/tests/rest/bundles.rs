@@ -15,6 +15,7 @@ on_both_backends!(
     batch_entries_fail_on_their_own,
     everything_returns_the_compartment,
     synthetic_patients_load_and_count,
+    patch_entries_in_batch_and_transaction,
 );
 
 const UUID_P: &str = "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a";
@@ -499,4 +500,97 @@ async fn transaction_with_two_entries_for_one_resource_fails(s: &TestServer) {
         r.text()
     );
     s.get("Patient/dup").await.expect(404);
+}
+
+/// A PATCH entry: a Binary holding the JSON Patch, base64-encoded.
+fn patch_entry(url: &str, patch: &Value, if_match: Option<&str>) -> Value {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+    let mut e = json!({
+        "resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data},
+        "request": {"method": "PATCH", "url": url},
+    });
+    if let Some(v) = if_match {
+        e["request"]["ifMatch"] = json!(v);
+    }
+    e
+}
+
+async fn patch_entries_in_batch_and_transaction(s: &TestServer) {
+    let p = s.create(&patient("PATCH1")).await;
+    let url = type_id(&p);
+    let replace_family =
+        |name: &str| json!([{"op": "replace", "path": "/name/0/family", "value": name}]);
+    // batch: one good patch, one that would make the resource invalid
+    let b = s
+        .post(
+            "",
+            &bundle(
+                "batch",
+                vec![
+                    patch_entry(&url, &replace_family("Patched"), None),
+                    patch_entry(
+                        &url,
+                        &json!([{"op": "add", "path": "/gender", "value": "bogus"}]),
+                        None,
+                    ),
+                ],
+            ),
+        )
+        .await
+        .expect(200)
+        .json();
+    let es = entries(&b);
+    assert!(
+        es[0]["response"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("200"),
+        "{b}"
+    );
+    assert!(
+        es[1]["response"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("422"),
+        "{b}"
+    );
+    let now = s.get(&url).await.expect(200).json();
+    assert_eq!(now["name"][0]["family"], "Patched");
+    assert_eq!(now["meta"]["versionId"], "2");
+    // transaction: the patch and a new Observation are stored together
+    let tx = bundle(
+        "transaction",
+        vec![
+            patch_entry(&url, &replace_family("InTransaction"), Some("W/\"2\"")),
+            post_entry(None, &observation(&url, "2339-0")),
+        ],
+    );
+    let b = s.post("", &tx).await.expect(200).json();
+    assert!(
+        entries(&b).iter().all(|e| {
+            let st = e["response"]["status"].as_str().unwrap_or_default();
+            st.starts_with("200") || st.starts_with("201")
+        }),
+        "{b}"
+    );
+    let now = s.get(&url).await.expect(200).json();
+    assert_eq!(now["name"][0]["family"], "InTransaction");
+    assert_eq!(now["meta"]["versionId"], "3");
+    // a stale ifMatch fails the whole transaction: the Observation is not stored either
+    let before = count(s, "Observation").await;
+    let tx = bundle(
+        "transaction",
+        vec![
+            patch_entry(&url, &replace_family("Stale"), Some("W/\"1\"")),
+            post_entry(None, &observation(&url, "718-7")),
+        ],
+    );
+    let r = s.post("", &tx).await.expect(412);
+    r.assert_outcome();
+    assert_eq!(count(s, "Observation").await, before);
+    assert_eq!(
+        s.get(&url).await.expect(200).json()["name"][0]["family"],
+        "InTransaction"
+    );
 }
