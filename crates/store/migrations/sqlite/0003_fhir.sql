@@ -99,12 +99,16 @@ CREATE TABLE fhir_idx_date (
     grp   INTEGER NOT NULL DEFAULT 0,
     pos   INTEGER NOT NULL DEFAULT 0,
     low   INTEGER NOT NULL,
-    high  INTEGER NOT NULL
+    high  INTEGER NOT NULL,
+    -- 1 when this row is its resource's only value of the parameter and spans less than a
+    -- day: two bounds on such a parameter are then one range on `low` (see the search SQL)
+    fast  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX fhir_idx_date_rid   ON fhir_idx_date (rid, param);
 CREATE INDEX fhir_idx_date_value ON fhir_idx_date (type, param, low, high);
 -- searches bounded from below (gt, ge, sa) scan by the end of the range
 CREATE INDEX fhir_idx_date_high  ON fhir_idx_date (type, param, high, low);
+CREATE INDEX fhir_idx_date_fast  ON fhir_idx_date (type, param, fast, low);
 
 CREATE TABLE fhir_idx_number (
     rid   INTEGER NOT NULL,

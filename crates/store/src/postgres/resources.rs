@@ -492,9 +492,9 @@ const INSERT_INDEX_SQL: &str = "WITH
      identifier_system, identifier_value)
    SELECT $1::bigint, $2::text, u.* FROM unnest($16::text[], $17::int[], $18::int[],
      $19::text[], $20::text[], $21::text[], $22::text[], $23::text[]) AS u),
- d AS (INSERT INTO fhir_idx_date (rid, type, param, grp, pos, low, high)
+ d AS (INSERT INTO fhir_idx_date (rid, type, param, grp, pos, low, high, fast)
    SELECT $1::bigint, $2::text, u.* FROM unnest($24::text[], $25::int[], $26::int[],
-     $27::bigint[], $28::bigint[]) AS u),
+     $27::bigint[], $28::bigint[], $48::int[]) AS u),
  n AS (INSERT INTO fhir_idx_number (rid, type, param, grp, pos, value, low, high)
    SELECT $1::bigint, $2::text, u.* FROM unnest($29::text[], $30::int[], $31::int[],
      $32::float8[], $33::float8[], $34::float8[]) AS u),
@@ -564,6 +564,7 @@ async fn replace_index(
         keys(&mut rk, k);
         r_cols.push(c.clone());
     }
+    let d_fast = rows.date_fast();
     let (mut d_low, mut d_high) = (Vec::new(), Vec::new());
     for (k, lo, hi) in &rows.dates {
         keys(&mut dk, k);
@@ -605,7 +606,8 @@ async fn replace_index(
         &dk.param, &dk.grp, &dk.pos, &d_low, &d_high, // date
         &nk.param, &nk.grp, &nk.pos, &n_val, &n_low, &n_high, // number
         &qk.param, &qk.grp, &qk.pos, &q[0], &q[1], &q[2], &q_val, &q_low, &q_high, // quantity
-        &uk.param, &uk.grp, &uk.pos, &u_val, // uri
+        &uk.param, &uk.grp, &uk.pos, &u_val,  // uri
+        &d_fast, // date: fast
     ];
     let insert = client
         .prepare_cached(INSERT_INDEX_SQL)

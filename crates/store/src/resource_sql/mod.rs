@@ -319,7 +319,33 @@ pub(crate) struct Key {
     pub pos: i32,
 }
 
+/// A day in milliseconds: date rows narrower than this may be `fast` (see
+/// [`IndexRows::date_fast`]).
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
 impl IndexRows {
+    /// The `fast` flag of each date row, in order: 1 for a plain row that is its resource's
+    /// only row of the parameter and spans less than a day (so `high < low + DAY_MS`), else 0.
+    pub(crate) fn date_fast(&self) -> Vec<i32> {
+        let mut per_param: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
+        for (k, _, _) in &self.dates {
+            if k.grp == 0 {
+                *per_param.entry(k.param.as_str()).or_default() += 1;
+            }
+        }
+        self.dates
+            .iter()
+            .map(|(k, lo, hi)| {
+                i32::from(
+                    k.grp == 0
+                        && per_param.get(k.param.as_str()) == Some(&1)
+                        && hi.saturating_sub(*lo) < DAY_MS,
+                )
+            })
+            .collect()
+    }
+
     /// Groups `entries` by table. Numbers and quantities that are not finite are skipped
     /// (no search could match them), as are composites nested in composites.
     pub(crate) fn new(entries: &[IndexEntry]) -> Self {

@@ -115,6 +115,29 @@ fn drives_by_index(p: &Predicate) -> bool {
         }
 }
 
+/// A date parameter and its bounds: (prefix, low, high) each.
+type DateGroup = (String, Vec<(Prefix, i64, i64)>);
+
+/// The date parameters bounded by two or more filters of one value each (`date=ge…&date=le…`),
+/// with their bounds: answered together by [`Gen::date_group`]. `_lastUpdated` is not an
+/// index parameter and stays as it is.
+fn date_groups(req: &SearchRequest) -> Vec<DateGroup> {
+    let mut groups: Vec<DateGroup> = Vec::new();
+    for f in &req.filters {
+        if let [p] = f.any.as_slice()
+            && let Test::Date { prefix, low, high } = p.test
+            && p.param != "_lastUpdated"
+        {
+            match groups.iter_mut().find(|(param, _)| *param == p.param) {
+                Some((_, tests)) => tests.push((prefix, low, high)),
+                None => groups.push((p.param.clone(), vec![(prefix, low, high)])),
+            }
+        }
+    }
+    groups.retain(|(_, tests)| tests.len() > 1);
+    groups
+}
+
 /// The index table of a parameter kind.
 fn table_of(kind: ParamType) -> Option<&'static str> {
     Some(match kind {
@@ -250,7 +273,18 @@ impl Gen {
             })
             .text(t);
         }
+        let grouped = date_groups(req);
+        for (param, tests) in &grouped {
+            self.push(" AND ");
+            self.date_group(param, tests, &types);
+        }
         for f in &req.filters {
+            if let [p] = f.any.as_slice()
+                && grouped.iter().any(|(param, _)| *param == p.param)
+                && matches!(p.test, Test::Date { .. })
+            {
+                continue; // answered by its group
+            }
             self.push(" AND (");
             if f.any.is_empty() {
                 // an empty OR is false
@@ -267,6 +301,67 @@ impl Gen {
             self.push(")");
         }
         Ok(())
+    }
+
+    /// Two or more date bounds on one parameter (`date=ge2020&date=lt2021`). FHIR lets each
+    /// bound match a different value of the resource, so in general each is its own list of
+    /// row ids, intersected. Rows flagged `fast` are their resource's only value of the
+    /// parameter and narrower than a day: for those one row must satisfy every bound, and the
+    /// bounds imply a closed range on `low` that one index range scan answers. Only resources
+    /// without a fast row need the intersection.
+    fn date_group(&mut self, param: &str, tests: &[(Prefix, i64, i64)], types: &[String]) {
+        let now = Timestamp::now().as_micros() / 1000;
+        let (mut from, mut to) = (i64::MIN, i64::MAX);
+        for &(prefix, sl, sh) in tests {
+            let d = date_ap_delta(sl, sh, now);
+            let (lo_min, lo_max) = match prefix {
+                Prefix::Eq => (sl, sh),
+                Prefix::Ge => (sl.saturating_sub(super::DAY_MS), i64::MAX),
+                Prefix::Gt => (sh.saturating_sub(super::DAY_MS), i64::MAX),
+                Prefix::Sa => (sh, i64::MAX),
+                Prefix::Le => (i64::MIN, sh),
+                Prefix::Lt | Prefix::Eb => (i64::MIN, sl),
+                Prefix::Ap => (
+                    sl.saturating_sub(d).saturating_sub(super::DAY_MS),
+                    sh.saturating_add(d),
+                ),
+                Prefix::Ne => (i64::MIN, i64::MAX),
+            };
+            from = from.max(lo_min);
+            to = to.min(lo_max);
+        }
+        let test = |&(prefix, low, high): &(Prefix, i64, i64)| Test::Date { prefix, low, high };
+        let a = self.alias();
+        self.push(&format!(
+            "(r.rid IN (SELECT x{a}.rid FROM fhir_idx_date x{a} WHERE x{a}.param = "
+        ))
+        .text(param);
+        self.type_filter(&format!("x{a}.type"), types);
+        self.push(&format!(" AND x{a}.fast = 1 AND x{a}.low >= "))
+            .bind(Value::Int(from))
+            .push(&format!(" AND x{a}.low <= "))
+            .bind(Value::Int(to));
+        for t in tests {
+            self.push(" AND ");
+            // a date test cannot fail to compile
+            let _ = self.value_test(&test(t), &format!("x{a}"));
+        }
+        self.push(") OR (");
+        for (i, t) in tests.iter().enumerate() {
+            if i > 0 {
+                self.push(" AND ");
+            }
+            let b = self.alias();
+            self.push(&format!(
+                "r.rid IN (SELECT x{b}.rid FROM fhir_idx_date x{b} WHERE x{b}.param = "
+            ))
+            .text(param);
+            self.type_filter(&format!("x{b}.type"), types);
+            self.push(&format!(" AND x{b}.fast = 0 AND "));
+            let _ = self.value_test(&test(t), &format!("x{b}"));
+            self.push(")");
+        }
+        self.push("))");
     }
 
     /// `x.type = ?` or `x.type IN (…)` for the resource types in context (nothing when any).

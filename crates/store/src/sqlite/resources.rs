@@ -376,11 +376,13 @@ fn replace_index(
             ])?;
         }
         let mut s = conn.prepare_cached(
-            "INSERT INTO fhir_idx_date (rid, type, param, grp, pos, low, high)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO fhir_idx_date (rid, type, param, grp, pos, low, high, fast)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for (k, lo, hi) in &rows.dates {
-            s.execute(rusqlite::params![rid, rtype, k.param, k.grp, k.pos, lo, hi])?;
+        for ((k, lo, hi), fast) in rows.dates.iter().zip(rows.date_fast()) {
+            s.execute(rusqlite::params![
+                rid, rtype, k.param, k.grp, k.pos, lo, hi, fast
+            ])?;
         }
         let mut s = conn.prepare_cached(
             "INSERT INTO fhir_idx_number (rid, type, param, grp, pos, value, low, high)

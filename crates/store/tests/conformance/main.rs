@@ -101,6 +101,7 @@ conformance!(
     resource_history_pages_newest_first,
     resource_search_strings_tokens_uris,
     resource_search_dates_and_precision,
+    resource_search_date_ranges,
     resource_search_numbers_and_quantities,
     resource_search_references_chains_has,
     resource_search_composites_and_missing,

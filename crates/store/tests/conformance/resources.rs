@@ -1078,6 +1078,61 @@ pub async fn resource_search_dates_and_precision<B: Backend>(backend: &B) {
     assert!(ids(&store, &exact).await.contains(&"a".to_owned()));
 }
 
+/// Two bounds on one date parameter: each bound may match a different value of a resource
+/// with several values, while single, narrow values (the fast path) must meet both.
+pub async fn resource_search_date_ranges<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let day = |d: &str| range(&format!("{d}T00:00:00Z"), &format!("{d}T23:59:59.999Z"));
+    let two = |a: &str, b: &str| {
+        let (a, b) = (day(a), day(b));
+        vec![date("date", a.0, a.1), date("date", b.0, b.1)]
+    };
+    put(
+        &store,
+        "Encounter",
+        "multi",
+        two("2020-01-01", "2022-01-01"),
+    )
+    .await;
+    let single = |d: &str| {
+        let r = day(d);
+        vec![date("date", r.0, r.1)]
+    };
+    put(&store, "Encounter", "b2021", single("2021-01-01")).await;
+    put(&store, "Encounter", "c2020", single("2020-03-01")).await;
+    put(&store, "Encounter", "d2021", single("2021-07-01")).await;
+    let y = |y: &str| {
+        range(
+            &format!("{y}-01-01T00:00:00Z"),
+            &format!("{y}-12-31T23:59:59.999Z"),
+        )
+    };
+    let month = |m: &str| day(&format!("{m}-15"));
+    let bounds = |a: Test, b: Test| {
+        req(
+            "Encounter",
+            vec![vec![pred("date", a)], vec![pred("date", b)]],
+        )
+    };
+    // disjoint bounds: only the resource with two values matches, each bound by another value
+    let q = bounds(
+        date_test(Prefix::Ge, month("2021-06")),
+        date_test(Prefix::Le, month("2020-06")),
+    );
+    assert_eq!(ids(&store, &q).await, names(&["multi"]));
+    // a range: single values inside it, and the resource whose first value is inside
+    let q = bounds(
+        date_test(Prefix::Ge, y("2020")),
+        date_test(Prefix::Le, y("2020")),
+    );
+    assert_eq!(ids(&store, &q).await, names(&["c2020", "multi"]));
+    let q = bounds(
+        date_test(Prefix::Gt, day("2020-12-31")),
+        date_test(Prefix::Lt, day("2021-12-31")),
+    );
+    assert_eq!(ids(&store, &q).await, names(&["b2021", "d2021", "multi"]));
+}
+
 pub async fn resource_search_numbers_and_quantities<B: Backend>(backend: &B) {
     let store = open(backend).await;
     put(
