@@ -121,7 +121,7 @@ pub fn router(store: Arc<AnyStore>, config: FhirConfig) -> Router {
                 .patch(instance_patch)
                 .delete(instance_delete),
         )
-        .route("/{type}/{id}/{op}", get(operation).post(operation_post))
+        .route("/{type}/{id}/{op}", get(operation).post(operation))
         .route("/{type}/{id}/_history/{vid}", get(vread))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -172,17 +172,7 @@ async fn metadata(
 ) -> Response {
     let req = request!(q, headers);
     let body = req.format.to_bytes(&capability::statement(&state.config));
-    respond(
-        &state,
-        &req,
-        Ok(Reply {
-            status: StatusCode::OK,
-            resource: None,
-            body: Some(body),
-            location: false,
-            write: false,
-        }),
-    )
+    respond(&state, &req, Ok(Reply::body(StatusCode::OK, body)))
 }
 
 async fn system_search(
@@ -378,34 +368,22 @@ async fn instance_delete(
     respond(&state, &req, result)
 }
 
+/// `GET|POST [type]/[id]/{op}`: instance history (GET), `Patient/[id]/$everything`, and
+/// `$validate` (POST).
 async fn operation(
     State(state): State<FhirState>,
     Path((resource_type, id, op)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let req = request!(q, headers);
-    let result = match op.as_str() {
-        "_history" => rest::history(&state, Some(&resource_type), Some(&id), &req).await,
-        "$everything" if resource_type == "Patient" => rest::everything(&state, &id, &req).await,
-        _ => Err(FhirError::not_found(format!(
-            "{op} is not supported on {resource_type}"
-        ))),
-    };
-    respond(&state, &req, result)
-}
-
-async fn operation_post(
-    State(state): State<FhirState>,
-    Path((resource_type, id, op)): Path<(String, String, String)>,
+    method: axum::http::Method,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let req = request!(q, headers);
+    let post = method == axum::http::Method::POST;
     let result = match op.as_str() {
+        "_history" if !post => rest::history(&state, Some(&resource_type), Some(&id), &req).await,
         "$everything" if resource_type == "Patient" => rest::everything(&state, &id, &req).await,
-        "$validate" => rest::validate_op(&resource_type, &body, &req),
+        "$validate" if post => rest::validate_op(&resource_type, &body, &req),
         _ => Err(FhirError::not_found(format!(
             "{op} is not supported on {resource_type}"
         ))),

@@ -84,7 +84,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn resource(status: StatusCode, stored: StoredResource) -> Self {
+    /// A read's answer: the resource version, no `Location`.
+    pub fn resource(status: StatusCode, stored: StoredResource) -> Self {
         Self {
             status,
             resource: Some(stored),
@@ -94,7 +95,8 @@ impl Reply {
         }
     }
 
-    fn written(status: StatusCode, stored: StoredResource) -> Self {
+    /// A write's answer: the version written, with `Location`, the body chosen by `Prefer`.
+    pub fn written(status: StatusCode, stored: StoredResource) -> Self {
         Self {
             status,
             resource: Some(stored),
@@ -104,7 +106,8 @@ impl Reply {
         }
     }
 
-    fn body(status: StatusCode, body: Vec<u8>) -> Self {
+    /// An answer whose body is not a resource version (a Bundle, an OperationOutcome).
+    pub fn body(status: StatusCode, body: Vec<u8>) -> Self {
         Self {
             status,
             resource: None,
@@ -314,11 +317,17 @@ async fn write_one(state: &FhirState, write: ResourceWrite) -> Result<WriteOutco
 
 /// `If-Match: W/"3"` → 3.
 fn if_match(req: &Req) -> Result<Option<u64>, FhirError> {
-    let Some(v) = req.header("if-match") else {
+    version_precondition("If-Match", req.header("if-match"))
+}
+
+/// The version an `If-Match` header or a Bundle entry's `ifMatch` (`what`) names, if given;
+/// 400 when it is not a version ETag.
+pub fn version_precondition(what: &str, value: Option<&str>) -> Result<Option<u64>, FhirError> {
+    let Some(v) = value else {
         return Ok(None);
     };
     parse_etag(v).map(Some).ok_or_else(|| {
-        FhirError::bad_request(format!("If-Match {v:?} is not a version ETag like W/\"3\""))
+        FhirError::bad_request(format!("{what} {v:?} is not a version ETag like W/\"3\""))
     })
 }
 
@@ -385,6 +394,17 @@ pub fn parse_search_query(
     search.offset = 0;
     search.total = TotalMode::None;
     Ok(search)
+}
+
+/// A conditional operation's search (`If-None-Exist`, `ifNoneExist`): `identifier=x`, or
+/// `Patient?identifier=x` as some clients send it.
+pub fn conditional_search(
+    state: &FhirState,
+    resource_type: &str,
+    cond: &str,
+) -> Result<SearchRequest, FhirError> {
+    let query = cond.split_once('?').map_or(cond, |(_, q)| q);
+    parse_search_query(state, resource_type, query.trim())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -469,22 +489,14 @@ pub async fn create(
 ) -> Result<Reply, FhirError> {
     check_type(resource_type)?;
     let precondition = match if_none_exist {
-        // `identifier=x`, or `Patient?identifier=x` as some clients send it.
-        Some(q) => Precondition::IfNoneExist(parse_search_query(
-            state,
-            resource_type,
-            q.split_once('?').map_or(q, |(_, query)| query).trim(),
-        )?),
+        Some(q) => Precondition::IfNoneExist(conditional_search(state, resource_type, q)?),
         None => Precondition::None,
     };
     let id = new_id();
     let write = prepare_write(WriteOp::Create, resource_type, &id, resource, precondition)?;
     match write_one(state, write).await? {
         WriteOutcome::Created(stored) => Ok(Reply::written(StatusCode::CREATED, stored)),
-        WriteOutcome::Existing(stored) => Ok(Reply {
-            location: true,
-            ..Reply::written(StatusCode::OK, stored)
-        }),
+        WriteOutcome::Existing(stored) => Ok(Reply::written(StatusCode::OK, stored)),
         other => Err(outcome_error_for(resource_type, &other)),
     }
 }

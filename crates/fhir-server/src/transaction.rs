@@ -271,17 +271,7 @@ async fn batch(state: &FhirState, entries: Vec<EntryRequest>, req: &Req) -> Repl
             ),
         }
     }
-    reply_bundle(bundle.finish(&req.format))
-}
-
-fn reply_bundle(body: Vec<u8>) -> Reply {
-    Reply {
-        status: StatusCode::OK,
-        resource: None,
-        body: Some(body),
-        location: false,
-        write: false,
-    }
+    Reply::body(StatusCode::OK, bundle.finish(&req.format))
 }
 
 /// What a transaction entry turned into.
@@ -396,7 +386,7 @@ async fn transaction(
         };
         push_reply(&mut bundle, &reply, req, &base, entries[i].method == "GET");
     }
-    Ok(reply_bundle(bundle.finish(&req.format)))
+    Ok(Reply::body(StatusCode::OK, bundle.finish(&req.format)))
 }
 
 /// Where a write entry goes — `(type, id)`, a new id for a create — and, for a conditional
@@ -411,18 +401,12 @@ async fn target_of(
         ("POST", [t]) => {
             rest::check_type(t)?;
             if let Some(cond) = &entry.if_none_exist {
-                let search = conditional_search(state, t, cond)?;
+                let search = rest::conditional_search(state, t, cond)?;
                 let page = state.store.search(&search).await?;
                 match page.matches.as_slice() {
                     [] => Some(((*t).to_owned(), rest::new_id())),
                     [one] => {
-                        found = Some(Reply {
-                            status: StatusCode::OK,
-                            resource: Some(one.clone()),
-                            body: None,
-                            location: true,
-                            write: true,
-                        });
+                        found = Some(Reply::written(StatusCode::OK, one.clone()));
                         Some((one.resource_type.clone(), one.id.clone()))
                     }
                     _ => {
@@ -471,17 +455,11 @@ async fn target_of(
 /// The reply of a transaction entry whose write had this outcome.
 fn write_reply(outcome: Option<&WriteOutcome>) -> Reply {
     match outcome {
-        Some(WriteOutcome::Created(s)) => Reply {
-            location: true,
-            write: true,
-            ..reply_of(StatusCode::CREATED, s.clone())
-        },
-        Some(WriteOutcome::Updated(s) | WriteOutcome::Existing(s)) => Reply {
-            location: true,
-            write: true,
-            ..reply_of(StatusCode::OK, s.clone())
-        },
-        Some(WriteOutcome::Deleted(s)) => reply_of(StatusCode::NO_CONTENT, s.clone()),
+        Some(WriteOutcome::Created(s)) => Reply::written(StatusCode::CREATED, s.clone()),
+        Some(WriteOutcome::Updated(s) | WriteOutcome::Existing(s)) => {
+            Reply::written(StatusCode::OK, s.clone())
+        }
+        Some(WriteOutcome::Deleted(s)) => Reply::resource(StatusCode::NO_CONTENT, s.clone()),
         _ => Reply {
             status: StatusCode::NO_CONTENT,
             resource: None,
@@ -531,26 +509,6 @@ async fn rewrite_all(
     Ok(())
 }
 
-fn reply_of(status: StatusCode, stored: store::resources::StoredResource) -> Reply {
-    Reply {
-        status,
-        resource: Some(stored),
-        body: None,
-        location: false,
-        write: false,
-    }
-}
-
-/// A conditional search given as `Type?query` or just `query`.
-fn conditional_search(
-    state: &FhirState,
-    resource_type: &str,
-    cond: &str,
-) -> Result<fhir::search::SearchRequest, FhirError> {
-    let query = cond.split_once('?').map_or(cond, |(_, q)| q);
-    rest::parse_search_query(state, resource_type, query)
-}
-
 /// The store write of one transaction entry.
 fn plan_write(
     state: &FhirState,
@@ -565,7 +523,7 @@ fn plan_write(
                 // Planning found no match; if one appears before the commit, the whole
                 // transaction fails (other entries may refer to this one's planned id) and is
                 // planned again.
-                Some(cond) => Precondition::NoneExist(conditional_search(state, t, cond)?),
+                Some(cond) => Precondition::NoneExist(rest::conditional_search(state, t, cond)?),
                 None => Precondition::None,
             };
             rest::prepare_write(WriteOp::Create, t, id, resource, precondition)
@@ -580,12 +538,11 @@ fn plan_write(
                 )));
             }
             resource["id"] = Value::String(id.clone());
-            let precondition = match entry.if_match.as_deref() {
-                Some(v) => Precondition::IfMatch(rest::parse_etag(v).ok_or_else(|| {
-                    FhirError::bad_request(format!("ifMatch {v:?} is not a version ETag"))
-                })?),
-                None => Precondition::None,
-            };
+            let precondition =
+                match rest::version_precondition("ifMatch", entry.if_match.as_deref())? {
+                    Some(v) => Precondition::IfMatch(v),
+                    None => Precondition::None,
+                };
             rest::prepare_write(WriteOp::Update, t, id, resource, precondition)
         }
         ("DELETE", [t, id], _) => {
@@ -658,12 +615,7 @@ async fn patch_write(
         )));
     };
     let body = binary_patch(entry)?;
-    let expected = match entry.if_match.as_deref() {
-        Some(v) => Some(rest::parse_etag(v).ok_or_else(|| {
-            FhirError::bad_request(format!("ifMatch {v:?} is not a version ETag"))
-        })?),
-        None => None,
-    };
+    let expected = rest::version_precondition("ifMatch", entry.if_match.as_deref())?;
     rest::patched_write(state, t, id, &body, expected).await
 }
 
