@@ -437,13 +437,7 @@ async fn store_version(
     now: Timestamp,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
-    let rtype = w.resource_type.as_str();
-    let deleted = method == HistoryMethod::Delete;
-    let content = if deleted {
-        Vec::new()
-    } else {
-        resource_sql::version_content(w.resource.as_ref(), rtype, &id, version, now)?
-    };
+    let stored = resource_sql::new_version(w, id, version, method, now)?;
     client
         .execute(
             "INSERT INTO fhir_version (rid, version, last_updated, deleted, method, content)
@@ -452,23 +446,16 @@ async fn store_version(
                 &rid,
                 &version,
                 &now.as_micros(),
-                &deleted,
+                &stored.deleted,
                 &resource_sql::method_code(method),
-                &content,
+                &stored.content,
             ],
         )
         .await
         .map_err(StoreError::pg(OP))?;
-    replace_index(client, rid, rtype, if deleted { &[] } else { &w.index }).await?;
-    Ok(StoredResource {
-        resource_type: rtype.to_owned(),
-        id,
-        version: version.unsigned_abs(),
-        last_updated: now,
-        deleted,
-        content,
-        method,
-    })
+    let index: &[fhir::index::IndexEntry] = if stored.deleted { &[] } else { &w.index };
+    replace_index(client, rid, &w.resource_type, index).await?;
+    Ok(stored)
 }
 
 const DELETE_INDEX_SQL: &str = "WITH a AS (DELETE FROM fhir_idx_string WHERE rid = $1),

@@ -260,6 +260,32 @@ pub(crate) fn check_writes(writes: &[ResourceWrite]) -> Result<()> {
     Ok(())
 }
 
+/// The version a write stores, before its row is inserted: its JSON (with `id` and `meta`
+/// set; empty for a deletion) and what identifies it.
+pub(crate) fn new_version(
+    w: &ResourceWrite,
+    id: String,
+    version: i64,
+    method: HistoryMethod,
+    now: Timestamp,
+) -> Result<StoredResource> {
+    let deleted = method == HistoryMethod::Delete;
+    let content = if deleted {
+        Vec::new()
+    } else {
+        version_content(w.resource.as_ref(), &w.resource_type, &id, version, now)?
+    };
+    Ok(StoredResource {
+        resource_type: w.resource_type.clone(),
+        id,
+        version: version.unsigned_abs(),
+        last_updated: now,
+        deleted,
+        content,
+        method,
+    })
+}
+
 /// The JSON of a new version: `resource` with `resourceType`, `id`, `meta.versionId` and
 /// `meta.lastUpdated` set, serialized.
 pub(crate) fn version_content(

@@ -291,13 +291,7 @@ fn store_version(
     fresh: bool,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
-    let rtype = w.resource_type.as_str();
-    let deleted = method == HistoryMethod::Delete;
-    let content = if deleted {
-        Vec::new()
-    } else {
-        resource_sql::version_content(w.resource.as_ref(), rtype, &id, version, now)?
-    };
+    let stored = resource_sql::new_version(w, id, version, method, now)?;
     conn.prepare_cached(
         "INSERT INTO fhir_version (rid, version, last_updated, deleted, method, content)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -307,28 +301,15 @@ fn store_version(
             rid,
             version,
             now.as_micros(),
-            deleted,
+            stored.deleted,
             resource_sql::method_code(method),
-            content
+            stored.content
         ])
     })
     .map_err(StoreError::sqlite(OP))?;
-    replace_index(
-        conn,
-        rid,
-        rtype,
-        if deleted { &[] } else { &w.index },
-        fresh,
-    )?;
-    Ok(StoredResource {
-        resource_type: rtype.to_owned(),
-        id,
-        version: version.unsigned_abs(),
-        last_updated: now,
-        deleted,
-        content,
-        method,
-    })
+    let index: &[fhir::index::IndexEntry] = if stored.deleted { &[] } else { &w.index };
+    replace_index(conn, rid, &w.resource_type, index, fresh)?;
+    Ok(stored)
 }
 
 /// Replaces the index rows of `rid`.
