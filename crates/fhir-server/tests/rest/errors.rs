@@ -14,6 +14,7 @@ on_both_backends!(
     unknown_search_parameters,
     metadata_is_a_capability_statement,
     validate_operation,
+    unsupported_bodies_and_methods,
 );
 
 /// Asserts a 422 whose issues name an element containing `element`.
@@ -374,4 +375,63 @@ async fn validate_operation(s: &TestServer) {
         .post("Patient/$validate", &json!({"resourceType": "Observation"}))
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
+}
+
+/// 415 for bodies in a format the server does not read, 405 for methods a URL does not take;
+/// none of them stores anything.
+async fn unsupported_bodies_and_methods(s: &TestServer) {
+    let p = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Unsupported"}]}))
+        .await;
+    let id = p["id"].as_str().expect("id").to_owned();
+    let xml = b"<Patient xmlns=\"http://hl7.org/fhir\"/>".to_vec();
+    let r = s
+        .call(
+            "POST",
+            "Patient",
+            &[("content-type", "application/fhir+xml")],
+            Some(xml.clone()),
+        )
+        .await
+        .expect(415);
+    r.assert_outcome();
+    s.call(
+        "PUT",
+        &format!("Patient/{id}"),
+        &[("content-type", "application/fhir+xml")],
+        Some(xml),
+    )
+    .await
+    .expect(415);
+    // PATCH takes a JSON Patch only
+    let patch = json!([{"op": "replace", "path": "/active", "value": true}]).to_string();
+    s.call(
+        "PATCH",
+        &format!("Patient/{id}"),
+        &[("content-type", "application/fhir+json")],
+        Some(patch.into_bytes()),
+    )
+    .await
+    .expect(415);
+    // _search takes a form
+    s.call(
+        "POST",
+        "Patient/_search",
+        &[("content-type", "application/json")],
+        Some(b"{}".to_vec()),
+    )
+    .await
+    .expect(415);
+    // methods a URL does not take
+    s.call("POST", &format!("Patient/{id}"), &[], Some(b"{}".to_vec()))
+        .await
+        .expect(405);
+    s.call("DELETE", "Patient", &[], None).await.expect(405);
+    s.call("PATCH", "metadata", &[], None).await.expect(405);
+    // nothing of it was stored: still version 1, still one Unsupported
+    let now = s.get(&format!("Patient/{id}")).await.expect(200).json();
+    assert_eq!(now["meta"]["versionId"], "1", "{now}");
+    assert!(now.get("active").is_none(), "{now}");
+    let found = s.search("Patient?name=Unsupported").await;
+    assert_eq!(found["total"], 1, "{found}");
 }
