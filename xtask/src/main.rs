@@ -14,6 +14,10 @@
 //!   `crates/fhir/src/generated/` (search parameters, types and elements, required value
 //!   sets; see `xtask/src/fhir.rs`).
 //!
+//! - the HL7 v2-to-FHIR IG's mapping spreadsheets (`../shared/corpus/v2-to-fhir/mappings/`)
+//!   become the tables of the `convert` crate under `crates/convert/src/generated/` (see
+//!   `xtask/src/v2fhir.rs`); skipped with a note when that directory is absent.
+//!
 //! `cargo xtask codegen --check` fails if the committed output differs from what the
 //! generator makes now.
 
@@ -26,6 +30,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 mod fhir;
+mod v2fhir;
 
 /// Tables always generated, whether or not a field of the exported structures names them.
 const KEY_TABLES: &[u16] = &[1, 3, 4, 8, 76, 85, 103, 104, 123, 155, 354, 357, 396, 516];
@@ -39,7 +44,14 @@ fn main() -> Result<()> {
         Some("codegen") => {
             let check = args.iter().any(|a| a == "--check");
             let root = workspace_root();
-            let files = generate(&root, &spec_dir(&root)?)?;
+            let mut files = generate(&root, &spec_dir(&root)?)?;
+            match v2fhir::generate(&root)? {
+                Some(convert) => files.extend(convert),
+                None => println!(
+                    "note: {} is absent; the convert crate's tables are left as committed",
+                    v2fhir::MAPPINGS_DIR
+                ),
+            }
             let mut stale = Vec::new();
             for (path, text) in files {
                 let full = root.join(&path);

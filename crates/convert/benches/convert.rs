@@ -1,0 +1,3 @@
+//! Criterion benchmarks of the HL7 v2 → FHIR conversion (filled in below).
+
+fn main() {}

@@ -1,0 +1,415 @@
+//! The state of one conversion: the message, which fields were used, the Bundle entries made
+//! so far, and the unmapped-content report.
+
+use std::collections::HashMap;
+
+use hl7v2::{Element, Message, Segment};
+use serde_json::{Map, Value, json};
+
+use crate::error::Location;
+use crate::ids::name_uuid;
+use crate::time::Dtm;
+use crate::{ConvertError, Options, Unmapped, UnmappedReason};
+
+/// A segment with its occurrence number among segments of its id.
+#[derive(Debug, Clone, Copy)]
+pub struct Seg<'a> {
+    /// The segment.
+    pub seg: Segment<'a>,
+    /// 1-based occurrence among segments of the same id.
+    pub occ: usize,
+}
+
+impl<'a> Seg<'a> {
+    /// The segment id.
+    pub fn id(&self) -> &'a str {
+        self.seg.id()
+    }
+}
+
+/// How an entry is written.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// `PUT Type?query` (conditional update: create or update the one match).
+    Conditional(String),
+    /// `PUT Type/<uuid>` (update as create, at a deterministic id).
+    Put,
+}
+
+/// One Bundle entry under construction.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Name-based UUID: the `urn:uuid:` fullUrl (and the id for [`Request::Put`]).
+    pub uuid: String,
+    /// Resource type.
+    pub rtype: &'static str,
+    /// The resource's elements, without `resourceType`.
+    pub resource: Map<String, Value>,
+    /// How it is written.
+    pub request: Request,
+}
+
+/// The conversion state.
+pub struct Ctx<'a, 'o> {
+    /// The message.
+    pub msg: &'o Message<'a>,
+    /// The options.
+    pub opts: &'o Options,
+    /// The offset for times without one.
+    pub tz: Option<String>,
+    used: Vec<u128>,
+    /// Entries, in Bundle order.
+    pub entries: Vec<Entry>,
+    by_uuid: HashMap<String, usize>,
+    reports: Vec<Unmapped>,
+}
+
+/// Part `n` of a composite value, whatever its level: the components of a field or
+/// repetition, the subcomponents of a component. Empty and `""` parts are `None`.
+pub fn part(e: Element<'_>, n: usize) -> Option<Element<'_>> {
+    let p = match e.level() {
+        hl7v2::Level::Component => e.subcomponent(n),
+        hl7v2::Level::Subcomponent => (n == 1).then_some(e),
+        _ => e.component(n),
+    }?;
+    (!p.is_empty() && !p.is_null()).then_some(p)
+}
+
+/// The decoded, trimmed text of an element; `None` when empty or undecodable.
+pub fn text(e: Element<'_>) -> Option<String> {
+    let t = e.text().ok()?;
+    let t = t.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// The text of the first part of an element (a field's first component, a component's first
+/// subcomponent): the code of a coded value sent with more parts than expected.
+pub fn first_text(e: Element<'_>) -> Option<String> {
+    part(e, 1).and_then(text)
+}
+
+/// The text of part `n`.
+pub fn part_text(e: Element<'_>, n: usize) -> Option<String> {
+    part(e, n).and_then(text)
+}
+
+/// The non-empty repetitions of a field.
+pub fn repetitions(e: Element<'_>) -> impl Iterator<Item = Element<'_>> {
+    e.children().filter(|r| !r.is_empty() && !r.is_null())
+}
+
+/// Inserts `value` under `key` when there is one.
+pub fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        map.insert(key.to_owned(), v);
+    }
+}
+
+/// Appends `value` to the array under `key`.
+pub fn push(map: &mut Map<String, Value>, key: &str, value: Value) {
+    match map.get_mut(key) {
+        Some(Value::Array(a)) => a.push(value),
+        _ => {
+            map.insert(key.to_owned(), Value::Array(vec![value]));
+        }
+    }
+}
+
+impl<'a, 'o> Ctx<'a, 'o> {
+    /// A fresh state for `msg`.
+    pub fn new(msg: &'o Message<'a>, opts: &'o Options) -> Self {
+        let n = msg.segment_count();
+        Ctx {
+            msg,
+            opts,
+            tz: opts.default_timezone.clone(),
+            used: vec![0; n],
+            entries: Vec::with_capacity(8),
+            by_uuid: HashMap::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    /// Every segment with its occurrence number.
+    pub fn segments(&self) -> Vec<Seg<'a>> {
+        let mut counts: HashMap<&'a str, usize> = HashMap::new();
+        self.msg
+            .segments()
+            .map(|seg| {
+                let c = counts.entry(seg.id()).or_insert(0);
+                *c += 1;
+                Seg { seg, occ: *c }
+            })
+            .collect()
+    }
+
+    /// Marks field `n` of `seg` as used.
+    pub fn mark(&mut self, seg: Seg<'a>, n: usize) {
+        if n < 128
+            && let Some(u) = self.used.get_mut(seg.seg.index())
+        {
+            *u |= 1u128 << n;
+        }
+    }
+
+    /// Forgets that any field of `seg` was used (its content was not written after all).
+    pub fn unmark(&mut self, seg: Seg<'a>) {
+        if let Some(u) = self.used.get_mut(seg.seg.index()) {
+            *u = 0;
+        }
+    }
+
+    /// Field `n` when it carries data (marking it used).
+    pub fn field(&mut self, seg: Seg<'a>, n: usize) -> Option<Element<'a>> {
+        let f = seg.seg.field(n)?;
+        if f.is_empty() {
+            return None;
+        }
+        self.mark(seg, n);
+        (!f.is_null()).then_some(f)
+    }
+
+    /// The first non-empty repetition of field `n`.
+    pub fn first(&mut self, seg: Seg<'a>, n: usize) -> Option<Element<'a>> {
+        self.field(seg, n).and_then(|f| repetitions(f).next())
+    }
+
+    /// The non-empty repetitions of field `n`.
+    pub fn reps(&mut self, seg: Seg<'a>, n: usize) -> Vec<Element<'a>> {
+        self.field(seg, n)
+            .map(|f| repetitions(f).collect())
+            .unwrap_or_default()
+    }
+
+    /// The text of field `n`'s first component (a code, an id, a number).
+    pub fn code(&mut self, seg: Seg<'a>, n: usize) -> Option<String> {
+        self.first(seg, n).and_then(first_text)
+    }
+
+    /// The whole text of field `n`'s first repetition (ST, TX, FT).
+    pub fn string(&mut self, seg: Seg<'a>, n: usize) -> Option<String> {
+        self.first(seg, n).and_then(text)
+    }
+
+    /// Records a reported piece of content.
+    pub fn report(&mut self, seg: Seg<'a>, n: usize, reason: UnmappedReason) {
+        let length = seg.seg.field(n).map_or(0, |f| f.raw().len());
+        self.reports.push(Unmapped {
+            segment: seg.id().to_owned(),
+            occurrence: seg.occ,
+            field: n,
+            repetitions: 1,
+            length,
+            reason,
+            ig_target: None,
+        });
+    }
+
+    /// A field error at `seg`-`n`.
+    #[allow(clippy::unused_self)] // a method, so every handler reads `ctx.error(…)`
+    pub fn error(&self, seg: Seg<'a>, n: usize, reason: impl Into<String>) -> ConvertError {
+        ConvertError::Field {
+            location: Location {
+                segment: seg.id().to_owned(),
+                occurrence: seg.occ,
+                field: n,
+            },
+            reason: reason.into(),
+        }
+    }
+
+    /// A DTM (or TS) element as FHIR `dateTime`; an invalid value or a cut time is reported.
+    pub fn datetime_of(&mut self, seg: Seg<'a>, n: usize, value: Element<'a>) -> Option<String> {
+        let raw = first_text(value)?;
+        let Some(parsed) = Dtm::parse(&raw) else {
+            self.report(seg, n, UnmappedReason::Invalid);
+            return None;
+        };
+        let (text, cut) = parsed.to_datetime(self.tz.as_deref());
+        if cut {
+            self.report(seg, n, UnmappedReason::TimeWithoutZone);
+        }
+        Some(text)
+    }
+
+    /// Field `n` as FHIR `dateTime`.
+    pub fn datetime(&mut self, seg: Seg<'a>, n: usize) -> Option<String> {
+        let e = self.first(seg, n)?;
+        self.datetime_of(seg, n, e)
+    }
+
+    /// Field `n` as FHIR `date`.
+    pub fn date(&mut self, seg: Seg<'a>, n: usize) -> Option<String> {
+        let t = self.code(seg, n)?;
+        let d = Dtm::parse(&t);
+        if d.is_none() {
+            self.report(seg, n, UnmappedReason::Invalid);
+        }
+        d.map(|d| d.to_date())
+    }
+
+    /// The FHIR coding of a v2 code through the IG concept map `map`; an unlisted code is
+    /// reported.
+    pub fn vocab(
+        &mut self,
+        seg: Seg<'a>,
+        n: usize,
+        map: &str,
+        code: &str,
+    ) -> Option<&'static crate::tables::Concept> {
+        let c = crate::tables::map_code(map, code);
+        if c.is_none() {
+            self.report(seg, n, UnmappedReason::UnknownCode);
+        }
+        c
+    }
+
+    /// Adds an entry, or finds the one already made under the same name; returns its index.
+    pub fn add(
+        &mut self,
+        rtype: &'static str,
+        request: Request,
+        name: &[&str],
+        resource: Map<String, Value>,
+    ) -> usize {
+        let uuid = match &request {
+            Request::Conditional(q) => name_uuid(&[rtype, q]),
+            Request::Put => {
+                let mut parts = Vec::with_capacity(name.len() + 1);
+                parts.push(rtype);
+                parts.extend_from_slice(name);
+                name_uuid(&parts)
+            }
+        };
+        let (uuid, request) = match self.by_uuid.get(&uuid) {
+            // the same patient, account or visit named again: one resource
+            Some(&i) if matches!(rtype, "Patient" | "Account" | "Encounter") => return i,
+            // two resources of one message under one identifier: the later one gets an id
+            // of its own, so neither is lost
+            Some(_) => {
+                let n = self.entries.len().to_string();
+                let mut parts = vec![rtype, "duplicate", &uuid, &n];
+                parts.extend_from_slice(name);
+                (name_uuid(&parts), Request::Put)
+            }
+            None => (uuid, request),
+        };
+        let i = self.entries.len();
+        self.by_uuid.insert(uuid.clone(), i);
+        self.entries.push(Entry {
+            uuid,
+            rtype,
+            resource,
+            request,
+        });
+        i
+    }
+
+    /// A reference to entry `i`.
+    pub fn reference(&self, i: usize) -> Value {
+        json!({ "reference": format!("urn:uuid:{}", self.entries[i].uuid) })
+    }
+
+    /// The resource of entry `i`.
+    pub fn res(&mut self, i: usize) -> &mut Map<String, Value> {
+        &mut self.entries[i].resource
+    }
+
+    /// The report of everything not used: explicit reports, Z-segments and other unread
+    /// segments, and fields with data no handler used.
+    pub fn unmapped(&mut self, segs: &[Seg<'a>]) -> Vec<Unmapped> {
+        let mut out = std::mem::take(&mut self.reports);
+        for s in segs {
+            let id = s.id();
+            let used = self.used.get(s.seg.index()).copied().unwrap_or(0);
+            if used == 0 && id != "MSH" {
+                let count = s.seg.fields().filter(|(_, f)| !f.is_empty()).count();
+                if count > 0 || id.starts_with('Z') {
+                    out.push(Unmapped {
+                        segment: id.to_owned(),
+                        occurrence: s.occ,
+                        field: 0,
+                        repetitions: count,
+                        length: s.seg.raw().len(),
+                        reason: UnmappedReason::Segment,
+                        ig_target: ig_segment_target(id),
+                    });
+                }
+                continue;
+            }
+            let header = id == "MSH";
+            for (n, f) in s.seg.fields() {
+                if f.is_empty() || (header && n <= 2) || (n < 128 && used & (1u128 << n) != 0) {
+                    continue;
+                }
+                out.push(Unmapped {
+                    segment: id.to_owned(),
+                    occurrence: s.occ,
+                    field: n,
+                    repetitions: f.children().filter(|r| !r.is_empty()).count(),
+                    length: f.raw().len(),
+                    reason: UnmappedReason::NotMapped,
+                    ig_target: ig_field_target(id, n),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The resources the IG makes from a segment (`IN1` → `Coverage`).
+fn ig_segment_target(id: &str) -> Option<String> {
+    let targets: Vec<&str> = maps_of(id).map(|(t, _)| t).collect();
+    (!targets.is_empty()).then(|| targets.join(", "))
+}
+
+/// Where the IG maps field `n` of segment `id` (`Patient.extension[2].valueCodeableConcept`).
+fn ig_field_target(id: &str, n: usize) -> Option<String> {
+    let field = format!("{id}-{n}");
+    for (target, m) in maps_of(id) {
+        if let Some(row) = m.field(&field).find(|r| !r.fhir_path.is_empty()) {
+            let resource = target.split('-').next().unwrap_or(target);
+            return Some(format!("{resource}.{}", row.fhir_path));
+        }
+    }
+    None
+}
+
+/// The segment maps of segment `id` (`PID[Patient]`, `PID[Account]` …) with their targets;
+/// the maps are sorted by name, so they are one run.
+fn maps_of(id: &str) -> impl Iterator<Item = (&str, &'static crate::tables::SegmentMap)> {
+    let maps = crate::tables::segment_maps();
+    let start = maps.partition_point(|m| m.name < id);
+    maps[start..].iter().map_while(move |m| {
+        let rest = m.name.strip_prefix(id)?.strip_prefix('[')?;
+        Some((rest.strip_suffix(']').unwrap_or(rest), m))
+    })
+}
+
+/// Percent-encodes a search parameter value part (keeps URI characters readable).
+pub fn encode_query(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/@!$'()*,;".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+/// The conditional query `identifier=system|value` of an Identifier value.
+pub fn identifier_query(identifier: &Value) -> Option<String> {
+    let value = identifier.get("value")?.as_str()?;
+    Some(match identifier.get("system").and_then(Value::as_str) {
+        Some(system) => format!(
+            "identifier={}|{}",
+            encode_query(system),
+            encode_query(value)
+        ),
+        None => format!("identifier={}", encode_query(value)),
+    })
+}

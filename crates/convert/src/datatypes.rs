@@ -1,0 +1,653 @@
+//! HL7 v2 data types to FHIR data types, following the IG's data type maps (`CX[Identifier]`,
+//! `XPN[HumanName]`, `XAD[Address]`, `XTN[ContactPoint]`, `CWE[CodeableConcept]`,
+//! `ED[Attachment]`, `RP[Attachment]`, `SN[Quantity]`, …).
+
+use base64::Engine as _;
+use hl7v2::Element;
+use serde_json::{Map, Value, json};
+
+use crate::ctx::{Ctx, Seg, first_text, part, part_text, put, text};
+use crate::tables::map_code;
+use crate::time::Dtm;
+
+/// The FHIR system URI of an HL7 table 0396 coding system name (`LN`, `SCT`, `HL70001`, …).
+/// Names with no known URI are kept as they are (whitespace percent-encoded), as the IG's
+/// `CWE.3` row says the system is only indirectly mapped.
+pub fn coding_system(name: &str) -> String {
+    let known = match name.to_ascii_uppercase().as_str() {
+        "LN" | "LOINC" => "http://loinc.org",
+        "SCT" | "SNM" | "SNM3" | "SNOMED" | "SNOMEDCT" | "SNOMED-CT" => "http://snomed.info/sct",
+        "I10" | "ICD10" | "ICD-10" => "http://hl7.org/fhir/sid/icd-10",
+        "I10C" | "ICD10CM" | "ICD-10-CM" => "http://hl7.org/fhir/sid/icd-10-cm",
+        "I10P" | "ICD10PCS" => "http://www.cms.gov/Medicare/Coding/ICD10",
+        "I9" | "I9C" | "I9CM" | "I9M" | "ICD9" | "ICD9CM" | "ICD-9-CM" => {
+            "http://hl7.org/fhir/sid/icd-9-cm"
+        }
+        "RXNORM" | "RXN" => "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "CVX" => "http://hl7.org/fhir/sid/cvx",
+        "MVX" => "http://terminology.hl7.org/CodeSystem/MVX",
+        "NDC" => "http://hl7.org/fhir/sid/ndc",
+        "UCUM" => "http://unitsofmeasure.org",
+        "C4" | "C5" | "CPT" | "CPT4" | "CPT-4" => "http://www.ama-assn.org/go/cpt",
+        "HCPCS" | "HCPC" => "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+        "NCIT" => "http://ncimeta.nci.nih.gov",
+        "DCM" => "http://dicom.nema.org/resources/ontology/DCM",
+        "NUCC" => "http://nucc.org/provider-taxonomy",
+        "NPI" => "http://hl7.org/fhir/sid/us-npi",
+        "CDCREC" => "urn:oid:2.16.840.1.113883.6.238",
+        "CDCPHINVS" => "urn:oid:2.16.840.1.114222.4.5.274",
+        "ISO3166" | "ISO3166_1" => "urn:iso:std:iso:3166",
+        "ISO639" | "ISO+" => "urn:ietf:bcp:47",
+        "ICDO" | "ICD-O" => "http://terminology.hl7.org/CodeSystem/icd-o-3",
+        "UML" | "UMLS" => "http://www.nlm.nih.gov/research/umls",
+        "MEDRT" => "http://va.gov/terminology/medrt",
+        "SOP" => "urn:oid:2.16.840.1.113883.3.221.5",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_owned();
+    }
+    // HL7nnnn → the v2 table's code system
+    if let Some(digits) = name
+        .strip_prefix("HL7")
+        .or_else(|| name.strip_prefix("hl7"))
+        && digits.len() == 4
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return format!("http://terminology.hl7.org/CodeSystem/v2-{digits}");
+    }
+    if name.starts_with("urn:") || name.starts_with("http://") || name.starts_with("https://") {
+        return name.to_owned();
+    }
+    no_whitespace(name)
+}
+
+/// `s` with whitespace percent-encoded (FHIR `uri` has none).
+pub fn no_whitespace(s: &str) -> String {
+    if s.contains(char::is_whitespace) {
+        s.chars()
+            .map(|c| {
+                if c.is_whitespace() {
+                    "%20".to_owned()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A FHIR `code`: trimmed, inner whitespace runs made single spaces.
+pub fn code(s: &str) -> Option<String> {
+    let out = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!out.is_empty()).then_some(out)
+}
+
+/// One `Coding` from a CWE triplet starting at part `at` (1, 4 or 10), version at `version`.
+fn coding(e: Element<'_>, at: usize, version: usize) -> Option<Value> {
+    let c = part_text(e, at).and_then(|c| code(&c));
+    let display = part_text(e, at + 1);
+    if c.is_none() && display.is_none() {
+        return None;
+    }
+    let mut m = Map::new();
+    if let Some(sys) = part_text(e, at + 2).filter(|_| c.is_some()) {
+        m.insert("system".into(), Value::String(coding_system(&sys)));
+    }
+    put(&mut m, "version", part_text(e, version).map(Value::String));
+    if let Some(c) = c {
+        m.insert("code".into(), Value::String(c));
+    } else {
+        return None;
+    }
+    put(&mut m, "display", display.map(Value::String));
+    Some(Value::Object(m))
+}
+
+/// CWE / CE / CNE / CF → CodeableConcept (`CWE[CodeableConcept]`): up to three codings and
+/// the original text (CWE.9, else the first text).
+pub fn codeable(e: Element<'_>) -> Option<Value> {
+    let mut codings = Vec::new();
+    for (at, version) in [(1, 7), (4, 8), (10, 13)] {
+        if let Some(c) = coding(e, at, version) {
+            codings.push(c);
+        }
+    }
+    let text = part_text(e, 9).or_else(|| {
+        if codings.is_empty() {
+            part_text(e, 2).or_else(|| part_text(e, 5))
+        } else {
+            None
+        }
+    });
+    if codings.is_empty() && text.is_none() {
+        return None;
+    }
+    let mut m = Map::new();
+    if !codings.is_empty() {
+        m.insert("coding".into(), Value::Array(codings));
+    }
+    put(&mut m, "text", text.map(Value::String));
+    Some(Value::Object(m))
+}
+
+/// A CodeableConcept of one code of an HL7 table (IS/ID fields): `v2-nnnn`.
+pub fn table_concept(table: &str, c: &str) -> Option<Value> {
+    let c = code(c)?;
+    Some(
+        json!({ "coding": [{ "system": format!("http://terminology.hl7.org/CodeSystem/v2-{table}"), "code": c }] }),
+    )
+}
+
+/// A CodeableConcept from an IG concept map row.
+pub fn concept_value(c: &crate::tables::Concept) -> Value {
+    let mut m = Map::new();
+    m.insert("system".into(), Value::String(c.system.to_owned()));
+    m.insert("code".into(), Value::String(c.code.to_owned()));
+    if !c.display.is_empty() {
+        m.insert("display".into(), Value::String(c.display.to_owned()));
+    }
+    json!({ "coding": [Value::Object(m)] })
+}
+
+/// The system URI of an assigning authority (HD): configured by namespace, `urn:oid:` for
+/// ISO universal ids, `urn:uuid:` for UUIDs, the universal id itself for URIs, else the
+/// namespace id (`HD[uri]`).
+pub fn hd_system(ctx: &Ctx<'_, '_>, hd: Element<'_>) -> Option<String> {
+    let ns = part_text(hd, 1);
+    let uid = part_text(hd, 2);
+    let kind = part_text(hd, 3).map(|k| k.to_ascii_uppercase());
+    if let Some(ns) = &ns
+        && let Some((_, sys)) = ctx.opts.identifier_systems.iter().find(|(n, _)| n == ns)
+    {
+        return Some(sys.clone());
+    }
+    match (uid.as_deref(), kind.as_deref()) {
+        (Some(u), Some("ISO")) if is_oid(u) => return Some(format!("urn:oid:{u}")),
+        (Some(u), Some("UUID" | "GUID")) => {
+            return Some(format!("urn:uuid:{}", u.to_ascii_lowercase()));
+        }
+        (Some(u), Some("URI" | "URL")) if !u.contains(char::is_whitespace) => {
+            return Some(u.to_owned());
+        }
+        _ => {}
+    }
+    ns.or(uid).map(|s| no_whitespace(&s))
+}
+
+fn is_oid(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && s.contains('.')
+}
+
+/// CX → Identifier (`CX[Identifier]`): value, system from the assigning authority (CX.4),
+/// type from CX.5 (`IdentifierType`), period from CX.7/CX.8.
+pub fn identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let value = part_text(e, 1)?;
+    let mut m = Map::new();
+    if let Some(hd) = part(e, 4) {
+        put(&mut m, "system", hd_system(ctx, hd).map(Value::String));
+    }
+    m.insert("value".into(), Value::String(value));
+    if let Some(t) = part_text(e, 5) {
+        let v = match map_code("IdentifierType", &t) {
+            Some(c) => concept_value(c),
+            None => json!({ "text": t }),
+        };
+        m.insert("type".into(), v);
+    }
+    let start = part_text(e, 7)
+        .and_then(|t| Dtm::parse(&t))
+        .map(|d| d.to_date());
+    let end = part_text(e, 8)
+        .and_then(|t| Dtm::parse(&t))
+        .map(|d| d.to_date());
+    if let Some(p) = period(start, end) {
+        m.insert("period".into(), p);
+    }
+    Some(Value::Object(m))
+}
+
+/// EI → Identifier (`EI[Identifier-System]`): EI.1 value, system from EI.2–EI.4 (an HD).
+pub fn ei_identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let value = part_text(e, 1)?;
+    let mut m = Map::new();
+    let ns = part_text(e, 2);
+    let uid = part_text(e, 3);
+    let kind = part_text(e, 4).map(|k| k.to_ascii_uppercase());
+    let configured = ns.as_ref().and_then(|ns| {
+        ctx.opts
+            .identifier_systems
+            .iter()
+            .find(|(n, _)| n == ns)
+            .map(|(_, s)| s.clone())
+    });
+    let system = configured.or_else(|| match (uid.as_deref(), kind.as_deref()) {
+        (Some(u), Some("ISO")) if is_oid(u) => Some(format!("urn:oid:{u}")),
+        (Some(u), Some("UUID" | "GUID")) => Some(format!("urn:uuid:{}", u.to_ascii_lowercase())),
+        _ => ns.clone().or(uid).map(|s| no_whitespace(&s)),
+    });
+    put(&mut m, "system", system.map(Value::String));
+    m.insert("value".into(), Value::String(value));
+    Some(Value::Object(m))
+}
+
+fn period(start: Option<String>, end: Option<String>) -> Option<Value> {
+    if start.is_none() && end.is_none() {
+        return None;
+    }
+    let mut p = Map::new();
+    put(&mut p, "start", start.map(Value::String));
+    put(&mut p, "end", end.map(Value::String));
+    Some(Value::Object(p))
+}
+
+/// A DTM part as a FHIR dateTime (its own zone or the context's), dropping what does not
+/// parse.
+fn dtm_part(ctx: &Ctx<'_, '_>, e: Element<'_>, n: usize) -> Option<String> {
+    let d = Dtm::parse(&part_text(e, n)?)?;
+    let (s, _) = d.to_datetime(ctx.tz.as_deref());
+    Some(s)
+}
+
+/// XPN → HumanName (`XPN[HumanName]`).
+pub fn human_name(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let mut m = Map::new();
+    // XPN.1 is an FN: surname first
+    put(
+        &mut m,
+        "family",
+        part(e, 1).and_then(first_text).map(Value::String),
+    );
+    let given: Vec<Value> = [2, 3]
+        .iter()
+        .filter_map(|&i| part_text(e, i))
+        .map(Value::String)
+        .collect();
+    if !given.is_empty() {
+        m.insert("given".into(), Value::Array(given));
+    }
+    let suffix: Vec<Value> = [4, 6]
+        .iter()
+        .filter_map(|&i| part_text(e, i))
+        .map(Value::String)
+        .collect();
+    if !suffix.is_empty() {
+        m.insert("suffix".into(), Value::Array(suffix));
+    }
+    if let Some(p) = part_text(e, 5) {
+        m.insert("prefix".into(), json!([p]));
+    }
+    if m.is_empty() {
+        return None;
+    }
+    if let Some(c) = part_text(e, 7).and_then(|t| map_code("NameType", &t)) {
+        m.insert("use".into(), Value::String(c.code.to_owned()));
+    }
+    let start = part(e, 10)
+        .and_then(|dr| part_text(dr, 1))
+        .or_else(|| part_text(e, 12))
+        .and_then(|t| Dtm::parse(&t))
+        .map(|d| d.to_datetime(ctx.tz.as_deref()).0);
+    let end = part(e, 10)
+        .and_then(|dr| part_text(dr, 2))
+        .or_else(|| part_text(e, 13))
+        .and_then(|t| Dtm::parse(&t))
+        .map(|d| d.to_datetime(ctx.tz.as_deref()).0);
+    put(&mut m, "period", period(start, end));
+    Some(Value::Object(m))
+}
+
+/// XAD → Address (`XAD[Address]`).
+pub fn address(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let mut m = Map::new();
+    let mut lines = Vec::new();
+    // XAD.1 is an SAD: street and dwelling number
+    if let Some(sad) = part(e, 1) {
+        if let Some(street) = part_text(sad, 1) {
+            lines.push(Value::String(street));
+        } else if let Some(street) = part_text(sad, 2) {
+            lines.push(Value::String(street));
+        }
+    }
+    if let Some(l) = part_text(e, 2) {
+        lines.push(Value::String(l));
+    }
+    if !lines.is_empty() {
+        m.insert("line".into(), Value::Array(lines));
+    }
+    put(&mut m, "city", part_text(e, 3).map(Value::String));
+    put(&mut m, "state", part_text(e, 4).map(Value::String));
+    put(&mut m, "postalCode", part_text(e, 5).map(Value::String));
+    put(&mut m, "country", part_text(e, 6).map(Value::String));
+    put(&mut m, "district", part_text(e, 9).map(Value::String));
+    if m.is_empty() {
+        return None;
+    }
+    if let Some(t) = part_text(e, 7) {
+        if let Some(c) = map_code("AddressType[Use]", &t) {
+            m.insert("use".into(), Value::String(c.code.to_owned()));
+        }
+        if let Some(c) = map_code("AddressType[Type]", &t) {
+            m.insert("type".into(), Value::String(c.code.to_owned()));
+        }
+    }
+    let start = part(e, 12)
+        .and_then(|dr| part_text(dr, 1))
+        .or_else(|| part_text(e, 13))
+        .and_then(|t| Dtm::parse(&t))
+        .map(|d| d.to_datetime(ctx.tz.as_deref()).0);
+    let end = part(e, 12)
+        .and_then(|dr| part_text(dr, 2))
+        .or_else(|| part_text(e, 14))
+        .and_then(|t| Dtm::parse(&t))
+        .map(|d| d.to_datetime(ctx.tz.as_deref()).0);
+    put(&mut m, "period", period(start, end));
+    Some(Value::Object(m))
+}
+
+/// XTN → ContactPoint (`XTN[ContactPoint]`): the number from XTN.5–XTN.8 (or XTN.12, or the
+/// older XTN.1), the address of Internet/X.400 entries from XTN.4; use from XTN.2, system
+/// from XTN.3.
+pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let equipment = part_text(e, 3);
+    let email = matches!(equipment.as_deref(), Some("Internet" | "X.400"));
+    let value = if email {
+        part_text(e, 4)
+    } else {
+        let country = part_text(e, 5);
+        let area = part_text(e, 6);
+        let local = part_text(e, 7);
+        let ext = part_text(e, 8);
+        match (local, part_text(e, 12)) {
+            (Some(local), _) => {
+                let mut v = String::new();
+                if let Some(c) = country {
+                    v.push('+');
+                    v.push_str(&c);
+                    v.push(' ');
+                }
+                if let Some(a) = area {
+                    v.push_str(&a);
+                    v.push(' ');
+                }
+                v.push_str(&local);
+                if let Some(x) = ext {
+                    v.push_str(" X");
+                    v.push_str(&x);
+                }
+                Some(v)
+            }
+            (None, Some(unformatted)) => Some(unformatted),
+            (None, None) => part_text(e, 1).or_else(|| part_text(e, 4)),
+        }
+    };
+    let value = value?;
+    let mut m = Map::new();
+    let mut system = match equipment.as_deref() {
+        Some("CP") => Some("phone"),
+        Some(t) => map_code("TelecommunicationEquipmentType", t).map(|c| c.code),
+        None if part_text(e, 4).is_some() && part_text(e, 1).is_none() => Some("email"),
+        None => None,
+    };
+    if system.is_none() {
+        // FHIR needs a system when there is a value (cpt-2): a number is a phone, an address
+        // with @ is an email
+        system = Some(if value.contains('@') {
+            "email"
+        } else {
+            "phone"
+        });
+    }
+    put(
+        &mut m,
+        "system",
+        system.map(|s| Value::String(s.to_owned())),
+    );
+    m.insert("value".into(), Value::String(value));
+    let usage = if equipment.as_deref() == Some("CP") {
+        Some("mobile")
+    } else {
+        part_text(e, 2)
+            .and_then(|u| map_code("TelecommunicationUseCode", &u))
+            .map(|c| c.code)
+    };
+    put(&mut m, "use", usage.map(|u| Value::String(u.to_owned())));
+    if let Some(rank) = part_text(e, 18)
+        .and_then(|r| r.parse::<u32>().ok())
+        .filter(|r| *r > 0)
+    {
+        m.insert("rank".into(), json!(rank));
+    }
+    let start = dtm_part(ctx, e, 13);
+    let end = dtm_part(ctx, e, 14);
+    put(&mut m, "period", period(start, end));
+    Some(Value::Object(m))
+}
+
+/// XCN / CNN → a Reference to the person: identifier (XCN.1, system from XCN.9) and display
+/// (given and family names).
+pub fn person_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let id = part_text(e, 1);
+    let family = part(e, 2).and_then(first_text);
+    let given = part_text(e, 3);
+    let display = match (given, family) {
+        (Some(g), Some(f)) => Some(format!("{g} {f}")),
+        (g, f) => g.or(f),
+    };
+    if id.is_none() && display.is_none() {
+        return None;
+    }
+    let mut m = Map::new();
+    if let Some(id) = id {
+        let mut i = Map::new();
+        if let Some(hd) = part(e, 9) {
+            put(&mut i, "system", hd_system(ctx, hd).map(Value::String));
+        }
+        i.insert("value".into(), Value::String(id));
+        m.insert("identifier".into(), Value::Object(i));
+    }
+    put(&mut m, "display", display.map(Value::String));
+    Some(Value::Object(m))
+}
+
+/// XON → a Reference to the organisation (name and identifier).
+pub fn org_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let name = part_text(e, 1);
+    let id = part_text(e, 10).or_else(|| part_text(e, 3));
+    if name.is_none() && id.is_none() {
+        return None;
+    }
+    let mut m = Map::new();
+    if let Some(id) = id {
+        let mut i = Map::new();
+        if let Some(hd) = part(e, 6) {
+            put(&mut i, "system", hd_system(ctx, hd).map(Value::String));
+        }
+        i.insert("value".into(), Value::String(id));
+        m.insert("identifier".into(), Value::Object(i));
+    }
+    put(&mut m, "display", name.map(Value::String));
+    Some(Value::Object(m))
+}
+
+/// PL → a display text of the location (point of care, room, bed, facility).
+pub fn location_text(e: Element<'_>) -> Option<String> {
+    let parts: Vec<String> = [1, 2, 3, 4, 7, 8]
+        .iter()
+        .filter_map(|&i| part(e, i).and_then(first_text))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// A v2 number (NM) as a JSON number; `None` when it is not one.
+pub fn number(s: &str) -> Option<Value> {
+    let s = s.trim();
+    let t = s.strip_prefix('+').unwrap_or(s);
+    let body = t.strip_prefix('-').unwrap_or(t);
+    if body.is_empty()
+        || !body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        || body.bytes().filter(|b| *b == b'.').count() > 1
+        || body.starts_with('.') && body.len() == 1
+    {
+        return None;
+    }
+    if !body.contains('.')
+        && let Ok(i) = t.parse::<i64>()
+    {
+        return Some(json!(i));
+    }
+    let f: f64 = t.parse().ok()?;
+    serde_json::Number::from_f64(f).map(Value::Number)
+}
+
+/// A Quantity of `value` with the units of a CWE (`CWE[Quantity]`): unit, and UCUM code and
+/// system when the units are UCUM.
+pub fn quantity(value: Value, units: Option<Element<'_>>) -> Value {
+    let mut m = Map::new();
+    m.insert("value".into(), value);
+    if let Some(u) = units {
+        let code_ = part_text(u, 1).and_then(|c| code(&c));
+        let text = part_text(u, 2).or_else(|| code_.clone());
+        let system = part_text(u, 3);
+        put(&mut m, "unit", text.map(Value::String));
+        if let Some(c) = code_ {
+            let ucum = matches!(system.as_deref(), Some("UCUM" | "ISO+" | "ANSI"));
+            if ucum || system.is_none() {
+                m.insert("system".into(), json!("http://unitsofmeasure.org"));
+            } else if let Some(s) = system {
+                m.insert("system".into(), Value::String(coding_system(&s)));
+            }
+            m.insert("code".into(), Value::String(c));
+        }
+    }
+    Value::Object(m)
+}
+
+/// ED → Attachment (`ED[Attachment]`): ED.3 (and ED.4 subtype) the content type, ED.5 the
+/// data, base64 as sent (ED.4 `Base64`), else encoded here (`A`, `Hex` and others: the text).
+pub fn ed_attachment(e: Element<'_>) -> Option<Value> {
+    let data = part_text(e, 5)?;
+    let mut m = Map::new();
+    if let Some(t) = part_text(e, 2).and_then(|t| code(&t)) {
+        let mime = match part_text(e, 3).and_then(|s| code(&s)) {
+            Some(sub) if !t.contains('/') => {
+                format!("{}/{}", t.to_ascii_lowercase(), sub.to_ascii_lowercase())
+            }
+            _ => t.to_ascii_lowercase(),
+        };
+        if mime.contains('/') && !mime.contains(' ') {
+            m.insert("contentType".into(), Value::String(mime));
+        }
+    }
+    let encoding = part_text(e, 4).unwrap_or_default();
+    let b64 = if encoding.eq_ignore_ascii_case("base64") {
+        let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .ok()
+            .map(|_| compact)
+    } else if encoding.eq_ignore_ascii_case("hex") {
+        hex_decode(&data).map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+    } else {
+        Some(base64::engine::general_purpose::STANDARD.encode(data.as_bytes()))
+    };
+    m.insert("data".into(), Value::String(b64?));
+    Some(Value::Object(m))
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    s.chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
+        .collect()
+}
+
+/// RP → Attachment (`RP[Attachment]`): RP.1 the URL, RP.3/RP.4 the content type.
+pub fn rp_attachment(e: Element<'_>) -> Option<Value> {
+    let url = part_text(e, 1)?;
+    let mut m = Map::new();
+    if let (Some(t), Some(s)) = (part_text(e, 3), part_text(e, 4)) {
+        let mime = format!("{}/{}", t.to_ascii_lowercase(), s.to_ascii_lowercase());
+        if !mime.contains(char::is_whitespace) {
+            m.insert("contentType".into(), Value::String(mime));
+        }
+    }
+    m.insert("url".into(), Value::String(no_whitespace(&url)));
+    Some(Value::Object(m))
+}
+
+/// A text as an Attachment (`text/plain` or as the IG says for FT/TX), base64.
+pub fn text_attachment(t: &str, content_type: &str) -> Value {
+    json!({
+        "contentType": content_type,
+        "data": base64::engine::general_purpose::STANDARD.encode(t.as_bytes()),
+    })
+}
+
+/// The field's whole text, repetitions joined by newlines (TX/FT).
+pub fn joined_text(f: Element<'_>) -> Option<String> {
+    let parts: Vec<String> = crate::ctx::repetitions(f).filter_map(text).collect();
+    (!parts.is_empty()).then(|| parts.join("\n"))
+}
+
+/// An Annotation (NTE-3 comment) with author (NTE-5) and time (NTE-6).
+pub fn annotation<'a>(ctx: &mut Ctx<'a, '_>, seg: Seg<'a>) -> Option<Value> {
+    let comment = ctx.field(seg, 3).and_then(joined_text)?;
+    let mut m = Map::new();
+    m.insert("text".into(), Value::String(comment));
+    if let Some(author) = ctx.first(seg, 5).and_then(|e| person_reference(ctx, e)) {
+        if let Some(d) = author.get("display").and_then(Value::as_str) {
+            m.insert("authorString".into(), Value::String(d.to_owned()));
+        } else {
+            m.insert("authorReference".into(), author);
+        }
+    }
+    put(&mut m, "time", ctx.datetime(seg, 6).map(Value::String));
+    ctx.mark(seg, 1);
+    ctx.mark(seg, 2);
+    Some(Value::Object(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coding_systems() {
+        assert_eq!(coding_system("LN"), "http://loinc.org");
+        assert_eq!(coding_system("SCT"), "http://snomed.info/sct");
+        assert_eq!(coding_system("I10"), "http://hl7.org/fhir/sid/icd-10");
+        assert_eq!(coding_system("I9CM"), "http://hl7.org/fhir/sid/icd-9-cm");
+        assert_eq!(
+            coding_system("RXNORM"),
+            "http://www.nlm.nih.gov/research/umls/rxnorm"
+        );
+        assert_eq!(coding_system("CVX"), "http://hl7.org/fhir/sid/cvx");
+        assert_eq!(coding_system("NDC"), "http://hl7.org/fhir/sid/ndc");
+        assert_eq!(coding_system("UCUM"), "http://unitsofmeasure.org");
+        assert_eq!(
+            coding_system("HL70001"),
+            "http://terminology.hl7.org/CodeSystem/v2-0001"
+        );
+        assert_eq!(coding_system("99LOCAL"), "99LOCAL");
+        assert_eq!(coding_system("My System"), "My%20System");
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(number("60"), Some(json!(60)));
+        assert_eq!(number("-1.5"), Some(json!(-1.5)));
+        assert_eq!(number("+7"), Some(json!(7)));
+        for bad in ["", "1.2.3", "abc", ".", "1e5", "--1"] {
+            assert_eq!(number(bad), None, "{bad}");
+        }
+    }
+}
