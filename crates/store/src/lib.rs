@@ -73,6 +73,7 @@ pub mod model;
 pub mod postgres;
 mod resource_sql;
 pub mod resources;
+pub mod security;
 mod sql;
 pub mod sqlite;
 pub mod time;
@@ -93,6 +94,7 @@ pub use resources::{
     HistoryMethod, HistoryPage, HistoryQuery, Precondition, ResourceWrite, Resources, SearchPage,
     StoredResource, WriteOp, WriteOutcome,
 };
+pub use security::{ClientRecord, Grant, Security, UserRecord};
 pub use sqlite::SqliteStore;
 pub use time::Timestamp;
 
@@ -268,7 +270,7 @@ pub trait Queues: Send + Sync {
 
 /// A whole store: journal, queues and FHIR resources, plus statistics and an orderly
 /// shutdown.
-pub trait Store: Journal + Queues + Resources {
+pub trait Store: Journal + Queues + Resources + Security {
     /// Counters of the writes since the store was opened.
     fn stats(&self) -> StoreStats;
 
@@ -466,6 +468,90 @@ impl Resources for AnyStore {
 
     async fn search(&self, request: &fhir::search::SearchRequest) -> Result<SearchPage> {
         dispatch!(self, s => s.search(request).await)
+    }
+}
+
+impl Security for AnyStore {
+    async fn put_user(&self, user: UserRecord) -> Result<()> {
+        dispatch!(self, s => s.put_user(user).await)
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        dispatch!(self, s => Security::user(s, name).await)
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>> {
+        dispatch!(self, s => s.users().await)
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<bool> {
+        dispatch!(self, s => s.delete_user(name).await)
+    }
+
+    async fn put_client(&self, client: ClientRecord) -> Result<()> {
+        dispatch!(self, s => s.put_client(client).await)
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        // PgStore has a private inherent `client` (a pool connection): name the trait's.
+        dispatch!(self, s => Security::client(s, client_id).await)
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>> {
+        dispatch!(self, s => s.clients().await)
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        dispatch!(self, s => s.delete_client(client_id).await)
+    }
+
+    async fn put_grant(&self, grant: Grant) -> Result<bool> {
+        dispatch!(self, s => s.put_grant(grant).await)
+    }
+
+    async fn take_grant(&self, kind: &str, key: &str, now: Timestamp) -> Result<Option<Grant>> {
+        dispatch!(self, s => s.take_grant(kind, key, now).await)
+    }
+
+    async fn grant(&self, kind: &str, key: &str, now: Timestamp) -> Result<Option<Grant>> {
+        dispatch!(self, s => Security::grant(s, kind, key, now).await)
+    }
+
+    async fn grants_of(&self, kind: &str, subject: &str, now: Timestamp) -> Result<Vec<Grant>> {
+        dispatch!(self, s => s.grants_of(kind, subject, now).await)
+    }
+
+    async fn delete_grant(&self, kind: &str, key: &str) -> Result<bool> {
+        dispatch!(self, s => s.delete_grant(kind, key).await)
+    }
+
+    async fn delete_family(&self, family: &str) -> Result<u64> {
+        dispatch!(self, s => s.delete_family(family).await)
+    }
+
+    async fn purge_grants(&self, now: Timestamp) -> Result<u64> {
+        dispatch!(self, s => s.purge_grants(now).await)
+    }
+}
+
+impl Audit for AnyStore {
+    async fn audit_append(&self, records: Vec<NewAuditRecord>) -> Result<()> {
+        dispatch!(self, s => s.audit_append(records).await)
+    }
+
+    async fn audit_search(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        dispatch!(self, s => s.audit_search(query).await)
+    }
+
+    async fn audit_get(&self, seq: i64) -> Result<Option<AuditEntry>> {
+        dispatch!(self, s => s.audit_get(seq).await)
+    }
+
+    async fn audit_verify(
+        &self,
+        anchor: Option<audit::AuditAnchor>,
+    ) -> Result<AuditVerification> {
+        dispatch!(self, s => s.audit_verify(anchor).await)
     }
 }
 

@@ -116,6 +116,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/sqlite/0003_fhir.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/sqlite/0004_security.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -131,6 +135,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         sql: include_str!("../migrations/postgres/0003_fhir.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/postgres/0004_security.sql"),
     },
 ];
 

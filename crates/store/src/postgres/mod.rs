@@ -11,6 +11,7 @@ mod engine_ops;
 mod group;
 mod resources;
 mod rows;
+mod security;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 mod engine_ops;
 mod ops;
 mod resources;
+mod security;
 mod writer;
 
 use std::path::{Path, PathBuf};

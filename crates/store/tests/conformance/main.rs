@@ -13,6 +13,7 @@ mod ordered_queues;
 mod postgres_only;
 mod queues;
 mod resources;
+mod security;
 mod source_side;
 mod sqlite_only;
 mod transitions;
@@ -107,6 +108,10 @@ conformance!(
     resource_search_composites_and_missing,
     resource_search_sort_paging_totals,
     resource_search_includes,
+    security_users_and_clients_round_trip,
+    security_grants_single_use_and_replay,
+    security_concurrent_take_gives_one_winner,
+    security_families_listing_and_purge,
 );
 
 async fn open<B: Backend>(backend: &B) -> B::S {
@@ -134,6 +139,7 @@ mod cases {
     pub use super::ordered_queues::*;
     pub use super::queues::*;
     pub use super::resources::*;
+    pub use super::security::*;
     pub use super::source_side::*;
     pub use super::transitions::*;
 }
