@@ -1,0 +1,651 @@
+//! A small read-only element tree over the input text, built in one pass with quick-xml's
+//! streaming reader.
+//!
+//! Names, attribute values and text borrow from the input wherever quick-xml hands out
+//! borrowed data (everything without an entity reference), so building the tree costs one
+//! `Vec` push per element, attribute and text run. The converters walk it freely (a C-CDA entry
+//! is read in several places: narrative references, nested entry relationships), which a pure
+//! event stream would make far harder for no measurable gain (see the benchmark in
+//! `docs/BENCHMARKS.md`).
+//!
+//! Namespaces are resolved just enough for C-CDA: elements and attributes of the CDA namespace
+//! (`urn:hl7-org:v3`) carry their local name whatever prefix the document uses, those of the
+//! SDTC extension namespace are named `sdtc:local`, and attributes of XML Schema instance are
+//! named `xsi:local`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+
+use crate::CcdaError;
+
+/// The CDA namespace.
+pub(crate) const V3_NS: &str = "urn:hl7-org:v3";
+const SDTC_NS: &str = "urn:hl7-org:sdtc";
+const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// Deepest element nesting accepted; real C-CDA documents stay far below it, and it bounds the
+/// recursion of the converters.
+pub(crate) const MAX_DEPTH: usize = 200;
+
+/// Index of a node in [`Doc::nodes`].
+pub(crate) type NodeId = u32;
+const NONE: u32 = u32::MAX;
+
+/// One element or text run.
+struct Node<'a> {
+    /// The element's normalised name; empty for a text run.
+    name: Cow<'a, str>,
+    /// The text of a text run (entity references resolved); empty for an element.
+    text: Cow<'a, str>,
+    /// The element's attributes: a range of [`Doc::attrs`].
+    attrs: (u32, u32),
+    parent: u32,
+    first_child: u32,
+    last_child: u32,
+    next: u32,
+    /// Byte offset of the start tag in the input.
+    pos: u32,
+}
+
+/// A parsed document.
+pub(crate) struct Doc<'a> {
+    src: &'a str,
+    nodes: Vec<Node<'a>>,
+    attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Elements by their `ID` attribute (narrative targets of `<reference value="#id"/>`).
+    ids: HashMap<Cow<'a, str>, NodeId>,
+    /// The namespace of the root element, if it declared one.
+    root_ns: Option<Cow<'a, str>>,
+}
+
+/// Which namespace a prefix is bound to, as far as this module cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ns {
+    V3,
+    Sdtc,
+    Xsi,
+    Other,
+}
+
+fn ns_of(uri: &str) -> Ns {
+    match uri {
+        V3_NS => Ns::V3,
+        SDTC_NS => Ns::Sdtc,
+        XSI_NS => Ns::Xsi,
+        _ => Ns::Other,
+    }
+}
+
+/// The 1-based line of a byte offset.
+pub(crate) fn line_of(src: &str, pos: usize) -> usize {
+    let end = pos.min(src.len());
+    1 + memchr::memchr_iter(b'\n', &src.as_bytes()[..end]).count()
+}
+
+fn xml_error(src: &str, pos: u64, message: impl std::fmt::Display) -> CcdaError {
+    let pos = usize::try_from(pos).unwrap_or(usize::MAX);
+    CcdaError::Xml {
+        line: line_of(src, pos),
+        message: message.to_string(),
+    }
+}
+
+fn predefined_entity(name: &str) -> Option<char> {
+    Some(match name {
+        "lt" => '<',
+        "gt" => '>',
+        "amp" => '&',
+        "apos" => '\'',
+        "quot" => '"',
+        _ => return None,
+    })
+}
+
+impl<'a> Doc<'a> {
+    /// Parses `src`; errors carry the line where the XML stops being well-formed.
+    pub(crate) fn parse(src: &'a str) -> Result<Self, CcdaError> {
+        let mut doc = Doc {
+            src,
+            nodes: Vec::with_capacity(src.len() / 40),
+            attrs: Vec::with_capacity(src.len() / 40),
+            ids: HashMap::new(),
+            root_ns: None,
+        };
+        // Prefix bindings seen so far (documents declare them on the root in practice; a
+        // binding is kept for the rest of the document, which is all C-CDA needs).
+        let mut prefixes: Vec<(String, Ns)> = Vec::new();
+        let mut reader = Reader::from_str(src);
+        let mut stack: Vec<NodeId> = Vec::new();
+        let mut seen_root = false;
+        loop {
+            let before = reader.buffer_position();
+            let event = match reader.read_event() {
+                Ok(e) => e,
+                Err(e) => return Err(xml_error(src, reader.error_position(), e)),
+            };
+            match event {
+                Event::Start(e) | Event::Empty(e) if stack.len() >= MAX_DEPTH => {
+                    let _ = e;
+                    return Err(xml_error(
+                        src,
+                        before,
+                        format!("elements nest deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                Event::Start(e) => {
+                    if stack.is_empty() && seen_root {
+                        return Err(xml_error(src, before, "a second root element"));
+                    }
+                    seen_root = true;
+                    let id = doc.element(&e, &mut prefixes, &stack, before, src)?;
+                    stack.push(id);
+                }
+                Event::Empty(e) => {
+                    if stack.is_empty() && seen_root {
+                        return Err(xml_error(src, before, "a second root element"));
+                    }
+                    seen_root = true;
+                    doc.element(&e, &mut prefixes, &stack, before, src)?;
+                }
+                Event::End(_) => {
+                    stack.pop();
+                }
+                Event::Text(t) => {
+                    let text = t.xml10_content();
+                    doc.text(&stack, text, before, src)?;
+                }
+                Event::CData(t) => {
+                    let text = t.xml10_content();
+                    doc.text(&stack, text, before, src)?;
+                }
+                Event::GeneralRef(r) => {
+                    let c = if r.is_char_ref() {
+                        match r.resolve_char_ref() {
+                            Ok(Some(c)) => c,
+                            Ok(None) | Err(_) => {
+                                return Err(xml_error(
+                                    src,
+                                    before,
+                                    format!("invalid character reference &{};", r.into_inner()),
+                                ));
+                            }
+                        }
+                    } else {
+                        let name = r.into_inner();
+                        match predefined_entity(&name) {
+                            Some(c) => c,
+                            None => {
+                                return Err(xml_error(
+                                    src,
+                                    before,
+                                    format!("undeclared entity &{name};"),
+                                ));
+                            }
+                        }
+                    };
+                    doc.text(&stack, Cow::Owned(c.to_string()), before, src)?;
+                }
+                Event::Eof => break,
+                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            }
+        }
+        if let Some(&open) = stack.last() {
+            return Err(CcdaError::Xml {
+                line: line_of(src, src.len()),
+                message: format!(
+                    "the document ends inside <{}>",
+                    doc.nodes[open as usize].name
+                ),
+            });
+        }
+        if !seen_root {
+            return Err(CcdaError::Xml {
+                line: 1,
+                message: "no root element".into(),
+            });
+        }
+        Ok(doc)
+    }
+
+    fn link(&mut self, parent: Option<NodeId>, id: NodeId) {
+        if let Some(p) = parent {
+            let last = self.nodes[p as usize].last_child;
+            if last == NONE {
+                self.nodes[p as usize].first_child = id;
+            } else {
+                self.nodes[last as usize].next = id;
+            }
+            self.nodes[p as usize].last_child = id;
+        }
+    }
+
+    fn element(
+        &mut self,
+        e: &BytesStart<'a>,
+        prefixes: &mut Vec<(String, Ns)>,
+        stack: &[NodeId],
+        pos: u64,
+        src: &'a str,
+    ) -> Result<NodeId, CcdaError> {
+        let is_root = stack.is_empty();
+        let attr_start = self.attrs.len() as u32;
+        // Namespace declarations first, so the element's own prefix resolves.
+        let mut pending: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| xml_error(src, pos, err))?;
+            let key = cow_in(attr.key.0, src);
+            let value = attr
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|err| xml_error(src, pos, err))?;
+            let value = extend(value, src);
+            if key == "xmlns" {
+                if is_root {
+                    self.root_ns = Some(value.clone());
+                }
+                continue;
+            }
+            if let Some(p) = key.strip_prefix("xmlns:") {
+                prefixes.push((p.to_owned(), ns_of(&value)));
+                if is_root && ns_of(&value) == Ns::V3 {
+                    self.root_ns = Some(value.clone());
+                }
+                continue;
+            }
+            pending.push((key, value));
+        }
+        for (key, value) in pending {
+            let key = match key
+                .split_once(':')
+                .map(|(p, local)| (lookup(prefixes, p), local))
+            {
+                Some((Some(Ns::V3), local)) => cow_in(local, src),
+                Some((Some(Ns::Xsi), local)) => Cow::Owned(format!("xsi:{local}")),
+                Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
+                _ => key,
+            };
+            if key == "ID" {
+                self.ids.insert(value.clone(), self.nodes.len() as u32);
+            }
+            self.attrs.push((key, value));
+        }
+        let raw = e.name().0;
+        let name = match raw
+            .split_once(':')
+            .map(|(p, local)| (lookup(prefixes, p), local))
+        {
+            Some((Some(Ns::V3), local)) => {
+                if is_root {
+                    self.root_ns = Some(Cow::Borrowed(V3_NS));
+                }
+                cow_in(local, src)
+            }
+            Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
+            _ => cow_in(raw, src),
+        };
+        let id = self.nodes.len() as u32;
+        let parent = stack.last().copied();
+        self.nodes.push(Node {
+            name,
+            text: Cow::Borrowed(""),
+            attrs: (attr_start, self.attrs.len() as u32),
+            parent: parent.unwrap_or(NONE),
+            first_child: NONE,
+            last_child: NONE,
+            next: NONE,
+            pos: u32::try_from(pos).unwrap_or(u32::MAX),
+        });
+        self.link(parent, id);
+        Ok(id)
+    }
+
+    fn text(
+        &mut self,
+        stack: &[NodeId],
+        text: Cow<'a, str>,
+        pos: u64,
+        src: &str,
+    ) -> Result<(), CcdaError> {
+        let Some(&parent) = stack.last() else {
+            if text.trim().is_empty() {
+                return Ok(());
+            }
+            return Err(xml_error(src, pos, "text outside the root element"));
+        };
+        let last = self.nodes[parent as usize].last_child;
+        if last != NONE && self.nodes[last as usize].name.is_empty() {
+            // Adjacent runs (text around an entity reference) become one.
+            let node = &mut self.nodes[last as usize];
+            node.text.to_mut().push_str(&text);
+            return Ok(());
+        }
+        let id = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            name: Cow::Borrowed(""),
+            text,
+            attrs: (0, 0),
+            parent,
+            first_child: NONE,
+            last_child: NONE,
+            next: NONE,
+            pos: u32::try_from(pos).unwrap_or(u32::MAX),
+        });
+        self.link(Some(parent), id);
+        Ok(())
+    }
+
+    /// The root element.
+    pub(crate) fn root(&self) -> El<'_, 'a> {
+        El { doc: self, id: 0 }
+    }
+
+    /// The namespace the root element declared (default or through its own prefix).
+    pub(crate) fn root_namespace(&self) -> Option<&str> {
+        self.root_ns.as_deref()
+    }
+
+    /// The element whose `ID` attribute is `id`.
+    pub(crate) fn by_id(&self, id: &str) -> Option<El<'_, 'a>> {
+        self.ids.get(id).map(|&id| El { doc: self, id })
+    }
+}
+
+fn lookup(prefixes: &[(String, Ns)], p: &str) -> Option<Ns> {
+    prefixes
+        .iter()
+        .rev()
+        .find(|(q, _)| q == p)
+        .map(|(_, ns)| *ns)
+}
+
+/// quick-xml's slice reader hands out data borrowed from the input for the input's lifetime,
+/// but its accessors (`QName`, `Cow` of attribute values) tie it to the event; this finds the
+/// same bytes inside `src` to recover the longer borrow, and copies when they are not there.
+fn extend<'a>(value: Cow<'_, str>, src: &'a str) -> Cow<'a, str> {
+    match value {
+        Cow::Borrowed(s) => match within(s, src) {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(s.to_owned()),
+        },
+        Cow::Owned(s) => Cow::Owned(s),
+    }
+}
+
+fn cow_in<'a>(s: &str, src: &'a str) -> Cow<'a, str> {
+    match within(s, src) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(s.to_owned()),
+    }
+}
+
+fn within<'a>(s: &str, src: &'a str) -> Option<&'a str> {
+    let start = (s.as_ptr() as usize).checked_sub(src.as_ptr() as usize)?;
+    let end = start.checked_add(s.len())?;
+    src.get(start..end)
+}
+
+/// A handle on one node of a [`Doc`].
+#[derive(Clone, Copy)]
+pub(crate) struct El<'d, 'a> {
+    doc: &'d Doc<'a>,
+    id: NodeId,
+}
+
+impl<'d, 'a> El<'d, 'a> {
+    fn node(&self) -> &'d Node<'a> {
+        &self.doc.nodes[self.id as usize]
+    }
+
+    /// The document this node belongs to.
+    pub(crate) fn doc(&self) -> &'d Doc<'a> {
+        self.doc
+    }
+
+    /// A number unique to this node within its document (document order).
+    pub(crate) fn ordinal(&self) -> u32 {
+        self.id
+    }
+
+    /// The element's name (local name for CDA elements); empty for text.
+    pub(crate) fn name(&self) -> &'d str {
+        &self.node().name
+    }
+
+    /// Whether this node is a text run.
+    pub(crate) fn is_text(&self) -> bool {
+        self.node().name.is_empty()
+    }
+
+    /// The text of a text run.
+    pub(crate) fn raw_text(&self) -> &'d str {
+        &self.node().text
+    }
+
+    /// An attribute's value.
+    pub(crate) fn attr(&self, name: &str) -> Option<&'d str> {
+        let (a, b) = self.node().attrs;
+        self.doc.attrs[a as usize..b as usize]
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// An attribute's value, trimmed, when present and not blank.
+    pub(crate) fn attr_nb(&self, name: &str) -> Option<&'d str> {
+        self.attr(name).map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// All attributes in document order.
+    pub(crate) fn attrs(self) -> impl Iterator<Item = (&'d str, &'d str)> + 'd {
+        let (a, b) = self.node().attrs;
+        self.doc.attrs[a as usize..b as usize]
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    /// The parent element.
+    pub(crate) fn parent(&self) -> Option<El<'d, 'a>> {
+        let p = self.node().parent;
+        (p != NONE).then_some(El {
+            doc: self.doc,
+            id: p,
+        })
+    }
+
+    /// All child nodes (elements and text) in order.
+    pub(crate) fn nodes(self) -> Children<'d, 'a> {
+        Children {
+            doc: self.doc,
+            next: self.node().first_child,
+        }
+    }
+
+    /// Child elements in order.
+    pub(crate) fn children(self) -> impl Iterator<Item = El<'d, 'a>> + 'd {
+        self.nodes().filter(|n| !n.is_text())
+    }
+
+    /// Child elements with this name.
+    pub(crate) fn children_named(self, name: &'d str) -> impl Iterator<Item = El<'d, 'a>> + 'd {
+        self.children().filter(move |c| c.name() == name)
+    }
+
+    /// The first child element with this name.
+    pub(crate) fn child(&self, name: &str) -> Option<El<'d, 'a>> {
+        self.children().find(|c| c.name() == name)
+    }
+
+    /// Follows a path of child names (`"patientRole/patient/name"`), first match at each step.
+    pub(crate) fn at(&self, path: &str) -> Option<El<'d, 'a>> {
+        let mut cur = *self;
+        for step in path.split('/') {
+            cur = cur.child(step)?;
+        }
+        Some(cur)
+    }
+
+    /// The element's own text (its text children joined), trimmed; `None` when blank.
+    pub(crate) fn text(&self) -> Option<Cow<'d, str>> {
+        let mut texts = self.nodes().filter(El::is_text);
+        let first = texts.next()?;
+        let joined: Cow<'d, str> = match texts.next() {
+            None => Cow::Borrowed(first.raw_text()),
+            Some(second) => {
+                let mut s = String::from(first.raw_text());
+                s.push_str(second.raw_text());
+                for t in texts {
+                    s.push_str(t.raw_text());
+                }
+                Cow::Owned(s)
+            }
+        };
+        let trimmed = joined.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        Some(match joined {
+            Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+            Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
+        })
+    }
+
+    /// All text below this element, whitespace runs collapsed to one space; `None` when blank.
+    pub(crate) fn deep_text(&self) -> Option<String> {
+        let mut out = String::new();
+        self.collect_text(&mut out, 0);
+        let collapsed = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        (!collapsed.is_empty()).then_some(collapsed)
+    }
+
+    fn collect_text(&self, out: &mut String, depth: usize) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        for n in self.nodes() {
+            if n.is_text() {
+                out.push_str(n.raw_text());
+            } else {
+                // Block-level narrative elements separate words.
+                out.push(' ');
+                n.collect_text(out, depth + 1);
+            }
+        }
+    }
+
+    /// The templateId roots of this element.
+    pub(crate) fn templates(self) -> impl Iterator<Item = &'d str> + 'd {
+        self.children_named("templateId")
+            .filter_map(|t| t.attr_nb("root"))
+    }
+
+    /// Whether this element declares the template `root` (any version).
+    pub(crate) fn has_template(&self, root: &str) -> bool {
+        self.templates().any(|t| t == root)
+    }
+
+    /// The 1-based line of the element's start tag.
+    pub(crate) fn line(&self) -> usize {
+        line_of(self.doc.src, self.node().pos as usize)
+    }
+
+    /// The element's path from the root, with the position of repeated names
+    /// (`/ClinicalDocument/component/structuredBody/component[3]/section`).
+    pub(crate) fn path(&self) -> String {
+        let mut steps = Vec::new();
+        let mut cur = Some(*self);
+        while let Some(el) = cur {
+            let parent = el.parent();
+            let step = match parent {
+                Some(p) => {
+                    let same: Vec<u32> = p.children_named(el.name()).map(|c| c.id).collect();
+                    if same.len() > 1 {
+                        let pos = same.iter().position(|&i| i == el.id).unwrap_or(0) + 1;
+                        format!("{}[{pos}]", el.name())
+                    } else {
+                        el.name().to_owned()
+                    }
+                }
+                None => el.name().to_owned(),
+            };
+            steps.push(step);
+            cur = parent;
+        }
+        steps.reverse();
+        format!("/{}", steps.join("/"))
+    }
+}
+
+/// Iterator over a node's children.
+pub(crate) struct Children<'d, 'a> {
+    doc: &'d Doc<'a>,
+    next: u32,
+}
+
+impl<'d, 'a> Iterator for Children<'d, 'a> {
+    type Item = El<'d, 'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next == NONE {
+            return None;
+        }
+        let el = El {
+            doc: self.doc,
+            id: self.next,
+        };
+        self.next = self.doc.nodes[self.next as usize].next;
+        Some(el)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_a_tree_with_namespaces_and_entities() {
+        let src = r#"<?xml version="1.0"?>
+<v3:ClinicalDocument xmlns:v3="urn:hl7-org:v3" xmlns:s="urn:hl7-org:sdtc" xmlns:x="http://www.w3.org/2001/XMLSchema-instance">
+  <v3:title>A &amp; B &#x41;</v3:title>
+  <v3:value x:type="PQ" value="1"/>
+  <s:raceCode code="2106-3"/>
+  <v3:text ID="t1">one <v3:content>two</v3:content></v3:text>
+</v3:ClinicalDocument>"#;
+        let doc = Doc::parse(src).expect("parses");
+        let root = doc.root();
+        assert_eq!(root.name(), "ClinicalDocument");
+        assert_eq!(doc.root_namespace(), Some(V3_NS));
+        assert_eq!(
+            root.child("title").and_then(|t| t.text()).as_deref(),
+            Some("A & B A")
+        );
+        assert_eq!(
+            root.child("value").and_then(|v| v.attr("xsi:type")),
+            Some("PQ")
+        );
+        assert!(root.child("sdtc:raceCode").is_some());
+        let text = doc.by_id("t1").expect("ID index");
+        assert_eq!(text.deep_text().as_deref(), Some("one two"));
+        assert_eq!(text.line(), 6);
+        assert_eq!(text.path(), "/ClinicalDocument/text");
+    }
+
+    #[test]
+    fn reports_lines_of_errors() {
+        let err = Doc::parse("<a>\n<b>\n</a>").err().expect("mismatched end");
+        match err {
+            CcdaError::Xml { line, .. } => assert_eq!(line, 3),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            Doc::parse("<a>&foo;</a>"),
+            Err(CcdaError::Xml { .. })
+        ));
+        assert!(matches!(Doc::parse("<a><b>"), Err(CcdaError::Xml { .. })));
+        assert!(matches!(Doc::parse("<a/><b/>"), Err(CcdaError::Xml { .. })));
+        assert!(matches!(Doc::parse(""), Err(CcdaError::Xml { .. })));
+        let deep = "<a>".repeat(MAX_DEPTH + 5);
+        assert!(matches!(Doc::parse(&deep), Err(CcdaError::Xml { .. })));
+    }
+}
