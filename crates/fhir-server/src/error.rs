@@ -94,6 +94,16 @@ impl FhirError {
         }
     }
 
+    /// 401: no valid credentials (the answer carries `WWW-Authenticate: Bearer`).
+    pub fn unauthorized(diagnostics: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "login", diagnostics)
+    }
+
+    /// 403: the credentials do not allow this.
+    pub fn forbidden(diagnostics: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", diagnostics)
+    }
+
     /// 405: the interaction is not supported here.
     pub fn method_not_allowed(diagnostics: impl Into<String>) -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "not-supported", diagnostics)
@@ -163,6 +173,12 @@ impl IntoResponse for FhirError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(crate::FHIR_JSON),
         );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
         response
     }
 }

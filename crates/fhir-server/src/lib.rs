@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+pub mod access;
 pub mod bundle;
 pub mod capability;
 pub mod error;
@@ -35,6 +36,9 @@ use axum::routing::get;
 use bytes::Bytes;
 use store::AnyStore;
 
+mod guarded;
+
+pub use access::{AccessEvent, AccessLog, AuthFailure, Authenticator, Guard, Interaction};
 pub use error::{FhirError, Issue};
 pub use rest::{FhirState, Reply, Req};
 
@@ -74,8 +78,27 @@ impl FhirConfig {
 /// The FHIR API at `prefix` (`/fhir`): [`router`] nested there, and the base with a trailing
 /// slash (`/fhir/`, where some clients POST their Bundles) answered the same as the base.
 pub fn mount(prefix: &str, store: Arc<AnyStore>, config: FhirConfig) -> Router {
+    mount_with(prefix, store, config, Security::default())
+}
+
+/// Who may call the API and where accesses are recorded.
+#[derive(Clone, Default)]
+pub struct Security {
+    /// Verifies bearer tokens; `None` serves everyone (no authorization).
+    pub authenticator: Option<Arc<dyn Authenticator>>,
+    /// Records every access (the audit trail); `None` records nothing.
+    pub access_log: Option<Arc<dyn AccessLog>>,
+}
+
+/// [`mount`] with authorization and an access log.
+pub fn mount_with(
+    prefix: &str,
+    store: Arc<AnyStore>,
+    config: FhirConfig,
+    security: Security,
+) -> Router {
     use tower::ServiceExt as _;
-    let inner = router(store, config);
+    let inner = router_with(store, config, security);
     let at_base = inner.clone();
     Router::new().nest(prefix, inner).route_service(
         &format!("{prefix}/"),
@@ -97,10 +120,17 @@ pub fn mount(prefix: &str, store: Arc<AnyStore>, config: FhirConfig) -> Router {
 
 /// The FHIR API, to be nested at the base path (`/fhir`); see [`mount`].
 pub fn router(store: Arc<AnyStore>, config: FhirConfig) -> Router {
+    router_with(store, config, Security::default())
+}
+
+/// [`router`] with authorization and an access log.
+pub fn router_with(store: Arc<AnyStore>, config: FhirConfig, security: Security) -> Router {
     let limit = config.max_body_bytes;
     let state = FhirState {
         store,
         config: Arc::new(config),
+        authenticator: security.authenticator,
+        access_log: security.access_log,
     };
     Router::new()
         .route("/metadata", get(metadata))
@@ -126,6 +156,10 @@ pub fn router(store: Arc<AnyStore>, config: FhirConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guarded::layer,
+        ))
         .with_state(state)
 }
 
@@ -155,6 +189,15 @@ macro_rules! request {
             Err(e) => return e.into_response(),
         }
     };
+    ($query:expr, $headers:expr, $guard:expr) => {
+        match Req::new($query.as_deref(), $headers) {
+            Ok(req) => Req {
+                guard: $guard,
+                ..req
+            },
+            Err(e) => return e.into_response(),
+        }
+    };
 }
 
 async fn not_found() -> Response {
@@ -177,54 +220,59 @@ async fn metadata(
 
 async fn system_search(
     State(state): State<FhirState>,
+    guard: Guard,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = rest::search(&state, None, &req.query, &req).await;
     respond(&state, &req, result)
 }
 
 async fn system_history(
     State(state): State<FhirState>,
+    guard: Guard,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = rest::history(&state, None, None, &req).await;
     respond(&state, &req, result)
 }
 
 async fn batch(
     State(state): State<FhirState>,
+    guard: Guard,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = transaction::batch_or_transaction(&state, &body, &req).await;
     respond(&state, &req, result)
 }
 
 async fn type_get(
     State(state): State<FhirState>,
+    guard: Guard,
     Path(resource_type): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = rest::search(&state, Some(&resource_type), &req.query, &req).await;
     respond(&state, &req, result)
 }
 
 async fn type_post(
     State(state): State<FhirState>,
+    guard: Guard,
     Path(resource_type): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = async {
         let resource = rest::parse_body(&req.headers, &body, Some(&resource_type))?;
         let if_none_exist = req
@@ -232,7 +280,14 @@ async fn type_post(
             .get("if-none-exist")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        rest::create(&state, &resource_type, resource, if_none_exist.as_deref()).await
+        rest::create(
+            &state,
+            &resource_type,
+            resource,
+            if_none_exist.as_deref(),
+            &req.guard,
+        )
+        .await
     }
     .await;
     respond(&state, &req, result)
@@ -240,16 +295,17 @@ async fn type_post(
 
 async fn type_put(
     State(state): State<FhirState>,
+    guard: Guard,
     Path(resource_type): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let query = q.clone().unwrap_or_default();
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = async {
         let resource = rest::parse_body(&req.headers, &body, Some(&resource_type))?;
-        rest::conditional_update(&state, &resource_type, resource, &query).await
+        rest::conditional_update(&state, &resource_type, resource, &query, &req.guard).await
     }
     .await;
     respond(&state, &req, result)
@@ -257,23 +313,25 @@ async fn type_put(
 
 async fn type_delete(
     State(state): State<FhirState>,
+    guard: Guard,
     Path(resource_type): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let query = q.clone().filter(|q| !q.is_empty());
-    let req = request!(q, headers);
-    let result = rest::delete(&state, &resource_type, None, query.as_deref()).await;
+    let req = request!(q, headers, guard);
+    let result = rest::delete(&state, &resource_type, None, query.as_deref(), &req.guard).await;
     respond(&state, &req, result)
 }
 
 async fn instance_get(
     State(state): State<FhirState>,
+    guard: Guard,
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = match id.as_str() {
         "_history" => rest::history(&state, Some(&resource_type), None, &req).await,
         "_search" => Err(FhirError::method_not_allowed("_search takes POST")),
@@ -287,12 +345,13 @@ async fn instance_get(
 
 async fn instance_post(
     State(state): State<FhirState>,
+    guard: Guard,
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = match id.as_str() {
         "_search" => search_post(&state, &resource_type, &body, &req).await,
         "$validate" => rest::validate_op(&resource_type, &body, &req),
@@ -331,12 +390,13 @@ async fn search_post(
 
 async fn instance_put(
     State(state): State<FhirState>,
+    guard: Guard,
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = async {
         let resource = rest::parse_body(&req.headers, &body, Some(&resource_type))?;
         rest::update(&state, &resource_type, &id, resource, &req).await
@@ -347,24 +407,26 @@ async fn instance_put(
 
 async fn instance_patch(
     State(state): State<FhirState>,
+    guard: Guard,
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let result = rest::patch(&state, &resource_type, &id, &body, &req).await;
     respond(&state, &req, result)
 }
 
 async fn instance_delete(
     State(state): State<FhirState>,
+    guard: Guard,
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let req = request!(q, headers);
-    let result = rest::delete(&state, &resource_type, Some(&id), None).await;
+    let req = request!(q, headers, guard);
+    let result = rest::delete(&state, &resource_type, Some(&id), None, &req.guard).await;
     respond(&state, &req, result)
 }
 
@@ -372,13 +434,14 @@ async fn instance_delete(
 /// `$validate` (POST).
 async fn operation(
     State(state): State<FhirState>,
+    guard: Guard,
     Path((resource_type, id, op)): Path<(String, String, String)>,
     method: axum::http::Method,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = request!(q, headers);
+    let req = request!(q, headers, guard);
     let post = method == axum::http::Method::POST;
     let result = match op.as_str() {
         "_history" if !post => rest::history(&state, Some(&resource_type), Some(&id), &req).await,
@@ -393,11 +456,12 @@ async fn operation(
 
 async fn vread(
     State(state): State<FhirState>,
+    guard: Guard,
     Path((resource_type, id, vid)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let req = request!(q, headers);
-    let result = rest::vread(&state, &resource_type, &id, &vid).await;
+    let req = request!(q, headers, guard);
+    let result = rest::vread(&state, &resource_type, &id, &vid, &req.guard).await;
     respond(&state, &req, result)
 }

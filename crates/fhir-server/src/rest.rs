@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use auth::scopes::{Decision, Perm};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fhir::search::{Filter, Predicate, SearchRequest, Test, TotalMode};
@@ -16,6 +17,7 @@ use store::resources::{
 };
 use store::{AnyStore, Timestamp};
 
+use crate::access::Guard;
 use crate::bundle::{BundleWriter, Entry};
 use crate::error::{FhirError, Issue, outcome};
 use crate::format::{Format, Prefer, RESULT_PARAMS, Return, Summary};
@@ -28,6 +30,10 @@ pub struct FhirState {
     pub store: Arc<AnyStore>,
     /// Settings.
     pub config: Arc<FhirConfig>,
+    /// Verifies bearer tokens; `None` serves without authorization.
+    pub authenticator: Option<Arc<dyn crate::access::Authenticator>>,
+    /// Where every access is recorded; `None` records nothing.
+    pub access_log: Option<Arc<dyn crate::access::AccessLog>>,
 }
 
 /// One request, as the interactions see it.
@@ -41,6 +47,8 @@ pub struct Req {
     pub format: Format,
     /// The `Prefer` header.
     pub prefer: Prefer,
+    /// The caller's access rights.
+    pub guard: Guard,
 }
 
 impl Req {
@@ -60,6 +68,7 @@ impl Req {
             headers,
             format,
             prefer,
+            guard: Guard::open(),
         })
     }
 
@@ -308,7 +317,12 @@ pub fn prepare_write(
 }
 
 /// Runs one write and returns its outcome.
-async fn write_one(state: &FhirState, write: ResourceWrite) -> Result<WriteOutcome, FhirError> {
+async fn write_one(
+    state: &FhirState,
+    guard: &Guard,
+    mut write: ResourceWrite,
+) -> Result<WriteOutcome, FhirError> {
+    guard.check_write(state, &mut write).await?;
     let mut outcomes = state.store.write(vec![write]).await?;
     outcomes
         .pop()
@@ -419,6 +433,9 @@ pub async fn read(
 ) -> Result<Reply, FhirError> {
     check_type(resource_type)?;
     check_id(id)?;
+    req.guard
+        .check_stored(state, resource_type, id, Perm::Read)
+        .await?;
     let stored = state
         .store
         .read(resource_type, id, None)
@@ -459,9 +476,13 @@ pub async fn vread(
     resource_type: &str,
     id: &str,
     version: &str,
+    guard: &Guard,
 ) -> Result<Reply, FhirError> {
     check_type(resource_type)?;
     check_id(id)?;
+    guard
+        .check_stored(state, resource_type, id, Perm::Read)
+        .await?;
     let v: u64 = version
         .parse()
         .map_err(|_| FhirError::bad_request(format!("{version:?} is not a version number")))?;
@@ -486,6 +507,7 @@ pub async fn create(
     resource_type: &str,
     resource: Value,
     if_none_exist: Option<&str>,
+    guard: &Guard,
 ) -> Result<Reply, FhirError> {
     check_type(resource_type)?;
     let precondition = match if_none_exist {
@@ -494,7 +516,7 @@ pub async fn create(
     };
     let id = new_id();
     let write = prepare_write(WriteOp::Create, resource_type, &id, resource, precondition)?;
-    match write_one(state, write).await? {
+    match write_one(state, guard, write).await? {
         WriteOutcome::Created(stored) => Ok(Reply::written(StatusCode::CREATED, stored)),
         WriteOutcome::Existing(stored) => Ok(Reply::written(StatusCode::OK, stored)),
         other => Err(outcome_error_for(resource_type, &other)),
@@ -554,7 +576,7 @@ pub async fn update(
         None => Precondition::None,
     };
     let write = prepare_write(WriteOp::Update, resource_type, id, resource, precondition)?;
-    written(resource_type, write_one(state, write).await?)
+    written(resource_type, write_one(state, &req.guard, write).await?)
 }
 
 fn written(resource_type: &str, outcome: WriteOutcome) -> Result<Reply, FhirError> {
@@ -571,6 +593,7 @@ pub async fn conditional_update(
     resource_type: &str,
     resource: Value,
     query: &str,
+    guard: &Guard,
 ) -> Result<Reply, FhirError> {
     check_type(resource_type)?;
     let search = parse_search_query(state, resource_type, query)?;
@@ -599,7 +622,7 @@ pub async fn conditional_update(
         resource,
         Precondition::Match(search),
     )?;
-    written(resource_type, write_one(state, write).await?)
+    written(resource_type, write_one(state, guard, write).await?)
 }
 
 /// `PATCH [type]/[id]` with a JSON Patch (`application/json-patch+json`).
@@ -618,7 +641,7 @@ pub async fn patch(
     }
     let expected = if_match(req)?;
     let write = patched_write(state, resource_type, id, body, expected).await?;
-    match write_one(state, write).await? {
+    match write_one(state, &req.guard, write).await? {
         WriteOutcome::Updated(stored) => Ok(Reply::written(StatusCode::OK, stored)),
         WriteOutcome::VersionConflict(_) if expected.is_none() => Err(FhirError::conflict(
             "the resource changed while the patch was applied; try again",
@@ -707,6 +730,7 @@ pub async fn delete(
     resource_type: &str,
     id: Option<&str>,
     query: Option<&str>,
+    guard: &Guard,
 ) -> Result<Reply, FhirError> {
     check_type(resource_type)?;
     let (id, precondition) = match (id, query) {
@@ -732,7 +756,7 @@ pub async fn delete(
         index: Vec::new(),
         precondition,
     };
-    match write_one(state, write).await? {
+    match write_one(state, guard, write).await? {
         WriteOutcome::Deleted(stored) => {
             let text = format!("{}/{} deleted", stored.resource_type, stored.id);
             Ok(Reply {
@@ -785,7 +809,18 @@ pub async fn search(
         request.count = 0;
         request.total = TotalMode::Accurate;
     }
-    let page = state.store.search(&request).await?;
+    match resource_type {
+        Some(t) => {
+            let decision = req.guard.decide(t, Perm::Search)?;
+            req.guard.restrict(t, &decision, &mut request)?;
+        }
+        None => req.guard.require_all_types(Perm::Search)?,
+    }
+    let mut page = state.store.search(&request).await?;
+    page.included = req
+        .guard
+        .filter_included(state, std::mem::take(&mut page.included))
+        .await?;
     let base = &state.config.base_url;
     let path = match resource_type {
         Some(t) => format!("{base}/{t}"),
@@ -892,6 +927,7 @@ pub async fn history(
             }
         }
     }
+    history_access(state, resource_type, id, &req.guard).await?;
     if let (Some(t), Some(i)) = (resource_type, id)
         && state.store.read(t, i, None).await?.is_none()
     {
@@ -947,6 +983,29 @@ pub async fn history(
     Ok(Reply::body(StatusCode::OK, bundle.finish(&req.format)))
 }
 
+/// Whether the caller may read this history: an instance's needs read access to it, a
+/// type's or the system's an unrestricted scope (their entries are not filtered).
+async fn history_access(
+    state: &FhirState,
+    resource_type: Option<&str>,
+    id: Option<&str>,
+    guard: &Guard,
+) -> Result<(), FhirError> {
+    match (resource_type, id) {
+        (Some(t), Some(i)) => guard.check_stored(state, t, i, Perm::Read).await,
+        (Some(t), None) => {
+            if matches!(guard.decide(t, Perm::Search)?, Decision::All) {
+                Ok(())
+            } else {
+                Err(FhirError::forbidden(format!(
+                    "the history of all {t} resources needs an unrestricted scope on {t}"
+                )))
+            }
+        }
+        _ => guard.require_all_types(Perm::Search),
+    }
+}
+
 /// An instant or dateTime with a time zone, as a timestamp (`_since`).
 pub fn parse_instant(v: &str) -> Option<Timestamp> {
     if let Ok(t) = v.parse::<Timestamp>() {
@@ -959,7 +1018,16 @@ pub fn parse_instant(v: &str) -> Option<Timestamp> {
 /// `GET Patient/[id]/$everything`: the patient and every resource of its compartment.
 pub async fn everything(state: &FhirState, id: &str, req: &Req) -> Result<Reply, FhirError> {
     check_id(id)?;
-    let patient = read(state, "Patient", id, &Req::default()).await?;
+    let patient = read(
+        state,
+        "Patient",
+        id,
+        &Req {
+            guard: req.guard.clone(),
+            ..Req::default()
+        },
+    )
+    .await?;
     let Some(patient) = patient.resource else {
         return Err(FhirError::not_found(format!("Patient/{id} is not known")));
     };
@@ -970,7 +1038,11 @@ pub async fn everything(state: &FhirState, id: &str, req: &Req) -> Result<Reply,
         if params.is_empty() || *resource_type == "Patient" {
             continue;
         }
-        let request = SearchRequest {
+        // Types the caller may not search are left out, restricted ones confined.
+        let Ok(decision) = req.guard.decide(resource_type, Perm::Search) else {
+            continue;
+        };
+        let mut request = SearchRequest {
             resource_type: Some((*resource_type).to_owned()),
             filters: vec![Filter {
                 any: params
@@ -988,6 +1060,13 @@ pub async fn everything(state: &FhirState, id: &str, req: &Req) -> Result<Reply,
             total: TotalMode::None,
             ..SearchRequest::default()
         };
+        if req
+            .guard
+            .restrict(resource_type, &decision, &mut request)
+            .is_err()
+        {
+            continue;
+        }
         let page = state.store.search(&request).await?;
         found.extend(page.matches);
     }

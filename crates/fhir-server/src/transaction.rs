@@ -9,10 +9,12 @@
 
 use std::collections::HashMap;
 
+use auth::scopes::Perm;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use store::resources::{Precondition, ResourceWrite, Resources as _, WriteOp, WriteOutcome};
 
+use crate::access::Guard;
 use crate::bundle::{BundleWriter, Entry};
 use crate::error::{FhirError, Issue};
 use crate::format::Return;
@@ -156,6 +158,7 @@ fn entry_req(entry: &EntryRequest, outer: &Req) -> Req {
         headers,
         format: crate::format::Format::default(),
         prefer: outer.prefer,
+        guard: outer.guard.clone(),
     }
 }
 
@@ -173,22 +176,29 @@ async fn run_entry(
         ("GET", [t, id]) => rest::read(state, t, id, &req).await,
         ("GET", ["Patient", id, "$everything"]) => rest::everything(state, id, &req).await,
         ("GET", [t, id, "_history"]) => rest::history(state, Some(t), Some(id), &req).await,
-        ("GET", [t, id, "_history", v]) => rest::vread(state, t, id, v).await,
+        ("GET", [t, id, "_history", v]) => rest::vread(state, t, id, v, &req.guard).await,
         ("POST", [t]) => {
             let resource = entry_resource(entry, t)?;
-            rest::create(state, t, resource, entry.if_none_exist.as_deref()).await
+            rest::create(
+                state,
+                t,
+                resource,
+                entry.if_none_exist.as_deref(),
+                &req.guard,
+            )
+            .await
         }
         ("PUT", [t]) => {
             let resource = entry_resource(entry, t)?;
             let query = entry.query.clone().unwrap_or_default();
-            rest::conditional_update(state, t, resource, &query).await
+            rest::conditional_update(state, t, resource, &query, &req.guard).await
         }
         ("PUT", [t, id]) => {
             let resource = entry_resource(entry, t)?;
             rest::update(state, t, id, resource, &req).await
         }
-        ("DELETE", [t]) => rest::delete(state, t, None, entry.query.as_deref()).await,
-        ("DELETE", [t, id]) => rest::delete(state, t, Some(id), None).await,
+        ("DELETE", [t]) => rest::delete(state, t, None, entry.query.as_deref(), &req.guard).await,
+        ("DELETE", [t, id]) => rest::delete(state, t, Some(id), None, &req.guard).await,
         ("PATCH", [t, id]) => {
             let body = binary_patch(entry)?;
             let mut req = req.clone();
@@ -295,7 +305,9 @@ async fn transaction(
     let mut existing: Vec<Option<Reply>> = (0..entries.len()).map(|_| None).collect();
     let mut aliases: HashMap<String, String> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
-        let (target, found) = target_of(state, entry).await.map_err(|e| at_entry(i, e))?;
+        let (target, found) = target_of(state, entry, &req.guard)
+            .await
+            .map_err(|e| at_entry(i, e))?;
         if let Some((t, id)) = &target {
             if let Some(j) = targets
                 .iter()
@@ -316,7 +328,7 @@ async fn transaction(
         existing[i] = found;
     }
     // 2. Rewrite references (fullUrl aliases, then conditional references).
-    rewrite_all(state, &mut entries, &aliases).await?;
+    rewrite_all(state, &mut entries, &aliases, &req.guard).await?;
     // 3. The writes, in FHIR's order: DELETE, POST, PUT; then reads.
     let mut writes: Vec<ResourceWrite> = Vec::new();
     let mut planned: Vec<Option<Planned>> = (0..entries.len()).map(|_| None).collect();
@@ -329,13 +341,9 @@ async fn transaction(
                 planned[i] = Some(Planned::Existing(reply));
                 continue;
             }
-            let write = if pass == "PATCH" {
-                patch_write(state, entry, targets[i].as_ref())
-                    .await
-                    .map_err(|e| at_entry(i, e))?
-            } else {
-                plan_write(state, entry, targets[i].as_ref()).map_err(|e| at_entry(i, e))?
-            };
+            let write = checked_write(state, entry, targets[i].as_ref(), &req.guard)
+                .await
+                .map_err(|e| at_entry(i, e))?;
             planned[i] = Some(Planned::Write(writes.len()));
             writes.push(write);
         }
@@ -394,6 +402,7 @@ async fn transaction(
 async fn target_of(
     state: &FhirState,
     entry: &EntryRequest,
+    guard: &Guard,
 ) -> Result<(Option<(String, String)>, Option<Reply>), FhirError> {
     let mut found = None;
     let segments: Vec<&str> = entry.path.split('/').filter(|s| !s.is_empty()).collect();
@@ -406,6 +415,7 @@ async fn target_of(
                 match page.matches.as_slice() {
                     [] => Some(((*t).to_owned(), rest::new_id())),
                     [one] => {
+                        guard.check_stored(state, t, &one.id, Perm::Read).await?;
                         found = Some(Reply::written(StatusCode::OK, one.clone()));
                         Some((one.resource_type.clone(), one.id.clone()))
                     }
@@ -491,13 +501,14 @@ async fn rewrite_all(
     state: &FhirState,
     entries: &mut [EntryRequest],
     aliases: &HashMap<String, String>,
+    guard: &Guard,
 ) -> Result<(), FhirError> {
     for (i, entry) in entries.iter_mut().enumerate() {
         if let Some(resource) = entry.resource.as_mut() {
             let mut conditional = Vec::new();
             rewrite_references(resource, aliases, &mut conditional);
             for reference in conditional {
-                let resolved = resolve_conditional(state, &reference)
+                let resolved = resolve_conditional(state, &reference, guard)
                     .await
                     .map_err(|e| at_entry(i, e))?;
                 let mut one = HashMap::new();
@@ -507,6 +518,23 @@ async fn rewrite_all(
         }
     }
     Ok(())
+}
+
+/// The store write of one transaction entry (a PATCH applied to the current version),
+/// checked against the caller's grant.
+async fn checked_write(
+    state: &FhirState,
+    entry: &EntryRequest,
+    target: Option<&(String, String)>,
+    guard: &Guard,
+) -> Result<ResourceWrite, FhirError> {
+    let mut write = if entry.method == "PATCH" {
+        patch_write(state, entry, target).await?
+    } else {
+        plan_write(state, entry, target)?
+    };
+    guard.check_write(state, &mut write).await?;
+    Ok(write)
 }
 
 /// The store write of one transaction entry.
@@ -652,12 +680,19 @@ fn rewrite_references(
 }
 
 /// Resolves `Type?query` to `Type/id`: exactly one match, else 412.
-async fn resolve_conditional(state: &FhirState, reference: &str) -> Result<String, FhirError> {
+async fn resolve_conditional(
+    state: &FhirState,
+    reference: &str,
+    guard: &Guard,
+) -> Result<String, FhirError> {
     let (t, query) = reference.split_once('?').ok_or_else(|| {
         FhirError::bad_request(format!("{reference:?} is not a conditional reference"))
     })?;
     rest::check_type(t)?;
-    let search = rest::parse_search_query(state, t, query)?;
+    let mut search = rest::parse_search_query(state, t, query)?;
+    // The caller resolves only what they may search.
+    let decision = guard.decide(t, Perm::Search)?;
+    guard.restrict(t, &decision, &mut search)?;
     let page = state.store.search(&search).await?;
     match page.matches.as_slice() {
         [one] => Ok(format!("{}/{}", one.resource_type, one.id)),

@@ -100,6 +100,8 @@ pub struct TestServer {
     /// The backend.
     pub backend: Backend,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The bearer token sent with every request, if any.
+    bearer: std::sync::Mutex<Option<String>>,
     task: tokio::task::JoinHandle<()>,
     // Last: dropped after the server task was aborted.
     _place: Place,
@@ -114,6 +116,11 @@ impl Drop for TestServer {
 impl TestServer {
     /// Opens a fresh store of `backend` and serves the FHIR API on a free port.
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, fhir_server::Security::default()).await
+    }
+
+    /// [`TestServer::start`] with authorization and an access log.
+    pub async fn start_with(backend: Backend, security: fhir_server::Security) -> Self {
         let (config, place) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
@@ -143,13 +150,19 @@ impl TestServer {
             .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("local address");
         let base = format!("http://{addr}/fhir");
-        let app = fhir_server::mount(
+        let app = fhir_server::mount_with(
             "/fhir",
             Arc::new(store),
             fhir_server::FhirConfig::new(base.clone()),
+            security,
         );
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
         });
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
@@ -158,9 +171,15 @@ impl TestServer {
             base,
             backend,
             client,
+            bearer: std::sync::Mutex::new(None),
             task,
             _place: place,
         }
+    }
+
+    /// Sends `token` as the bearer token from now on (`None`: no Authorization header).
+    pub fn use_token(&self, token: Option<&str>) {
+        *self.bearer.lock().expect("token lock") = token.map(str::to_owned);
     }
 
     /// The absolute URL of `path`: relative to the base (`Patient/1`; `?q` and `/?q` are the
@@ -196,6 +215,10 @@ impl TestServer {
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
+        }
+        let bearer = self.bearer.lock().expect("token lock").clone();
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

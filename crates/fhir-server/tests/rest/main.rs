@@ -5,6 +5,7 @@
 
 #![allow(clippy::too_many_lines, clippy::many_single_char_names)]
 
+mod access;
 mod bundles;
 mod common;
 mod crud;
