@@ -48,6 +48,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod allow;
 pub mod client;
 pub mod codec;
 pub mod duration;

@@ -6,23 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Extension, Request, State};
 use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use mllp::{ReloadableTls, TlsServerConfig};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
-use tower::ServiceExt as _;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing::Instrument as _;
 
+use super::server::{PeerConn, ServeOptions, serve};
 use crate::error::{Error, Result};
 use crate::{Inbound, Receipt, Submit};
 
@@ -65,6 +59,10 @@ pub struct HttpListenerConfig {
     /// Most connections open at once; further ones are closed at once. Default: 1024.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Peer addresses and networks allowed to connect (`["10.0.0.0/8"]`); others are
+    /// closed at once. Default: empty, everyone.
+    #[serde(default)]
+    pub allow: mllp::allow::IpAllowList,
 }
 
 fn default_path() -> String {
@@ -91,6 +89,7 @@ impl HttpListenerConfig {
             content_types: Vec::new(),
             read_timeout: default_read_timeout(),
             max_connections: default_max_connections(),
+            allow: mllp::allow::IpAllowList::default(),
         }
     }
 
@@ -151,20 +150,6 @@ struct AppState {
     config: Arc<HttpListenerConfig>,
 }
 
-/// The connection a request came on.
-#[derive(Debug, Clone)]
-struct ConnInfo {
-    addr: SocketAddr,
-    tls_subject: Option<String>,
-}
-
-/// What every connection task shares.
-struct Shared {
-    router: Router,
-    tls: Option<ReloadableTls>,
-    read_timeout: Duration,
-}
-
 impl HttpListener {
     /// Checks the settings, loads the TLS files and binds the socket. Must be called inside a
     /// tokio runtime.
@@ -212,124 +197,21 @@ impl HttpListener {
             submit,
             tls,
         } = self;
-        let connection_limit = Arc::new(Semaphore::new(config.max_connections));
         let config = Arc::new(config);
         let router = Router::new().fallback(receive).with_state(AppState {
             submit,
             config: Arc::clone(&config),
         });
-        let shared = Arc::new(Shared {
-            router,
+        tracing::info!(addr = %local_addr, path = %config.path, tls = tls.is_some(), "HTTP listener started");
+        let options = ServeOptions {
             tls,
             read_timeout: config.read_timeout,
-        });
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        tracing::info!(addr = %local_addr, path = %config.path, tls = shared.tls.is_some(), "HTTP listener started");
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, addr)) => {
-                        let Ok(permit) = Arc::clone(&connection_limit).try_acquire_owned() else {
-                            tracing::warn!(peer = %addr, limit = config.max_connections, "connection limit reached; closing the new connection");
-                            continue;
-                        };
-                        let span = tracing::info_span!("http_connection", peer = %addr);
-                        let task = serve_connection(Arc::clone(&shared), tcp, addr, stop_rx.clone());
-                        tasks.spawn(async move {
-                            task.await;
-                            drop(permit);
-                        }.instrument(span));
-                    }
-                    Err(e) => {
-                        // Typically out of file descriptors: back off instead of spinning.
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_join(joined),
-            }
-        }
-        drop(listener);
-        let _ = stop_tx.send(true);
-        while let Some(joined) = tasks.join_next().await {
-            log_join(joined);
-        }
+            max_connections: config.max_connections,
+            allow: config.allow.clone(),
+        };
+        serve(listener, router, options, shutdown).await;
         tracing::info!(addr = %local_addr, "HTTP listener stopped");
         Ok(())
-    }
-}
-
-fn log_join(joined: std::result::Result<(), tokio::task::JoinError>) {
-    if let Err(e) = joined
-        && e.is_panic()
-    {
-        tracing::error!("an HTTP connection task panicked (a bug in the submit handler?)");
-    }
-}
-
-async fn serve_connection(
-    shared: Arc<Shared>,
-    tcp: TcpStream,
-    addr: SocketAddr,
-    stop: watch::Receiver<bool>,
-) {
-    let _ = tcp.set_nodelay(true);
-    let Some(tls) = &shared.tls else {
-        let info = ConnInfo {
-            addr,
-            tls_subject: None,
-        };
-        serve_http(&shared, tcp, info, stop).await;
-        return;
-    };
-    let handshake_timeout = tls.settings().handshake_timeout;
-    match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(tcp)).await {
-        Ok(Ok(stream)) => {
-            let tls_subject = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(|cert| mllp::tls::subject_dn(cert));
-            tracing::debug!(
-                tls_subject = tls_subject.as_deref(),
-                "TLS connection opened"
-            );
-            serve_http(&shared, stream, ConnInfo { addr, tls_subject }, stop).await;
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "TLS handshake failed"),
-        Err(_) => tracing::warn!(timeout = ?handshake_timeout, "TLS handshake timed out"),
-    }
-}
-
-async fn serve_http<S>(shared: &Shared, stream: S, info: ConnInfo, mut stop: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let info = Arc::new(info);
-    let router = shared.router.clone();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(Arc::clone(&info));
-        router.clone().oneshot(request.map(Body::new))
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.read_timeout);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = async { let _ = stop.wait_for(|stopping| *stopping).await; } => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
 }
 
@@ -368,7 +250,7 @@ impl IntoResponse for Problem {
 
 async fn receive(
     State(state): State<AppState>,
-    Extension(conn): Extension<Arc<ConnInfo>>,
+    Extension(conn): Extension<Arc<PeerConn>>,
     request: Request,
 ) -> Response {
     let span = tracing::info_span!("http_request", peer = %conn.addr);
@@ -408,7 +290,7 @@ async fn receive(
 /// Checks the request and reads its body.
 async fn take_message(
     config: &HttpListenerConfig,
-    conn: &ConnInfo,
+    conn: &PeerConn,
     request: Request,
 ) -> Result<Inbound, Problem> {
     if request.uri().path() != config.path {

@@ -9,8 +9,10 @@
 mod client_tls;
 mod listener;
 mod sender;
+pub mod server;
 
 pub use client_tls::HttpClientTls;
 pub use listener::{HttpListener, HttpListenerConfig};
 pub use mllp::TlsServerConfig;
 pub use sender::{HttpSender, HttpSenderConfig, StatusMatch};
+pub use server::{PeerConn, ServeOptions, serve};

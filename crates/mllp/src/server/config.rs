@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub backlog: u32,
     /// TLS settings; `None` (the default) listens in plain TCP.
     pub tls: Option<TlsServerConfig>,
+    /// Peer addresses and networks allowed to connect (`["10.0.0.0/8", "127.0.0.1"]`);
+    /// others are closed at once. Default: empty, everyone.
+    pub allow: crate::allow::IpAllowList,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             max_buffered_bytes: 256 << 20,
             backlog: 1024,
             tls: None,
+            allow: crate::allow::IpAllowList::default(),
         }
     }
 }

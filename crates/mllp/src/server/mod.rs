@@ -211,6 +211,12 @@ impl<H: Handler> MllpServer<H> {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, addr)) => {
                         next_id += 1;
+                        if !shared.config.allow.allows(addr.ip()) {
+                            shared.stats.bump(Counter::ConnectionsRejected);
+                            tracing::warn!(peer = %addr, "address not in the listener's allowlist; closing the connection");
+                            drop(tcp);
+                            continue;
+                        }
                         let Ok(permit) = Arc::clone(&connection_limit).try_acquire_owned() else {
                             shared.stats.bump(Counter::ConnectionsRejected);
                             tracing::warn!(

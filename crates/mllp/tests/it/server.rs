@@ -371,6 +371,31 @@ async fn a_frame_cut_by_a_new_start_byte_is_dropped_and_the_new_one_answered() {
 }
 
 #[tokio::test]
+async fn peers_outside_the_allowlist_are_closed_at_once() {
+    let outside = ServerConfig {
+        allow: serde_json::from_str(r#"["10.9.9.9", "192.168.0.0/16"]"#).unwrap(),
+        ..test_config()
+    };
+    let handler = Arc::new(Recorder::default());
+    let server = start(outside, Arc::clone(&handler));
+    let mut conn = server.connect().await;
+    conn.write_all(b"\x0bMSH|x\x1c\x0d").await.ok();
+    expect_closed(&mut conn).await;
+    assert_eq!(server.stats.snapshot().connections_rejected, 1);
+    assert!(handler.payloads().is_empty(), "nothing was read");
+    server.shutdown().await;
+
+    let inside = ServerConfig {
+        allow: serde_json::from_str(r#"["10.9.9.9", "127.0.0.0/8"]"#).unwrap(),
+        ..test_config()
+    };
+    let server = start(inside, Recorder::default());
+    let mut conn = server.connect().await;
+    assert_eq!(round_trip(&mut conn, b"1").await, ack_for(b"1"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn max_connections_is_enforced() {
     let config = ServerConfig {
         max_connections: 2,
