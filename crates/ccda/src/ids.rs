@@ -2,9 +2,9 @@
 //! same document gives the same resource ids, and a resource that carries a CDA `id` gets the
 //! same FHIR id in every document that mentions it.
 
-use std::fmt::Write as _;
-
 use sha2::{Digest, Sha256};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A UUID string from the SHA-256 of `parts` joined by `|`.
 pub(crate) fn uuid_from(parts: &[&str]) -> String {
@@ -20,18 +20,15 @@ pub(crate) fn uuid_from(parts: &[&str]) -> String {
     b.copy_from_slice(&d[..16]);
     b[6] = (b[6] & 0x0f) | 0x80; // version 8 (custom, name-based)
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let mut hex = String::with_capacity(32);
-    for x in b {
-        let _ = write!(hex, "{x:02x}");
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(x >> 4)]));
+        out.push(char::from(HEX[usize::from(x & 15)]));
     }
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    out
 }
 
 #[cfg(test)]

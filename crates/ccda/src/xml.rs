@@ -36,10 +36,9 @@ const NONE: u32 = u32::MAX;
 
 /// One element or text run.
 struct Node<'a> {
-    /// The element's normalised name; empty for a text run.
-    name: Cow<'a, str>,
-    /// The text of a text run (entity references resolved); empty for an element.
-    text: Cow<'a, str>,
+    /// The element's normalised name, or the text of a text run (entity references resolved).
+    data: Cow<'a, str>,
+    is_text: bool,
     /// The element's attributes: a range of [`Doc::attrs`].
     attrs: (u32, u32),
     parent: u32,
@@ -106,6 +105,7 @@ fn predefined_entity(name: &str) -> Option<char> {
 
 impl<'a> Doc<'a> {
     /// Parses `src`; errors carry the line where the XML stops being well-formed.
+    #[allow(clippy::too_many_lines)] // one arm per reader event
     pub(crate) fn parse(src: &'a str) -> Result<Self, CcdaError> {
         let mut doc = Doc {
             src,
@@ -120,6 +120,11 @@ impl<'a> Doc<'a> {
         let mut reader = Reader::from_str(src);
         let mut stack: Vec<NodeId> = Vec::new();
         let mut seen_root = false;
+        // Open `text` elements: inside them (narrative, mixed content) whitespace is content;
+        // elsewhere a whitespace-only run between elements is layout and is not kept, unless
+        // an entity reference follows it in the same text (`&lt; &gt;`).
+        let mut in_text = 0usize;
+        let mut pending_ws: Option<(Cow<'a, str>, u64)> = None;
         loop {
             let before = reader.buffer_position();
             let event = match reader.read_event() {
@@ -140,7 +145,11 @@ impl<'a> Doc<'a> {
                         return Err(xml_error(src, before, "a second root element"));
                     }
                     seen_root = true;
+                    pending_ws = None;
                     let id = doc.element(&e, &mut prefixes, &stack, before, src)?;
+                    if doc.nodes[id as usize].data == "text" {
+                        in_text += 1;
+                    }
                     stack.push(id);
                 }
                 Event::Empty(e) => {
@@ -148,18 +157,34 @@ impl<'a> Doc<'a> {
                         return Err(xml_error(src, before, "a second root element"));
                     }
                     seen_root = true;
+                    pending_ws = None;
                     doc.element(&e, &mut prefixes, &stack, before, src)?;
                 }
                 Event::End(_) => {
-                    stack.pop();
+                    pending_ws = None;
+                    if let Some(id) = stack.pop()
+                        && doc.nodes[id as usize].data == "text"
+                    {
+                        in_text = in_text.saturating_sub(1);
+                    }
                 }
                 Event::Text(t) => {
                     let text = t.xml10_content();
-                    doc.text(&stack, text, before, src)?;
+                    if in_text == 0 && text.bytes().all(|b| b.is_ascii_whitespace()) {
+                        pending_ws = Some((extend(text, src), before));
+                        continue;
+                    }
+                    if let Some((ws, at)) = pending_ws.take() {
+                        doc.text(&stack, ws, at, src)?;
+                    }
+                    doc.text(&stack, extend(text, src), before, src)?;
                 }
                 Event::CData(t) => {
+                    if let Some((ws, at)) = pending_ws.take() {
+                        doc.text(&stack, ws, at, src)?;
+                    }
                     let text = t.xml10_content();
-                    doc.text(&stack, text, before, src)?;
+                    doc.text(&stack, extend(text, src), before, src)?;
                 }
                 Event::GeneralRef(r) => {
                     let c = if r.is_char_ref() {
@@ -186,6 +211,9 @@ impl<'a> Doc<'a> {
                             }
                         }
                     };
+                    if let Some((ws, at)) = pending_ws.take() {
+                        doc.text(&stack, ws, at, src)?;
+                    }
                     doc.text(&stack, Cow::Owned(c.to_string()), before, src)?;
                 }
                 Event::Eof => break,
@@ -197,7 +225,7 @@ impl<'a> Doc<'a> {
                 line: line_of(src, src.len()),
                 message: format!(
                     "the document ends inside <{}>",
-                    doc.nodes[open as usize].name
+                    doc.nodes[open as usize].data
                 ),
             });
         }
@@ -232,8 +260,9 @@ impl<'a> Doc<'a> {
     ) -> Result<NodeId, CcdaError> {
         let is_root = stack.is_empty();
         let attr_start = self.attrs.len() as u32;
-        // Namespace declarations first, so the element's own prefix resolves.
-        let mut pending: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
+        // Namespace declarations are taken out; prefixed names are normalised once the
+        // element's own declarations are known.
+        let mut prefixed = false;
         for attr in e.attributes() {
             let attr = attr.map_err(|err| xml_error(src, pos, err))?;
             let key = cow_in(attr.key.0, src);
@@ -254,22 +283,27 @@ impl<'a> Doc<'a> {
                 }
                 continue;
             }
-            pending.push((key, value));
-        }
-        for (key, value) in pending {
-            let key = match key
-                .split_once(':')
-                .map(|(p, local)| (lookup(prefixes, p), local))
-            {
-                Some((Some(Ns::V3), local)) => cow_in(local, src),
-                Some((Some(Ns::Xsi), local)) => Cow::Owned(format!("xsi:{local}")),
-                Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
-                _ => key,
-            };
+            prefixed |= key.contains(':');
             if key == "ID" {
                 self.ids.insert(value.clone(), self.nodes.len() as u32);
             }
             self.attrs.push((key, value));
+        }
+        if prefixed {
+            for (key, _) in &mut self.attrs[attr_start as usize..] {
+                let normal = match key
+                    .split_once(':')
+                    .map(|(p, local)| (lookup(prefixes, p), local))
+                {
+                    Some((Some(Ns::V3), local)) => Some(local.to_owned()),
+                    Some((Some(Ns::Xsi), local)) => Some(format!("xsi:{local}")),
+                    Some((Some(Ns::Sdtc), local)) => Some(format!("sdtc:{local}")),
+                    _ => None,
+                };
+                if let Some(n) = normal {
+                    *key = Cow::Owned(n);
+                }
+            }
         }
         let raw = e.name().0;
         let name = match raw
@@ -288,8 +322,8 @@ impl<'a> Doc<'a> {
         let id = self.nodes.len() as u32;
         let parent = stack.last().copied();
         self.nodes.push(Node {
-            name,
-            text: Cow::Borrowed(""),
+            data: name,
+            is_text: false,
             attrs: (attr_start, self.attrs.len() as u32),
             parent: parent.unwrap_or(NONE),
             first_child: NONE,
@@ -315,16 +349,16 @@ impl<'a> Doc<'a> {
             return Err(xml_error(src, pos, "text outside the root element"));
         };
         let last = self.nodes[parent as usize].last_child;
-        if last != NONE && self.nodes[last as usize].name.is_empty() {
+        if last != NONE && self.nodes[last as usize].is_text {
             // Adjacent runs (text around an entity reference) become one.
             let node = &mut self.nodes[last as usize];
-            node.text.to_mut().push_str(&text);
+            node.data.to_mut().push_str(&text);
             return Ok(());
         }
         let id = self.nodes.len() as u32;
         self.nodes.push(Node {
-            name: Cow::Borrowed(""),
-            text,
+            data: text,
+            is_text: true,
             attrs: (0, 0),
             parent,
             first_child: NONE,
@@ -410,17 +444,19 @@ impl<'d, 'a> El<'d, 'a> {
 
     /// The element's name (local name for CDA elements); empty for text.
     pub(crate) fn name(&self) -> &'d str {
-        &self.node().name
+        let n = self.node();
+        if n.is_text { "" } else { &n.data }
     }
 
     /// Whether this node is a text run.
     pub(crate) fn is_text(&self) -> bool {
-        self.node().name.is_empty()
+        self.node().is_text
     }
 
     /// The text of a text run.
     pub(crate) fn raw_text(&self) -> &'d str {
-        &self.node().text
+        let n = self.node();
+        if n.is_text { &n.data } else { "" }
     }
 
     /// An attribute's value.
@@ -514,22 +550,37 @@ impl<'d, 'a> El<'d, 'a> {
     /// All text below this element, whitespace runs collapsed to one space; `None` when blank.
     pub(crate) fn deep_text(&self) -> Option<String> {
         let mut out = String::new();
-        self.collect_text(&mut out, 0);
-        let collapsed = out.split_whitespace().collect::<Vec<_>>().join(" ");
-        (!collapsed.is_empty()).then_some(collapsed)
+        let mut space = false;
+        self.collect_text(&mut out, &mut space, 0);
+        (!out.is_empty()).then_some(out)
     }
 
-    fn collect_text(&self, out: &mut String, depth: usize) {
+    fn collect_text(&self, out: &mut String, space: &mut bool, depth: usize) {
         if depth > MAX_DEPTH {
             return;
         }
         for n in self.nodes() {
             if n.is_text() {
-                out.push_str(n.raw_text());
+                let t = n.raw_text();
+                let mut first = true;
+                for word in t.split_whitespace() {
+                    let gap = !first || *space || t.starts_with(char::is_whitespace);
+                    if gap && !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(word);
+                    first = false;
+                }
+                *space = if first {
+                    *space || !t.is_empty()
+                } else {
+                    t.ends_with(char::is_whitespace)
+                };
             } else {
-                // Block-level narrative elements separate words.
-                out.push(' ');
-                n.collect_text(out, depth + 1);
+                // Elements separate words (narrative blocks, table cells).
+                *space = true;
+                n.collect_text(out, space, depth + 1);
+                *space = true;
             }
         }
     }

@@ -14,8 +14,9 @@ use crate::xml::{El, MAX_DEPTH};
 /// The narrative of a section `text` element as a FHIR `div`; `None` when it has no text.
 pub(crate) fn xhtml(text: El<'_, '_>) -> Option<String> {
     let mut body = String::new();
-    children(text, &mut body, 0);
-    if body.trim().is_empty() || text.deep_text().is_none() {
+    let mut has_text = false;
+    children(text, &mut body, &mut has_text, 0);
+    if !has_text {
         return None;
     }
     Some(format!(
@@ -31,20 +32,22 @@ pub(crate) fn xhtml_text(text: &str) -> String {
     )
 }
 
-fn children(el: El<'_, '_>, out: &mut String, depth: usize) {
+fn children(el: El<'_, '_>, out: &mut String, has_text: &mut bool, depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
     for n in el.nodes() {
         if n.is_text() {
-            out.push_str(&escape(n.raw_text()));
+            let t = n.raw_text();
+            *has_text |= !t.trim().is_empty();
+            out.push_str(&escape(t));
         } else {
-            element(n, out, depth + 1);
+            element(n, out, has_text, depth + 1);
         }
     }
 }
 
-fn element(el: El<'_, '_>, out: &mut String, depth: usize) {
+fn element(el: El<'_, '_>, out: &mut String, has_text: &mut bool, depth: usize) {
     let parent = el.parent().map_or("", |p| p.name());
     let tag = match el.name() {
         "paragraph" => "p",
@@ -71,14 +74,14 @@ fn element(el: El<'_, '_>, out: &mut String, depth: usize) {
         "renderMultiMedia" => {
             if let Some(c) = el.child("caption") {
                 out.push_str("<span>");
-                children(c, out, depth);
+                children(c, out, has_text, depth);
                 out.push_str("</span>");
             }
             return;
         }
         // Unknown markup: keep its text.
         _ => {
-            children(el, out, depth);
+            children(el, out, has_text, depth);
             return;
         }
     };
@@ -112,7 +115,7 @@ fn element(el: El<'_, '_>, out: &mut String, depth: usize) {
         return;
     }
     out.push('>');
-    children(el, out, depth);
+    children(el, out, has_text, depth);
     out.push_str("</");
     out.push_str(tag);
     out.push('>');
