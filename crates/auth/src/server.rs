@@ -766,6 +766,46 @@ impl AuthServer {
         Ok(self.store.delete_grant(kind::API_TOKEN, token_id).await?)
     }
 
+    /// Disables (or enables again) a user: a disabled user cannot sign in and its API
+    /// tokens are refused. `false` if there is no such user.
+    pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool, AuthError> {
+        let Some(mut user) = self.store.user(name).await? else {
+            return Ok(false);
+        };
+        user.disabled = disabled;
+        self.store.put_user(user).await?;
+        Ok(true)
+    }
+
+    /// Deletes a user and its API tokens. `false` if there was no such user.
+    pub async fn remove_user(&self, name: &str) -> Result<bool, AuthError> {
+        for grant in self
+            .store
+            .grants_of(kind::API_TOKEN, name, Timestamp::now())
+            .await?
+        {
+            self.store.delete_grant(kind::API_TOKEN, &grant.key).await?;
+        }
+        Ok(self.store.delete_user(name).await?)
+    }
+
+    /// Runs [`AuthServer::purge`] every `every` until the task is aborted.
+    pub fn spawn_purge(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let server = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match server.purge().await {
+                    Ok(n) if n > 0 => tracing::debug!(removed = n, "expired grants purged"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging expired grants failed"),
+                }
+            }
+        })
+    }
+
     /// Removes expired grants (call now and then; expired grants are ignored anyway).
     pub async fn purge(&self) -> Result<u64, AuthError> {
         Ok(self.store.purge_grants(Timestamp::now()).await?)

@@ -529,6 +529,49 @@ async fn confidential_client_and_revocation(h: &Harness) {
     assert!(h.server.verify_bearer(&setup.admin_token).await.is_ok());
     assert!(h.server.revoke_api_token(&listed[0].0).await.unwrap());
     assert!(h.server.verify_bearer(&setup.admin_token).await.is_err());
+    // a disabled user: its API tokens are refused, it cannot sign in; enabled again, both work
+    let token = h
+        .server
+        .create_api_token("root", "again", "", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(h.server.set_user_disabled("root", true).await.unwrap());
+    assert!(h.server.verify_bearer(&token).await.is_err());
+    assert!(
+        h.server
+            .create_api_token("root", "x", "", std::time::Duration::from_secs(60))
+            .await
+            .is_err()
+    );
+    assert!(h.server.set_user_disabled("alice", true).await.unwrap());
+    let page = get(&authorize_url(
+        h,
+        PUBLIC_APP,
+        "launch/patient patient/*.rs",
+        &[],
+    ))
+    .await;
+    let refused = step(
+        h,
+        &page,
+        &[
+            ("action", "login"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    assert!(h.server.set_user_disabled("root", false).await.unwrap());
+    assert!(h.server.verify_bearer(&token).await.is_ok());
+    assert!(!h.server.set_user_disabled("nobody", true).await.unwrap());
+    // removing a user removes its API tokens
+    assert!(h.server.remove_user("root").await.unwrap());
+    assert!(h.server.verify_bearer(&token).await.is_err());
+    assert!(h.server.api_tokens("root").await.unwrap().is_empty());
+    assert!(!h.server.remove_user("root").await.unwrap());
+    // expired grants are purged (the used code and refresh markers, at least none unexpired)
+    h.server.purge().await.unwrap();
 }
 
 fn base64_basic(id: &str, secret: &str) -> String {
