@@ -534,27 +534,6 @@ impl Security for AnyStore {
     }
 }
 
-impl Audit for AnyStore {
-    async fn audit_append(&self, records: Vec<NewAuditRecord>) -> Result<()> {
-        dispatch!(self, s => s.audit_append(records).await)
-    }
-
-    async fn audit_search(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        dispatch!(self, s => s.audit_search(query).await)
-    }
-
-    async fn audit_get(&self, seq: i64) -> Result<Option<AuditEntry>> {
-        dispatch!(self, s => s.audit_get(seq).await)
-    }
-
-    async fn audit_verify(
-        &self,
-        anchor: Option<audit::AuditAnchor>,
-    ) -> Result<AuditVerification> {
-        dispatch!(self, s => s.audit_verify(anchor).await)
-    }
-}
-
 impl Store for AnyStore {
     fn stats(&self) -> StoreStats {
         dispatch!(self, s => s.stats())
