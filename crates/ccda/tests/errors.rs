@@ -1,0 +1,126 @@
+//! Bad input gives a precise error naming where it is, never a panic.
+
+mod common;
+
+use ccda::{CcdaError, Options};
+
+fn convert(xml: &str) -> Result<ccda::Conversion, CcdaError> {
+    ccda::to_fhir(xml.as_bytes(), &Options::default())
+}
+
+#[test]
+fn not_xml() {
+    assert_eq!(
+        convert("hello, world").expect_err("not XML"),
+        CcdaError::Xml {
+            line: 1,
+            message: "text outside the root element".into()
+        }
+    );
+    let err = ccda::to_fhir(
+        b"<ClinicalDocument xmlns=\"urn:hl7-org:v3\">\xff\xfe</ClinicalDocument>",
+        &Options::default(),
+    )
+    .expect_err("not UTF-8");
+    assert!(matches!(err, CcdaError::Xml { line: 1, .. }), "{err:?}");
+    let err = convert(
+        "<ClinicalDocument xmlns=\"urn:hl7-org:v3\">\n<title>x</titel>\n</ClinicalDocument>",
+    )
+    .expect_err("mismatched");
+    assert!(matches!(err, CcdaError::Xml { line: 2, .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("not well-formed XML at line 2:"),
+        "{err}"
+    );
+    let err = convert("").expect_err("empty");
+    assert_eq!(
+        err,
+        CcdaError::Xml {
+            line: 1,
+            message: "no root element".into()
+        }
+    );
+}
+
+#[test]
+fn not_a_clinical_document() {
+    assert_eq!(
+        convert("<?xml version=\"1.0\"?>\n<Bundle xmlns=\"http://hl7.org/fhir\"/>")
+            .expect_err("FHIR XML"),
+        CcdaError::NotClinicalDocument {
+            found: "Bundle xmlns=\"http://hl7.org/fhir\"".into(),
+            line: 2
+        }
+    );
+    assert_eq!(
+        convert("<ClinicalDocument><recordTarget/></ClinicalDocument>").expect_err("no namespace"),
+        CcdaError::NotClinicalDocument {
+            found: "ClinicalDocument (no namespace)".into(),
+            line: 1
+        }
+    );
+}
+
+#[test]
+fn missing_record_target() {
+    let err = convert(
+        "<ClinicalDocument xmlns=\"urn:hl7-org:v3\">\n  <title>t</title>\n</ClinicalDocument>",
+    )
+    .expect_err("no recordTarget");
+    assert_eq!(
+        err,
+        CcdaError::Invalid {
+            path: "/ClinicalDocument".into(),
+            line: 1,
+            message: "required element recordTarget is missing".into()
+        }
+    );
+    let err = convert("<ClinicalDocument xmlns=\"urn:hl7-org:v3\">\n  <recordTarget>\n  </recordTarget>\n</ClinicalDocument>")
+        .expect_err("no patientRole");
+    assert_eq!(
+        err.to_string(),
+        "/ClinicalDocument/recordTarget (line 2): required element patientRole is missing"
+    );
+}
+
+#[test]
+fn truncated_corpus_documents_name_the_line() {
+    let Some(bytes) = common::sample("170.314B2_Amb_CCD.ccda") else {
+        return;
+    };
+    let cut = &bytes[..bytes.len() / 2];
+    match ccda::to_fhir(cut, &Options::default()) {
+        Err(CcdaError::Xml { line, message }) => {
+            let last_line = 1 + String::from_utf8_lossy(cut).lines().count()
+                - usize::from(!cut.ends_with(
+                    b"
+",
+                ));
+            assert_eq!(line, last_line);
+            assert!(
+                message.starts_with("the document ends inside <"),
+                "{message}"
+            );
+        }
+        other => panic!("expected an XML error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_minimal_document_converts() {
+    let conv = convert(
+        r#"<ClinicalDocument xmlns="urn:hl7-org:v3"><recordTarget><patientRole><id nullFlavor="UNK"/></patientRole></recordTarget></ClinicalDocument>"#,
+    )
+    .expect("converts");
+    assert!(
+        common::validation_errors(&conv.bundle).is_empty(),
+        "{:#?}",
+        common::validation_errors(&conv.bundle)
+    );
+    let comp = &conv.bundle["entry"][0]["resource"];
+    // Required Composition elements without CDA data say why they are absent.
+    assert_eq!(comp["_date"]["extension"][0]["valueCode"], "unknown");
+    assert_eq!(comp["author"][0]["extension"][0]["valueCode"], "unknown");
+    assert_eq!(comp["type"]["extension"][0]["valueCode"], "unknown");
+}
