@@ -92,11 +92,7 @@ fn truncated_corpus_documents_name_the_line() {
     let cut = &bytes[..bytes.len() / 2];
     match ccda::to_fhir(cut, &Options::default()) {
         Err(CcdaError::Xml { line, message }) => {
-            let last_line = 1 + String::from_utf8_lossy(cut).lines().count()
-                - usize::from(!cut.ends_with(
-                    b"
-",
-                ));
+            let last_line = 1 + newlines(cut);
             assert_eq!(line, last_line);
             assert!(
                 message.starts_with("the document ends inside <"),
@@ -123,4 +119,8 @@ fn a_minimal_document_converts() {
     assert_eq!(comp["_date"]["extension"][0]["valueCode"], "unknown");
     assert_eq!(comp["author"][0]["extension"][0]["valueCode"], "unknown");
     assert_eq!(comp["type"]["extension"][0]["valueCode"], "unknown");
+}
+
+fn newlines(bytes: &[u8]) -> usize {
+    bytes.split(|&b| b == b'\n').count() - 1
 }
