@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use hl7v2::{Element, Message, Segment};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::Location;
 use crate::ids::name_uuid;
@@ -88,9 +88,17 @@ pub fn first_text(e: Element<'_>) -> Option<String> {
     part(e, 1).and_then(text)
 }
 
-/// The text of part `n`.
+/// The text of part `n` (of its first subcomponent, when `n` is a component: a primitive
+/// component sent with subcomponents keeps its first).
 pub fn part_text(e: Element<'_>, n: usize) -> Option<String> {
-    part(e, n).and_then(text)
+    let p = part(e, n)?;
+    if p.level() == hl7v2::Level::Component {
+        p.subcomponent(1)
+            .filter(|s| !s.is_empty() && !s.is_null())
+            .and_then(text)
+    } else {
+        text(p)
+    }
 }
 
 /// The non-empty repetitions of a field.
@@ -132,13 +140,20 @@ impl<'a, 'o> Ctx<'a, 'o> {
 
     /// Every segment with its occurrence number.
     pub fn segments(&self) -> Vec<Seg<'a>> {
-        let mut counts: HashMap<&'a str, usize> = HashMap::new();
+        // few distinct ids per message: a short list beats hashing
+        let mut counts: Vec<(&'a str, usize)> = Vec::with_capacity(16);
         self.msg
             .segments()
             .map(|seg| {
-                let c = counts.entry(seg.id()).or_insert(0);
-                *c += 1;
-                Seg { seg, occ: *c }
+                let id = seg.id();
+                let occ = if let Some(c) = counts.iter_mut().find(|(i, _)| *i == id) {
+                    c.1 += 1;
+                    c.1
+                } else {
+                    counts.push((id, 1));
+                    1
+                };
+                Seg { seg, occ }
             })
             .collect()
     }
@@ -183,7 +198,10 @@ impl<'a, 'o> Ctx<'a, 'o> {
 
     /// The text of field `n`'s first component (a code, an id, a number).
     pub fn code(&mut self, seg: Seg<'a>, n: usize) -> Option<String> {
-        self.first(seg, n).and_then(first_text)
+        self.first(seg, n)
+            .and_then(|r| part(r, 1))
+            .and_then(|c| part(c, 1))
+            .and_then(text)
     }
 
     /// The whole text of field `n`'s first repetition (ST, TX, FT).
@@ -307,7 +325,12 @@ impl<'a, 'o> Ctx<'a, 'o> {
 
     /// A reference to entry `i`.
     pub fn reference(&self, i: usize) -> Value {
-        json!({ "reference": format!("urn:uuid:{}", self.entries[i].uuid) })
+        let mut r = String::with_capacity(45);
+        r.push_str("urn:uuid:");
+        r.push_str(&self.entries[i].uuid);
+        let mut m = Map::new();
+        m.insert("reference".into(), Value::String(r));
+        Value::Object(m)
     }
 
     /// The resource of entry `i`.

@@ -3,7 +3,7 @@
 //! Provenance and the Bundle.
 
 use hl7v2::Message;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::ctx::{Ctx, Request, Seg};
 use crate::resources::{clinical, encounter, orders, other, patient, provenance};
@@ -222,12 +222,13 @@ pub fn convert(msg: &Message<'_>, opts: &Options) -> Result<Conversion, ConvertE
     })
 }
 
-/// The transaction Bundle of the entries.
+/// The transaction Bundle of the entries. Built as maps, not with `json!`: interpolating a
+/// `Value` into `json!` serializes it again (a deep copy of every resource).
 fn bundle(entries: Vec<crate::ctx::Entry>) -> Value {
     let entries: Vec<Value> = entries
         .into_iter()
         .map(|e| {
-            let mut resource = Map::new();
+            let mut resource = e.resource;
             resource.insert("resourceType".into(), Value::String(e.rtype.to_owned()));
             let url = match &e.request {
                 Request::Conditional(q) => format!("{}?{q}", e.rtype),
@@ -236,17 +237,22 @@ fn bundle(entries: Vec<crate::ctx::Entry>) -> Value {
                     format!("{}/{}", e.rtype, e.uuid)
                 }
             };
-            resource.extend(e.resource);
-            json!({
-                "fullUrl": format!("urn:uuid:{}", e.uuid),
-                "resource": Value::Object(resource),
-                "request": { "method": "PUT", "url": url },
-            })
+            let mut request = Map::new();
+            request.insert("method".into(), Value::String("PUT".into()));
+            request.insert("url".into(), Value::String(url));
+            let mut entry = Map::new();
+            entry.insert(
+                "fullUrl".into(),
+                Value::String(format!("urn:uuid:{}", e.uuid)),
+            );
+            entry.insert("resource".into(), Value::Object(resource));
+            entry.insert("request".into(), Value::Object(request));
+            Value::Object(entry)
         })
         .collect();
-    json!({
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": entries,
-    })
+    let mut b = Map::new();
+    b.insert("resourceType".into(), Value::String("Bundle".into()));
+    b.insert("type".into(), Value::String("transaction".into()));
+    b.insert("entry".into(), Value::Array(entries));
+    Value::Object(b)
 }

@@ -31,12 +31,18 @@ pub fn al1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             a.insert("type".into(), json!(c.code));
         }
     }
-    if let Some(sev) = ctx.code(s, 4)
-        && let Some(c) =
-            crate::tables::map_code("AllergySeverity[AllergyIntolerance.criticality]", &sev)
-    {
+    let severity = ctx.code(s, 4);
+    if let Some(c) = severity.as_deref().and_then(|sev| {
+        crate::tables::map_code("AllergySeverity[AllergyIntolerance.criticality]", sev)
+    }) {
         a.insert("criticality".into(), json!(c.code));
     }
+    let reaction_severity = severity
+        .as_deref()
+        .and_then(|sev| {
+            crate::tables::map_code("AllergySeverity[AllergyIntolerance.reaction.severity]", sev)
+        })
+        .map(|c| c.code);
     let reactions: Vec<Value> = ctx
         .reps(s, 5)
         .into_iter()
@@ -44,7 +50,10 @@ pub fn al1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .map(|t| json!({ "text": t }))
         .collect();
     if !reactions.is_empty() {
-        a.insert("reaction".into(), json!([{ "manifestation": reactions }]));
+        let mut r = Map::new();
+        r.insert("manifestation".into(), Value::Array(reactions));
+        put(&mut r, "severity", reaction_severity.map(|c| json!(c)));
+        a.insert("reaction".into(), json!([r]));
     }
     put(&mut a, "onsetDateTime", ctx.date(s, 6).map(Value::String));
     let pu = ctx.entries[pi].uuid.clone();
@@ -83,6 +92,13 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         })
         .unwrap_or_else(|| s.occ.to_string());
     put(&mut cond, "code", code);
+    // DG1-21 action code D: the diagnosis was sent in error
+    if ctx.code(s, 21).as_deref() == Some("D") {
+        cond.insert(
+            "verificationStatus".into(),
+            json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "entered-in-error" }] }),
+        );
+    }
     put(
         &mut cond,
         "onsetDateTime",

@@ -82,7 +82,11 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         put(&mut hosp, "admitSource", table_concept("0023", &c));
     }
     if let Some(c) = ctx.code(s, 13) {
-        put(&mut hosp, "reAdmission", table_concept("0092", &c));
+        let v = match map_code("ReadmissionIndicator", &c) {
+            Some(m) => Some(concept_value(m)),
+            None => table_concept("0092", &c),
+        };
+        put(&mut hosp, "reAdmission", v);
     }
     if let Some(c) = ctx.code(s, 36) {
         let v = match map_code("DischargeDisposition", &c) {

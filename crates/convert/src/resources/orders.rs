@@ -213,11 +213,11 @@ pub fn obr<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         d.insert("identifier".into(), json!([f]));
     }
     if let Some(c) = ctx.code(s, 24) {
-        put(
-            &mut d,
-            "category",
-            table_concept("0074", &c).map(|v| json!([v])),
-        );
+        let v = match map_code("DiagnosticServiceSectionID", &c) {
+            Some(m) => Some(concept_value(m)),
+            None => table_concept("0074", &c),
+        };
+        put(&mut d, "category", v.map(|v| json!([v])));
     }
     let start = ctx.datetime(s, 7);
     let end = ctx.datetime(s, 8);

@@ -67,11 +67,14 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         d.insert("authenticator".into(), a);
     }
     if let Some(c) = ctx.code(s, 18) {
-        put(
-            &mut d,
-            "securityLabel",
-            table_concept("0272", &c).map(|v| json!([v])),
-        );
+        let v = match map_code("DocumentConfidentialityStatus", &c) {
+            Some(m) => Some(crate::datatypes::concept_value(m)),
+            None => table_concept("0272", &c),
+        };
+        put(&mut d, "securityLabel", v.map(|v| json!([v])));
+    }
+    if let Some(t) = ctx.field(s, 25).and_then(crate::datatypes::joined_text) {
+        d.insert("description".into(), Value::String(t));
     }
     let master = ctx.first(s, 12).and_then(|e| ei_identifier(ctx, e));
     if let Some(m) = &master {
@@ -188,6 +191,13 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
             im.insert("manufacturer".into(), Value::Object(r));
         }
     }
+    let reasons: Vec<Value> = ctx.reps(s, 19).into_iter().filter_map(codeable).collect();
+    if !reasons.is_empty() {
+        im.insert("reasonCode".into(), Value::Array(reasons));
+    }
+    if ctx.code(s, 21).as_deref() == Some("A") {
+        put(&mut im, "recorded", ctx.datetime(s, 22).map(Value::String));
+    }
     let refusal: Vec<Value> = ctx.reps(s, 18).into_iter().filter_map(codeable).collect();
     if let Some(r) = refusal.into_iter().next() {
         im.insert("statusReason".into(), r);
@@ -273,18 +283,29 @@ pub fn sch<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         })
         .unwrap_or_else(|| appointment_status(&st.event));
     a.insert("status".into(), json!(status));
-    let reasons: Vec<Value> = [6, 7]
-        .iter()
-        .filter_map(|&n| ctx.first(s, n).and_then(codeable))
-        .collect();
-    if !reasons.is_empty() {
-        a.insert("reasonCode".into(), Value::Array(reasons));
+    // SCH-7 is a reason (table 0276) or a type (table 0277); SCH-8 a type
+    if let Some(e) = ctx.first(s, 7) {
+        let table = part_text(e, 3).unwrap_or_default();
+        let code = first_text(e).unwrap_or_default();
+        if table == "HL70277" {
+            let v = map_code("AppointmentTypeCodes", &code)
+                .map(crate::datatypes::concept_value)
+                .or_else(|| codeable(e));
+            put(&mut a, "appointmentType", v);
+        } else {
+            let v = map_code("AppointmentReasonCodes", &code)
+                .map(crate::datatypes::concept_value)
+                .or_else(|| codeable(e));
+            put(&mut a, "reasonCode", v.map(|v| json!([v])));
+        }
     }
-    put(
-        &mut a,
-        "appointmentType",
-        ctx.first(s, 8).and_then(codeable),
-    );
+    if let Some(e) = ctx.first(s, 8) {
+        let code = first_text(e).unwrap_or_default();
+        let v = map_code("AppointmentTypeCodes", &code)
+            .map(crate::datatypes::concept_value)
+            .or_else(|| codeable(e));
+        put(&mut a, "appointmentType", v);
+    }
     if let Some(d) = ctx.code(s, 9).and_then(|t| t.parse::<f64>().ok()) {
         let unit = ctx.code(s, 10).unwrap_or_else(|| "min".into());
         let minutes = match unit.to_ascii_lowercase().as_str() {
@@ -464,7 +485,6 @@ pub fn ft1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     let name = txid.unwrap_or_else(|| ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string()));
     let i = ctx.add("ChargeItem", Request::Put, &[&pu, "FT1", &name], c);
     st.note = Some(NoteTarget::Annotation(i));
-    let _ = map_code;
     Ok(())
 }
 

@@ -41,7 +41,9 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     // PID-3 first: it is the list of identifiers the patient is known by
     for n in [3, 2, 4] {
         for e in ctx.reps(s, n) {
-            if let Some(i) = identifier(ctx, e) {
+            if let Some(i) = identifier(ctx, e)
+                && !ids.contains(&i)
+            {
                 ids.push(i);
             }
         }
