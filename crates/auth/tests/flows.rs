@@ -193,7 +193,7 @@ async fn ehr_launch_with_context(h: &Harness) {
     );
     let viewer = h
         .server
-        .create_api_token("viewer", "v", "", std::time::Duration::from_secs(60))
+        .create_api_token("viewer", "v", "", std::time::Duration::from_mins(1))
         .await
         .unwrap();
     let weak = send(
@@ -532,14 +532,14 @@ async fn confidential_client_and_revocation(h: &Harness) {
     // a disabled user: its API tokens are refused, it cannot sign in; enabled again, both work
     let token = h
         .server
-        .create_api_token("root", "again", "", std::time::Duration::from_secs(60))
+        .create_api_token("root", "again", "", std::time::Duration::from_mins(1))
         .await
         .unwrap();
     assert!(h.server.set_user_disabled("root", true).await.unwrap());
     assert!(h.server.verify_bearer(&token).await.is_err());
     assert!(
         h.server
-            .create_api_token("root", "x", "", std::time::Duration::from_secs(60))
+            .create_api_token("root", "x", "", std::time::Duration::from_mins(1))
             .await
             .is_err()
     );
