@@ -96,6 +96,8 @@ pub(crate) struct Issue {
     pub session_end: Option<Timestamp>,
     /// The scope the refresh token carries (the original grant; access may be narrower).
     pub refresh_scope: Option<ScopeSet>,
+    /// The peer address of the token request, for the audit event.
+    pub source: Option<String>,
 }
 
 fn secs(t: Timestamp) -> i64 {
@@ -389,7 +391,7 @@ impl AuthServer {
             kind: AuthEventKind::TokenIssued,
             agent: issue.subject.clone(),
             client_id: Some(issue.client_id.clone()),
-            source_addr: None,
+            source_addr: issue.source.clone(),
             action: "token".into(),
             patient: issue.patient.clone(),
             detail: Some(scope),

@@ -50,9 +50,13 @@ pub(crate) async fn token(State(server): State<Arc<AuthServer>>, request: Reques
         };
         let id = client.client.registration.client_id.clone();
         let answer = match grant_type.as_str() {
-            "authorization_code" => authorization_code(&server, &client, &params).await,
-            "refresh_token" => refresh_token(&server, &client, &params).await,
-            "client_credentials" => client_credentials(&server, &client, &params).await,
+            "authorization_code" => {
+                authorization_code(&server, &client, &params, source.clone()).await
+            }
+            "refresh_token" => refresh_token(&server, &client, &params, source.clone()).await,
+            "client_credentials" => {
+                client_credentials(&server, &client, &params, source.clone()).await
+            }
             _ => Err(AuthError::oauth(
                 OAuthCode::UnsupportedGrantType,
                 "grant_type must be authorization_code, refresh_token or client_credentials",
@@ -89,6 +93,7 @@ async fn authorization_code(
     server: &AuthServer,
     client: &AuthenticatedClient,
     params: &Params,
+    source: Option<String>,
 ) -> Result<Value, AuthError> {
     let code = params.require("code")?;
     let redirect_uri = params.require("redirect_uri")?;
@@ -105,7 +110,7 @@ async fn authorization_code(
                 kind: AuthEventKind::Revoked,
                 agent: used.subject.clone(),
                 client_id: opt_string(&used.payload["client_id"]),
-                source_addr: None,
+                source_addr: source.clone(),
                 action: "authorization_code".into(),
                 patient: None,
                 detail: Some(format!(
@@ -168,6 +173,7 @@ async fn authorization_code(
             refresh_until,
             session_end,
             refresh_scope: None,
+            source,
         })
         .await
 }
@@ -176,6 +182,7 @@ async fn refresh_token(
     server: &AuthServer,
     client: &AuthenticatedClient,
     params: &Params,
+    source: Option<String>,
 ) -> Result<Value, AuthError> {
     let token = params.require("refresh_token")?;
     let store = &server.store;
@@ -205,7 +212,7 @@ async fn refresh_token(
                 kind: AuthEventKind::Revoked,
                 agent: used.subject.clone(),
                 client_id: opt_string(&used.payload["client_id"]),
-                source_addr: None,
+                source_addr: source.clone(),
                 action: "refresh_token".into(),
                 patient: None,
                 detail: Some(format!(
@@ -262,6 +269,7 @@ async fn refresh_token(
             refresh_until,
             session_end,
             refresh_scope: Some(original),
+            source,
         })
         .await
 }
@@ -270,6 +278,7 @@ async fn client_credentials(
     server: &AuthServer,
     client: &AuthenticatedClient,
     params: &Params,
+    source: Option<String>,
 ) -> Result<Value, AuthError> {
     let registration = &client.client.registration;
     if registration.kind != ClientKind::ConfidentialAsymmetric || !client.confidential {
@@ -298,6 +307,7 @@ async fn client_credentials(
             client_id: registration.client_id.clone(),
             scope: granted,
             family: random_token(16)?,
+            source,
             ..Issue::default()
         })
         .await

@@ -156,6 +156,15 @@ async fn standalone_launch_with_patient_picker(h: &Harness) {
             .any(|(k, _)| *k == AuthEventKind::LoginSucceeded)
     );
     assert!(kinds.iter().any(|(k, _)| *k == AuthEventKind::TokenIssued));
+    let issued_from_peer = h.events.0.lock().unwrap().iter().any(|e| {
+        e.kind == AuthEventKind::TokenIssued
+            && e.source_addr.as_deref() == Some("127.0.0.1")
+            && e.patient.as_deref() == Some("pat-1")
+    });
+    assert!(
+        issued_from_peer,
+        "token events carry the peer address and patient"
+    );
     // the smart configuration and the JWKS
     let conf = get(&format!("{}/.well-known/smart-configuration", h.issuer))
         .await
@@ -589,4 +598,103 @@ async fn serve_json(value: Value) -> String {
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}/jwks")
+}
+
+/// A configured RSA key (PKCS#8 and PKCS#1 PEM, made by openssl) signs RS384 tokens; the
+/// generated key file is private to its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_rsa_key_signs_rs384() {
+    let keys = tempfile::tempdir().unwrap();
+    let pkcs8 = keys.path().join("rsa-pkcs8.pem");
+    let pkcs1 = keys.path().join("rsa-pkcs1.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&pkcs8)
+        .status()
+        .is_ok_and(|s| s.success())
+        && std::process::Command::new("openssl")
+            .args(["rsa", "-traditional", "-in"])
+            .arg(&pkcs8)
+            .arg("-out")
+            .arg(&pkcs1)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !made {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is needed to make RSA test keys"
+        );
+        eprintln!("skipped: no openssl to make an RSA key");
+        return;
+    }
+    for path in [pkcs8, pkcs1] {
+        let h = Harness::start_with(Db::Sqlite, |c| c.signing_key = Some(path.clone())).await;
+        h.setup().await;
+        assert_eq!(h.server.signing_alg(), auth::jwt::Alg::Rs384);
+        assert!(!h.dir.path().join("auth-signing-key.pem").exists());
+        let jwks = get(&h.url("/auth/jwks")).await.json();
+        assert_eq!(jwks["keys"][0]["alg"], "RS384");
+        assert_eq!(jwks["keys"][0]["kty"], "RSA");
+        let t = tokens(&h, "launch/patient openid fhirUser patient/*.rs").await;
+        let access = t["access_token"].as_str().unwrap();
+        let jwt = auth::jwt::Unverified::parse(access).unwrap();
+        assert_eq!(jwt.alg, "RS384");
+        let key = auth::jwt::PublicKey::from_jwk(&jwks["keys"][0]).unwrap();
+        assert!(jwt.verify(&key));
+        assert!(h.server.verify_bearer(access).await.is_ok());
+        let conf = get(&format!("{}/.well-known/smart-configuration", h.issuer))
+            .await
+            .json();
+        assert_eq!(
+            conf["id_token_signing_alg_values_supported"],
+            json!(["RS384"])
+        );
+        h.finish().await;
+    }
+    // the generated key: mode 0600, reused on restart
+    let h = Harness::start(Db::Sqlite).await;
+    let file = h.dir.path().join("auth-signing-key.pem");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let kid = h.server.jwks()["keys"][0]["kid"].clone();
+    let again = auth::AuthServer::new(
+        h.server.config().clone(),
+        std::sync::Arc::clone(&h.store),
+        std::sync::Arc::new(auth::NoEvents),
+    )
+    .unwrap();
+    assert_eq!(again.jwks()["keys"][0]["kid"], kid);
+    // authorize by POST (authorize-post) works like GET
+    let url = authorize_url(&h, PUBLIC_APP, "launch/patient patient/*.rs", &[]);
+    let (endpoint, query) = url.split_once('?').unwrap();
+    let page = send(
+        "POST",
+        endpoint,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        query.to_owned(),
+    )
+    .await;
+    assert_eq!(page.status, 400, "no such client before setup");
+    h.setup().await;
+    let page = send(
+        "POST",
+        endpoint,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        query.to_owned(),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.input("txn").is_some());
+    h.finish().await;
 }

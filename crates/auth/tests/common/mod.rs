@@ -71,6 +71,11 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 impl Harness {
     pub async fn start(db: Db) -> Self {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// Starts with the settings changed by `adjust` (a configured signing key, …).
+    pub async fn start_with(db: Db, adjust: impl FnOnce(&mut AuthConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (config, schema) = match db {
             Db::Sqlite => (
@@ -98,7 +103,8 @@ impl Harness {
         let base = format!("http://{addr}");
         let issuer = format!("{base}/fhir");
         let events = Arc::new(Recorder::default());
-        let auth_config = AuthConfig::new(&issuer, format!("{base}/auth"), dir.path());
+        let mut auth_config = AuthConfig::new(&issuer, format!("{base}/auth"), dir.path());
+        adjust(&mut auth_config);
         let server = AuthServer::new(auth_config, Arc::clone(&store), events.clone()).unwrap();
         let app = axum::Router::new()
             .merge(server.router())
