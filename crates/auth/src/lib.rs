@@ -29,12 +29,14 @@
 #![forbid(unsafe_code)]
 
 mod authorize;
+mod clients;
 pub mod config;
 pub mod error;
 pub mod events;
 mod http;
 pub mod jwks_fetch;
 pub mod jwt;
+mod manage;
 pub mod principal;
 mod routes;
 pub mod scopes;
