@@ -24,6 +24,27 @@ pub fn statement(config: &FhirConfig) -> Value {
         .iter()
         .map(|t| resource(t))
         .collect();
+    let mut rest = json!({
+        "mode": "server",
+        "resource": resources,
+        "interaction": [
+            {"code": "transaction"},
+            {"code": "batch"},
+            {"code": "search-system"},
+            {"code": "history-system"},
+        ],
+        "searchParam": [
+            {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
+            {"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+        ],
+        "operation": [{
+            "name": "validate",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        }],
+    });
+    if let Some(oauth) = &config.oauth {
+        rest["security"] = security(oauth);
+    }
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -35,23 +56,29 @@ pub fn statement(config: &FhirConfig) -> Value {
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [{
-            "mode": "server",
-            "resource": resources,
-            "interaction": [
-                {"code": "transaction"},
-                {"code": "batch"},
-                {"code": "search-system"},
-                {"code": "history-system"},
-            ],
-            "searchParam": [
-                {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
-                {"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
-            ],
-            "operation": [{
-                "name": "validate",
-                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        "rest": [rest],
+    })
+}
+
+/// `rest.security`: SMART on FHIR, with the OAuth endpoints (the `oauth-uris` extension).
+fn security(oauth: &crate::OAuthUris) -> Value {
+    json!({
+        "cors": false,
+        "service": [{
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR",
             }],
+            "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+        }],
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [
+                {"url": "authorize", "valueUri": oauth.authorize},
+                {"url": "token", "valueUri": oauth.token},
+                {"url": "introspect", "valueUri": oauth.introspect},
+                {"url": "revoke", "valueUri": oauth.revoke},
+            ],
         }],
     })
 }

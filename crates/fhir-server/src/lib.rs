@@ -59,6 +59,22 @@ pub struct FhirConfig {
     pub everything_limit: usize,
     /// The largest request body (a transaction Bundle), in bytes.
     pub max_body_bytes: usize,
+    /// The OAuth endpoints of the authorization server, announced in the
+    /// CapabilityStatement's `rest.security`; `None` when the API is open.
+    pub oauth: Option<OAuthUris>,
+}
+
+/// Where clients get and manage SMART tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthUris {
+    /// The authorization endpoint.
+    pub authorize: String,
+    /// The token endpoint.
+    pub token: String,
+    /// The introspection endpoint (RFC 7662).
+    pub introspect: String,
+    /// The revocation endpoint (RFC 7009).
+    pub revoke: String,
 }
 
 impl FhirConfig {
@@ -71,6 +87,7 @@ impl FhirConfig {
             max_count: 1000,
             everything_limit: 10_000,
             max_body_bytes: 64 << 20,
+            oauth: None,
         }
     }
 }
@@ -88,6 +105,9 @@ pub struct Security {
     pub authenticator: Option<Arc<dyn Authenticator>>,
     /// Records every access (the audit trail); `None` records nothing.
     pub access_log: Option<Arc<dyn AccessLog>>,
+    /// Routes served under the base without a token and not recorded
+    /// (`/.well-known/smart-configuration`).
+    pub public_routes: Option<Router>,
 }
 
 /// [`mount`] with authorization and an access log.
@@ -126,6 +146,7 @@ pub fn router(store: Arc<AnyStore>, config: FhirConfig) -> Router {
 /// [`router`] with authorization and an access log.
 pub fn router_with(store: Arc<AnyStore>, config: FhirConfig, security: Security) -> Router {
     let limit = config.max_body_bytes;
+    let public_routes = security.public_routes.unwrap_or_default();
     let state = FhirState {
         store,
         config: Arc::new(config),
@@ -161,6 +182,7 @@ pub fn router_with(store: Arc<AnyStore>, config: FhirConfig, security: Security)
             guarded::layer,
         ))
         .with_state(state)
+        .merge(public_routes)
 }
 
 /// The OperationOutcome issue for a validator issue.

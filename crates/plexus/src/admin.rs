@@ -1,14 +1,18 @@
 //! The admin REST API (JSON over HTTP, described by `openapi.json` served at
 //! `/openapi.json`), `/metrics` in the Prometheus format, and `/healthz` / `/readyz`.
 //!
-//! It binds 127.0.0.1 by default: until role-based access control lands, anyone who can
-//! reach it can deploy channels and read messages.
+//! Every endpoint but `/healthz`, `/readyz`, `/metrics` and `/openapi.json` needs a bearer
+//! API token of a user whose roles allow it (see [`auth::principal::Role`]): 401 without a
+//! valid token, 403 when the roles do not allow the action. Message views, reprocessing,
+//! configuration changes and refused requests are recorded in the audit trail.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use auth::audit::{AuditFacts, Outcome, What, Who};
+use auth::principal::AdminAction;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::handler::Handler;
 use axum::http::request::Parts;
@@ -36,6 +40,10 @@ pub struct AdminState {
     pub engine: Arc<Engine>,
     /// The folder of channel files (for `deploy`).
     pub channels_dir: Option<PathBuf>,
+    /// Checks bearer tokens; `None` serves everyone (`[security] admin_auth = false`).
+    pub auth: Option<Arc<auth::AuthServer>>,
+    /// The audit trail; `None` records nothing.
+    pub audit: Option<Arc<crate::security::AuditTrail>>,
 }
 
 /// The HTTP methods the API uses.
@@ -76,6 +84,8 @@ pub(crate) struct Route {
     pub(crate) verb: Verb,
     pub(crate) path: &'static str,
     handler: MethodRouter<AdminState>,
+    /// What a caller's roles must allow; `None` for the public endpoints.
+    pub(crate) action: Option<AdminAction>,
 }
 
 fn at<H, T>(verb: Verb, path: &'static str, handler: H) -> Route
@@ -87,7 +97,23 @@ where
         verb,
         path,
         handler: on(verb.filter(), handler),
+        action: action_of(verb, path),
     }
+}
+
+/// The action an endpoint performs, for the role check.
+fn action_of(verb: Verb, path: &str) -> Option<AdminAction> {
+    use AdminAction as A;
+    if !path.starts_with("/api/") {
+        return None;
+    }
+    Some(match (verb, path) {
+        (_, p) if p.contains("reprocess") => A::Reprocess,
+        (Verb::Get, p) if p.starts_with("/api/messages") => A::ViewMessages,
+        (Verb::Post, p) if p.ends_with("/deploy") || p.ends_with("/undeploy") => A::DeployChannels,
+        (Verb::Post, _) => A::ControlChannels,
+        (Verb::Get, _) => A::ViewChannels,
+    })
 }
 
 /// Every endpoint of the API. [`router`] serves exactly these, and a test checks that
@@ -129,7 +155,18 @@ pub(crate) fn routes() -> Vec<Route> {
 pub fn router(state: AdminState) -> Router {
     routes()
         .into_iter()
-        .fold(Router::new(), |r, route| r.route(route.path, route.handler))
+        .fold(Router::new(), |r, route| {
+            let handler = match route.action {
+                Some(action) => route
+                    .handler
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        (state.clone(), action),
+                        guard,
+                    )),
+                None => route.handler,
+            };
+            r.route(route.path, handler)
+        })
         .fallback(|uri: Uri| async move {
             ApiError(StatusCode::NOT_FOUND, format!("no endpoint {}", uri.path()))
         })
@@ -140,6 +177,128 @@ pub fn router(state: AdminState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// A refused request: its status and why.
+type Refusal = (StatusCode, String);
+
+/// The role check of one endpoint, and its audit record.
+async fn guard(
+    State((state, action)): State<(AdminState, AdminAction)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let path = request.uri().path().to_owned();
+    let (principal, refused) = match &state.auth {
+        Some(auth) => authenticate(auth, request.headers(), action).await,
+        None => (None, None),
+    };
+    let response = if let Some((status, why)) = &refused {
+        let mut r = ApiError(*status, why.clone()).into_response();
+        if *status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    } else {
+        next.run(request).await
+    };
+    // Patient data (messages), reprocessing, configuration changes and every refusal.
+    let audited = refused.is_some()
+        || matches!(
+            action,
+            AdminAction::ViewMessages
+                | AdminAction::Reprocess
+                | AdminAction::DeployChannels
+                | AdminAction::ControlChannels
+        );
+    match &state.audit {
+        Some(audit) if audited => {
+            let who = principal.as_ref().map_or(Who::Anonymous, Who::Principal);
+            let status = response.status().as_u16();
+            let reason = refused.as_ref().map(|(_, why)| why.as_str());
+            let recorded =
+                record_access(audit, who, action, &path, source.as_deref(), status, reason).await;
+            match recorded {
+                Ok(()) => response,
+                Err(e) => {
+                    tracing::error!(error = %e, "the audit trail refused a record; answering 500");
+                    ApiError(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the access could not be recorded in the audit trail".to_owned(),
+                    )
+                    .into_response()
+                }
+            }
+        }
+        _ => response,
+    }
+}
+
+/// The caller of a request with `headers` and, if refused, why: 401 without a valid token, 403 when its
+/// roles do not allow `action`.
+async fn authenticate(
+    auth: &auth::AuthServer,
+    headers: &axum::http::HeaderMap,
+    action: AdminAction,
+) -> (Option<auth::Principal>, Option<Refusal>) {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    let Some(token) = token else {
+        let why = "a bearer API token is required".to_owned();
+        return (None, Some((StatusCode::UNAUTHORIZED, why)));
+    };
+    match auth.verify_bearer(&token).await {
+        Ok(p) if p.may(action) => (Some(p), None),
+        Ok(p) => {
+            let why = format!("the roles of {} do not allow this", p.subject);
+            (Some(p), Some((StatusCode::FORBIDDEN, why)))
+        }
+        Err(e) => (None, Some((StatusCode::UNAUTHORIZED, e.to_string()))),
+    }
+}
+
+/// Writes the audit record of one admin request.
+async fn record_access(
+    audit: &crate::security::AuditTrail,
+    who: Who<'_>,
+    action: AdminAction,
+    path: &str,
+    source: Option<&str>,
+    status: u16,
+    refused: Option<&str>,
+) -> Result<(), String> {
+    let object = path.trim_start_matches("/api/");
+    let message = path
+        .strip_prefix("/api/messages/")
+        .map(|rest| rest.trim_end_matches("/reprocess"));
+    let mut facts = match (action, message) {
+        (AdminAction::ViewMessages, Some(id)) => AuditFacts::message_view(who, id),
+        (AdminAction::Reprocess, Some(id)) => AuditFacts::reprocess(who, id),
+        (AdminAction::DeployChannels | AdminAction::ControlChannels, _) => {
+            AuditFacts::config_change(who, object)
+        }
+        _ => AuditFacts::admin_action(who, action, What::Config(object)),
+    }
+    .from_addr(source);
+    let status_text = format!("HTTP {status}");
+    if status >= 400 {
+        facts = facts.failed(
+            Outcome::from_http_status(status),
+            refused.unwrap_or(&status_text),
+        );
+    }
+    audit.record(facts).await
 }
 
 /// An error answered as `{"error": "..."}` with a status.

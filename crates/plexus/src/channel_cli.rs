@@ -67,6 +67,9 @@ pub struct AdminArgs {
     /// Admin API base URL (default: from plexus.toml's `[admin]` bind).
     #[arg(long, global = true)]
     admin: Option<String>,
+    /// API token for the admin API (default: the PLEXUS_TOKEN environment variable).
+    #[arg(long, global = true)]
+    token: Option<String>,
 }
 
 /// `plexus test` arguments.
@@ -159,7 +162,11 @@ pub async fn run(
             }),
         ),
     };
-    let (status, value) = call(method, &format!("{base}{path}"), body).await?;
+    let token = admin
+        .token
+        .clone()
+        .or_else(|| std::env::var("PLEXUS_TOKEN").ok());
+    let (status, value) = call(method, &format!("{base}{path}"), body, token.as_deref()).await?;
     if !status.is_success() {
         let msg = value
             .get("error")
@@ -214,12 +221,21 @@ pub async fn run(
 }
 
 /// One JSON request to the admin API.
-async fn call(method: &str, url: &str, body: Option<Value>) -> Result<(hyper::StatusCode, Value)> {
+async fn call(
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> Result<(hyper::StatusCode, Value)> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = hyper::Request::builder()
+    let mut req = hyper::Request::builder()
         .method(method)
         .uri(url)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
         .body(Full::new(Bytes::from(
             body.map(|b| b.to_string()).unwrap_or_default(),
         )))

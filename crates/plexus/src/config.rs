@@ -36,6 +36,68 @@ pub struct Config {
     /// The FHIR R4 REST API.
     #[serde(default)]
     pub fhir: FhirConfig,
+    /// Authorization and the audit trail.
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// `[security]`: who may call the FHIR and admin APIs, and the audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Require a bearer token on the FHIR API: a SMART access token of the built-in
+    /// authorization server, or a Plexus API token. Default: true.
+    #[serde(default = "yes")]
+    pub fhir_auth: bool,
+    /// Require an API token of a user with a role on the admin API (all but `/healthz`,
+    /// `/readyz`, `/metrics` and `/openapi.json`). Default: true.
+    #[serde(default = "yes")]
+    pub admin_auth: bool,
+    /// Record every access to patient data, every sign-in and every configuration change
+    /// in the audit trail. Default: true.
+    #[serde(default = "yes")]
+    pub audit: bool,
+    /// The public URL of the authorization server, ending in `/auth` (behind a proxy, the
+    /// proxy's). Default: the FHIR listener's scheme, address and `/auth`.
+    pub auth_base: Option<String>,
+    /// The token signing key (PEM: PKCS#8 P-384, or RSA). Default: a P-384 key generated
+    /// once into `key_dir`.
+    pub signing_key: Option<PathBuf>,
+    /// Where a generated signing key is kept. Default: the SQLite store's folder, or
+    /// `./plexus-data` with PostgreSQL (nodes sharing a database need the same key: set
+    /// `signing_key`).
+    pub key_dir: Option<PathBuf>,
+    /// Lifetime of access tokens, 5 to 60 minutes. Default: 15 min.
+    #[serde(default = "default_access_token_lifetime", with = "mllp::duration")]
+    pub access_token_lifetime: std::time::Duration,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            fhir_auth: true,
+            admin_auth: true,
+            audit: true,
+            auth_base: None,
+            signing_key: None,
+            key_dir: None,
+            access_token_lifetime: default_access_token_lifetime(),
+        }
+    }
+}
+
+fn default_access_token_lifetime() -> std::time::Duration {
+    std::time::Duration::from_mins(15)
+}
+
+impl SecurityConfig {
+    /// Where a generated signing key lives for `store`.
+    pub fn key_dir(&self, store: &store::StoreConfig) -> PathBuf {
+        self.key_dir.clone().unwrap_or_else(|| match store {
+            store::StoreConfig::Sqlite(s) => s.path.clone(),
+            store::StoreConfig::Postgres(_) => PathBuf::from("plexus-data"),
+        })
+    }
 }
 
 /// Where and how the FHIR API is served (`[fhir]`).
@@ -57,6 +119,12 @@ pub struct FhirConfig {
     /// Largest page size. Default: 1000.
     #[serde(default = "default_fhir_max_count")]
     pub max_count: usize,
+    /// HTTPS: certificate and key, and with `client_ca`, mutual TLS (the same table as an
+    /// MLLP listener's). Default: plain HTTP.
+    pub tls: Option<mllp::TlsServerConfig>,
+    /// Peer addresses and networks allowed to connect. Default: everyone.
+    #[serde(default)]
+    pub allow: mllp::allow::IpAllowList,
 }
 
 impl Default for FhirConfig {
@@ -67,6 +135,8 @@ impl Default for FhirConfig {
             base_url: None,
             default_count: default_fhir_count(),
             max_count: default_fhir_max_count(),
+            tls: None,
+            allow: mllp::allow::IpAllowList::default(),
         }
     }
 }
@@ -75,10 +145,10 @@ impl FhirConfig {
     /// The server settings for a listener bound to `addr` (the actual address, when the
     /// configured port was 0).
     pub fn server_config(&self, addr: std::net::SocketAddr) -> fhir_server::FhirConfig {
-        let base = self
-            .base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}/fhir"));
+        let base = self.base_url.clone().unwrap_or_else(|| {
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{addr}/fhir")
+        });
         let mut c = fhir_server::FhirConfig::new(base);
         c.default_count = self.default_count.max(1);
         c.max_count = self.max_count.max(c.default_count);
@@ -105,9 +175,14 @@ pub struct AdminConfig {
     /// Serve it at all. Default: true.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Address. Default: 127.0.0.1:8080 (local only: it has no access control yet).
+    /// Address. Default: 127.0.0.1:8080.
     #[serde(default = "default_admin_bind")]
     pub bind: std::net::SocketAddr,
+    /// HTTPS (and mutual TLS with `client_ca`). Default: plain HTTP.
+    pub tls: Option<mllp::TlsServerConfig>,
+    /// Peer addresses and networks allowed to connect. Default: everyone.
+    #[serde(default)]
+    pub allow: mllp::allow::IpAllowList,
 }
 
 impl Default for AdminConfig {
@@ -115,6 +190,8 @@ impl Default for AdminConfig {
         Self {
             enabled: true,
             bind: default_admin_bind(),
+            tls: None,
+            allow: mllp::allow::IpAllowList::default(),
         }
     }
 }
@@ -182,6 +259,7 @@ impl Default for Config {
             retention_interval: default_retention_interval(),
             alerts: Vec::new(),
             fhir: FhirConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod admin;
 mod alerts;
+mod audit_cli;
 mod bench;
 mod bench_channel;
 mod bench_fhir;
@@ -18,8 +19,11 @@ mod config;
 mod fhir_cli;
 mod hl7;
 mod messages;
+mod security;
+mod security_cli;
 mod send;
 mod serve;
+mod store_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +68,21 @@ enum Command {
     /// Benchmarks (not tests): measure on this machine, print a Markdown report.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Users and their roles (admin API, console, SMART sign-in).
+    #[command(subcommand)]
+    User(security_cli::UserCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(security_cli::TokenCommand),
+    /// OAuth clients of the SMART authorization server (apps, backend services).
+    #[command(subcommand)]
+    Client(security_cli::ClientCommand),
+    /// The audit trail: verify its hash chain, search it.
+    #[command(subcommand)]
+    Audit(audit_cli::AuditCommand),
+    /// Store maintenance: re-encrypt rows under the active key.
+    #[command(subcommand)]
+    Store(store_cli::StoreCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +118,11 @@ fn main() -> ExitCode {
         Command::Test(args) => runtime().and_then(|rt| rt.block_on(channel_cli::test(args))),
         Command::Bench(BenchCommand::Channel(args)) => runtime().and_then(|rt| rt.block_on(bench_channel::run(args)).map(|()| ExitCode::SUCCESS)),
         Command::Bench(BenchCommand::Fhir(args)) => runtime().and_then(|rt| rt.block_on(bench_fhir::run(args)).map(|()| ExitCode::SUCCESS)),
+        Command::User(cmd) => runtime().and_then(|rt| rt.block_on(security_cli::user(cli.config, cmd))),
+        Command::Token(cmd) => runtime().and_then(|rt| rt.block_on(security_cli::token(cli.config, cmd))),
+        Command::Client(cmd) => runtime().and_then(|rt| rt.block_on(security_cli::client(cli.config, cmd))),
+        Command::Audit(cmd) => runtime().and_then(|rt| rt.block_on(audit_cli::run(cli.config, cmd))),
+        Command::Store(cmd) => runtime().and_then(|rt| rt.block_on(store_cli::run(cli.config, cmd))),
         Command::Bench(BenchCommand::Mllp(args)) => runtime().and_then(|rt| rt.block_on(bench::run(args)).map(|()| ExitCode::SUCCESS)),
     };
     match result {

@@ -14,6 +14,7 @@ use store::{AnyStore, Journal as _, NewMessage, Status, Store as _};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{AcceptAck, Config};
+use crate::security::AuditTrail;
 use engine::intake::{frame_error_reply, inspect, unix_now};
 
 /// Receives the messages of one listener into the store.
@@ -91,14 +92,8 @@ pub async fn run(config: Config) -> Result<()> {
         std::time::Duration::from_secs(10),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if config.admin.enabled {
-        spawn_admin(&config, &engine, stop_rx.clone()).await?;
-    }
-    if config.fhir.enabled {
-        spawn_fhir(&config, &store, stop_rx.clone()).await?;
-    }
+    let mut reloaders = start_apis(&config, &store, &engine, &stop_rx).await?;
     let mut servers = tokio::task::JoinSet::new();
-    let mut reloaders = Vec::new();
     for listener in config.listeners {
         let handler = Intake::new(
             Arc::clone(&store),
@@ -161,59 +156,185 @@ pub async fn run(config: Config) -> Result<()> {
     result
 }
 
-/// Starts the admin API; it stops when `stop` turns true.
+/// Starts the admin API, and the FHIR API with the authorization server, with the audit
+/// trail; returns their TLS settings, for SIGHUP.
+async fn start_apis(
+    config: &Config,
+    store: &Arc<AnyStore>,
+    engine: &Arc<engine::Engine>,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<mllp::ReloadableTls>> {
+    let mut reloaders = Vec::new();
+    let audit = config
+        .security
+        .audit
+        .then(|| AuditTrail::start(Arc::clone(store), config.node_name()));
+    // The FHIR listener is bound first: its address is the tokens' issuer.
+    let fhir_listener = if config.fhir.enabled {
+        Some(
+            tokio::net::TcpListener::bind(config.fhir.bind)
+                .await
+                .with_context(|| format!("FHIR API: cannot listen on {}", config.fhir.bind))?,
+        )
+    } else {
+        None
+    };
+    let fhir_addr = match &fhir_listener {
+        Some(l) => l.local_addr()?,
+        None => config.fhir.bind,
+    };
+    let fhir = config.fhir.server_config(fhir_addr);
+    let auth_base = config.security.auth_base.clone().unwrap_or_else(|| {
+        let scheme = if config.fhir.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{fhir_addr}/auth")
+    });
+    let events: Arc<dyn auth::AuthEvents> = match &audit {
+        Some(a) => Arc::clone(a) as Arc<dyn auth::AuthEvents>,
+        None => Arc::new(auth::NoEvents),
+    };
+    let auth = crate::security::auth_server(
+        config,
+        Arc::clone(store),
+        &fhir.base_url,
+        &auth_base,
+        events,
+    )?;
+    if config.admin.enabled {
+        let admin = AdminSecurity {
+            auth: config.security.admin_auth.then(|| Arc::clone(&auth)),
+            audit: audit.clone(),
+        };
+        reloaders.extend(spawn_admin(config, engine, admin, stop_rx.clone()).await?);
+    }
+    if let Some(listener) = fhir_listener {
+        let api = FhirApi {
+            listener,
+            config: fhir,
+            auth_base,
+            auth: Arc::clone(&auth),
+            audit: audit.clone(),
+        };
+        reloaders.extend(spawn_fhir(config, store, api, stop_rx.clone())?);
+    }
+    Ok(reloaders)
+}
+
+/// How the admin API is protected.
+pub struct AdminSecurity {
+    /// Checks API tokens; `None` serves everyone.
+    pub auth: Option<Arc<auth::AuthServer>>,
+    /// Where message views, reprocessing and configuration changes are recorded.
+    pub audit: Option<Arc<AuditTrail>>,
+}
+
+/// Starts the admin API; it stops when `stop` turns true. Returns its TLS, for SIGHUP.
 async fn spawn_admin(
     config: &Config,
     engine: &Arc<engine::Engine>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<()> {
+    security: AdminSecurity,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<mllp::ReloadableTls>> {
     let listener = tokio::net::TcpListener::bind(config.admin.bind)
         .await
         .with_context(|| format!("admin API: cannot listen on {}", config.admin.bind))?;
-    info!(addr = %listener.local_addr()?, "admin API listening");
+    let tls = config
+        .admin
+        .tls
+        .clone()
+        .map(mllp::ReloadableTls::new)
+        .transpose()
+        .context("admin API TLS")?;
+    info!(addr = %listener.local_addr()?, tls = tls.is_some(), auth = security.auth.is_some(), "admin API listening");
     let app = crate::admin::router(crate::admin::AdminState {
         engine: Arc::clone(engine),
         channels_dir: config.channels.clone(),
+        auth: security.auth,
+        audit: security.audit,
     });
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            error!(error = %e, "admin API failed");
-        }
-    });
-    Ok(())
+    let options = connectors::http::ServeOptions {
+        tls: tls.clone(),
+        allow: config.admin.allow.clone(),
+        ..connectors::http::ServeOptions::default()
+    };
+    spawn_http(listener, app, options, stop);
+    Ok(tls)
 }
 
-/// Starts the FHIR API at `/fhir`; it stops when `stop` turns true.
-async fn spawn_fhir(
-    config: &Config,
-    store: &Arc<AnyStore>,
+/// Serves `app` until `stop` turns true.
+fn spawn_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    options: connectors::http::ServeOptions,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.fhir.bind)
-        .await
-        .with_context(|| format!("FHIR API: cannot listen on {}", config.fhir.bind))?;
-    let addr = listener.local_addr()?;
-    let fhir = config.fhir.server_config(addr);
-    info!(%addr, base = %fhir.base_url, "FHIR API listening");
-    let app = fhir_server::mount("/fhir", Arc::clone(store), fhir);
+) {
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            error!(error = %e, "FHIR API failed");
-        }
+        connectors::http::serve(listener, app, options, shutdown).await;
     });
-    Ok(())
+}
+
+/// The FHIR listener and what it serves with.
+struct FhirApi {
+    listener: tokio::net::TcpListener,
+    config: fhir_server::FhirConfig,
+    auth_base: String,
+    auth: Arc<auth::AuthServer>,
+    audit: Option<Arc<AuditTrail>>,
+}
+
+/// Starts the FHIR API at `/fhir` and the authorization server at `/auth`; they stop when
+/// `stop` turns true. Returns the TLS, for SIGHUP.
+fn spawn_fhir(
+    config: &Config,
+    store: &Arc<AnyStore>,
+    api: FhirApi,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<mllp::ReloadableTls>> {
+    let FhirApi {
+        listener,
+        config: mut fhir,
+        auth_base,
+        auth,
+        audit,
+    } = api;
+    let tls = config
+        .fhir
+        .tls
+        .clone()
+        .map(mllp::ReloadableTls::new)
+        .transpose()
+        .context("FHIR API TLS")?;
+    let mut security = fhir_server::Security {
+        authenticator: None,
+        access_log: audit.map(|a| a as Arc<dyn fhir_server::AccessLog>),
+        public_routes: None,
+    };
+    if config.security.fhir_auth {
+        security.authenticator = Some(Arc::new(crate::security::Verifier(Arc::clone(&auth))));
+        security.public_routes = Some(auth.smart_router());
+        fhir.oauth = Some(fhir_server::OAuthUris {
+            authorize: format!("{auth_base}/authorize"),
+            token: format!("{auth_base}/token"),
+            introspect: format!("{auth_base}/introspect"),
+            revoke: format!("{auth_base}/revoke"),
+        });
+    }
+    info!(addr = %listener.local_addr()?, base = %fhir.base_url, tls = tls.is_some(), auth = config.security.fhir_auth, "FHIR API listening");
+    let app =
+        fhir_server::mount_with("/fhir", Arc::clone(store), fhir, security).merge(auth.router());
+    let options = connectors::http::ServeOptions {
+        tls: tls.clone(),
+        allow: config.fhir.allow.clone(),
+        ..connectors::http::ServeOptions::default()
+    };
+    spawn_http(listener, app, options, stop);
+    Ok(tls)
 }
 
 /// Deploys every channel file of the configured folder.

@@ -117,7 +117,13 @@ fn send_all_accepted(port: u16, file: &Path, messages: &[String]) {
 /// `plexus channel --admin URL <args>`.
 fn plexus_channel(server: &ChannelServer, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_plexus"))
-        .args(["channel", "--admin", &server.admin_url()])
+        .args([
+            "channel",
+            "--admin",
+            &server.admin_url(),
+            "--token",
+            &server.token,
+        ])
         .args(args)
         .output()
         .expect("plexus channel")

@@ -41,7 +41,7 @@ impl FhirServe {
         // tests running at the same time would share.
         let mllp = fixed_port();
         let config = format!(
-            "{store_toml}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[fhir]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ndefault_count = 20\nmax_count = 500\n\n[[listener]]\nchannel = \"fhir-test\"\nbind = \"127.0.0.1:{mllp}\"\n"
+            "{store_toml}\n[admin]\nbind = \"127.0.0.1:0\"\n\n[fhir]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ndefault_count = 20\nmax_count = 500\n\n[security]\nfhir_auth = false\n\n[[listener]]\nchannel = \"fhir-test\"\nbind = \"127.0.0.1:{mllp}\"\n"
         );
         std::fs::write(dir.join("plexus.toml"), config).expect("write plexus.toml");
         let log = dir.join("serve.log");

@@ -461,6 +461,7 @@ async fn every_access_is_recorded(backend: Backend) {
     let security = Security {
         authenticator: Some(Arc::new(tokens())),
         access_log: Some(log.clone()),
+        public_routes: None,
     };
     let s = TestServer::start_with(backend, security).await;
     seed(&s).await;
@@ -511,6 +512,7 @@ macro_rules! secured {
                     let security = Security {
                         authenticator: Some(Arc::new(tokens())),
                         access_log: None,
+                        public_routes: None,
                     };
                     TestServer::start_with(backend, security).await
                 }

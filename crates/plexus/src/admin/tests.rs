@@ -5,6 +5,7 @@
 //! - [`endpoints`]: every endpoint driven through the router with `oneshot` over an engine on
 //!   a SQLite store; every answer is checked against the document (status documented for the
 //!   operation, JSON body valid for its schema, no undocumented field).
+//! - [`rbac`]: every endpoint × every role, with real API tokens, and the audit records.
 //!
 //! This module holds the engine the tests (the alert tests too) run on.
 
@@ -12,6 +13,7 @@
 
 mod endpoints;
 mod openapi;
+mod rbac;
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -79,6 +81,8 @@ impl TestEngine {
         router(AdminState {
             engine: Arc::clone(&self.engine),
             channels_dir: Some(self.channels_dir()),
+            auth: None,
+            audit: None,
         })
     }
 

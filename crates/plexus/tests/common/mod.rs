@@ -424,10 +424,23 @@ pub fn wait_for<T>(
 /// One HTTP/1.1 request on a new connection (`Connection: close`); returns the status and
 /// the body. `None` when nothing answers.
 pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+    http_as(port, method, path, body, None)
+}
+
+/// [`http`] with a bearer token.
+pub fn http_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_mins(1))).ok()?;
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}");
     let request = match body {
         Some(b) => format!(
             "{head}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
@@ -494,6 +507,36 @@ pub struct ChannelServer {
     pub log: PathBuf,
     /// The store.
     pub store: StoreKind,
+    /// An API token of an admin user, for the admin API.
+    pub token: String,
+}
+
+/// Runs `plexus --config CONFIG ARGS…`, which must succeed; returns its standard output.
+pub fn plexus_cli(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_plexus"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run plexus");
+    assert!(
+        out.status.success(),
+        "plexus {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Adds an admin user `tester` to the store of `config` and returns a new API token of it
+/// with `scope` on the FHIR API.
+pub fn admin_token(config: &Path, scope: &str) -> String {
+    plexus_cli(config, &["user", "add", "tester", "--role", "admin"]);
+    plexus_cli(
+        config,
+        &["token", "create", "--user", "tester", "--scope", scope],
+    )
+    .trim()
+    .to_owned()
 }
 
 impl ChannelServer {
@@ -519,6 +562,7 @@ impl ChannelServer {
     }
 
     fn spawn(dir: &Path, store: StoreKind, admin_port: u16) -> Self {
+        let token = admin_token(&dir.join("plexus.toml"), "");
         let n = std::fs::read_dir(dir).map_or(0, |d| d.filter_map(Result::ok).count());
         let log = dir.join(format!("serve-{n}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -537,6 +581,7 @@ impl ChannelServer {
             dir: dir.to_path_buf(),
             log,
             store,
+            token,
         };
         server.wait_ready();
         server
@@ -587,7 +632,7 @@ impl ChannelServer {
 
     /// A request to the admin API: status and body as JSON (a JSON string if not JSON).
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-        let (status, text) = http(self.admin_port, method, path, body)
+        let (status, text) = http_as(self.admin_port, method, path, body, Some(&self.token))
             .unwrap_or_else(|| panic!("the admin API does not answer {method} {path}"));
         let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
         (status, value)

@@ -201,6 +201,8 @@ async fn channel_operations() {
     let without_folder = Api::new(router(AdminState {
         engine: Arc::clone(&t.engine),
         channels_dir: None,
+        auth: None,
+        audit: None,
     }));
     let e = without_folder
         .fails("POST", "/api/channels/adt/deploy", None, 409)
