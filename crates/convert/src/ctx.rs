@@ -282,6 +282,14 @@ impl<'a, 'o> Ctx<'a, 'o> {
         c
     }
 
+    /// Whether an entry of `rtype` is already written with `request`.
+    pub fn has(&self, rtype: &str, request: &Request) -> bool {
+        match request {
+            Request::Conditional(q) => self.by_uuid.contains_key(&name_uuid(&[rtype, q])),
+            Request::Put => false,
+        }
+    }
+
     /// Adds an entry, or finds the one already made under the same name; returns its index.
     pub fn add(
         &mut self,

@@ -80,6 +80,9 @@ pub enum UnmappedReason {
     Invalid,
     /// A code the IG's concept map does not list, so the FHIR element stays empty.
     UnknownCode,
+    /// An identifier a second resource of the same message also carries: the later resource is
+    /// written without it, so conditional updates keep finding one match.
+    DuplicateIdentifier,
     /// A time of day without a time zone (none in the value, MSH-7 or the options): kept as
     /// the date only.
     TimeWithoutZone,
@@ -94,6 +97,9 @@ impl UnmappedReason {
             Self::Invalid => "invalid value",
             Self::UnknownCode => "code not in the IG concept map",
             Self::TimeWithoutZone => "time without zone cut to date",
+            Self::DuplicateIdentifier => {
+                "identifier already used by another resource of the message"
+            }
         }
     }
 }
@@ -108,8 +114,8 @@ pub struct Unmapped {
     pub occurrence: usize,
     /// Field number (0 for a whole segment).
     pub field: usize,
-    /// Number of repetitions of the field carrying data (the segment's field count for a whole
-    /// segment).
+    /// Number of repetitions of the field carrying data (for a whole segment: the number of
+    /// its fields carrying data).
     pub repetitions: usize,
     /// Length in bytes of the raw (escaped) value.
     pub length: usize,

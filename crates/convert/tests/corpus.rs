@@ -103,3 +103,102 @@ fn errors_name_segment_and_field() {
         "{e}"
     );
 }
+
+#[test]
+fn unmapped_content_is_reported_without_values() {
+    // PID-40 after PID-5, PV1-45 after PV1-2
+    let raw = format!(
+        "MSH|^~\\&|A|B|C|D|20260101120000+0000||ADT^A01|1|P|2.5\rPID|1||42^^^H&1.2.3&ISO^MR||DOE^J{}SECRETVALUE\rPV1|1|Q{}20261301\rZPI|1|SECRETZ\r",
+        "|".repeat(35),
+        "|".repeat(43)
+    );
+    let raw = raw.as_bytes();
+    let out = convert_bytes(raw, &Options::default()).expect("converts");
+    let shown: Vec<String> = out.unmapped.iter().map(ToString::to_string).collect();
+    let all = shown.join("\n");
+    assert!(
+        !all.contains("SECRET"),
+        "values leak into the report:\n{all}"
+    );
+    let z = out
+        .unmapped
+        .iter()
+        .find(|u| u.segment == "ZPI")
+        .expect("Z-segment reported");
+    assert_eq!((z.field, z.reason), (0, convert::UnmappedReason::Segment));
+    let pid40 = out
+        .unmapped
+        .iter()
+        .find(|u| u.segment == "PID" && u.field == 40)
+        .expect("PID-40 reported");
+    assert_eq!(pid40.length, "SECRETVALUE".len());
+    assert!(
+        pid40
+            .ig_target
+            .as_deref()
+            .is_some_and(|t| t.starts_with("Patient.")),
+        "{pid40}"
+    );
+    // an impossible discharge date and an unlisted patient class are reported, not guessed
+    assert!(
+        out.unmapped.iter().any(|u| u.segment == "PV1"
+            && u.field == 45
+            && u.reason == convert::UnmappedReason::Invalid),
+        "{all}"
+    );
+    assert!(
+        out.unmapped.iter().any(|u| u.segment == "PV1"
+            && u.field == 2
+            && u.reason == convert::UnmappedReason::UnknownCode),
+        "{all}"
+    );
+
+    // the same, carried as Provenance extensions on request, still valid FHIR
+    let opts = Options {
+        unmapped_extensions: true,
+        ..Options::default()
+    };
+    let out = convert_bytes(raw, &opts).expect("converts");
+    assert!(common::validation_errors(&out.bundle).is_empty());
+    let entries = out.bundle["entry"].as_array().expect("entries");
+    let prov = entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Provenance")
+        .expect("provenance");
+    let exts = prov["resource"]["extension"]
+        .as_array()
+        .expect("extensions");
+    assert_eq!(exts.len(), out.unmapped.len());
+    assert!(exts.iter().any(|e| e.to_string().contains("SECRETZ")));
+}
+
+#[test]
+fn times_without_zone_take_the_default_or_msh7() {
+    let raw = b"MSH|^~\\&|A|B|C|D|20260101120000||ADT^A01|1|P|2.5\rPID|1||42^^^H&1.2.3&ISO^MR\rPV1|1|I|||||||||||||||||V1^^^H&1.2.3.9&ISO|||||||||||||||||||||||||20260101110000\r";
+    let out = convert_bytes(raw, &Options::default()).expect("converts");
+    let enc = &out.bundle["entry"][1]["resource"];
+    assert_eq!(
+        enc["period"]["start"], "2026-01-01",
+        "cut to the date without a zone"
+    );
+    assert!(
+        out.unmapped
+            .iter()
+            .any(|u| u.reason == convert::UnmappedReason::TimeWithoutZone)
+    );
+    let opts = Options {
+        default_timezone: Some("-05:00".into()),
+        ..Options::default()
+    };
+    let out = convert_bytes(raw, &opts).expect("converts");
+    assert_eq!(
+        out.bundle["entry"][1]["resource"]["period"]["start"],
+        "2026-01-01T11:00:00-05:00"
+    );
+    let with_msh7_zone = b"MSH|^~\\&|A|B|C|D|20260101120000+0130||ADT^A01|1|P|2.5\rPID|1||42^^^H&1.2.3&ISO^MR\rPV1|1|I|||||||||||||||||V1^^^H&1.2.3.9&ISO|||||||||||||||||||||||||20260101110000\r";
+    let out = convert_bytes(with_msh7_zone, &Options::default()).expect("converts");
+    assert_eq!(
+        out.bundle["entry"][1]["resource"]["period"]["start"],
+        "2026-01-01T11:00:00+01:30"
+    );
+}

@@ -120,7 +120,14 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         cond.insert("identifier".into(), json!([id]));
     }
     let pu = ctx.entries[pi].uuid.clone();
-    let i = add_keyed(ctx, "Condition", ident.as_ref(), &[&pu, "DG1", &key], cond);
+    let i = add_keyed(
+        ctx,
+        (s, 20),
+        "Condition",
+        ident.as_ref(),
+        &[&pu, "DG1", &key],
+        cond,
+    );
     st.note = Some(NoteTarget::Annotation(i));
     if let Some(ei) = st.encounter {
         let mut diag = Map::new();

@@ -60,6 +60,7 @@ fn service_request<'a>(
     obr: Option<Seg<'a>>,
 ) -> Option<usize> {
     let pi = st.patient?;
+    let src = obr.or(orc)?;
     let mut r = Map::new();
     let (placer, filler) = order_ids(ctx, orc, obr);
     let status = orc
@@ -123,7 +124,14 @@ fn service_request<'a>(
         .as_ref()
         .filter(|p| p.get("system").is_some())
         .or(filler.as_ref());
-    let i = add_keyed(ctx, "ServiceRequest", key, &[&pu, "order", &name_value], r);
+    let i = add_keyed(
+        ctx,
+        (src, 2),
+        "ServiceRequest",
+        key,
+        &[&pu, "order", &name_value],
+        r,
+    );
     st.request = Some(i);
     if let Some(t) = st.tq1.take() {
         apply_tq1(ctx, st, t);
@@ -259,6 +267,7 @@ pub fn obr<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         .map_or_else(|| s.occ.to_string(), str::to_owned);
     let i = add_keyed(
         ctx,
+        (s, 3),
         "DiagnosticReport",
         filler.as_ref(),
         &[&pu, "OBR", &name_value],
@@ -544,6 +553,7 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     let position = st.obx_in_parent.to_string();
     let i = add_keyed(
         ctx,
+        (s, 21),
         "Observation",
         ident.as_ref(),
         &[&parent_uuid, "OBX", &code_key, &sub_id, &position],
@@ -686,7 +696,14 @@ pub fn spm<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     }
     let parent = st.report.unwrap_or(pi);
     let pu = ctx.entries[parent].uuid.clone();
-    let i = add_keyed(ctx, "Specimen", key_id.as_ref(), &[&pu, "SPM", &name], sp);
+    let i = add_keyed(
+        ctx,
+        (s, 2),
+        "Specimen",
+        key_id.as_ref(),
+        &[&pu, "SPM", &name],
+        sp,
+    );
     if let Some(r) = st.report {
         let reference = ctx.reference(i);
         push(ctx.res(r), "specimen", reference);

@@ -88,6 +88,7 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .map_or_else(|| s.occ.to_string(), str::to_owned);
     let i = add_keyed(
         ctx,
+        (s, 12),
         "DocumentReference",
         master.as_ref(),
         &[&pu, "TXA", &name],
@@ -226,6 +227,7 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     let code_key = ctx.first(s, 5).and_then(first_text).unwrap_or_default();
     let i = add_keyed(
         ctx,
+        (orc.unwrap_or(s), 3),
         "Immunization",
         key.as_ref(),
         &[&pu, "RXA", &code_key, &when],
@@ -351,7 +353,7 @@ pub fn sch<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         a.insert("identifier".into(), Value::Array(ids));
     }
     let pu = ctx.entries[pi].uuid.clone();
-    let i = add_keyed(ctx, "Appointment", key, &[&pu, "SCH", &name], a);
+    let i = add_keyed(ctx, (s, 2), "Appointment", key, &[&pu, "SCH", &name], a);
     st.appointment = Some(i);
     st.note = Some(NoteTarget::Comment(i));
 }

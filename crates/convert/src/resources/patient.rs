@@ -222,7 +222,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         .or_else(|| ids.first())
         .cloned();
     p.insert("identifier".into(), Value::Array(ids));
-    let i = add_keyed(ctx, "Patient", key.as_ref(), &["Patient"], p);
+    let i = add_keyed(ctx, (s, 3), "Patient", key.as_ref(), &["Patient"], p);
     st.patient = Some(i);
     st.note = None;
     // PID-18 → Account
@@ -233,7 +233,14 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         a.insert("subject".into(), json!([ctx.reference(i)]));
         a.insert("identifier".into(), json!([acct.clone()]));
         let pu = ctx.entries[i].uuid.clone();
-        st.account = Some(add_keyed(ctx, "Account", Some(&acct), &["Account", &pu], a));
+        st.account = Some(add_keyed(
+            ctx,
+            (s, 18),
+            "Account",
+            Some(&acct),
+            &["Account", &pu],
+            a,
+        ));
     }
     Ok(())
 }
@@ -418,7 +425,7 @@ pub fn mrg<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         old.insert("name".into(), Value::Array(names));
     }
     old.insert("identifier".into(), Value::Array(ids));
-    let oi = add_keyed(ctx, "Patient", Some(&key), &["Patient"], old);
+    let oi = add_keyed(ctx, (s, 1), "Patient", Some(&key), &["Patient"], old);
     if oi == pi {
         return Err(ctx.error(s, 1, "the merged patient is the surviving patient"));
     }
