@@ -443,7 +443,15 @@ mod tests {
             eprintln!("skipped: {} is absent", spec.display());
             return;
         }
-        for (path, text) in generate(&root, &spec).expect("generate") {
+        let convert = v2fhir::generate(&root).expect("generate the convert tables");
+        if convert.is_none() {
+            eprintln!(
+                "skipped the convert tables: {} is absent",
+                v2fhir::MAPPINGS_DIR
+            );
+        }
+        let all = generate(&root, &spec).expect("generate");
+        for (path, text) in all.into_iter().chain(convert.into_iter().flatten()) {
             let current = std::fs::read_to_string(root.join(&path)).unwrap_or_default();
             assert!(
                 current == text,
