@@ -6,8 +6,10 @@
 #![allow(clippy::too_many_lines, clippy::many_single_char_names)]
 
 mod access;
+mod attacks;
 mod bundles;
 mod common;
+mod convert;
 mod crud;
 mod errors;
 mod search;
