@@ -94,6 +94,8 @@ pub struct State<'a> {
     pub note: Option<NoteTarget>,
     /// A TQ1 waiting for the request or appointment it times.
     pub tq1: Option<Seg<'a>>,
+    /// Text lines (TX, FT, ST OBX) of a DocumentReference not yet written as its content.
+    pub doc_text: Option<(usize, String)>,
     /// The TXA of the current DocumentReference.
     pub txa: Option<Seg<'a>>,
 }
@@ -210,6 +212,7 @@ pub fn convert(msg: &Message<'_>, opts: &Options) -> Result<Conversion, ConvertE
         }
     }
     orders::flush_orc(&mut ctx, &mut st);
+    orders::flush_document_text(&mut ctx, &mut st);
     other::finish(&mut ctx, &mut st)?;
     provenance::provenance(&mut ctx, &st, msh, &segs, &sent)?;
     let unmapped = ctx.unmapped(&segs);

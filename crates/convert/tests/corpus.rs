@@ -202,3 +202,22 @@ fn times_without_zone_take_the_default_or_msh7() {
         "2026-01-01T11:00:00+01:30"
     );
 }
+
+#[test]
+fn document_text_lines_make_one_attachment() {
+    let raw = b"MSH|^~\\&|DOC|HOSP|EHR|HOSP|20260101120000+0100||MDM^T02^MDM_T02|D1|P|2.5.1\rPID|1||12345^^^HOSP^MR||DOE^JANE\rTXA|1|DS|TX|20260101110000||||||||DOC1^HOSP|||||AU\rOBX|1|TX|11506-3^Note^LN||line one||||||F\rOBX|2|TX|11506-3^Note^LN||line two||||||F\rOBX|3|ED|PDF^Scan^L||^application^pdf^Base64^SGVsbG8=||||||F\r";
+    let out = convert_bytes(raw, &Options::default()).expect("converts");
+    let entries = out.bundle["entry"].as_array().expect("entries");
+    let doc = entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "DocumentReference")
+        .expect("document");
+    let content = doc["resource"]["content"].as_array().expect("content");
+    assert_eq!(content.len(), 2, "{content:?}");
+    assert_eq!(content[0]["attachment"]["contentType"], "text/plain");
+    // base64 of "line one\nline two"
+    assert_eq!(content[0]["attachment"]["data"], "bGluZSBvbmUKbGluZSB0d28=");
+    assert_eq!(content[1]["attachment"]["contentType"], "application/pdf");
+    assert_eq!(doc["resource"]["docStatus"], "final");
+    assert!(common::validation_errors(&out.bundle).is_empty());
+}

@@ -582,45 +582,20 @@ fn document_content<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>, d
             let Some(t) = ctx.field(s, 5).and_then(crate::datatypes::joined_text) else {
                 return;
             };
+            ctx.mark(s, 2);
             ctx.mark(s, 3);
             ctx.mark(s, 4);
             ctx.mark(s, 11);
-            let r = ctx.res(di);
-            // consecutive text lines make one text
-            let prev = r
-                .get("content")
-                .and_then(Value::as_array)
-                .and_then(|c| c.last())
-                .and_then(|c| c.pointer("/attachment/data"))
-                .and_then(Value::as_str)
-                .and_then(|d| {
-                    use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD.decode(d).ok()
-                })
-                .filter(|_| {
-                    r.get("content")
-                        .and_then(Value::as_array)
-                        .and_then(|c| c.last())
-                        .and_then(|c| c.pointer("/attachment/contentType"))
-                        .and_then(Value::as_str)
-                        == Some("text/plain")
-                });
-            match prev {
-                Some(bytes) => {
-                    let mut whole = String::from_utf8_lossy(&bytes).into_owned();
-                    whole.push('\n');
-                    whole.push_str(&t);
-                    if let Some(Value::Array(c)) = r.get_mut("content")
-                        && let Some(last) = c.last_mut()
-                    {
-                        last["attachment"] = text_attachment(&whole, "text/plain");
-                    }
+            // consecutive text lines make one text attachment, written when they end
+            match &mut st.doc_text {
+                Some((d, text)) if *d == di => {
+                    text.push('\n');
+                    text.push_str(&t);
                 }
-                None => push(
-                    r,
-                    "content",
-                    json!({ "attachment": text_attachment(&t, "text/plain") }),
-                ),
+                _ => {
+                    flush_document_text(ctx, st);
+                    st.doc_text = Some((di, t));
+                }
             }
             return;
         }
@@ -630,7 +605,19 @@ fn document_content<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>, d
         ctx.mark(s, 2);
         ctx.mark(s, 3);
         ctx.mark(s, 11);
+        flush_document_text(ctx, st);
         push(ctx.res(di), "content", json!({ "attachment": a }));
+    }
+}
+
+/// Writes the gathered text lines of a document as one `text/plain` attachment.
+pub fn flush_document_text(ctx: &mut Ctx<'_, '_>, st: &mut State<'_>) {
+    if let Some((di, text)) = st.doc_text.take() {
+        push(
+            ctx.res(di),
+            "content",
+            json!({ "attachment": text_attachment(&text, "text/plain") }),
+        );
     }
 }
 

@@ -152,12 +152,11 @@ pub fn provenance<'a>(
 
 /// Adds the unmapped content (location and text) to the Provenance as extensions.
 pub fn unmapped_extensions<'a>(ctx: &mut Ctx<'a, '_>, unmapped: &[Unmapped], segs: &[Seg<'a>]) {
+    let by_place: std::collections::HashMap<(&str, usize), &Seg<'a>> =
+        segs.iter().map(|s| ((s.id(), s.occ), s)).collect();
     let mut exts = Vec::new();
     for u in unmapped {
-        let Some(seg) = segs
-            .iter()
-            .find(|s| s.id() == u.segment && s.occ == u.occurrence)
-        else {
+        let Some(seg) = by_place.get(&(u.segment.as_str(), u.occurrence)) else {
             continue;
         };
         let value = if u.field == 0 {
