@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use store::{
     DEFAULT_LIST_LIMIT, Journal as _, MAX_LIST_LIMIT, MessageFilter, MessageId, MessageSummary,
-    Queues as _, Status, Timestamp,
+    Queues as _, Security as _, Status, Timestamp,
 };
 
 /// The OpenAPI 3.1 description of this API.
@@ -104,7 +104,7 @@ where
 /// The action an endpoint performs, for the role check.
 fn action_of(verb: Verb, path: &str) -> Option<AdminAction> {
     use AdminAction as A;
-    if !path.starts_with("/api/") {
+    if !path.starts_with("/api/") || path == "/api/login" {
         return None;
     }
     Some(match (verb, path) {
@@ -148,6 +148,7 @@ pub(crate) fn routes() -> Vec<Route> {
         at(Get, "/api/messages/{id}", show_message),
         at(Post, "/api/messages/{id}/reprocess", reprocess_one),
         at(Get, "/api/queues", queues),
+        at(Post, "/api/login", login),
     ]
 }
 
@@ -367,6 +368,78 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
             .map(|q| Self(q.0))
             .map_err(|e| bad_request(e.body_text()))
     }
+}
+
+/// How long a session token of `POST /api/login` lives.
+const SESSION: std::time::Duration = std::time::Duration::from_hours(8);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/login`: a password sign-in (argon2id) that answers a session API token.
+async fn login(
+    State(s): State<AdminState>,
+    request: axum::extract::Request,
+) -> ApiResult<Json<serde_json::Value>> {
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let body = axum::body::to_bytes(request.into_body(), 64 << 10)
+        .await
+        .map_err(|_| bad_request("the body is larger than 64 KiB"))?;
+    let Some(auth) = &s.auth else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "sign-in is off: the admin API runs without authorization".to_owned(),
+        ));
+    };
+    let Login { username, password } = serde_json::from_slice(&body).map_err(|e| {
+        bad_request(format!(
+            "the body is not {{\"username\", \"password\"}}: {e}"
+        ))
+    })?;
+    if username.len() > 128 || password.len() > 1024 {
+        return Err(bad_request("user name or password too long"));
+    }
+    let user = s.engine.store().user(&username).await?;
+    let hash = user
+        .as_ref()
+        .filter(|u| !u.disabled)
+        .and_then(|u| u.password_hash.clone());
+    // Verified even for an unknown user (against no hash), so timing tells nothing.
+    let ok = tokio::task::spawn_blocking(move || {
+        auth::secret::verify_password(&password, hash.as_deref())
+    })
+    .await
+    .unwrap_or(false);
+    if let Some(audit) = &s.audit {
+        let mut facts = AuditFacts::login(&username, ok).from_addr(source.as_deref());
+        if !ok {
+            facts = facts.failed(Outcome::MinorFailure, "wrong user name or password");
+        }
+        audit
+            .record(facts)
+            .await
+            .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    }
+    if !ok {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password".to_owned(),
+        ));
+    }
+    let token = auth
+        .create_api_token(&username, "session", "", SESSION)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(
+        json!({"token": token, "expires_in": SESSION.as_secs()}),
+    ))
 }
 
 async fn healthz() -> &'static str {

@@ -104,7 +104,53 @@ async fn every_route_checks_the_callers_roles() {
     }
     assert!(checked >= 5 * 15, "{checked} checks");
 
-    // Refusals, message views and changes are in the audit trail.
+    // Password sign-in: a wrong password is refused, the right one gives a session token
+    // with the user's roles.
+    let login = |body: &str| {
+        Request::builder()
+            .method("POST")
+            .uri("/api/login")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let r = app
+        .clone()
+        .oneshot(login(
+            r#"{"username":"user-auditor","password":"wrong password"}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .clone()
+        .oneshot(login(
+            r#"{"username":"nobody","password":"a long password"}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .clone()
+        .oneshot(login(
+            r#"{"username":"user-auditor","password":"a long password"}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    let session: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let session = session["token"].as_str().unwrap();
+    assert_eq!(
+        status(&app, "GET", "/api/channels", Some(session)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&app, "GET", "/api/messages", Some(session)).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Refusals, message views, sign-ins and changes are in the audit trail.
     let entries = t
         .store
         .audit_search(&store::AuditQuery {
@@ -123,6 +169,14 @@ async fn every_route_checks_the_callers_roles() {
                 .as_deref()
                 .is_some_and(|x| x.contains(&id.to_string()))),
         "the operator's view of the message is recorded"
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.record.type_code == "110114" && e.record.outcome != "0")
+            .count(),
+        2,
+        "the two failed sign-ins"
     );
     assert!(t.store.audit_verify(None).await.unwrap().is_intact());
 }
