@@ -131,7 +131,7 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
     .await?;
 
     // 2. Import.
-    let loaded = load(&base, 1, 0..args.patients, args.import_clients).await?;
+    let loaded = load(&base, None, 1, 0..args.patients, args.import_clients).await?;
     let ids: Ids = Arc::new(Mutex::new(loaded.patient_ids.clone()));
     if loaded.patient_ids.is_empty() {
         bail!("the import created no patients");

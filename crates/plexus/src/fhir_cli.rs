@@ -45,6 +45,10 @@ pub struct SynthArgs {
     /// Concurrent requests with --server.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Bearer token for --server (a Plexus API token with `user/*.cruds`, or a SMART access
+    /// token). Default: the PLEXUS_TOKEN environment variable.
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 /// Runs a `plexus fhir` command.
@@ -75,7 +79,11 @@ async fn synth(args: SynthArgs) -> Result<()> {
         w.flush()?;
     }
     if let Some(server) = &args.server {
-        let loaded = load(server, args.seed, range, args.concurrency).await?;
+        let token = args
+            .token
+            .clone()
+            .or_else(|| std::env::var("PLEXUS_TOKEN").ok());
+        let loaded = load(server, token, args.seed, range, args.concurrency).await?;
         let (resources, took) = (loaded.resources, loaded.took);
         eprintln!(
             "loaded {} patients ({resources} resources) into {server} in {:.1} s",
@@ -108,6 +116,7 @@ pub(crate) struct Loaded {
 /// POSTs the transaction Bundles of patients `range` to `server`, `concurrency` at a time.
 pub(crate) async fn load(
     server: &str,
+    token: Option<String>,
     seed: u64,
     range: std::ops::Range<u64>,
     concurrency: usize,
@@ -122,6 +131,7 @@ pub(crate) async fn load(
         let next = Arc::clone(&next);
         let resources = Arc::clone(&resources);
         let url = format!("{}/", server.trim_end_matches('/'));
+        let token = token.clone();
         let end = range.end;
         tasks.spawn(async move {
             let mut ids = Vec::new();
@@ -134,7 +144,13 @@ pub(crate) async fn load(
                 let bundle = fhir_server::synth::patient_bundle(seed, n);
                 let count = bundle["entry"].as_array().map_or(0, Vec::len) as u64;
                 let t = std::time::Instant::now();
-                let (status, body) = post(&client, &url, serde_json::to_vec(&bundle)?).await?;
+                let (status, body) = post(
+                    &client,
+                    &url,
+                    serde_json::to_vec(&bundle)?,
+                    token.as_deref(),
+                )
+                .await?;
                 latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
                 if !status.is_success() {
                     bail!(
@@ -176,11 +192,16 @@ pub(crate) async fn post(
     client: &Client<HttpConnector, Full<Bytes>>,
     url: &str,
     body: Vec<u8>,
+    token: Option<&str>,
 ) -> Result<(hyper::StatusCode, Bytes)> {
-    let req = hyper::Request::builder()
+    let mut req = hyper::Request::builder()
         .method("POST")
         .uri(url)
-        .header("content-type", "application/fhir+json")
+        .header("content-type", "application/fhir+json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
         .body(Full::new(Bytes::from(body)))
         .with_context(|| format!("bad URL {url}"))?;
     let resp = client
