@@ -280,7 +280,7 @@ fn header(ctx: &mut Ctx<'_>, root: El<'_, '_>) -> Result<Map<String, Value>, Ccd
     if let Some(la) = root.child("legalAuthenticator")
         && let Some(r) = la
             .child("assignedEntity")
-            .and_then(|e| practitioner(ctx, e))
+            .and_then(|e| practitioner_in_role(ctx, e))
     {
         let mut att = Map::new();
         att.insert("mode".into(), Value::String("legal".into()));
@@ -510,7 +510,35 @@ pub(crate) fn author(ctx: &mut Ctx<'_>, a: El<'_, '_>) -> Option<String> {
     if aa.child("assignedAuthoringDevice").is_some() {
         return device(ctx, aa);
     }
-    practitioner(ctx, aa)
+    practitioner_in_role(ctx, aa)
+}
+
+/// A person acting for an organization (`assignedAuthor`/`assignedEntity` with a
+/// `representedOrganization`) as a PractitionerRole linking the Practitioner and the
+/// Organization, made once per pair; a person without organization is the Practitioner itself.
+pub(crate) fn practitioner_in_role(ctx: &mut Ctx<'_>, ae: El<'_, '_>) -> Option<String> {
+    let person = practitioner(ctx, ae)?;
+    let Some(org) = ae
+        .child("representedOrganization")
+        .and_then(|o| organization(ctx, o))
+    else {
+        return Some(person);
+    };
+    let key = format!("PractitionerRole|{person}|{org}");
+    if let Some(r) = ctx.keyed.get(&key) {
+        return Some(r.clone());
+    }
+    let id = uuid_from(&[&ctx.seed.clone(), &key]);
+    ctx.used.insert(id.clone());
+    let mut role = Map::new();
+    role.insert("practitioner".into(), json!({"reference": person}));
+    role.insert("organization".into(), json!({"reference": org}));
+    if let Some(c) = ae.child("code").and_then(concept) {
+        role.insert("code".into(), Value::Array(vec![c]));
+    }
+    let r = ctx.add("PractitionerRole", id, role);
+    ctx.keyed.insert(key, r.clone());
+    Some(r)
 }
 
 fn dedupe_key(rtype: &str, el: El<'_, '_>, name: Option<&str>) -> Option<String> {
@@ -555,9 +583,6 @@ pub(crate) fn practitioner(ctx: &mut Ctx<'_>, ae: El<'_, '_>) -> Option<String> 
     );
     let r = ctx.add("Practitioner", id, p);
     ctx.keyed.insert(key, r.clone());
-    if let Some(org) = ae.child("representedOrganization") {
-        organization(ctx, org);
-    }
     Some(r)
 }
 

@@ -7,7 +7,7 @@ use super::super::types::{
     absent, concept, concept_or_absent, original_text, period, put_array, put_time_choice,
     put_value, quantity,
 };
-use super::super::{Ctx, author, location, narrative, practitioner};
+use super::super::{Ctx, location, narrative, practitioner};
 use super::{
     CLINICAL, ENCOUNTER_DIAGNOSIS, INDICATION, INSTRUCTION, cc, condition, negated, reasons,
     related, report_rest, statement, status_code,
@@ -247,22 +247,18 @@ pub(crate) fn encounter(ctx: &mut Ctx<'_>, e: El<'_, '_>, refs: &mut Vec<String>
         locations.push(json!({"location": {"reference": l}}));
     }
     put_array(&mut r, "location", locations);
-    for p in e
-        .children_named("performer")
-        .chain(e.children_named("author"))
-    {
-        let _ = author_or_performer(ctx, p);
+    let mut participants = Vec::new();
+    for p in e.children_named("performer") {
+        if let Some(r) = p
+            .child("assignedEntity")
+            .and_then(|ae| practitioner(ctx, ae))
+        {
+            participants.push(json!({"individual": {"reference": r}}));
+        }
     }
+    put_array(&mut r, "participant", participants);
     let id = ctx.new_id("Encounter", e);
     ctx.add("Encounter", id, r)
-}
-
-fn author_or_performer(ctx: &mut Ctx<'_>, p: El<'_, '_>) -> Option<String> {
-    if p.name() == "author" {
-        return author(ctx, p);
-    }
-    p.child("assignedEntity")
-        .and_then(|ae| practitioner(ctx, ae))
 }
 
 /// An unstructured body (`nonXMLBody`): a DocumentReference with the attachment, and a
