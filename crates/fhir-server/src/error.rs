@@ -142,7 +142,15 @@ impl FhirError {
 
 impl From<store::StoreError> for FhirError {
     fn from(error: store::StoreError) -> Self {
-        Self::internal(&error)
+        match &error {
+            // Searches the blind indexes of encryption at rest cannot answer.
+            store::StoreError::UnsupportedWithEncryption { feature, .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "not-supported",
+                format!("{feature} is not supported with encryption at rest"),
+            ),
+            _ => Self::internal(&error),
+        }
     }
 }
 
