@@ -28,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 mod authorize;
 mod clients;
 pub mod config;

@@ -66,6 +66,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 mod counters;
 pub mod error;
@@ -81,6 +82,9 @@ pub mod time;
 use std::future::Future;
 use std::time::Duration;
 
+pub use audit::{
+    Audit, AuditBreak, AuditEntry, AuditQuery, AuditVerification, BreakKind, NewAuditRecord,
+};
 pub use config::{PostgresConfig, SqliteConfig, StoreConfig};
 pub use error::{Result, StoreError, Subject};
 pub use model::{
@@ -270,7 +274,7 @@ pub trait Queues: Send + Sync {
 
 /// A whole store: journal, queues and FHIR resources, plus statistics and an orderly
 /// shutdown.
-pub trait Store: Journal + Queues + Resources + Security {
+pub trait Store: Journal + Queues + Resources + Security + Audit {
     /// Counters of the writes since the store was opened.
     fn stats(&self) -> StoreStats;
 
@@ -531,6 +535,27 @@ impl Security for AnyStore {
 
     async fn purge_grants(&self, now: Timestamp) -> Result<u64> {
         dispatch!(self, s => s.purge_grants(now).await)
+    }
+}
+
+impl Audit for AnyStore {
+    async fn audit_append(&self, records: Vec<NewAuditRecord>) -> Result<()> {
+        dispatch!(self, s => s.audit_append(records).await)
+    }
+
+    async fn audit_search(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        dispatch!(self, s => s.audit_search(query).await)
+    }
+
+    async fn audit_get(&self, seq: i64) -> Result<Option<AuditEntry>> {
+        dispatch!(self, s => s.audit_get(seq).await)
+    }
+
+    async fn audit_verify(
+        &self,
+        anchor: Option<audit::AuditAnchor>,
+    ) -> Result<AuditVerification> {
+        dispatch!(self, s => s.audit_verify(anchor).await)
     }
 }
 

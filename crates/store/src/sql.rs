@@ -120,6 +120,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../migrations/sqlite/0004_security.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/sqlite/0005_audit.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -139,6 +143,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         sql: include_str!("../migrations/postgres/0004_security.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/postgres/0005_audit.sql"),
     },
 ];
 

@@ -7,6 +7,7 @@
 //! commit, shared with the other appends of its batch.
 //! Lease times use the database's clock, shared by every node.
 
+mod audit;
 mod engine_ops;
 mod group;
 mod resources;
@@ -41,6 +42,8 @@ pub struct PgStore {
     schema: String,
     counters: Arc<Counters>,
     appends: group::GroupCommit,
+    /// The batcher of audit appends (one chain per schema, see `audit`).
+    audit: audit::AuditWriter,
     /// When to refresh the FHIR tables' planner statistics (see `resources::analyze_when_grown`).
     fhir_growth: Arc<resources::Growth>,
 }
@@ -113,6 +116,7 @@ impl PgStore {
         let batchers = (config.pool_size / 4).clamp(1, 4);
         let appends = group::GroupCommit::start(&pool, &counters, batchers, 500);
         let store = Self {
+            audit: audit::AuditWriter::start(&pool, &config.schema),
             pool,
             schema: config.schema.clone(),
             counters,

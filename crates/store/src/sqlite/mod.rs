@@ -1,6 +1,7 @@
 //! The SQLite backend: one database file in a data directory, WAL, `synchronous=FULL`, one
 //! writer thread with group commit, and a small pool of read connections.
 
+mod audit;
 mod engine_ops;
 mod ops;
 mod resources;

@@ -7,6 +7,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod audit;
 mod journal;
 mod lifecycle;
 mod ordered_queues;
@@ -108,6 +109,10 @@ conformance!(
     resource_search_composites_and_missing,
     resource_search_sort_paging_totals,
     resource_search_includes,
+    audit_append_chains_and_get_round_trips,
+    audit_refuses_bad_records,
+    audit_search_filters_and_pages,
+    audit_concurrent_appends_form_one_chain,
     security_users_and_clients_round_trip,
     security_grants_single_use_and_replay,
     security_concurrent_take_gives_one_winner,
@@ -134,6 +139,7 @@ fn messages_of(items: &[QueueItem]) -> Vec<MessageId> {
 
 /// The generic cases, whichever file they live in.
 mod cases {
+    pub use super::audit::*;
     pub use super::journal::*;
     pub use super::lifecycle::*;
     pub use super::ordered_queues::*;
