@@ -8,6 +8,7 @@
 //! | HTTP | [`http::HttpListener`] (POST body in, receipt out) | [`http::HttpSender`] |
 //! | files | [`file::FileReader`] (polls a directory) | [`file::FileWriter`] |
 //! | PostgreSQL | — | [`database::PgWriter`] (one prepared statement per message) |
+//! | FHIR | — | [`fhir::FhirSender`] (POSTs a transaction Bundle to a FHIR base URL) |
 //!
 //! Each connector is a serde configuration struct (`XxxConfig`, unknown keys refused, every
 //! field documented with its default) that builds the running value. Sources hand each message
@@ -48,6 +49,7 @@
 
 pub mod database;
 pub mod error;
+pub mod fhir;
 pub mod file;
 pub mod http;
 pub mod template;

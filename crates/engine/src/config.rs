@@ -174,6 +174,8 @@ pub struct DestinationConfig {
     pub file: Option<connectors::file::FileWriterConfig>,
     /// PostgreSQL writer.
     pub database: Option<connectors::database::PgWriterConfig>,
+    /// FHIR server: POSTs the (transaction Bundle) message to a FHIR base URL.
+    pub fhir: Option<connectors::fhir::FhirSenderConfig>,
     /// Channel writer: the message becomes a new message of that channel.
     pub channel: Option<ChannelWriterConfig>,
 }
@@ -384,6 +386,9 @@ pub enum StepConfig {
     },
     /// Turn an HL7 v2 message into its JSON view (data type JSON from here on).
     ToJson {},
+    /// Convert an HL7 v2 message to a FHIR R4 transaction Bundle (the HL7 v2-to-FHIR IG; data
+    /// type JSON from here on), ready for a `[destination.fhir]`.
+    ToFhir(crate::to_fhir::ToFhirConfig),
     /// A JavaScript step (filter: return true to accept).
     Javascript {
         /// Script text.
@@ -407,6 +412,7 @@ impl StepConfig {
             Self::AddSegment { .. } => "add-segment",
             Self::Template { .. } => "template",
             Self::ToJson {} => "to-json",
+            Self::ToFhir(_) => "to-fhir",
             Self::Javascript { .. } => "javascript",
         }
     }
@@ -494,12 +500,13 @@ impl ChannelConfig {
                 + usize::from(d.http.is_some())
                 + usize::from(d.file.is_some())
                 + usize::from(d.database.is_some())
+                + usize::from(d.fhir.is_some())
                 + usize::from(d.channel.is_some());
             if kinds != 1 {
                 return Err((
                     format!(
                         "destination {:?} needs exactly one connector table: [destination.mllp], \
-                         .http, .file, .database or .channel (found {kinds})",
+                         .http, .file, .database, .fhir or .channel (found {kinds})",
                         d.name
                     ),
                     format!("\"{}\"", d.name),

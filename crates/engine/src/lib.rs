@@ -41,6 +41,7 @@ mod sender;
 pub mod source;
 pub mod steps;
 pub mod testing;
+pub mod to_fhir;
 mod worker;
 
 pub use config::{ChannelConfig, load_dir};

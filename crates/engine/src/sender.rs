@@ -17,6 +17,7 @@ pub(crate) enum Sender {
     Http(Box<connectors::http::HttpSender>),
     File(connectors::file::FileWriter),
     Database(connectors::database::PgWriter),
+    Fhir(Box<connectors::fhir::FhirSender>),
     Channel {
         engine: Weak<Engine>,
         target: String,
@@ -50,6 +51,12 @@ impl Sender {
                 .map(Self::Database)
                 .map_err(|e| e.to_string());
         }
+        if let Some(c) = &config.fhir {
+            return c
+                .build()
+                .map(|s| Self::Fhir(Box::new(s)))
+                .map_err(|e| e.to_string());
+        }
         if let Some(c) = &config.channel {
             return Ok(Self::Channel {
                 engine: Arc::downgrade(engine),
@@ -77,6 +84,7 @@ impl Sender {
             Self::Http(s) => s.send(bytes, &fields(bytes, message_id, channel)).await,
             Self::File(s) => s.send(bytes, &fields(bytes, message_id, channel)).await,
             Self::Database(s) => s.send(&fields(bytes, message_id, channel)).await,
+            Self::Fhir(s) => s.send(bytes).await,
             Self::Channel { engine, target } => {
                 let Some(engine) = engine.upgrade() else {
                     return Err(SendError::Retryable("the engine is shutting down".into()));

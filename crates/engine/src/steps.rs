@@ -48,6 +48,7 @@ enum Op {
     },
     Template(Template),
     ToJson,
+    ToFhir(crate::to_fhir::ToFhir),
     /// Index of the script in the channel's pool.
     Script(usize),
 }
@@ -238,6 +239,7 @@ impl Steps {
                 },
                 StepConfig::Template { template: t } => Op::Template(template(t)?),
                 StepConfig::ToJson {} => Op::ToJson,
+                StepConfig::ToFhir(c) => Op::ToFhir(c.build()),
                 StepConfig::Javascript { script, file: f } => {
                     let (name, source) = match (script, f) {
                         (Some(s), None) => (format!("{where_}{role} step {}", i + 1), s.clone()),
@@ -431,6 +433,7 @@ impl Op {
             Self::AddSegment { .. } => "add-segment",
             Self::Template(_) => "template",
             Self::ToJson => "to-json",
+            Self::ToFhir(_) => "to-fhir",
             Self::Script(_) => "javascript",
         }
     }
@@ -531,6 +534,7 @@ impl Op {
                 ctx.data = Data::Json(json);
                 Ok(true)
             }
+            Self::ToFhir(step) => step.apply(ctx).map(|()| true),
             Self::Script(_) => unreachable!("scripts run in Steps::run"),
         }
     }

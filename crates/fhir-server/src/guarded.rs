@@ -41,6 +41,7 @@ pub(crate) fn classify(
         [] => (Interaction::SearchSystem, None, None),
         ["metadata"] => (Interaction::Capabilities, None, None),
         ["_history"] => (Interaction::HistorySystem, None, None),
+        [op] if op.starts_with('$') => (Interaction::Operation, None, None),
         [t] => {
             let i = match m {
                 "POST" => Interaction::Create,
@@ -171,6 +172,7 @@ mod tests {
         assert_eq!(c("POST", "/"), ("batch", None, None));
         assert_eq!(c("GET", "/metadata"), ("capabilities", None, None));
         assert_eq!(c("GET", "/_history"), ("history-system", None, None));
+        assert_eq!(c("POST", "/$convert-data"), ("operation", None, None));
         assert_eq!(c("GET", "/Patient"), ("search-type", s("Patient"), None));
         assert_eq!(c("POST", "/Patient"), ("create", s("Patient"), None));
         assert_eq!(c("PUT", "/Patient"), ("update", s("Patient"), None));

@@ -20,6 +20,7 @@
 pub mod access;
 pub mod bundle;
 pub mod capability;
+pub mod convert_ops;
 pub mod error;
 pub mod format;
 pub mod rest;
@@ -295,6 +296,10 @@ async fn type_post(
     body: Bytes,
 ) -> Response {
     let req = request!(q, headers, guard);
+    if resource_type == "$convert-data" {
+        let result = convert_ops::convert_data(&body, &req);
+        return respond(&state, &req, result);
+    }
     let result = async {
         let resource = rest::parse_body(&req.headers, &body, Some(&resource_type))?;
         let if_none_exist = req
@@ -452,8 +457,8 @@ async fn instance_delete(
     respond(&state, &req, result)
 }
 
-/// `GET|POST [type]/[id]/{op}`: instance history (GET), `Patient/[id]/$everything`, and
-/// `$validate` (POST).
+/// `GET|POST [type]/[id]/{op}`: instance history (GET), `Patient/[id]/$everything`,
+/// `Patient/[id]/$ccd` (GET) and `$validate` (POST).
 async fn operation(
     State(state): State<FhirState>,
     guard: Guard,
@@ -468,6 +473,9 @@ async fn operation(
     let result = match op.as_str() {
         "_history" if !post => rest::history(&state, Some(&resource_type), Some(&id), &req).await,
         "$everything" if resource_type == "Patient" => rest::everything(&state, &id, &req).await,
+        "$ccd" if resource_type == "Patient" && !post => {
+            return convert_ops::ccd(&state, &id, &req).await;
+        }
         "$validate" if post => rest::validate_op(&resource_type, &body, &req),
         _ => Err(FhirError::not_found(format!(
             "{op} is not supported on {resource_type}"

@@ -1017,6 +1017,35 @@ pub fn parse_instant(v: &str) -> Option<Timestamp> {
 
 /// `GET Patient/[id]/$everything`: the patient and every resource of its compartment.
 pub async fn everything(state: &FhirState, id: &str, req: &Req) -> Result<Reply, FhirError> {
+    let found = everything_resources(state, id, req).await?;
+    let base = &state.config.base_url;
+    let mut bundle = BundleWriter::new(
+        "searchset",
+        Some(found.len() as u64),
+        &[("self", format!("{base}/Patient/{id}/$everything"))],
+    );
+    for r in &found {
+        let full_url = format!("{base}/{}/{}", r.resource_type, r.id);
+        bundle.entry(
+            &Entry {
+                full_url: Some(&full_url),
+                resource: Some(&r.content),
+                search_mode: Some("match"),
+                ..Entry::default()
+            },
+            &req.format,
+        );
+    }
+    Ok(Reply::body(StatusCode::OK, bundle.finish(&req.format)))
+}
+
+/// The resources of `Patient/[id]/$everything` (the Patient first) that the caller's guard
+/// lets it see; also what `Patient/[id]/$ccd` writes its document from.
+pub async fn everything_resources(
+    state: &FhirState,
+    id: &str,
+    req: &Req,
+) -> Result<Vec<StoredResource>, FhirError> {
     check_id(id)?;
     let patient = read(
         state,
@@ -1031,7 +1060,6 @@ pub async fn everything(state: &FhirState, id: &str, req: &Req) -> Result<Reply,
     let Some(patient) = patient.resource else {
         return Err(FhirError::not_found(format!("Patient/{id} is not known")));
     };
-    let base = &state.config.base_url;
     let mut found: Vec<StoredResource> = vec![patient];
     for resource_type in fhir::defs::resource_types() {
         let params = fhir::defs::patient_compartment(resource_type);
@@ -1070,24 +1098,7 @@ pub async fn everything(state: &FhirState, id: &str, req: &Req) -> Result<Reply,
         let page = state.store.search(&request).await?;
         found.extend(page.matches);
     }
-    let mut bundle = BundleWriter::new(
-        "searchset",
-        Some(found.len() as u64),
-        &[("self", format!("{base}/Patient/{id}/$everything"))],
-    );
-    for r in &found {
-        let full_url = format!("{base}/{}/{}", r.resource_type, r.id);
-        bundle.entry(
-            &Entry {
-                full_url: Some(&full_url),
-                resource: Some(&r.content),
-                search_mode: Some("match"),
-                ..Entry::default()
-            },
-            &req.format,
-        );
-    }
-    Ok(Reply::body(StatusCode::OK, bundle.finish(&req.format)))
+    Ok(found)
 }
 
 /// `POST [type]/$validate` (or `[type]/[id]/$validate`), optionally `?profile=`: an
