@@ -386,6 +386,13 @@ pub fn sign_input(key: &SigningKey, signing_input: &str) -> Result<String, AuthE
     }
 }
 
+/// A NumericDate claim value in whole seconds (an integer, or a finite number truncated).
+pub fn numeric_date(value: Option<&Value>) -> Option<i64> {
+    let v = value?;
+    v.as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+}
+
 /// A JWT split and decoded, its signature not checked yet.
 #[derive(Debug, Clone)]
 pub struct Unverified<'a> {
@@ -455,9 +462,7 @@ impl<'a> Unverified<'a> {
 
     /// A NumericDate claim, in whole seconds.
     pub fn time_claim(&self, name: &str) -> Option<i64> {
-        let v = self.claims.get(name)?;
-        v.as_i64()
-            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+        numeric_date(self.claims.get(name))
     }
 
     /// Whether the `aud` claim is `expected` or an array holding it.

@@ -1,7 +1,8 @@
 //! The authorization server's state and its non-HTTP interface: construction, token
 //! issuing and verification, client authentication, user, client and API-token management.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -45,7 +46,15 @@ pub struct AuthServer {
     key: SigningKey,
     events: Arc<dyn AuthEvents>,
     pub(crate) jwks_cache: JwksCache,
+    /// Access tokens whose signature and static claims were checked: SHA-256 → (exp, claims).
+    verified: Mutex<HashMap<String, (i64, Arc<Claims>)>>,
 }
+
+/// The claims of a JWT.
+type Claims = serde_json::Map<String, Value>;
+
+/// The most access tokens remembered as checked.
+const VERIFIED_CACHE: usize = 10_000;
 
 impl std::fmt::Debug for AuthServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,6 +140,7 @@ impl AuthServer {
             key,
             events,
             jwks_cache,
+            verified: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -235,11 +245,20 @@ impl AuthServer {
     }
 
     /// Checks signature, algorithm and standard claims of one of our own JWTs; the claims.
-    fn check_own_jwt<'a>(
-        &self,
-        token: &'a str,
-        audience: &str,
-    ) -> Result<Unverified<'a>, AuthError> {
+    /// The claims of one of our own JWTs after the checks that do not depend on time:
+    /// format, algorithm (the key's, nothing else), key id, signature, issuer, audience.
+    /// Tokens that passed are remembered by their SHA-256, so a token used again skips the
+    /// signature check (P-384 verification is the costliest step of a request).
+    fn signed_claims(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        let fingerprint = digest(token);
+        if let Some(claims) = self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&fingerprint)
+        {
+            return Ok(Arc::clone(&claims.1));
+        }
         let jwt = Unverified::parse(token).map_err(|e| invalid_token(&e))?;
         if jwt.alg != self.key.alg().as_str() {
             return Err(invalid_token("algorithm not accepted"));
@@ -253,36 +272,41 @@ impl AuthServer {
         if jwt.str_claim("iss") != Some(self.config.issuer.as_str()) {
             return Err(invalid_token("wrong issuer"));
         }
-        if !jwt.has_audience(audience) {
+        if !jwt.has_audience(&self.config.issuer) {
             return Err(invalid_token("wrong audience"));
         }
-        let now = secs(Timestamp::now());
         let exp = jwt
             .time_claim("exp")
             .ok_or_else(|| invalid_token("no exp"))?;
-        if exp + LEEWAY_SECS <= now {
-            return Err(invalid_token("expired"));
+        let claims = Arc::new(jwt.claims);
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CACHE {
+            let now = secs(Timestamp::now());
+            verified.retain(|_, (exp, _)| *exp + LEEWAY_SECS > now);
+            if verified.len() >= VERIFIED_CACHE {
+                verified.clear();
+            }
         }
-        if jwt
-            .time_claim("nbf")
-            .is_some_and(|nbf| nbf > now + LEEWAY_SECS)
-        {
-            return Err(invalid_token("not valid yet"));
-        }
-        if jwt
-            .time_claim("iat")
-            .is_some_and(|iat| iat > now + LEEWAY_SECS)
-        {
-            return Err(invalid_token("issued in the future"));
-        }
-        Ok(jwt)
+        verified.insert(fingerprint, (exp, Arc::clone(&claims)));
+        Ok(claims)
     }
 
     async fn verify_access_token(&self, token: &str) -> Result<Principal, AuthError> {
-        let jwt = self.check_own_jwt(token, &self.config.issuer)?;
-        let jti = jwt
-            .str_claim("jti")
-            .ok_or_else(|| invalid_token("no jti"))?;
+        let claims = self.signed_claims(token)?;
+        let str_claim = |n: &str| claims.get(n).and_then(Value::as_str);
+        let time_claim = |n: &str| crate::jwt::numeric_date(claims.get(n));
+        let now = secs(Timestamp::now());
+        let exp = time_claim("exp").ok_or_else(|| invalid_token("no exp"))?;
+        if exp + LEEWAY_SECS <= now {
+            return Err(invalid_token("expired"));
+        }
+        if time_claim("nbf").is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+            return Err(invalid_token("not valid yet"));
+        }
+        if time_claim("iat").is_some_and(|iat| iat > now + LEEWAY_SECS) {
+            return Err(invalid_token("issued in the future"));
+        }
+        let jti = str_claim("jti").ok_or_else(|| invalid_token("no jti"))?;
         // An access token is valid only while its grant exists: revocation, and the
         // revocation of a whole family, delete it.
         let grant = self
@@ -290,9 +314,9 @@ impl AuthServer {
             .grant(kind::ACCESS, &digest(jti), Timestamp::now())
             .await?
             .ok_or_else(|| invalid_token("revoked"))?;
-        let scope = jwt.str_claim("scope").unwrap_or_default();
+        let scope = str_claim("scope").unwrap_or_default();
         let scopes = ScopeSet::parse(scope).map_err(|_| invalid_token("bad scope claim"))?;
-        let claim = |n: &str| jwt.str_claim(n).map(str::to_owned);
+        let claim = |n: &str| str_claim(n).map(str::to_owned);
         Ok(Principal {
             subject: claim("sub").unwrap_or(grant.subject),
             client_id: claim("client_id"),
