@@ -129,18 +129,12 @@ impl Harness {
         }
     }
 
-    /// Drops the PostgreSQL schema (call at the end of a test).
-    pub async fn finish(self) {
+    /// Stops the server and drops the PostgreSQL schema (also done on drop, when a test
+    /// fails before it gets here).
+    pub async fn finish(mut self) {
         self.task.abort();
-        if let Some(schema) = &self.schema {
-            let (client, conn) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .await
-                .unwrap();
+        if let Some(schema) = self.schema.take() {
+            drop_schema(schema).await;
         }
     }
 
@@ -260,6 +254,35 @@ impl Harness {
             ids.push(id.to_owned());
         }
         ids
+    }
+}
+
+async fn drop_schema(schema: String) {
+    let (client, conn) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(schema) = self.schema.take() {
+            // a failed test: drop the schema from a runtime of its own
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(drop_schema(schema));
+                }
+            })
+            .join();
+        }
     }
 }
 
