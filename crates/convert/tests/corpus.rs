@@ -30,7 +30,7 @@ fn every_sample_converts_to_a_valid_bundle() {
     };
     assert!(
         files.len() >= 60,
-        "expected the 71 samples, found {}",
+        "expected the 70 samples, found {}",
         files.len()
     );
     let mut failures = Vec::new();
