@@ -16,6 +16,7 @@ mod bench_channel;
 mod bench_fhir;
 mod channel_cli;
 mod config;
+mod convert_cli;
 mod fhir_cli;
 mod hl7;
 mod messages;
@@ -65,6 +66,9 @@ enum Command {
     /// FHIR tools: synthetic test data.
     #[command(subcommand)]
     Fhir(fhir_cli::FhirCommand),
+    /// Convert files: HL7 v2 → FHIR, C-CDA → FHIR, FHIR → CCD.
+    #[command(subcommand)]
+    Convert(convert_cli::ConvertCommand),
     /// Benchmarks (not tests): measure on this machine, print a Markdown report.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Hl7(cmd) => hl7::run(cmd),
+        Command::Convert(cmd) => convert_cli::run(cmd),
         Command::Serve => runtime().and_then(|rt| {
             rt.block_on(async {
                 let (config, path) = config::Config::resolve(cli.config.as_deref())?;

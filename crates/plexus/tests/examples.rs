@@ -30,7 +30,7 @@ fn plexus_test(channel: &Path, fixtures: &Path) -> (Option<i32>, String) {
 fn every_example_channel_passes_its_fixtures() {
     let dir = examples();
     let channels = engine::load_dir(&dir).expect("the example channel files are valid");
-    assert_eq!(channels.len(), 3, "three example channels");
+    assert_eq!(channels.len(), 4, "four example channels");
     for c in channels {
         let fixtures = dir.join("fixtures").join(&c.name);
         let (code, out) = plexus_test(&c.file, &fixtures);
