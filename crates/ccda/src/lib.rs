@@ -6,8 +6,9 @@
 //!   any CDA R2 document with a `recordTarget`) and gives a FHIR R4 [`Bundle`](BundleType):
 //!   a `document` Bundle (Composition first, for viewing) or a `transaction` Bundle (PUTs with
 //!   deterministic ids, for loading into a server). The header becomes Composition, Patient,
-//!   Practitioner/Device and Organization; the sections' coded entries become
-//!   AllergyIntolerance, Condition, MedicationStatement/MedicationRequest, Immunization,
+//!   Practitioner (PractitionerRole with an organization), Device and Organization; the
+//!   sections' coded entries become AllergyIntolerance, Condition,
+//!   MedicationStatement/MedicationRequest, Immunization,
 //!   Observation (results, vital signs, social history) with DiagnosticReport for result
 //!   organizers, Procedure and Encounter. Code systems are mapped from OIDs to FHIR URIs; each
 //!   section's narrative is kept as the Composition section's XHTML. What is not mapped is
