@@ -356,6 +356,95 @@ mod tests {
         }
     }
 
+    /// A local server answering by path: `/ok` 200 with a Bundle, `/busy` 503, `/bad` 422
+    /// with an OperationOutcome; it records the Authorization header it saw.
+    async fn peer() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::routing::post;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = axum::Router::new()
+            .route(
+                "/ok",
+                post(move |headers: HeaderMap| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    record.lock().expect("lock").push(auth);
+                    r#"{"resourceType":"Bundle","type":"transaction-response","entry":[{},{}]}"#
+                }),
+            )
+            .route("/busy", post(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+            .route(
+                "/bad",
+                post(|| async {
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"Patient.gender: unknown code"}]}"#,
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(crate::http::serve(
+            listener,
+            app,
+            crate::http::ServeOptions::default(),
+            std::future::pending(),
+        ));
+        (format!("http://{addr}"), seen)
+    }
+
+    #[tokio::test]
+    async fn statuses_map_to_delivered_retryable_and_permanent() {
+        let (base, seen) = peer().await;
+        let mut config = FhirSenderConfig::new(format!("{base}/ok"));
+        // PATH is always set; its value stands in for a token.
+        config.token_env = Some("PATH".into());
+        let ok = config
+            .build()
+            .expect("sender")
+            .send(b"{}")
+            .await
+            .expect("delivered");
+        assert_eq!(ok.detail, "HTTP 200 OK (transaction-response, 2 entries)");
+        let path = std::env::var("PATH").expect("PATH");
+        assert_eq!(
+            seen.lock().expect("lock").as_slice(),
+            [format!("Bearer {}", path.trim())]
+        );
+
+        let busy = FhirSenderConfig::new(format!("{base}/busy"))
+            .build()
+            .expect("sender");
+        let e = busy.send(b"{}").await.expect_err("503");
+        assert!(e.is_retryable() && e.message().contains("503"), "{e}");
+
+        let bad = FhirSenderConfig::new(format!("{base}/bad"))
+            .build()
+            .expect("sender");
+        let e = bad.send(b"{}").await.expect_err("422");
+        assert!(!e.is_retryable(), "{e}");
+        assert!(
+            e.message()
+                .contains("error invalid: Patient.gender: unknown code"),
+            "{e}"
+        );
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let down = FhirSenderConfig::new(format!("http://127.0.0.1:{port}/fhir"))
+            .build()
+            .expect("sender");
+        let e = down.send(b"{}").await.expect_err("refused");
+        assert!(e.is_retryable(), "{e}");
+    }
+
     #[test]
     fn diagnostics_of_an_outcome() {
         let body = br#"{"resourceType":"OperationOutcome","issue":[
