@@ -57,6 +57,7 @@ impl Backend {
                 url: url.clone(),
                 schema: schema.clone(),
                 pool_size: 8,
+                encryption: None,
             }),
             dir: tempfile::tempdir().unwrap(),
             schema: Some((url, schema)),

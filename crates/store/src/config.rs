@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 /// path = "./plexus-data"
 /// ```
 ///
+/// Either backend can encrypt message payloads and FHIR resources at rest
+/// ([`EncryptionConfig`], `[store.encryption]`).
+///
 /// ```toml
 /// [store]
 /// kind = "postgres"
@@ -51,6 +54,9 @@ pub struct SqliteConfig {
     /// How long a statement waits for a lock held by another process, in milliseconds.
     #[serde(default = "SqliteConfig::default_busy_timeout_ms")]
     pub busy_timeout_ms: u64,
+    /// Encryption at rest (`[store.encryption]`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionConfig>,
 }
 
 impl SqliteConfig {
@@ -86,6 +92,7 @@ impl Default for SqliteConfig {
             read_connections: Self::default_read_connections(),
             max_batch: Self::default_max_batch(),
             busy_timeout_ms: Self::default_busy_timeout_ms(),
+            encryption: None,
         }
     }
 }
@@ -103,6 +110,9 @@ pub struct PostgresConfig {
     /// Most connections the pool opens.
     #[serde(default = "PostgresConfig::default_pool_size")]
     pub pool_size: usize,
+    /// Encryption at rest (`[store.encryption]`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionConfig>,
 }
 
 impl PostgresConfig {
@@ -112,6 +122,7 @@ impl PostgresConfig {
             url: url.into(),
             schema: Self::default_schema(),
             pool_size: Self::default_pool_size(),
+            encryption: None,
         }
     }
 
@@ -130,6 +141,122 @@ impl fmt::Debug for PostgresConfig {
             .field("url", &"<redacted>")
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
+            .field("encryption", &self.encryption)
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    /// The encryption settings of whichever backend this is.
+    pub fn encryption(&self) -> Option<&EncryptionConfig> {
+        match self {
+            Self::Sqlite(c) => c.encryption.as_ref(),
+            Self::Postgres(c) => c.encryption.as_ref(),
+        }
+    }
+}
+
+/// Encryption at rest: message payloads (received bytes and every content stage), message
+/// metadata values and FHIR resource JSON are stored AES-256-GCM encrypted, and the search
+/// values of FHIR string and token parameters and of message metadata as keyed hashes (blind
+/// indexes). See `docs/security.md` and [`crate::crypto`].
+///
+/// ```toml
+/// [store.encryption]
+/// key_id = "k2"                          # the key new data is encrypted with
+/// key_file = "/etc/plexus/store-k2.key"  # 32 raw bytes, 64 hex characters or base64
+/// # key_env = "PLEXUS_STORE_KEY"         # or: the key (hex or base64) in this variable
+///
+/// [[store.encryption.retired]]           # older keys, kept to read what they encrypted
+/// key_id = "k1"
+/// key_env = "PLEXUS_STORE_KEY_K1"
+/// ```
+///
+/// Key ids are 1 to 32 characters of `A-Z a-z 0-9 . _ -`; each row records the id of the key
+/// that encrypted it. `plexus store rotate-key` re-encrypts rows of retired keys with the
+/// active one. The blind indexes are keyed from one key for the life of the store (the
+/// active key when encryption was first turned on, or `index_key_id`); that key must stay
+/// configured (active or retired).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// The id of the active key, which encrypts everything written from now on.
+    pub key_id: String,
+    /// A file holding the active key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// An environment variable holding the active key (hex or base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    /// The key the blind indexes are derived from; defaults to the one the store recorded
+    /// when encryption was first turned on (then: the active key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_key_id: Option<String>,
+    /// Keys no longer used to encrypt, kept to decrypt what they encrypted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredKey>,
+}
+
+/// A key kept for reading (`[[store.encryption.retired]]`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredKey {
+    /// Its id, as recorded in the rows it encrypted.
+    pub key_id: String,
+    /// A file holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// An environment variable holding the key (hex or base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+}
+
+impl EncryptionConfig {
+    /// Encryption with the key in `file`, under `key_id`.
+    pub fn with_key_file(key_id: impl Into<String>, file: impl Into<PathBuf>) -> Self {
+        Self {
+            key_id: key_id.into(),
+            key_file: Some(file.into()),
+            key_env: None,
+            index_key_id: None,
+            retired: Vec::new(),
+        }
+    }
+
+    /// Every configured key: `(id, file, env)`, the active one first.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (&str, Option<&PathBuf>, Option<&str>)> {
+        std::iter::once((
+            self.key_id.as_str(),
+            self.key_file.as_ref(),
+            self.key_env.as_deref(),
+        ))
+        .chain(
+            self.retired
+                .iter()
+                .map(|r| (r.key_id.as_str(), r.key_file.as_ref(), r.key_env.as_deref())),
+        )
+    }
+}
+
+impl fmt::Debug for EncryptionConfig {
+    /// Names where the keys come from, never the keys.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncryptionConfig")
+            .field("key_id", &self.key_id)
+            .field("key_file", &self.key_file)
+            .field("key_env", &self.key_env)
+            .field("index_key_id", &self.index_key_id)
+            .field("retired", &self.retired)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RetiredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetiredKey")
+            .field("key_id", &self.key_id)
+            .field("key_file", &self.key_file)
+            .field("key_env", &self.key_env)
             .finish()
     }
 }
@@ -157,6 +284,28 @@ mod tests {
         assert!(
             serde_json::from_str::<StoreConfig>(r#"{"kind":"sqlite","pth":"x"}"#).is_err(),
             "a misspelt key is refused"
+        );
+    }
+
+    #[test]
+    fn reads_encryption_settings() {
+        let c: StoreConfig = serde_json::from_str(
+            r#"{"kind":"sqlite","path":"d","encryption":{"key_id":"k2","key_env":"K2",
+                "retired":[{"key_id":"k1","key_file":"/k1"}]}}"#,
+        )
+        .unwrap();
+        let e = c.encryption().unwrap();
+        assert_eq!(e.key_id, "k2");
+        assert_eq!(
+            e.retired[0].key_file.as_deref(),
+            Some(std::path::Path::new("/k1"))
+        );
+        assert!(
+            serde_json::from_str::<StoreConfig>(
+                r#"{"kind":"sqlite","encryption":{"key_id":"k","key":"00"}}"#
+            )
+            .is_err(),
+            "an inline key is refused"
         );
     }
 

@@ -203,6 +203,36 @@ pub enum StoreError {
         /// The value (never message content).
         value: String,
     },
+    /// An encrypted value could not be decrypted (wrong key, or data altered or moved to
+    /// another row), or a value is not encrypted where it must be. Never carries content.
+    #[error("{op}: encryption at rest: {detail}")]
+    Encryption {
+        /// The operation that failed.
+        op: &'static str,
+        /// What was wrong, naming the row and key id.
+        detail: String,
+    },
+    /// A value was encrypted under a key id that is not configured.
+    #[error(
+        "{op}: data is encrypted under key id {key_id:?}, which is not configured (add it to \
+         [[store.encryption.retired]])"
+    )]
+    UnknownKey {
+        /// The operation that failed.
+        op: &'static str,
+        /// The key id recorded in the row.
+        key_id: String,
+    },
+    /// A search feature that blind (hashed) index values cannot answer, asked of a store that
+    /// encrypts at rest: `:contains` on strings, `:text` on tokens, `_sort` on string or token
+    /// parameters. A FHIR server answers 400 with an OperationOutcome.
+    #[error("{op}: {feature} is not supported with encryption at rest")]
+    UnsupportedWithEncryption {
+        /// The operation that failed.
+        op: &'static str,
+        /// What was asked, e.g. "the :contains modifier (name:contains)".
+        feature: String,
+    },
     /// The process made more than 2^80 ids in one millisecond; try again.
     #[error("message id space for this millisecond is exhausted")]
     IdsExhausted,

@@ -69,6 +69,7 @@
 pub mod audit;
 pub mod config;
 mod counters;
+pub mod crypto;
 pub mod error;
 pub mod model;
 pub mod postgres;
@@ -85,7 +86,7 @@ use std::time::Duration;
 pub use audit::{
     Audit, AuditBreak, AuditEntry, AuditQuery, AuditVerification, BreakKind, NewAuditRecord,
 };
-pub use config::{PostgresConfig, SqliteConfig, StoreConfig};
+pub use config::{EncryptionConfig, PostgresConfig, RetiredKey, SqliteConfig, StoreConfig};
 pub use error::{Result, StoreError, Subject};
 pub use model::{
     Content, DEFAULT_LIST_LIMIT, Destination, DestinationStatus, DestinationUpdate, Enqueue,
@@ -323,6 +324,19 @@ impl AnyStore {
             Self::Sqlite(_) => "sqlite",
             Self::Postgres(_) => "postgres",
         }
+    }
+
+    /// Whether, and with which keys, the store encrypts at rest.
+    pub(crate) fn crypto(&self) -> &crypto::Crypto {
+        match self {
+            Self::Sqlite(s) => s.crypto(),
+            Self::Postgres(s) => s.crypto(),
+        }
+    }
+
+    /// The id of the key new data is encrypted with (`None`: the store does not encrypt).
+    pub fn active_key_id(&self) -> Option<&str> {
+        self.crypto().active_key()
     }
 }
 

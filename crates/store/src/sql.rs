@@ -124,6 +124,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../migrations/sqlite/0005_audit.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/sqlite/0006_encryption.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -147,6 +151,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 5,
         sql: include_str!("../migrations/postgres/0005_audit.sql"),
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/postgres/0006_encryption.sql"),
     },
 ];
 

@@ -12,6 +12,7 @@ use futures_util::future::{try_join, try_join_all};
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
+use super::group::Sealed;
 use super::{PgStore, rows};
 use crate::error::{Result, StoreError, Subject};
 use crate::model::{MessageId, QueueDepth, QueueItem, QueueItemId, QueueState, Transition};
@@ -55,11 +56,11 @@ const ENQUEUE_SQL: &str = "INSERT INTO queue_items
                AS u(queue, destination, owner, lease, ord)) AS q
      ORDER BY q.ord";
 
-const METADATA_SQL: &str = "INSERT INTO message_metadata (message_id, seq, key, value)
-     SELECT $1::text, base.next + (kv.ord - 1)::int, kv.key, kv.value
+const METADATA_SQL: &str = "INSERT INTO message_metadata (message_id, seq, key, value, sealed)
+     SELECT $1::text, base.next + (kv.ord - 1)::int, kv.key, kv.value, kv.sealed
      FROM (SELECT coalesce(max(seq) + 1, 0) AS next FROM message_metadata
            WHERE message_id = $1::text) AS base,
-          unnest($2::text[], $3::text[]) WITH ORDINALITY AS kv(key, value, ord)";
+          unnest($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS kv(key, value, sealed, ord)";
 
 /// The statements of an apply, prepared (and cached) on one connection.
 struct Statements {
@@ -110,12 +111,17 @@ struct Params<'t> {
     lease_micros: Vec<Option<i64>>,
     keys: Vec<&'t str>,
     values: Vec<&'t str>,
+    /// Encrypted metadata values (empty when encryption is off).
+    sealed: Vec<&'t [u8]>,
 }
 
 impl<'t> Params<'t> {
-    fn of(t: &'t Transition) -> Self {
+    fn of(t: &'t Transition, sealed: &'t Sealed) -> Self {
         let destinations = t.last_destination_updates();
-        let content = t.last_content();
+        let mut content = t.last_content();
+        for (c, s) in content.iter_mut().zip(&sealed.content) {
+            c.2 = s.as_slice();
+        }
         Self {
             id: t.message_id.to_string(),
             refresh: t.refresh_status,
@@ -150,12 +156,33 @@ impl<'t> Params<'t> {
                 .map(|e| e.lease.as_ref().map(|(_, lease)| duration_micros(*lease)))
                 .collect(),
             keys: t.metadata.iter().map(|(k, _)| k.as_str()).collect(),
-            values: t.metadata.iter().map(|(_, v)| v.as_str()).collect(),
+            values: if sealed.values.is_empty() {
+                t.metadata.iter().map(|(_, v)| v.as_str()).collect()
+            } else {
+                sealed.values.iter().map(String::as_str).collect()
+            },
+            sealed: sealed.metadata.iter().map(Vec::as_slice).collect(),
         }
     }
 }
 
 type Bound<'a> = Vec<&'a (dyn ToSql + Sync)>;
+
+/// The encrypted content and metadata of each transition (nothing when encryption is off).
+fn seal_all(store: &PgStore, transitions: &[Transition]) -> Result<Vec<Sealed>> {
+    transitions
+        .iter()
+        .map(|t| {
+            Sealed::parts(
+                &store.crypto,
+                &t.message_id.to_string(),
+                None,
+                &t.last_content(),
+                &t.metadata,
+            )
+        })
+        .collect()
+}
 
 /// `Journal::apply`: every transition in one transaction.
 pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Result<()> {
@@ -169,7 +196,12 @@ pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Resu
     }
     let mut client = store.client(OP).await?;
     let stmts = Statements::prepare(&client, OP).await?;
-    let params: Vec<Params<'_>> = transitions.iter().map(Params::of).collect();
+    let sealed = seal_all(store, &transitions)?;
+    let params: Vec<Params<'_>> = transitions
+        .iter()
+        .zip(&sealed)
+        .map(|(t, s)| Params::of(t, s))
+        .collect();
     // statements in transition order; for each item to complete, its statement's index
     let mut calls: Vec<(&Statement, Bound<'_>)> = Vec::new();
     let mut completions: Vec<(usize, QueueItemId, &str)> = Vec::new();
@@ -220,7 +252,7 @@ pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Resu
             ));
         }
         if !p.keys.is_empty() {
-            calls.push((&stmts.metadata, vec![&p.id, &p.keys, &p.values]));
+            calls.push((&stmts.metadata, vec![&p.id, &p.keys, &p.values, &p.sealed]));
         }
     }
     let ids: Vec<&str> = params.iter().map(|p| p.id.as_str()).collect();
@@ -385,7 +417,12 @@ async fn apply_batch(store: &PgStore, transitions: &[Transition]) -> Result<bool
     let refresh = prepare(crate::sql::REFRESH_STATUS_MANY_PG).await?;
     let content = prepare(CONTENT_MANY_SQL).await?;
     let enqueue = prepare(ENQUEUE_MANY_SQL).await?;
-    let params: Vec<Params<'_>> = transitions.iter().map(Params::of).collect();
+    let sealed = seal_all(store, transitions)?;
+    let params: Vec<Params<'_>> = transitions
+        .iter()
+        .zip(&sealed)
+        .map(|(t, s)| Params::of(t, s))
+        .collect();
     let c = Columns::of(&params);
     let ids: Vec<&str> = params.iter().map(|p| p.id.as_str()).collect();
 
@@ -719,13 +756,16 @@ pub(super) async fn contents(
         .map_err(StoreError::pg(OP))?;
     rows.iter()
         .map(|r| {
-            let id: String = rows::get(r, 0, OP)?;
-            let id = id.parse::<MessageId>().map_err(|_| StoreError::Corrupt {
-                op: OP,
-                column: "message_content.message_id",
-                value: id.clone(),
-            })?;
-            Ok((id, rows::get(r, 1, OP)?))
+            let id_text: String = rows::get(r, 0, OP)?;
+            let id = id_text
+                .parse::<MessageId>()
+                .map_err(|_| StoreError::Corrupt {
+                    op: OP,
+                    column: "message_content.message_id",
+                    value: id_text.clone(),
+                })?;
+            let row = crate::crypto::Row::Content(&id_text, destination, stage);
+            Ok((id, store.crypto.open(OP, row, rows::get(r, 1, OP)?)?))
         })
         .collect()
 }

@@ -14,12 +14,14 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
 use crate::counters::Counters;
+use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
 use crate::model::{MessageId, NewMessage, route_only_to_text};
 use crate::time::duration_micros;
 
 /// The statement a plain append runs: journal row, metadata, RAW content and READY queue
-/// items. Parameters `$1..$19` of [`Row::params`].
+/// items. Parameters `$1..$20` of [`Row::params`] (`$20`: the encrypted metadata values, an
+/// empty array when encryption is off, which `unnest` pads with NULLs).
 pub(super) const APPEND_SQL: &str = "WITH m AS (
          INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
              message_type, trigger_event, control_id, sending_application,
@@ -27,9 +29,10 @@ pub(super) const APPEND_SQL: &str = "WITH m AS (
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $17, $18, $19)
          RETURNING id
      ), md AS (
-         INSERT INTO message_metadata (message_id, seq, key, value)
-         SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value
-         FROM m, unnest($12::text[], $13::text[]) WITH ORDINALITY AS kv(key, value, ord)
+         INSERT INTO message_metadata (message_id, seq, key, value, sealed)
+         SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value, kv.sealed
+         FROM m, unnest($12::text[], $13::text[], $20::bytea[])
+             WITH ORDINALITY AS kv(key, value, sealed, ord)
      ), c AS (
          INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
          SELECT m.id, 0, 'RAW', now(), $14 FROM m
@@ -40,7 +43,7 @@ pub(super) const APPEND_SQL: &str = "WITH m AS (
 
 /// The statement an append that carries its source side's outcome runs (see
 /// [`carries_source_side`]): as [`APPEND_SQL`], plus content stages, destination rows and
-/// queue items LEASED when a lease owner is given. Parameters `$1..$28` of [`Row::params`].
+/// queue items LEASED when a lease owner is given. Parameters `$1..$29` of [`Row::params`].
 /// Plain appends keep the smaller statement, which costs the server less.
 pub(super) const APPEND_SOURCE_SIDE_SQL: &str = "WITH m AS (
          INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
@@ -49,20 +52,21 @@ pub(super) const APPEND_SOURCE_SIDE_SQL: &str = "WITH m AS (
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $17, $18, $19)
          RETURNING id
      ), md AS (
-         INSERT INTO message_metadata (message_id, seq, key, value)
-         SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value
-         FROM m, unnest($12::text[], $13::text[]) WITH ORDINALITY AS kv(key, value, ord)
+         INSERT INTO message_metadata (message_id, seq, key, value, sealed)
+         SELECT m.id, (kv.ord - 1)::int, kv.key, kv.value, kv.sealed
+         FROM m, unnest($12::text[], $13::text[], $20::bytea[])
+             WITH ORDINALITY AS kv(key, value, sealed, ord)
      ), c AS (
          INSERT INTO message_content (message_id, destination, stage, created_at, bytes)
          SELECT m.id, 0, 'RAW', now(), $14::bytea FROM m
          UNION ALL
          SELECT m.id, s.destination, s.stage, now(), s.bytes
-         FROM m, unnest($20::int[], $21::text[], $22::bytea[]) AS s(destination, stage, bytes)
+         FROM m, unnest($21::int[], $22::text[], $23::bytea[]) AS s(destination, stage, bytes)
      ), d AS (
          INSERT INTO message_destinations
              (message_id, destination, name, status, error, updated_at)
          SELECT m.id, r.destination, r.name, r.status, r.error, now()
-         FROM m, unnest($23::int[], $24::text[], $25::text[], $26::text[])
+         FROM m, unnest($24::int[], $25::text[], $26::text[], $27::text[])
              AS r(destination, name, status, error)
      )
      INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, state,
@@ -71,11 +75,11 @@ pub(super) const APPEND_SOURCE_SIDE_SQL: &str = "WITH m AS (
          CASE WHEN q.owner IS NULL THEN 'READY' ELSE 'LEASED' END, q.owner, q.until
      FROM m, (SELECT u.queue, u.destination, u.owner,
                      now() + u.lease * interval '1 microsecond' AS until
-              FROM unnest($15::text[], $16::int[], $27::text[], $28::bigint[])
+              FROM unnest($15::text[], $16::int[], $28::text[], $29::bigint[])
                   AS u(queue, destination, owner, lease)) AS q";
 
 /// Parameters of [`APPEND_SQL`]: the first ones of [`APPEND_SOURCE_SIDE_SQL`].
-const PLAIN_PARAMS: usize = 19;
+const PLAIN_PARAMS: usize = 20;
 
 /// Whether `m` needs [`APPEND_SOURCE_SIDE_SQL`].
 fn carries_source_side(m: &NewMessage) -> bool {
@@ -97,6 +101,57 @@ pub(super) struct GroupCommit {
     tx: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
 }
 
+/// What encryption at rest stores instead of a message's own bytes and metadata values
+/// (nothing when off).
+#[derive(Default)]
+pub(super) struct Sealed {
+    /// The received bytes, encrypted.
+    pub raw: Option<Vec<u8>>,
+    /// The content stages (of `last_content()`), encrypted, in order.
+    pub content: Vec<Vec<u8>>,
+    /// The metadata values as blind indexes, in order.
+    pub values: Vec<String>,
+    /// The metadata values encrypted, in order.
+    pub metadata: Vec<Vec<u8>>,
+}
+
+impl Sealed {
+    fn of(crypto: &Crypto, m: &NewMessage, id: &str) -> Result<Self> {
+        Self::parts(crypto, id, Some(&m.raw), &m.last_content(), &m.metadata)
+    }
+
+    /// The encrypted parts of a message `id`'s write.
+    pub(super) fn parts(
+        crypto: &Crypto,
+        id: &str,
+        raw: Option<&[u8]>,
+        content: &[(crate::model::Destination, crate::model::Stage, &[u8])],
+        metadata: &[(String, String)],
+    ) -> Result<Self> {
+        if !crypto.is_on() {
+            return Ok(Self::default());
+        }
+        let mut s = Self::default();
+        if let Some(raw) = raw {
+            let row = SealedRow::Content(id, 0, crate::model::Stage::Raw);
+            s.raw = Some(crypto.seal(row, raw)?.into_owned());
+        }
+        for &(d, stage, bytes) in content {
+            s.content.push(
+                crypto
+                    .seal(SealedRow::Content(id, d, stage), bytes)?
+                    .into_owned(),
+            );
+        }
+        for (key, value) in metadata {
+            let (value, sealed) = crypto.metadata(id, key, value)?;
+            s.values.push(value.into_owned());
+            s.metadata.extend(sealed);
+        }
+        Ok(s)
+    }
+}
+
 impl GroupCommit {
     /// Starts `batchers` tasks committing batches of at most `max_batch` appends.
     pub(super) fn start(
@@ -104,6 +159,7 @@ impl GroupCommit {
         counters: &Arc<Counters>,
         batchers: usize,
         max_batch: usize,
+        crypto: &Crypto,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch * batchers * 2);
         let rx = Arc::new(Mutex::new(rx));
@@ -113,10 +169,18 @@ impl GroupCommit {
                 Arc::clone(&rx),
                 Arc::clone(counters),
                 max_batch.max(1),
+                crypto.clone(),
             ));
         }
         Self {
             tx: std::sync::Mutex::new(Some(tx)),
+        }
+    }
+
+    /// A handle that takes no appends (until the store replaces it with a started one).
+    pub(super) fn idle() -> Self {
+        Self {
+            tx: std::sync::Mutex::new(None),
         }
     }
 
@@ -149,6 +213,7 @@ async fn run(
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     counters: Arc<Counters>,
     max_batch: usize,
+    crypto: Crypto,
 ) {
     loop {
         let mut jobs = Vec::new();
@@ -164,7 +229,7 @@ async fn run(
             }
         }
         let messages: Vec<&NewMessage> = jobs.iter().map(|j| &j.message).collect();
-        match commit(&pool, &messages).await {
+        match commit(&pool, &messages, &crypto).await {
             Ok(ids) => {
                 counters.add(1, ids.len() as u64, ids.len() as u64);
                 for (job, id) in jobs.into_iter().zip(ids) {
@@ -179,7 +244,9 @@ async fn run(
             Err(e) => {
                 tracing::debug!(error = %e, appends = jobs.len(), "PostgreSQL batch failed; appending one by one");
                 for job in jobs {
-                    let result = commit(&pool, &[&job.message]).await.map(|ids| ids[0]);
+                    let result = commit(&pool, &[&job.message], &crypto)
+                        .await
+                        .map(|ids| ids[0]);
                     if result.is_ok() {
                         counters.add(1, 1, 1);
                     }
@@ -191,7 +258,7 @@ async fn run(
 }
 
 /// Appends the messages in one transaction, their inserts pipelined on one connection.
-async fn commit(pool: &Pool, messages: &[&NewMessage]) -> Result<Vec<MessageId>> {
+async fn commit(pool: &Pool, messages: &[&NewMessage], crypto: &Crypto) -> Result<Vec<MessageId>> {
     if pool.is_closed() {
         return Err(StoreError::Closed { op: OP });
     }
@@ -218,7 +285,16 @@ async fn commit(pool: &Pool, messages: &[&NewMessage]) -> Result<Vec<MessageId>>
         .map(|m| m.id.map_or_else(MessageId::generate, Ok))
         .collect::<Result<Vec<_>>>()?;
     let id_texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    let rows: Vec<Row<'_>> = messages.iter().map(|m| Row::of(m)).collect();
+    let sealed = messages
+        .iter()
+        .zip(&id_texts)
+        .map(|(m, id)| Sealed::of(crypto, m, id))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<Row<'_>> = messages
+        .iter()
+        .zip(&sealed)
+        .map(|(m, s)| Row::of(m, s))
+        .collect();
     let params: Vec<_> = rows
         .iter()
         .zip(&id_texts)
@@ -268,8 +344,10 @@ struct Row<'m> {
     m: &'m NewMessage,
     received_at: std::time::SystemTime,
     status: &'static str,
+    raw: &'m [u8],
     keys: Vec<&'m str>,
     values: Vec<&'m str>,
+    sealed: Vec<&'m [u8]>,
     queues: Vec<&'m str>,
     destinations: Vec<i32>,
     lease_owners: Vec<Option<&'m str>>,
@@ -286,20 +364,28 @@ struct Row<'m> {
 }
 
 impl<'m> Row<'m> {
-    fn of(m: &'m NewMessage) -> Self {
-        let (keys, values) = m
+    fn of(m: &'m NewMessage, sealed: &'m Sealed) -> Self {
+        let (keys, mut values): (Vec<&str>, Vec<&str>) = m
             .metadata
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .unzip();
-        let content = m.last_content();
+        if !sealed.values.is_empty() {
+            values = sealed.values.iter().map(String::as_str).collect();
+        }
+        let mut content = m.last_content();
+        for (c, s) in content.iter_mut().zip(&sealed.content) {
+            c.2 = s.as_slice();
+        }
         let rows = m.last_destination_updates();
         Self {
             m,
             received_at: m.received_at.to_system_time(),
             status: m.status.as_str(),
+            raw: sealed.raw.as_deref().unwrap_or(&m.raw),
             keys,
             values,
+            sealed: sealed.metadata.iter().map(Vec::as_slice).collect(),
             queues: m.enqueue.iter().map(|e| e.queue.as_str()).collect(),
             destinations: m.enqueue.iter().map(|e| i32::from(e.destination)).collect(),
             lease_owners: m
@@ -324,7 +410,7 @@ impl<'m> Row<'m> {
         }
     }
 
-    fn params<'a>(&'a self, id: &'a String) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 28] {
+    fn params<'a>(&'a self, id: &'a String) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 29] {
         let m = self.m;
         [
             id,
@@ -340,12 +426,13 @@ impl<'m> Row<'m> {
             &self.status,
             &self.keys,
             &self.values,
-            &m.raw,
+            &self.raw,
             &self.queues,
             &self.destinations,
             &m.error,
             &self.original_id,
             &self.route_only,
+            &self.sealed,
             &self.content_destinations,
             &self.content_stages,
             &self.content_bytes,

@@ -8,6 +8,7 @@
 //! Lease times use the database's clock, shared by every node.
 
 mod audit;
+mod crypto_ops;
 mod engine_ops;
 mod group;
 mod resources;
@@ -24,6 +25,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::config::PostgresConfig;
 use crate::counters::Counters;
+use crate::crypto::{Crypto, LoadedKeys, Row as SealedRow};
 use crate::error::{Result, StoreError, Subject};
 use crate::model::{
     Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueDepth, QueueItem,
@@ -46,6 +48,8 @@ pub struct PgStore {
     audit: audit::AuditWriter,
     /// When to refresh the FHIR tables' planner statistics (see `resources::analyze_when_grown`).
     fhir_growth: Arc<resources::Growth>,
+    /// Encryption at rest (off unless configured).
+    crypto: Crypto,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -111,19 +115,28 @@ impl PgStore {
             .wait_timeout(Some(Duration::from_mins(1)))
             .build()
             .map_err(|e| StoreError::Config(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let keys = config
+            .encryption
+            .as_ref()
+            .map(LoadedKeys::load)
+            .transpose()?;
         let counters = Arc::new(Counters::default());
         // a few batchers commit in parallel; each batch is one transaction
         let batchers = (config.pool_size / 4).clamp(1, 4);
-        let appends = group::GroupCommit::start(&pool, &counters, batchers, 500);
-        let store = Self {
+        let appends = group::GroupCommit::idle();
+        let mut store = Self {
             audit: audit::AuditWriter::start(&pool, &config.schema),
             pool,
             schema: config.schema.clone(),
             counters,
             appends,
             fhir_growth: Arc::new(resources::Growth::default()),
+            crypto: Crypto::off(),
         };
         store.migrate().await?;
+        store.crypto = crypto_ops::setup(&store, keys).await?;
+        store.appends =
+            group::GroupCommit::start(&store.pool, &store.counters, batchers, 500, &store.crypto);
         tracing::info!(schema = %store.schema, "PostgreSQL store opened");
         Ok(store)
     }
@@ -131,6 +144,11 @@ impl PgStore {
     /// The schema holding the tables.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// Whether, and with which keys, the store encrypts at rest.
+    pub(crate) fn crypto(&self) -> &Crypto {
+        &self.crypto
     }
 
     async fn client(&self, op: &'static str) -> Result<Object> {
@@ -267,6 +285,10 @@ impl Journal for PgStore {
         async {
             const OP: &str = "put_content";
             crate::check_put_content(id, destination, stage)?;
+            let bytes = self.crypto.seal(
+                SealedRow::Content(&id.to_string(), destination, stage),
+                &bytes,
+            )?;
             let client = self.client(OP).await?;
             let stmt = client
                 .prepare_cached(
@@ -284,7 +306,7 @@ impl Journal for PgStore {
                         &id.to_string(),
                         &i32::from(destination),
                         &stage.as_str(),
-                        &bytes,
+                        &bytes.as_ref(),
                     ],
                 )
                 .await
@@ -347,7 +369,8 @@ impl Journal for PgStore {
             let summary = rows::summary(&row, OP)?;
             let meta = tx
                 .query(
-                    "SELECT key, value FROM message_metadata WHERE message_id = $1 ORDER BY seq",
+                    "SELECT key, value, sealed FROM message_metadata WHERE message_id = $1 \
+                     ORDER BY seq",
                     &[&id_text],
                 )
                 .await
@@ -375,11 +398,26 @@ impl Journal for PgStore {
                 .collect::<Result<Vec<_>>>()?;
             let metadata = meta
                 .iter()
-                .map(|r| Ok((rows::get(r, 0, OP)?, rows::get(r, 1, OP)?)))
+                .map(|r| {
+                    let key: String = rows::get(r, 0, OP)?;
+                    let value = self.crypto.open_metadata(
+                        OP,
+                        &id_text,
+                        &key,
+                        rows::get(r, 1, OP)?,
+                        rows::get(r, 2, OP)?,
+                    )?;
+                    Ok((key, value))
+                })
                 .collect::<Result<Vec<_>>>()?;
             let mut content = content
                 .iter()
-                .map(|r| rows::content(r, OP))
+                .map(|r| {
+                    let mut c = rows::content(r, OP)?;
+                    let row = SealedRow::Content(&id_text, c.destination, c.stage);
+                    c.bytes = self.crypto.open(OP, row, std::mem::take(&mut c.bytes))?;
+                    Ok(c)
+                })
                 .collect::<Result<Vec<_>>>()?;
             content.sort_by_key(|c| (c.destination, c.stage));
             Ok(Some(StoredMessage {
@@ -395,6 +433,7 @@ impl Journal for PgStore {
 
     async fn list(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
         const OP: &str = "list";
+        let filter = &*self.crypto.filter(filter);
         let w = sql::filter_clause(filter, true, |n| format!("${n}"));
         let query = format!(
             "SELECT {SUMMARY_COLUMNS} FROM messages m {} ORDER BY m.id DESC LIMIT ${}",
@@ -417,6 +456,7 @@ impl Journal for PgStore {
 
     async fn count(&self, filter: &MessageFilter) -> Result<u64> {
         const OP: &str = "count";
+        let filter = &*self.crypto.filter(filter);
         let w = sql::filter_clause(filter, false, |n| format!("${n}"));
         let query = format!("SELECT count(*) FROM messages m {}", w.sql);
         let params = pg_params(w.params);

@@ -11,6 +11,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::PgStore;
+use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
 use crate::resource_sql::search::{self, IncludePlan};
 use crate::resource_sql::{self, Current, Dialect, IndexRows, ResourceRow, Sql, Target, Value};
@@ -85,6 +86,7 @@ async fn load(
     client: &impl GenericClient,
     op: &'static str,
     rids: &[i64],
+    crypto: &Crypto,
 ) -> Result<Vec<StoredResource>> {
     let mut found = HashMap::new();
     for chunk in rids.chunks(resource_sql::IN_CHUNK) {
@@ -94,7 +96,7 @@ async fn load(
     }
     rids.iter()
         .filter_map(|rid| found.remove(rid))
-        .map(|r| r.into_stored(op))
+        .map(|r| r.into_stored(op, crypto))
         .collect()
 }
 
@@ -110,7 +112,7 @@ pub(super) async fn read(
         .await?
         .into_iter()
         .next()
-        .map(|r| r.into_stored(OP))
+        .map(|r| r.into_stored(OP, &store.crypto))
         .transpose()
 }
 
@@ -128,7 +130,7 @@ pub(super) async fn history(store: &PgStore, q: &HistoryQuery) -> Result<History
     let versions = query_rows(&tx, OP, &page)
         .await?
         .into_iter()
-        .map(|r| r.into_stored(OP))
+        .map(|r| r.into_stored(OP, &store.crypto))
         .collect::<Result<_>>()?;
     let total = query_ints(&tx, OP, &count).await?;
     tx.commit().await.map_err(StoreError::pg(OP))?;
@@ -143,7 +145,7 @@ pub(super) async fn search(
     req: &fhir::search::SearchRequest,
 ) -> Result<SearchPage> {
     const OP: &str = "search";
-    let compiled = search::compile(D, req)?;
+    let compiled = search::compile(D, req, &store.crypto)?;
     let mut client = store.client(OP).await?;
     // one snapshot for the page, the total and the includes
     let tx = client
@@ -177,8 +179,8 @@ pub(super) async fn search(
         }
         plan.found(found);
     }
-    let matches = load(&tx, OP, &rids).await?;
-    let included = load(&tx, OP, &plan.included).await?;
+    let matches = load(&tx, OP, &rids, &store.crypto).await?;
+    let included = load(&tx, OP, &plan.included, &store.crypto).await?;
     tx.commit().await.map_err(StoreError::pg(OP))?;
     Ok(SearchPage {
         matches,
@@ -194,7 +196,7 @@ pub(super) async fn write(store: &PgStore, writes: &[ResourceWrite]) -> Result<V
     let tx = client.transaction().await.map_err(StoreError::pg(OP))?;
     let mut outcomes = Vec::with_capacity(writes.len());
     for w in writes {
-        outcomes.push(write_one(&tx, w).await?);
+        outcomes.push(write_one(&tx, w, &store.crypto).await?);
     }
     if outcomes.iter().any(WriteOutcome::is_failure) {
         tx.rollback().await.map_err(StoreError::pg(OP))?;
@@ -292,11 +294,14 @@ async fn lock_search(
     client: &impl GenericClient,
     rtype: &str,
     req: &fhir::search::SearchRequest,
+    crypto: &Crypto,
 ) -> Result<()> {
+    // with encryption at rest the search values (PHI) are not sent, only a digest of them
+    let key = crypto.lock_key(search::lock_key(rtype, req));
     client
         .execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&search::lock_key(rtype, req)],
+            &[&key],
         )
         .await
         .map_err(StoreError::pg("write"))?;
@@ -304,15 +309,19 @@ async fn lock_search(
 }
 
 /// Where a write goes, after its precondition's search (under the search's lock).
-async fn resolve(client: &impl GenericClient, w: &ResourceWrite) -> Result<Target> {
+async fn resolve(
+    client: &impl GenericClient,
+    w: &ResourceWrite,
+    crypto: &Crypto,
+) -> Result<Target> {
     const OP: &str = "write";
     let (Precondition::IfNoneExist(req) | Precondition::Match(req) | Precondition::NoneExist(req)) =
         &w.precondition
     else {
         return Ok(Target::Id(w.id.clone()));
     };
-    lock_search(client, &w.resource_type, req).await?;
-    let sql = search::matches_sql(D, &w.resource_type, req, 2)?;
+    lock_search(client, &w.resource_type, req, crypto).await?;
+    let sql = search::matches_sql(D, &w.resource_type, req, 2, crypto)?;
     let found = query_ints(client, OP, &sql).await?;
     let creating = matches!(
         w.precondition,
@@ -324,7 +333,7 @@ async fn resolve(client: &impl GenericClient, w: &ResourceWrite) -> Result<Targe
     if let Some(t) = resource_sql::target_of(w, &found) {
         return Ok(t);
     }
-    let existing = load(client, OP, &found).await?.into_iter().next();
+    let existing = load(client, OP, &found, crypto).await?.into_iter().next();
     Ok(match existing {
         None => Target::Done(WriteOutcome::NotFound),
         Some(r) if matches!(w.precondition, Precondition::NoneExist(_)) => {
@@ -357,10 +366,14 @@ async fn claim_id(
         .map_err(StoreError::pg(OP))
 }
 
-async fn write_one(client: &impl GenericClient, w: &ResourceWrite) -> Result<WriteOutcome> {
+async fn write_one(
+    client: &impl GenericClient,
+    w: &ResourceWrite,
+    crypto: &Crypto,
+) -> Result<WriteOutcome> {
     const OP: &str = "write";
     let rtype = w.resource_type.as_str();
-    let id = match resolve(client, w).await? {
+    let id = match resolve(client, w, crypto).await? {
         Target::Id(id) => id,
         Target::Done(outcome) => return Ok(outcome),
     };
@@ -422,7 +435,7 @@ async fn write_one(client: &impl GenericClient, w: &ResourceWrite) -> Result<Wri
             (rid, version + 1, method)
         }
     };
-    let stored = store_version(client, w, rid, id, version, method, now).await?;
+    let stored = store_version(client, w, (rid, id, version, method), now, crypto).await?;
     Ok(resource_sql::outcome(stored, cur))
 }
 
@@ -430,14 +443,20 @@ async fn write_one(client: &impl GenericClient, w: &ResourceWrite) -> Result<Wri
 async fn store_version(
     client: &impl GenericClient,
     w: &ResourceWrite,
-    rid: i64,
-    id: String,
-    version: i64,
-    method: HistoryMethod,
+    (rid, id, version, method): (i64, String, i64, HistoryMethod),
     now: Timestamp,
+    crypto: &Crypto,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
     let stored = resource_sql::new_version(w, id, version, method, now)?;
+    let content = if stored.deleted {
+        std::borrow::Cow::Borrowed(&stored.content[..])
+    } else {
+        crypto.seal(
+            SealedRow::Resource(&stored.resource_type, &stored.id, version),
+            &stored.content,
+        )?
+    };
     client
         .execute(
             "INSERT INTO fhir_version (rid, version, last_updated, deleted, method, content)
@@ -448,13 +467,13 @@ async fn store_version(
                 &now.as_micros(),
                 &stored.deleted,
                 &resource_sql::method_code(method),
-                &stored.content,
+                &content.as_ref(),
             ],
         )
         .await
         .map_err(StoreError::pg(OP))?;
     let index: &[fhir::index::IndexEntry] = if stored.deleted { &[] } else { &w.index };
-    replace_index(client, rid, &w.resource_type, index).await?;
+    replace_index(client, rid, &w.resource_type, index, crypto).await?;
     Ok(stored)
 }
 
@@ -519,6 +538,7 @@ async fn replace_index(
     rid: i64,
     rtype: &str,
     entries: &[fhir::index::IndexEntry],
+    crypto: &Crypto,
 ) -> Result<()> {
     const OP: &str = "write";
     let delete = client
@@ -532,7 +552,7 @@ async fn replace_index(
     if entries.is_empty() {
         return Ok(());
     }
-    let rows = IndexRows::new(entries);
+    let rows = crypto.index_rows(IndexRows::new(entries));
     let (mut sk, mut tk, mut rk, mut dk, mut nk, mut qk, mut uk) = Default::default();
     let keys = |k: &mut Keys, key: &resource_sql::Key| k.add(key);
     let (mut s_norm, mut s_exact) = (Vec::new(), Vec::new());

@@ -110,8 +110,12 @@ pub(crate) struct ResourceRow {
 }
 
 impl ResourceRow {
-    /// The stored resource.
-    pub(crate) fn into_stored(self, op: &'static str) -> Result<StoredResource> {
+    /// The stored resource, its JSON decrypted.
+    pub(crate) fn into_stored(
+        self,
+        op: &'static str,
+        crypto: &crate::crypto::Crypto,
+    ) -> Result<StoredResource> {
         let method = match self.method.as_str() {
             "C" => HistoryMethod::Create,
             "U" => HistoryMethod::Update,
@@ -124,6 +128,11 @@ impl ResourceRow {
                 });
             }
         };
+        let content = crypto.open(
+            op,
+            crate::crypto::Row::Resource(&self.resource_type, &self.id, self.version),
+            self.content,
+        )?;
         Ok(StoredResource {
             resource_type: self.resource_type,
             id: self.id,
@@ -134,7 +143,7 @@ impl ResourceRow {
             })?,
             last_updated: Timestamp::from_micros(self.last_updated),
             deleted: self.deleted,
-            content: self.content,
+            content,
             method,
         })
     }

@@ -17,6 +17,7 @@ use fhir::search::{
 };
 
 use super::{Dialect, IN_CHUNK, Sql, Value, to_i64};
+use crate::crypto::Crypto;
 use crate::error::{Result, StoreError};
 use crate::time::Timestamp;
 
@@ -38,9 +39,9 @@ pub(crate) struct Compiled {
 }
 
 /// Compiles the page and count queries of `req`.
-pub(crate) fn compile(dialect: Dialect, req: &SearchRequest) -> Result<Compiled> {
+pub(crate) fn compile(dialect: Dialect, req: &SearchRequest, crypto: &Crypto) -> Result<Compiled> {
     let page = if req.count > 0 {
-        let mut g = Gen::new(dialect);
+        let mut g = Gen::new(dialect, crypto);
         g.sql.push("SELECT r.rid FROM fhir_resource r WHERE ");
         g.conditions(req)?;
         g.order_by(&req.sort)?;
@@ -56,7 +57,7 @@ pub(crate) fn compile(dialect: Dialect, req: &SearchRequest) -> Result<Compiled>
     let count = if req.total == fhir::search::TotalMode::None {
         None
     } else {
-        let mut g = Gen::new(dialect);
+        let mut g = Gen::new(dialect, crypto);
         g.sql.push("SELECT count(*) FROM fhir_resource r WHERE ");
         g.conditions(req)?;
         Some(g.sql)
@@ -80,13 +81,14 @@ pub(crate) fn matches_sql(
     resource_type: &str,
     req: &SearchRequest,
     limit: i64,
+    crypto: &Crypto,
 ) -> Result<Sql> {
     let req = SearchRequest {
         resource_type: Some(resource_type.to_owned()),
         filters: req.filters.clone(),
         ..SearchRequest::default()
     };
-    let mut g = Gen::new(dialect);
+    let mut g = Gen::new(dialect, crypto);
     g.sql.push("SELECT r.rid FROM fhir_resource r WHERE ");
     g.conditions(&req)?;
     g.sql.push(" ORDER BY r.rid LIMIT ").bind(Value::Int(limit));
@@ -220,13 +222,16 @@ impl Num {
 struct Gen {
     sql: Sql,
     next_alias: usize,
+    /// With encryption at rest: string and token values are compared as blind indexes.
+    crypto: Crypto,
 }
 
 impl Gen {
-    fn new(dialect: Dialect) -> Self {
+    fn new(dialect: Dialect, crypto: &Crypto) -> Self {
         Self {
             sql: Sql::new(dialect),
             next_alias: 0,
+            crypto: crypto.clone(),
         }
     }
 
@@ -344,7 +349,7 @@ impl Gen {
         for t in tests {
             self.push(" AND ");
             // a date test cannot fail to compile
-            let _ = self.value_test(&test(t), &format!("x{a}"));
+            let _ = self.value_test(&test(t), &format!("x{a}"), param);
         }
         self.push(") OR (");
         for (i, t) in tests.iter().enumerate() {
@@ -358,7 +363,7 @@ impl Gen {
             .text(param);
             self.type_filter(&format!("x{b}.type"), types);
             self.push(&format!(" AND x{b}.fast = 0 AND "));
-            let _ = self.value_test(&test(t), &format!("x{b}"));
+            let _ = self.value_test(&test(t), &format!("x{b}"), param);
             self.push(")");
         }
         self.push("))");
@@ -452,7 +457,7 @@ impl Gen {
                 self.text(&pred.param);
                 self.type_filter(&format!("x{a}.type"), types);
                 self.push(" AND ");
-                self.value_test(test, &format!("x{a}"))?;
+                self.value_test(test, &format!("x{a}"), &pred.param)?;
                 self.push(")");
                 Ok(())
             }
@@ -567,7 +572,7 @@ impl Gen {
         self.push(&format!(" AND c{base}_0.grp > 0 AND c{base}_0.pos = 0"));
         for (i, t) in tests.iter().enumerate() {
             self.push(" AND ");
-            self.value_test(t, &format!("c{base}_{i}"))?;
+            self.value_test(t, &format!("c{base}_{i}"), &p.param)?;
         }
         self.push(")");
         Ok(())
@@ -585,24 +590,40 @@ impl Gen {
         }
     }
 
-    /// A test of one index row `a`.
-    fn value_test(&mut self, test: &Test, a: &str) -> Result<()> {
+    /// A string test of one index row `a` of `param` (see [`Gen::value_test`]).
+    fn string_test(&mut self, a: &str, param: &str, value: &str, mode: StringMode) -> Result<()> {
+        match mode {
+            StringMode::StartsWith => {
+                let value = self.crypto.string_prefix(param, value).into_owned();
+                self.prefix(&format!("{a}.normalized"), &value);
+            }
+            StringMode::Exact => {
+                let value = self.crypto.string_exact(param, value).into_owned();
+                self.push(&format!("{a}.exact = ")).text(&value);
+            }
+            StringMode::Contains => {
+                self.crypto.refuse("search", || {
+                    format!("the :contains modifier ({param}:contains)")
+                })?;
+                self.push(&format!("{a}.normalized LIKE "))
+                    .text(&format!("%{}%", like_escape(value)))
+                    .push(" ESCAPE '\\'");
+            }
+        }
+        Ok(())
+    }
+
+    /// A test of one index row `a` of `param`. With encryption at rest, string, token code
+    /// and reference identifier values are bound as the blind indexes they are stored as
+    /// (the SQL stays the same); what blind indexes cannot answer is refused.
+    fn value_test(&mut self, test: &Test, a: &str, param: &str) -> Result<()> {
         match test {
-            Test::String { value, mode } => match mode {
-                StringMode::StartsWith => self.prefix(&format!("{a}.normalized"), value),
-                StringMode::Exact => {
-                    self.push(&format!("{a}.exact = ")).text(value);
-                }
-                StringMode::Contains => {
-                    self.push(&format!("{a}.normalized LIKE "))
-                        .text(&format!("%{}%", like_escape(value)))
-                        .push(" ESCAPE '\\'");
-                }
-            },
+            Test::String { value, mode } => self.string_test(a, param, value, *mode)?,
             Test::Token { system, code, .. } => {
                 match code {
                     Some(c) => {
-                        self.push(&format!("{a}.code = ")).text(c);
+                        let c = self.crypto.token(param, c).into_owned();
+                        self.push(&format!("{a}.code = ")).text(&c);
                     }
                     None => {
                         self.push("1 = 1");
@@ -618,14 +639,19 @@ impl Gen {
                     }
                 }
             }
-            Test::TokenText(text) => self.prefix(&format!("{a}.display"), text),
+            Test::TokenText(text) => {
+                self.crypto
+                    .refuse("search", || format!("the :text modifier ({param}:text)"))?;
+                self.prefix(&format!("{a}.display"), text);
+            }
             Test::OfType {
                 type_system,
                 type_code,
                 value,
             } => {
+                let value = self.crypto.token(param, value).into_owned();
                 self.push(&format!("{a}.code = "))
-                    .text(value)
+                    .text(&value)
                     .push(&format!(" AND {a}.type_system = "))
                     .text(type_system)
                     .push(&format!(" AND {a}.type_code = "))
@@ -641,7 +667,8 @@ impl Gen {
                 self.push(&format!("{a}.url = ")).text(url);
             }
             Test::ReferenceIdentifier { system, value } => {
-                self.push(&format!("{a}.identifier_value = ")).text(value);
+                let value = self.crypto.identifier(param, value).into_owned();
+                self.push(&format!("{a}.identifier_value = ")).text(&value);
                 if let Some(s) = system {
                     self.push(&format!(" AND {a}.identifier_system = ")).text(s);
                 }
@@ -818,6 +845,16 @@ impl Gen {
                     self.push(&format!("r.last_updated {dir}, "));
                 }
                 param => {
+                    if matches!(k.kind, ParamType::String | ParamType::Token) {
+                        let kind = if k.kind == ParamType::String {
+                            "string"
+                        } else {
+                            "token"
+                        };
+                        self.crypto.refuse("search", || {
+                            format!("_sort on the {kind} parameter {param}")
+                        })?;
+                    }
                     let agg = if k.descending { "max" } else { "min" };
                     let (table, col) = match k.kind {
                         ParamType::String => ("fhir_idx_string", "normalized"),
@@ -977,7 +1014,7 @@ mod tests {
             count: 10,
             ..SearchRequest::default()
         };
-        let c = compile(Dialect::Postgres, &req).unwrap();
+        let c = compile(Dialect::Postgres, &req, &Crypto::off()).unwrap();
         let page = c.page.unwrap();
         assert!(!page.text.contains("brien"), "{}", page.text);
         assert!(page.text.contains("$3"), "{}", page.text);

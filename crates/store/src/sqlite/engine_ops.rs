@@ -4,7 +4,10 @@
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
-use super::ops::{enqueue, get, item, lease_error, parse, put_destinations, put_stages};
+use super::ops::{
+    enqueue, get, item, lease_error, parse, put_destinations, put_metadata, put_stages,
+};
+use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
 use crate::model::{MessageId, QueueDepth, QueueItem, QueueState, Transition};
 use crate::sql::ITEM_COLUMNS;
@@ -20,7 +23,7 @@ fn refresh_status(conn: &Connection, id: &str) -> Result<()> {
 
 /// Writes every transition, in order; the first failure fails the request, and with it the
 /// transaction (the writer rolls it back), so nothing is written.
-pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()> {
+pub(super) fn apply(conn: &Connection, transitions: &[Transition], crypto: &Crypto) -> Result<()> {
     const OP: &str = "apply";
     let now = Timestamp::now().as_micros();
     for t in transitions {
@@ -54,7 +57,7 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()>
         if t.refresh_status {
             refresh_status(conn, &id_text)?;
         }
-        put_stages(conn, OP, &id_text, now, &t.last_content())?;
+        put_stages(conn, OP, &id_text, now, &t.last_content(), crypto)?;
         enqueue(conn, OP, &id_text, now, &t.enqueue)?;
         if !t.metadata.is_empty() {
             let next: i64 = conn
@@ -63,16 +66,7 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition]) -> Result<()>
                 )
                 .and_then(|mut s| s.query_row([&id_text], |r| r.get(0)))
                 .map_err(StoreError::sqlite(OP))?;
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT INTO message_metadata (message_id, seq, key, value) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(StoreError::sqlite(OP))?;
-            for (seq, (key, value)) in (next..).zip(&t.metadata) {
-                stmt.execute(params![id_text, seq, key, value])
-                    .map_err(StoreError::sqlite(OP))?;
-            }
+            put_metadata(conn, OP, &id_text, next, &t.metadata, crypto)?;
         }
     }
     Ok(())
@@ -255,6 +249,7 @@ pub(super) fn contents(
     ids: &[MessageId],
     destination: crate::model::Destination,
     stage: crate::model::Stage,
+    crypto: &Crypto,
 ) -> Result<Vec<(MessageId, Vec<u8>)>> {
     const OP: &str = "contents";
     let mut stmt = conn
@@ -272,7 +267,9 @@ pub(super) fn contents(
             .optional()
             .map_err(StoreError::sqlite(OP))?;
         if let Some(b) = bytes {
-            out.push((*id, b));
+            let id_text = id.to_string();
+            let row = SealedRow::Content(&id_text, destination, stage);
+            out.push((*id, crypto.open(OP, row, b)?));
         }
     }
     Ok(out)

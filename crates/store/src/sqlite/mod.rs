@@ -2,6 +2,7 @@
 //! writer thread with group commit, and a small pool of read connections.
 
 mod audit;
+mod crypto_ops;
 mod engine_ops;
 mod ops;
 mod resources;
@@ -20,6 +21,7 @@ use writer::Writer;
 
 use crate::config::SqliteConfig;
 use crate::counters::Counters;
+use crate::crypto::{Crypto, LoadedKeys};
 use crate::error::{Result, StoreError, Subject};
 use crate::model::{
     Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueDepth, QueueItem,
@@ -38,6 +40,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReadPool>,
     counters: Arc<Counters>,
+    crypto: Crypto,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -60,9 +63,11 @@ impl SqliteStore {
         let dir = config.path.clone();
         let file = dir.join(SqliteConfig::DB_FILE);
         let busy = Duration::from_millis(config.busy_timeout_ms);
-        let opened = {
+        let encryption = config.encryption.clone();
+        let (opened, crypto) = {
             let file = file.clone();
-            tokio::task::spawn_blocking(move || -> Result<Connection> {
+            tokio::task::spawn_blocking(move || -> Result<(Connection, Crypto)> {
+                let keys = encryption.as_ref().map(LoadedKeys::load).transpose()?;
                 std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
                     op: "open",
                     path: dir.clone(),
@@ -70,7 +75,8 @@ impl SqliteStore {
                 })?;
                 let mut conn = open_writer(&file, busy)?;
                 migrate(&mut conn)?;
-                Ok(conn)
+                let crypto = crypto_ops::setup(&mut conn, keys)?;
+                Ok((conn, crypto))
             })
             .await
             .map_err(|e| StoreError::Task {
@@ -86,12 +92,18 @@ impl SqliteStore {
             writer,
             readers: Arc::new(ReadPool::new(file, busy, config.read_connections)),
             counters,
+            crypto,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether, and with which keys, the store encrypts at rest.
+    pub(crate) fn crypto(&self) -> &Crypto {
+        &self.crypto
     }
 
     async fn write<T, F>(&self, op: &'static str, messages: u64, work: F) -> Result<T>
@@ -266,9 +278,12 @@ impl Journal for SqliteStore {
     async fn append(&self, message: NewMessage) -> Result<MessageId> {
         message.validate()?;
         let subject = Subject::Channel(message.channel.clone());
-        self.write("append", 1, move |conn| ops::append(conn, &message))
-            .await
-            .map_err(|e| e.about(subject))
+        let crypto = self.crypto.clone();
+        self.write("append", 1, move |conn| {
+            ops::append(conn, &message, &crypto)
+        })
+        .await
+        .map_err(|e| e.about(subject))
     }
 
     async fn put_content(
@@ -279,6 +294,13 @@ impl Journal for SqliteStore {
         bytes: Vec<u8>,
     ) -> Result<()> {
         crate::check_put_content(id, destination, stage)?;
+        let bytes = self
+            .crypto
+            .seal(
+                crate::crypto::Row::Content(&id.to_string(), destination, stage),
+                &bytes,
+            )?
+            .into_owned();
         self.write("put_content", 0, move |conn| {
             ops::put_content(conn, id, destination, stage, &bytes)
         })
@@ -295,21 +317,22 @@ impl Journal for SqliteStore {
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<StoredMessage>> {
+        let crypto = self.crypto.clone();
         self.readers
-            .run("get", move |conn| ops::get_message(conn, id))
+            .run("get", move |conn| ops::get_message(conn, id, &crypto))
             .await
             .map_err(|e| e.about(Subject::Message(id)))
     }
 
     async fn list(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
-        let filter = filter.clone();
+        let filter = self.crypto.filter(filter).into_owned();
         self.readers
             .run("list", move |conn| ops::list(conn, &filter))
             .await
     }
 
     async fn count(&self, filter: &MessageFilter) -> Result<u64> {
-        let filter = filter.clone();
+        let filter = self.crypto.filter(filter).into_owned();
         self.readers
             .run("count", move |conn| ops::count(conn, &filter))
             .await
@@ -325,8 +348,9 @@ impl Journal for SqliteStore {
             _ => Subject::None,
         };
         // One request: the transitions commit together, in a batch with other requests.
+        let crypto = self.crypto.clone();
         self.write("apply", 0, move |conn| {
-            engine_ops::apply(conn, &transitions)
+            engine_ops::apply(conn, &transitions, &crypto)
         })
         .await
         .map_err(|e| e.about(subject))
@@ -368,9 +392,10 @@ impl Journal for SqliteStore {
             return Ok(Vec::new());
         }
         let ids = ids.to_vec();
+        let crypto = self.crypto.clone();
         self.readers
             .run("contents", move |conn| {
-                engine_ops::contents(conn, &ids, destination, stage)
+                engine_ops::contents(conn, &ids, destination, stage, &crypto)
             })
             .await
     }
@@ -489,8 +514,9 @@ impl Resources for SqliteStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
+        let crypto = self.crypto.clone();
         SqliteStore::write(self, "fhir_write", 0, move |conn| {
-            resources::write(conn, &writes)
+            resources::write(conn, &writes, &crypto)
         })
         .await
     }
@@ -502,24 +528,31 @@ impl Resources for SqliteStore {
         version: Option<u64>,
     ) -> Result<Option<StoredResource>> {
         let (rtype, id) = (resource_type.to_owned(), id.to_owned());
+        let crypto = self.crypto.clone();
         self.readers
             .run("read", move |conn| {
-                resources::read(conn, &rtype, &id, version)
+                resources::read(conn, &rtype, &id, version, &crypto)
             })
             .await
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
         let query = query.clone();
+        let crypto = self.crypto.clone();
         self.readers
-            .run("history", move |conn| resources::history(conn, &query))
+            .run("history", move |conn| {
+                resources::history(conn, &query, &crypto)
+            })
             .await
     }
 
     async fn search(&self, request: &fhir::search::SearchRequest) -> Result<SearchPage> {
         let request = request.clone();
+        let crypto = self.crypto.clone();
         self.readers
-            .run("search", move |conn| resources::search(conn, &request))
+            .run("search", move |conn| {
+                resources::search(conn, &request, &crypto)
+            })
             .await
     }
 }

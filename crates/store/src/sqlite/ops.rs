@@ -6,6 +6,7 @@ use std::str::FromStr;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
 use crate::model::{
     Content, Destination, DestinationStatus, DestinationUpdate, Enqueue, MessageFilter, MessageId,
@@ -102,7 +103,7 @@ pub(super) fn item(row: &Row<'_>, op: &'static str) -> Result<QueueItem> {
 
 /// Inserts a message, its metadata, its RAW content, the content stages and destination rows
 /// it comes with, and its queue items.
-pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
+pub(super) fn append(conn: &Connection, msg: &NewMessage, crypto: &Crypto) -> Result<MessageId> {
     const OP: &str = "append";
     let id = match msg.id {
         Some(id) => id,
@@ -141,27 +142,48 @@ pub(super) fn append(conn: &Connection, msg: &NewMessage) -> Result<MessageId> {
     if inserted == 0 {
         return Err(StoreError::DuplicateMessageId { op: OP, id });
     }
-    if !msg.metadata.is_empty() {
-        let mut stmt = conn
-            .prepare_cached(
-                "INSERT INTO message_metadata (message_id, seq, key, value) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(StoreError::sqlite(OP))?;
-        for (seq, (key, value)) in (0i64..).zip(&msg.metadata) {
-            stmt.execute(params![id_text, seq, key, value])
-                .map_err(StoreError::sqlite(OP))?;
-        }
-    }
+    put_metadata(conn, OP, &id_text, 0, &msg.metadata, crypto)?;
+    let raw = crypto.seal(
+        SealedRow::Content(&id_text, 0, crate::model::Stage::Raw),
+        &msg.raw,
+    )?;
     conn.prepare_cached(
         "INSERT INTO message_content (message_id, destination, stage, created_at, bytes) \
          VALUES (?1, 0, 'RAW', ?2, ?3)",
     )
-    .and_then(|mut s| s.execute(params![id_text, now, msg.raw]))
+    .and_then(|mut s| s.execute(params![id_text, now, raw]))
     .map_err(StoreError::sqlite(OP))?;
-    put_stages(conn, OP, &id_text, now, &msg.last_content())?;
+    put_stages(conn, OP, &id_text, now, &msg.last_content(), crypto)?;
     put_destinations(conn, OP, &id_text, now, &msg.last_destination_updates())?;
     enqueue(conn, OP, &id_text, now, &msg.enqueue)?;
     Ok(id)
+}
+
+/// Inserts metadata rows of a message, numbered from `first` (with encryption on: a blind
+/// index as `value`, the value encrypted as `sealed`).
+pub(super) fn put_metadata(
+    conn: &Connection,
+    op: &'static str,
+    id_text: &str,
+    first: i64,
+    metadata: &[(String, String)],
+    crypto: &Crypto,
+) -> Result<()> {
+    if metadata.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO message_metadata (message_id, seq, key, value, sealed) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(StoreError::sqlite(op))?;
+    for (seq, (key, value)) in (first..).zip(metadata) {
+        let (value, sealed) = crypto.metadata(id_text, key, value)?;
+        stmt.execute(params![id_text, seq, key, value, sealed])
+            .map_err(StoreError::sqlite(op))?;
+    }
+    Ok(())
 }
 
 /// Stores (or replaces) content stages of a message.
@@ -171,6 +193,7 @@ pub(super) fn put_stages(
     id_text: &str,
     now: i64,
     content: &[(Destination, Stage, &[u8])],
+    crypto: &Crypto,
 ) -> Result<()> {
     if content.is_empty() {
         return Ok(());
@@ -184,6 +207,7 @@ pub(super) fn put_stages(
         )
         .map_err(StoreError::sqlite(op))?;
     for (destination, stage, bytes) in content {
+        let bytes = crypto.seal(SealedRow::Content(id_text, *destination, *stage), bytes)?;
         stmt.execute(params![id_text, destination, stage.as_str(), now, bytes])
             .map_err(StoreError::sqlite(op))?;
     }
@@ -452,7 +476,11 @@ pub(super) fn requeue_dead(conn: &Connection, id: QueueItemId) -> Result<()> {
 }
 
 /// A message with metadata and content, read in one snapshot.
-pub(super) fn get_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>> {
+pub(super) fn get_message(
+    conn: &Connection,
+    id: MessageId,
+    crypto: &Crypto,
+) -> Result<Option<StoredMessage>> {
     const OP: &str = "get";
     let id_text = id.to_string();
     let tx = conn
@@ -472,12 +500,14 @@ pub(super) fn get_message(conn: &Connection, id: MessageId) -> Result<Option<Sto
     let mut metadata = Vec::new();
     let mut stmt = tx
         .prepare_cached(
-            "SELECT key, value FROM message_metadata WHERE message_id = ?1 ORDER BY seq",
+            "SELECT key, value, sealed FROM message_metadata WHERE message_id = ?1 ORDER BY seq",
         )
         .map_err(StoreError::sqlite(OP))?;
     let mut rows = stmt.query([&id_text]).map_err(StoreError::sqlite(OP))?;
     while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
-        metadata.push((get(row, 0, OP)?, get(row, 1, OP)?));
+        let key: String = get(row, 0, OP)?;
+        let value = crypto.open_metadata(OP, &id_text, &key, get(row, 1, OP)?, get(row, 2, OP)?)?;
+        metadata.push((key, value));
     }
     drop(rows);
     let mut content = Vec::new();
@@ -489,10 +519,16 @@ pub(super) fn get_message(conn: &Connection, id: MessageId) -> Result<Option<Sto
         .map_err(StoreError::sqlite(OP))?;
     let mut rows = stmt.query([&id_text]).map_err(StoreError::sqlite(OP))?;
     while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+        let destination = destination(OP, get(row, 0, OP)?)?;
+        let stage = parse(OP, "message_content.stage", get(row, 1, OP)?)?;
         content.push(Content {
-            destination: destination(OP, get(row, 0, OP)?)?,
-            stage: parse(OP, "message_content.stage", get(row, 1, OP)?)?,
-            bytes: get(row, 2, OP)?,
+            destination,
+            stage,
+            bytes: crypto.open(
+                OP,
+                SealedRow::Content(&id_text, destination, stage),
+                get(row, 2, OP)?,
+            )?,
             created_at: Timestamp::from_micros(get(row, 3, OP)?),
         });
     }

@@ -5,6 +5,7 @@
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 
+use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
 use crate::resource_sql::search::{self, IncludePlan};
 use crate::resource_sql::{
@@ -60,7 +61,12 @@ fn query_ints(conn: &Connection, op: &'static str, sql: &Sql) -> Result<Vec<i64>
 }
 
 /// The current versions of `rids`, in that order.
-fn load(conn: &Connection, op: &'static str, rids: &[i64]) -> Result<Vec<StoredResource>> {
+fn load(
+    conn: &Connection,
+    op: &'static str,
+    rids: &[i64],
+    crypto: &Crypto,
+) -> Result<Vec<StoredResource>> {
     let mut found = std::collections::HashMap::new();
     for chunk in rids.chunks(resource_sql::IN_CHUNK) {
         for r in query_rows(conn, op, &resource_sql::load_sql(D, chunk))? {
@@ -69,7 +75,7 @@ fn load(conn: &Connection, op: &'static str, rids: &[i64]) -> Result<Vec<StoredR
     }
     rids.iter()
         .filter_map(|rid| found.remove(rid))
-        .map(|r| r.into_stored(op))
+        .map(|r| r.into_stored(op, crypto))
         .collect()
 }
 
@@ -78,21 +84,22 @@ pub(super) fn read(
     rtype: &str,
     id: &str,
     version: Option<u64>,
+    crypto: &Crypto,
 ) -> Result<Option<StoredResource>> {
     const OP: &str = "read";
     query_rows(conn, OP, &resource_sql::read_sql(D, rtype, id, version))?
         .into_iter()
         .next()
-        .map(|r| r.into_stored(OP))
+        .map(|r| r.into_stored(OP, crypto))
         .transpose()
 }
 
-pub(super) fn history(conn: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
+pub(super) fn history(conn: &Connection, q: &HistoryQuery, crypto: &Crypto) -> Result<HistoryPage> {
     const OP: &str = "history";
     let (page, count) = resource_sql::history_sql(D, q)?;
     let versions = query_rows(conn, OP, &page)?
         .into_iter()
-        .map(|r| r.into_stored(OP))
+        .map(|r| r.into_stored(OP, crypto))
         .collect::<Result<_>>()?;
     let total = query_ints(conn, OP, &count)?.first().copied().unwrap_or(0);
     Ok(HistoryPage {
@@ -101,9 +108,13 @@ pub(super) fn history(conn: &Connection, q: &HistoryQuery) -> Result<HistoryPage
     })
 }
 
-pub(super) fn search(conn: &Connection, req: &fhir::search::SearchRequest) -> Result<SearchPage> {
+pub(super) fn search(
+    conn: &Connection,
+    req: &fhir::search::SearchRequest,
+    crypto: &Crypto,
+) -> Result<SearchPage> {
     const OP: &str = "search";
-    let compiled = search::compile(D, req)?;
+    let compiled = search::compile(D, req, crypto)?;
     let rids = match &compiled.page {
         Some(sql) => query_ints(conn, OP, sql)?,
         None => Vec::new(),
@@ -128,15 +139,19 @@ pub(super) fn search(conn: &Connection, req: &fhir::search::SearchRequest) -> Re
         plan.found(found);
     }
     Ok(SearchPage {
-        matches: load(conn, OP, &rids)?,
-        included: load(conn, OP, &plan.included)?,
+        matches: load(conn, OP, &rids, crypto)?,
+        included: load(conn, OP, &plan.included, crypto)?,
         total,
     })
 }
 
 /// Runs the writes of one `Resources::write` call inside the writer's transaction, under a
 /// savepoint that is rolled back if a precondition fails.
-pub(super) fn write(conn: &Connection, writes: &[ResourceWrite]) -> Result<Vec<WriteOutcome>> {
+pub(super) fn write(
+    conn: &Connection,
+    writes: &[ResourceWrite],
+    crypto: &Crypto,
+) -> Result<Vec<WriteOutcome>> {
     const OP: &str = "write";
     // Only a precondition can fail a write without an error (an error rolls back the whole
     // batch of the writer anyway): without one, the savepoint is not needed.
@@ -144,11 +159,11 @@ pub(super) fn write(conn: &Connection, writes: &[ResourceWrite]) -> Result<Vec<W
         .iter()
         .all(|w| matches!(w.precondition, Precondition::None))
     {
-        return write_all(conn, writes);
+        return write_all(conn, writes, crypto);
     }
     conn.execute_batch("SAVEPOINT fhir_write")
         .map_err(StoreError::sqlite(OP))?;
-    let result = write_all(conn, writes);
+    let result = write_all(conn, writes, crypto);
     let keep = matches!(&result, Ok(outcomes) if !outcomes.iter().any(WriteOutcome::is_failure));
     let end = if keep {
         "RELEASE fhir_write"
@@ -159,9 +174,16 @@ pub(super) fn write(conn: &Connection, writes: &[ResourceWrite]) -> Result<Vec<W
     result
 }
 
-fn write_all(conn: &Connection, writes: &[ResourceWrite]) -> Result<Vec<WriteOutcome>> {
+fn write_all(
+    conn: &Connection,
+    writes: &[ResourceWrite],
+    crypto: &Crypto,
+) -> Result<Vec<WriteOutcome>> {
     let now = Timestamp::now();
-    writes.iter().map(|w| write_one(conn, w, now)).collect()
+    writes
+        .iter()
+        .map(|w| write_one(conn, w, now, crypto))
+        .collect()
 }
 
 fn current(conn: &Connection, rtype: &str, id: &str) -> Result<Current> {
@@ -183,14 +205,14 @@ fn current(conn: &Connection, rtype: &str, id: &str) -> Result<Current> {
 }
 
 /// Where a write goes, after its precondition's search.
-fn resolve(conn: &Connection, w: &ResourceWrite) -> Result<Target> {
+fn resolve(conn: &Connection, w: &ResourceWrite, crypto: &Crypto) -> Result<Target> {
     const OP: &str = "write";
     let (Precondition::IfNoneExist(req) | Precondition::Match(req) | Precondition::NoneExist(req)) =
         &w.precondition
     else {
         return Ok(Target::Id(w.id.clone()));
     };
-    let sql = search::matches_sql(D, &w.resource_type, req, 2)?;
+    let sql = search::matches_sql(D, &w.resource_type, req, 2, crypto)?;
     let found = query_ints(conn, OP, &sql)?;
     let creating = matches!(
         w.precondition,
@@ -202,7 +224,7 @@ fn resolve(conn: &Connection, w: &ResourceWrite) -> Result<Target> {
     if let Some(t) = resource_sql::target_of(w, &found) {
         return Ok(t);
     }
-    let existing = load(conn, OP, &found)?.into_iter().next();
+    let existing = load(conn, OP, &found, crypto)?.into_iter().next();
     Ok(match existing {
         None => Target::Done(WriteOutcome::NotFound),
         Some(r) if matches!(w.precondition, Precondition::NoneExist(_)) => {
@@ -213,10 +235,15 @@ fn resolve(conn: &Connection, w: &ResourceWrite) -> Result<Target> {
     })
 }
 
-fn write_one(conn: &Connection, w: &ResourceWrite, now: Timestamp) -> Result<WriteOutcome> {
+fn write_one(
+    conn: &Connection,
+    w: &ResourceWrite,
+    now: Timestamp,
+    crypto: &Crypto,
+) -> Result<WriteOutcome> {
     const OP: &str = "write";
     let rtype = w.resource_type.as_str();
-    let id = match resolve(conn, w)? {
+    let id = match resolve(conn, w, crypto)? {
         Target::Id(id) => id,
         Target::Done(outcome) => return Ok(outcome),
     };
@@ -273,25 +300,30 @@ fn write_one(conn: &Connection, w: &ResourceWrite, now: Timestamp) -> Result<Wri
         }
     };
     let fresh = matches!(cur, Current::Absent);
-    let stored = store_version(conn, w, rid, id, version, method, now, fresh)?;
+    let stored = store_version(conn, w, (rid, id, version, method), now, fresh, crypto)?;
     Ok(resource_sql::outcome(stored, cur))
 }
 
 /// Stores the version row and replaces the index rows (`fresh`: a new row id, which has
 /// none to delete).
-#[allow(clippy::too_many_arguments, reason = "the parts of one version row")]
 fn store_version(
     conn: &Connection,
     w: &ResourceWrite,
-    rid: i64,
-    id: String,
-    version: i64,
-    method: HistoryMethod,
+    (rid, id, version, method): (i64, String, i64, HistoryMethod),
     now: Timestamp,
     fresh: bool,
+    crypto: &Crypto,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
     let stored = resource_sql::new_version(w, id, version, method, now)?;
+    let content = if stored.deleted {
+        std::borrow::Cow::Borrowed(&stored.content[..])
+    } else {
+        crypto.seal(
+            SealedRow::Resource(&stored.resource_type, &stored.id, version),
+            &stored.content,
+        )?
+    };
     conn.prepare_cached(
         "INSERT INTO fhir_version (rid, version, last_updated, deleted, method, content)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -303,12 +335,12 @@ fn store_version(
             now.as_micros(),
             stored.deleted,
             resource_sql::method_code(method),
-            stored.content
+            content
         ])
     })
     .map_err(StoreError::sqlite(OP))?;
     let index: &[fhir::index::IndexEntry] = if stored.deleted { &[] } else { &w.index };
-    replace_index(conn, rid, &w.resource_type, index, fresh)?;
+    replace_index(conn, rid, &w.resource_type, index, fresh, crypto)?;
     Ok(stored)
 }
 
@@ -319,6 +351,7 @@ fn replace_index(
     rtype: &str,
     entries: &[fhir::index::IndexEntry],
     fresh: bool,
+    crypto: &Crypto,
 ) -> Result<()> {
     const OP: &str = "write";
     let e = StoreError::sqlite(OP);
@@ -329,7 +362,7 @@ fn replace_index(
                     .execute([rid])?;
             }
         }
-        let rows = IndexRows::new(entries);
+        let rows = crypto.index_rows(IndexRows::new(entries));
         let mut s = conn.prepare_cached(
             "INSERT INTO fhir_idx_string (rid, type, param, grp, pos, normalized, exact)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -54,6 +54,9 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// How many rows of `table` belong to `message` (by `message_id`).
     fn count_rows(&self, table: &str, message: MessageId) -> impl Future<Output = i64> + Send;
+
+    /// The configuration of a store here, with `encryption` (for `AnyStore::open`).
+    fn store_config(&self, encryption: Option<store::EncryptionConfig>) -> store::StoreConfig;
 }
 
 /// A fresh SQLite data directory, deleted at the end.
@@ -143,6 +146,13 @@ impl Backend for Sqlite {
         .unwrap();
     }
 
+    fn store_config(&self, encryption: Option<store::EncryptionConfig>) -> store::StoreConfig {
+        store::StoreConfig::Sqlite(SqliteConfig {
+            encryption,
+            ..SqliteConfig::new(self.dir.path())
+        })
+    }
+
     async fn count_rows(&self, table: &str, message: MessageId) -> i64 {
         self.db()
             .query_row(
@@ -166,6 +176,7 @@ impl Postgres {
             url: self.url.clone(),
             schema: self.schema.clone(),
             pool_size: 8,
+            encryption: None,
         }
     }
 
@@ -271,6 +282,13 @@ impl Backend for Postgres {
             ))
             .await
             .unwrap();
+    }
+
+    fn store_config(&self, encryption: Option<store::EncryptionConfig>) -> store::StoreConfig {
+        store::StoreConfig::Postgres(PostgresConfig {
+            encryption,
+            ..self.config()
+        })
     }
 
     async fn count_rows(&self, table: &str, message: MessageId) -> i64 {

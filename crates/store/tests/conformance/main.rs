@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod audit;
+mod encryption;
 mod journal;
 mod lifecycle;
 mod ordered_queues;
@@ -55,6 +56,11 @@ macro_rules! conformance {
 }
 
 conformance!(
+    encrypted_messages_round_trip,
+    encrypted_resources_search,
+    encryption_rotation_reencrypts_old_rows,
+    encryption_refuses_wrong_and_missing_keys,
+    encryption_needs_an_empty_store,
     append_then_get_returns_exact_bytes_and_fields,
     get_unknown_id_is_none,
     append_refuses_bad_input,
@@ -140,6 +146,7 @@ fn messages_of(items: &[QueueItem]) -> Vec<MessageId> {
 /// The generic cases, whichever file they live in.
 mod cases {
     pub use super::audit::*;
+    pub use super::encryption::*;
     pub use super::journal::*;
     pub use super::lifecycle::*;
     pub use super::ordered_queues::*;
