@@ -37,12 +37,16 @@ impl AuthServer {
             .with_state(Arc::clone(self))
     }
 
-    /// `/.well-known/smart-configuration` (GET), to be nested under the FHIR base path
-    /// (`Router::new().nest("/fhir", auth.smart_router())`, or merged into the FHIR
-    /// router before nesting).
+    /// `/.well-known/smart-configuration` and `/.well-known/openid-configuration` (GET), to
+    /// be nested under the FHIR base path (`Router::new().nest("/fhir", auth.smart_router())`,
+    /// or merged into the FHIR router before nesting).
     pub fn smart_router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/.well-known/smart-configuration", get(smart_configuration))
+            .route(
+                "/.well-known/openid-configuration",
+                get(openid_configuration),
+            )
             .with_state(Arc::clone(self))
     }
 
@@ -85,6 +89,33 @@ async fn smart_configuration(State(server): State<Arc<AuthServer>>) -> Response 
     (
         [(header::CACHE_CONTROL, "max-age=300")],
         axum::Json(server.smart_configuration()),
+    )
+        .into_response()
+}
+
+/// `/.well-known/openid-configuration`: the OpenID Connect provider metadata (the same
+/// endpoints as the SMART configuration), so that OIDC relying parties can sign users in here.
+async fn openid_configuration(State(server): State<Arc<AuthServer>>) -> Response {
+    let smart = server.smart_configuration();
+    let mut doc = serde_json::Map::new();
+    for name in [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "id_token_signing_alg_values_supported",
+        "scopes_supported",
+        "code_challenge_methods_supported",
+        "token_endpoint_auth_methods_supported",
+        "grant_types_supported",
+    ] {
+        doc.insert(name.to_owned(), smart[name].clone());
+    }
+    doc.insert("subject_types_supported".to_owned(), json!(["public"]));
+    (
+        [(header::CACHE_CONTROL, "max-age=300")],
+        axum::Json(Value::Object(doc)),
     )
         .into_response()
 }

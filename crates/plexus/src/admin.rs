@@ -44,6 +44,8 @@ pub struct AdminState {
     pub auth: Option<Arc<auth::AuthServer>>,
     /// The audit trail; `None` records nothing.
     pub audit: Option<Arc<crate::security::AuditTrail>>,
+    /// Sign-in with an external OpenID Connect provider; `None` when not configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// The HTTP methods the API uses.
@@ -104,7 +106,7 @@ where
 /// The action an endpoint performs, for the role check.
 fn action_of(verb: Verb, path: &str) -> Option<AdminAction> {
     use AdminAction as A;
-    if !path.starts_with("/api/") || path == "/api/login" {
+    if !path.starts_with("/api/") || path == "/api/login" || path.starts_with("/api/oidc/") {
         return None;
     }
     Some(match (verb, path) {
@@ -149,6 +151,8 @@ pub(crate) fn routes() -> Vec<Route> {
         at(Post, "/api/messages/{id}/reprocess", reprocess_one),
         at(Get, "/api/queues", queues),
         at(Post, "/api/login", login),
+        at(Get, "/api/oidc/login", oidc_login),
+        at(Get, "/api/oidc/callback", oidc_callback),
     ]
 }
 
@@ -433,6 +437,113 @@ async fn login(
             "wrong user name or password".to_owned(),
         ));
     }
+    let token = auth
+        .create_api_token(&username, "session", "", SESSION)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(
+        json!({"token": token, "expires_in": SESSION.as_secs()}),
+    ))
+}
+
+/// `GET /api/oidc/login`: a redirect to the identity provider's sign-in page.
+async fn oidc_login(State(s): State<AdminState>) -> ApiResult<Response> {
+    let Some(oidc) = &s.oidc else {
+        return Err(oidc_off());
+    };
+    let url = oidc.begin().await.map_err(|e| match e {
+        crate::oidc::OidcError::Refused(why) => ApiError(StatusCode::UNAUTHORIZED, why),
+        crate::oidc::OidcError::Unavailable(why) => ApiError(StatusCode::SERVICE_UNAVAILABLE, why),
+    })?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, url),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
+        .into_response())
+}
+
+fn oidc_off() -> ApiError {
+    ApiError(
+        StatusCode::CONFLICT,
+        "OIDC sign-in is not configured ([security.oidc]) or the admin API runs without authorization"
+            .to_owned(),
+    )
+}
+
+/// `GET /api/oidc/callback?code&state`: the provider's answer; a session API token of the
+/// Plexus user the verified ID token names.
+async fn oidc_callback(
+    State(s): State<AdminState>,
+    Params(params): Params,
+    request: axum::extract::Request,
+) -> ApiResult<Json<serde_json::Value>> {
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let (Some(oidc), Some(auth)) = (&s.oidc, &s.auth) else {
+        return Err(oidc_off());
+    };
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let result = match (param("code"), param("state"), param("error")) {
+        (_, _, Some(error)) => Err(crate::oidc::OidcError::Refused(format!(
+            "the provider answered {:?}",
+            error.chars().take(64).collect::<String>()
+        ))),
+        (Some(code), Some(state), None) if code.len() <= 4096 && state.len() <= 256 => {
+            oidc.finish(code, state).await
+        }
+        _ => Err(crate::oidc::OidcError::Refused(
+            "code and state are required".to_owned(),
+        )),
+    };
+    // The user must exist in Plexus and be enabled: roles are Plexus's, not the provider's.
+    let result = match result {
+        Ok(name) => match s.engine.store().user(&name).await? {
+            Some(u) if !u.disabled => Ok(name),
+            _ => Err((
+                name,
+                crate::oidc::OidcError::Refused("no enabled Plexus user of this name".to_owned()),
+            )),
+        },
+        Err(e) => Err(("unknown".to_owned(), e)),
+    };
+    let (who, ok) = match &result {
+        Ok(name) => (name.as_str(), true),
+        Err((name, _)) => (name.as_str(), false),
+    };
+    let reason = match &result {
+        Ok(_) => String::new(),
+        Err((_, e)) => format!("OIDC sign-in: {e}"),
+    };
+    if let Some(audit) = &s.audit {
+        let mut facts = AuditFacts::login(who, ok).from_addr(source.as_deref());
+        if !ok {
+            facts = facts.failed(Outcome::MinorFailure, &reason);
+        }
+        audit
+            .record(facts)
+            .await
+            .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    }
+    let username = result.map_err(|(_, e)| match e {
+        crate::oidc::OidcError::Refused(why) => ApiError(StatusCode::UNAUTHORIZED, why),
+        crate::oidc::OidcError::Unavailable(why) => {
+            tracing::warn!(reason = %why, "OIDC sign-in failed");
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                format!("the identity provider could not be used: {why}"),
+            )
+        }
+    })?;
     let token = auth
         .create_api_token(&username, "session", "", SESSION)
         .await

@@ -70,6 +70,9 @@ pub struct SecurityConfig {
     /// Lifetime of access tokens, 5 to 60 minutes. Default: 15 min.
     #[serde(default = "default_access_token_lifetime", with = "mllp::duration")]
     pub access_token_lifetime: std::time::Duration,
+    /// Sign-in to the admin API with an external OpenID Connect provider
+    /// (`[security.oidc]`). Default: none.
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 impl Default for SecurityConfig {
@@ -82,6 +85,7 @@ impl Default for SecurityConfig {
             signing_key: None,
             key_dir: None,
             access_token_lifetime: default_access_token_lifetime(),
+            oidc: None,
         }
     }
 }

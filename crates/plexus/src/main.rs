@@ -20,6 +20,7 @@ mod convert_cli;
 mod fhir_cli;
 mod hl7;
 mod messages;
+mod oidc;
 mod security;
 mod security_cli;
 mod send;

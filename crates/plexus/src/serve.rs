@@ -207,6 +207,12 @@ async fn start_apis(
         let admin = AdminSecurity {
             auth: config.security.admin_auth.then(|| Arc::clone(&auth)),
             audit: audit.clone(),
+            oidc: match &config.security.oidc {
+                Some(c) if config.security.admin_auth => {
+                    Some(Arc::new(crate::oidc::Oidc::new(c.clone())?))
+                }
+                _ => None,
+            },
         };
         reloaders.extend(spawn_admin(config, engine, admin, stop_rx.clone()).await?);
     }
@@ -229,6 +235,8 @@ pub struct AdminSecurity {
     pub auth: Option<Arc<auth::AuthServer>>,
     /// Where message views, reprocessing and configuration changes are recorded.
     pub audit: Option<Arc<AuditTrail>>,
+    /// Sign-in with an external OpenID Connect provider.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// Starts the admin API; it stops when `stop` turns true. Returns its TLS, for SIGHUP.
@@ -254,6 +262,7 @@ async fn spawn_admin(
         channels_dir: config.channels.clone(),
         auth: security.auth,
         audit: security.audit,
+        oidc: security.oidc,
     });
     let options = connectors::http::ServeOptions {
         tls: tls.clone(),

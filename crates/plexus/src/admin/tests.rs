@@ -83,6 +83,7 @@ impl TestEngine {
             channels_dir: Some(self.channels_dir()),
             auth: None,
             audit: None,
+            oidc: None,
         })
     }
 

@@ -203,6 +203,7 @@ async fn channel_operations() {
         channels_dir: None,
         auth: None,
         audit: None,
+        oidc: None,
     }));
     let e = without_folder
         .fails("POST", "/api/channels/adt/deploy", None, 409)
