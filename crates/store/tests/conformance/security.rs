@@ -30,7 +30,7 @@ fn grant(kind: &str, key: &str, family: Option<&str>, expires: Timestamp) -> Gra
 }
 
 fn later() -> Timestamp {
-    Timestamp::now().saturating_add(Duration::from_secs(600))
+    Timestamp::now().saturating_add(Duration::from_mins(10))
 }
 
 pub async fn security_users_and_clients_round_trip<B: Backend>(backend: &B) {
