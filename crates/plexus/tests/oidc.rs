@@ -305,6 +305,34 @@ fn provider_checks(issuer: &str, idp_admin: u16) {
     assert_eq!(off.status, 409, "{}", off.body);
 }
 
+/// Every sign-in is in the relying party's audit trail: alice's two successes, the failures
+/// of bob and of the unknown callers (tampered, replayed, bare).
+fn check_audit(rp_config: &Path) {
+    let logins = |agent: &str, outcome: &str| -> usize {
+        let out = plexus_cli(
+            rp_config,
+            &[
+                "audit",
+                "search",
+                "--type",
+                "110114",
+                "--subtype",
+                "110122",
+                "--agent",
+                agent,
+                "--outcome",
+                outcome,
+                "--json",
+            ],
+        );
+        let list: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        list.as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(logins("alice", "0"), 2);
+    assert_eq!(logins("bob", "4"), 1);
+    assert_eq!(logins("unknown", "4"), 3);
+}
+
 #[test]
 fn oidc_sign_in_against_another_plexus_as_identity_provider() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -406,6 +434,8 @@ fn oidc_sign_in_against_another_plexus_as_identity_provider() {
     // A callback without code and state.
     let bare = request("GET", &format!("{rp_url}/api/oidc/callback"), None, &[]);
     assert_eq!(bare.status, 401, "{}", bare.body);
+
+    check_audit(&rp_config);
 
     // The secret never shows in the relying party's log.
     let log = rp.log_text();
