@@ -26,8 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use store::{
-    DEFAULT_LIST_LIMIT, Journal as _, MAX_LIST_LIMIT, MessageFilter, MessageId, MessageSummary,
-    Queues as _, Security as _, Status, Timestamp,
+    Audit as _, DEFAULT_LIST_LIMIT, Journal as _, MAX_LIST_LIMIT, MessageFilter, MessageId,
+    MessageSummary, Queues as _, Security as _, Status, Timestamp,
 };
 
 /// The OpenAPI 3.1 description of this API.
@@ -111,6 +111,7 @@ fn action_of(verb: Verb, path: &str) -> Option<AdminAction> {
     }
     Some(match (verb, path) {
         (_, p) if p.contains("reprocess") => A::Reprocess,
+        (_, p) if p.starts_with("/api/audit") => A::ViewAudit,
         (Verb::Get, p) if p.starts_with("/api/messages") => A::ViewMessages,
         (Verb::Post, p) if p.ends_with("/deploy") || p.ends_with("/undeploy") => A::DeployChannels,
         (Verb::Post, _) => A::ControlChannels,
@@ -151,6 +152,7 @@ pub(crate) fn routes() -> Vec<Route> {
         at(Post, "/api/messages/{id}/reprocess", reprocess_one),
         at(Get, "/api/queues", queues),
         at(Post, "/api/login", login),
+        at(Get, "/api/audit", audit_search),
         at(Get, "/api/oidc/login", oidc_login),
         at(Get, "/api/oidc/callback", oidc_callback),
     ]
@@ -222,6 +224,7 @@ async fn guard(
                 | AdminAction::Reprocess
                 | AdminAction::DeployChannels
                 | AdminAction::ControlChannels
+                | AdminAction::ViewAudit
         );
     match &state.audit {
         Some(audit) if audited => {
@@ -551,6 +554,55 @@ async fn oidc_callback(
     Ok(Json(
         json!({"token": token, "expires_in": SESSION.as_secs()}),
     ))
+}
+
+/// `GET /api/audit`: the audit trail, newest first, for auditors (read only: nothing in
+/// the API changes it). Each search is itself recorded.
+async fn audit_search(
+    State(s): State<AdminState>,
+    Params(params): Params,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut q = store::AuditQuery::default();
+    let mut seen = HashSet::new();
+    for (k, v) in &params {
+        if !seen.insert(k.as_str()) {
+            return Err(bad_request(format!("parameter {k:?} is given twice")));
+        }
+        let time = || {
+            v.parse::<Timestamp>()
+                .map_err(|e| bad_request(format!("{k}: {e} (RFC 3339)")))
+        };
+        match k.as_str() {
+            "patient" if v.contains('/') => q.patient = Some(v.clone()),
+            "patient" => q.patient = Some(format!("Patient/{v}")),
+            "agent" => q.agent = Some(v.clone()),
+            "outcome" => q.outcome = Some(v.clone()),
+            "action" => q.action = Some(v.clone()),
+            "subtype" => q.subtype = Some(v.clone()),
+            "since" => q.since = Some(time()?),
+            "until" => q.until = Some(time()?),
+            "before" => {
+                q.before_seq =
+                    Some(v.parse().map_err(|_| {
+                        bad_request(format!("before={v} is not a sequence number"))
+                    })?);
+            }
+            "limit" => {
+                let max = store::audit::MAX_AUDIT_LIMIT;
+                q.limit = Some(
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|l| (1..=max).contains(l))
+                        .ok_or_else(|| bad_request(format!("limit must be 1 to {max}")))?,
+                );
+            }
+            other => return Err(bad_request(format!("unknown parameter {other:?}"))),
+        }
+    }
+    let entries = s.engine.store().audit_search(&q).await?;
+    let entries: Vec<serde_json::Value> =
+        entries.iter().map(crate::audit_cli::entry_json).collect();
+    Ok(Json(json!({ "entries": entries })))
 }
 
 async fn healthz() -> &'static str {

@@ -165,7 +165,8 @@ fn time(arg: Option<&String>, what: &str) -> Result<Option<Timestamp>> {
     .transpose()
 }
 
-fn entry_json(e: &AuditEntry) -> serde_json::Value {
+/// One record as JSON (the CLI and the admin API).
+pub(crate) fn entry_json(e: &AuditEntry) -> serde_json::Value {
     let r = &e.record;
     serde_json::json!({
         "seq": e.seq,

@@ -3,8 +3,11 @@
 //! answers a fixed small JSON without touching the store, the peer the other figures are
 //! divided by; (2) transaction-Bundle import of synthetic patients; (3) a CRUD mix with
 //! concurrent clients (create, read, update, search by identifier, by name, by date range
-//! with `_include`). Reports requests/s, p50/p95/p99 per kind and peak memory. A benchmark,
-//! not a test: it asserts nothing about speed.
+//! with `_include`); with `--secured`, (4) the same mix again on a second mount of the API on
+//! the same store with authorization (an API token verified on every request) and the audit
+//! trail (one durable record per request), so the cost of security is a same-run ratio.
+//! Reports requests/s, p50/p95/p99 per kind and peak memory. A benchmark, not a test: it
+//! asserts nothing about speed.
 
 #![allow(
     clippy::cast_precision_loss,
@@ -49,6 +52,9 @@ pub struct FhirBenchArgs {
     /// Directory for the SQLite store (default: a new temporary directory).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
+    /// Also run the mix with authorization and the audit trail on (phase 4).
+    #[arg(long)]
+    pub secured: bool,
 }
 
 /// The kinds of request of the CRUD mix, with their share (out of 100).
@@ -93,21 +99,20 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}/fhir");
-    let app = axum::Router::new()
-        .route(
-            "/floor",
-            axum::routing::get(|| async {
-                (
-                    [("content-type", "application/fhir+json")],
-                    r#"{"resourceType":"Patient","id":"floor","active":true}"#,
-                )
-            }),
-        )
+    let secured_base = format!("http://{addr}/sfhir");
+    let (secured_app, token) = if args.secured {
+        let (app, token) = secured(&store, &secured_base, &dir).await?;
+        (app, Some(token))
+    } else {
+        (axum::Router::new(), None)
+    };
+    let app = floor_route()
         .merge(fhir_server::mount(
             "/fhir",
             Arc::clone(&store),
             fhir_server::FhirConfig::new(&base),
-        ));
+        ))
+        .merge(secured_app);
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -144,9 +149,25 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
         args.clients,
         Duration::from_secs(args.seconds),
         Arc::clone(&ids),
+        None,
         move |rng, ids| request(&mix_base, rng, ids, patients),
     )
     .await?;
+
+    // 4. The same mix, secured and audited.
+    let secured_mix = match &token {
+        Some(token) => Some(
+            drive_with_ids(
+                args.clients,
+                Duration::from_secs(args.seconds),
+                ids,
+                Some(Arc::from(token.as_str())),
+                move |rng, ids| request(&secured_base, rng, ids, patients),
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let _ = stop_tx.send(true);
     server.await??;
@@ -155,7 +176,73 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
         drop_schema(&args.pg_url, &schema).await?;
     }
 
-    report(&args, &floor, &mix, &loaded)
+    report(&args, &floor, &mix, &loaded)?;
+    if let Some(secured) = &secured_mix {
+        report_secured(&mix, secured)?;
+    }
+    Ok(())
+}
+
+/// `/floor`: a fixed small FHIR JSON without the store, the HTTP peer of every figure.
+fn floor_route() -> axum::Router {
+    axum::Router::new().route(
+        "/floor",
+        axum::routing::get(|| async {
+            (
+                [("content-type", "application/fhir+json")],
+                r#"{"resourceType":"Patient","id":"floor","active":true}"#,
+            )
+        }),
+    )
+}
+
+/// The secured mix as a ratio of the open one.
+fn report_secured(mix: &Measured, secured: &Measured) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\n| secured (API token + audit record per request) | requests | req/s | ÷ open mix | p50 | p95 | p99 |\n|---|---:|---:|---:|---:|---:|---:|"
+    )?;
+    row(
+        &mut out,
+        "CRUD mix, all kinds, secured",
+        secured.all().len(),
+        secured.rate(),
+        mix.rate(),
+        secured.all(),
+    )
+}
+
+/// The FHIR API at `/sfhir` with authorization and the audit trail, and an API token of an
+/// admin with `user/*.cruds`.
+async fn secured(
+    store: &Arc<AnyStore>,
+    base: &str,
+    dir: &std::path::Path,
+) -> Result<(axum::Router, String)> {
+    let auth = auth::AuthServer::new(
+        auth::AuthConfig::new(base, base.replace("/sfhir", "/auth"), dir.join("keys")),
+        Arc::clone(store),
+        Arc::new(auth::NoEvents),
+    )?;
+    auth.add_user("bench", None, &[auth::principal::Role::Admin], None)
+        .await?;
+    let token = auth
+        .create_api_token("bench", "bench", "user/*.cruds", Duration::from_hours(1))
+        .await?;
+    let audit = crate::security::AuditTrail::start(Arc::clone(store), "bench".into());
+    let security = fhir_server::Security {
+        authenticator: Some(Arc::new(crate::security::Verifier(auth))),
+        access_log: Some(audit),
+        public_routes: None,
+    };
+    let app = fhir_server::mount_with(
+        "/sfhir",
+        Arc::clone(store),
+        fhir_server::FhirConfig::new(base),
+        security,
+    );
+    Ok((app, token))
 }
 
 /// Prints the Markdown report.
@@ -282,10 +369,16 @@ async fn drive<F>(clients: usize, time: Duration, make: F) -> Result<Measured>
 where
     F: Fn(&mut fhir_server::synth::Rng, &Ids) -> Request + Send + Sync + 'static,
 {
-    drive_with_ids(clients, time, Arc::new(Mutex::new(Vec::new())), make).await
+    drive_with_ids(clients, time, Arc::new(Mutex::new(Vec::new())), None, make).await
 }
 
-async fn drive_with_ids<F>(clients: usize, time: Duration, ids: Ids, make: F) -> Result<Measured>
+async fn drive_with_ids<F>(
+    clients: usize,
+    time: Duration,
+    ids: Ids,
+    token: Option<Arc<str>>,
+    make: F,
+) -> Result<Measured>
 where
     F: Fn(&mut fhir_server::synth::Rng, &Ids) -> Request + Send + Sync + 'static,
 {
@@ -298,16 +391,20 @@ where
         let client = client.clone();
         let make = Arc::clone(&make);
         let ids = Arc::clone(&ids);
+        let token = token.clone();
         tasks.spawn(async move {
             let mut rng = fhir_server::synth::Rng::new(c as u64 + 1);
             let mut samples = Vec::new();
             while Instant::now() < deadline {
                 let (op, method, url, body) = make(&mut rng, &ids);
-                let req = hyper::Request::builder()
+                let mut req = hyper::Request::builder()
                     .method(method)
                     .uri(&url)
-                    .header("content-type", "application/fhir+json")
-                    .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+                    .header("content-type", "application/fhir+json");
+                if let Some(t) = &token {
+                    req = req.header("authorization", format!("Bearer {t}"));
+                }
+                let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
                 let t = Instant::now();
                 let resp = client
                     .request(req)
