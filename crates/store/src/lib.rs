@@ -565,10 +565,7 @@ impl Audit for AnyStore {
         dispatch!(self, s => s.audit_get(seq).await)
     }
 
-    async fn audit_verify(
-        &self,
-        anchor: Option<audit::AuditAnchor>,
-    ) -> Result<AuditVerification> {
+    async fn audit_verify(&self, anchor: Option<audit::AuditAnchor>) -> Result<AuditVerification> {
         dispatch!(self, s => s.audit_verify(anchor).await)
     }
 }

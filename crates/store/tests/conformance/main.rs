@@ -5,9 +5,9 @@
 // allow-unwrap-in-tests does not see as tests.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
-mod audit;
 mod encryption;
 mod journal;
 mod lifecycle;
