@@ -154,7 +154,7 @@ impl AuthServer {
     }
 
     /// The unexpired API tokens of `user`: (token id, name, expiry). The id is the
-    /// token's SHA-256, as [`Principal::token_id`] gives it.
+    /// token's SHA-256, as [`Principal::token_id`](crate::Principal::token_id) gives it.
     pub async fn api_tokens(
         &self,
         user: &str,

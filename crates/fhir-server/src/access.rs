@@ -83,7 +83,7 @@ pub enum Interaction {
 }
 
 impl Interaction {
-    /// The code of http://hl7.org/fhir/restful-interaction (`read`, `search-type`, …).
+    /// The code of <http://hl7.org/fhir/restful-interaction> (`read`, `search-type`, …).
     pub fn code(self) -> &'static str {
         match self {
             Self::Read => "read",
