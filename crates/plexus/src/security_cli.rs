@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use auth::principal::Role;
 use auth::{AuthServer, ClientKind, ClientRegistration};
 use clap::{Args, Subcommand, ValueEnum};
-use store::{AnyStore, Security as _, Store as _};
+use store::{AnyStore, Audit as _, Security as _, Store as _};
 
 use crate::config::Config;
 
@@ -136,6 +136,18 @@ async fn open(config_path: Option<&Path>) -> Result<(Arc<AnyStore>, Arc<AuthServ
     Ok((store, auth))
 }
 
+/// Records a configuration change made from the command line (who: the operating-system
+/// user running it).
+async fn audit_change(store: &AnyStore, object: &str) -> Result<()> {
+    let who = std::env::var("USER").unwrap_or_else(|_| "cli".to_owned());
+    let agent = format!("cli:{who}");
+    let facts = auth::audit::AuditFacts::config_change(auth::audit::Who::Name(&agent), object);
+    store
+        .audit_append(vec![auth::audit::record(&facts)])
+        .await
+        .context("writing the audit record")
+}
+
 fn password(args: &UserAddArgs) -> Result<Option<String>> {
     if let Some(var) = &args.password_env {
         let p =
@@ -173,6 +185,7 @@ pub async fn user(config: Option<PathBuf>, cmd: UserCommand) -> Result<ExitCode>
                 args.fhir_user.as_deref(),
             )
             .await?;
+            audit_change(&store, &format!("user/{}", args.name)).await?;
             println!("user {} saved", args.name);
         }
         UserCommand::List => {
@@ -200,6 +213,7 @@ pub async fn token(config: Option<PathBuf>, cmd: TokenCommand) -> Result<ExitCod
             let token = auth
                 .create_api_token(&args.user, &args.name, &args.scope, lifetime)
                 .await?;
+            audit_change(&store, &format!("token/{}", args.user)).await?;
             println!("{token}");
         }
     }
@@ -235,7 +249,9 @@ pub async fn client(config: Option<PathBuf>, cmd: ClientCommand) -> Result<ExitC
                 jwks,
                 jwks_uri: args.jwks_url,
             };
-            match auth.register_client(registration).await? {
+            let secret = auth.register_client(registration).await?;
+            audit_change(&store, &format!("client/{}", args.id)).await?;
+            match secret {
                 Some(secret) => println!("client {} registered; secret: {secret}", args.id),
                 None => println!("client {} registered", args.id),
             }

@@ -203,6 +203,8 @@ async fn start_apis(
         &auth_base,
         events,
     )?;
+    // Expired codes, tokens and assertion ids are ignored anyway; this keeps the table small.
+    let _purge = auth.spawn_purge(std::time::Duration::from_hours(1));
     if config.admin.enabled {
         let admin = AdminSecurity {
             auth: config.security.admin_auth.then(|| Arc::clone(&auth)),

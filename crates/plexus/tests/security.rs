@@ -295,6 +295,14 @@ fn smart_launches_backend_services_and_the_audit_trail() {
     );
     let reads = plexus_cli(&config, &["audit", "search", "--patient", &id, "--json"]);
     assert!(reads.contains("\"read\""), "reads of the patient: {reads}");
+    // Users, tokens and clients made with the CLI are configuration changes on record.
+    let all = plexus_cli(&config, &["audit", "search", "--limit", "1000", "--json"]);
+    for object in ["user/alice", "token/tester", "client/backend-svc"] {
+        assert!(
+            all.contains(object),
+            "the CLI change of {object} is audited"
+        );
+    }
     let refused = plexus_cli(&config, &["audit", "search", "--outcome", "4", "--json"]);
     assert!(
         refused.contains("a bearer token is required"),
