@@ -513,10 +513,13 @@ pub struct ChannelServer {
 
 /// Runs `plexus --config CONFIG ARGS…`, which must succeed; returns its standard output.
 pub fn plexus_cli(config: &Path, args: &[&str]) -> String {
+    // In the config's folder, where serve runs: relative paths (a generated signing key
+    // with PostgreSQL) land there, not in the source tree.
     let out = Command::new(env!("CARGO_BIN_EXE_plexus"))
         .arg("--config")
         .arg(config)
         .args(args)
+        .current_dir(config.parent().unwrap_or(Path::new(".")))
         .output()
         .expect("run plexus");
     assert!(
