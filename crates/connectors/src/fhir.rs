@@ -17,7 +17,6 @@
 //! diagnostics as the error.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,7 +27,6 @@ use hyper::{Method, Request, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -150,25 +148,8 @@ impl FhirSender {
                 Some(value)
             }
         };
-        let tls = if https {
-            config.tls.clone().unwrap_or_default().load()?
-        } else {
-            // Never used for http://, but the connector type wants one.
-            no_roots()?
-        };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_mins(1))
-            .build(connector);
+        let client =
+            crate::http::client_tls::pooled_client(config.tls.as_ref(), https, config.timeout)?;
         Ok(Self {
             client,
             uri,
@@ -301,16 +282,6 @@ fn summary(body: Option<&[u8]>) -> String {
         (Some(t), Some(e)) => format!(" ({t}, {} entries)", e.len()),
         _ => String::new(),
     }
-}
-
-fn no_roots() -> Result<rustls::ClientConfig> {
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Config(format!("TLS: {e}")))?
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth())
 }
 
 fn chain(error: &dyn std::error::Error) -> String {

@@ -101,3 +101,38 @@ fn system_roots() -> Result<RootCertStore> {
     }
     Ok(roots)
 }
+
+/// The pooled HTTP/1.1 client of the senders: TLS from `tls` (or the system roots) for
+/// `https` URLs, a connect timeout, idle connections kept a minute.
+pub(crate) fn pooled_client(
+    tls: Option<&HttpClientTls>,
+    https: bool,
+    connect_timeout: std::time::Duration,
+) -> Result<
+    hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+> {
+    let tls = if https {
+        tls.cloned().unwrap_or_default().load()?
+    } else {
+        // Never used for http://, but the connector type wants one.
+        without_roots()?
+    };
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(std::time::Duration::from_mins(1))
+            .build(connector),
+    )
+}

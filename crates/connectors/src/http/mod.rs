@@ -6,7 +6,7 @@
 //! handled the same way as by the MLLP server, with no second TLS integration. The sender is
 //! hyper-util's pooled client with `hyper-rustls`, sharing the tree's one rustls.
 
-mod client_tls;
+pub(crate) mod client_tls;
 mod listener;
 mod sender;
 pub mod server;

@@ -12,7 +12,6 @@ use hyper::{Method, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -261,25 +260,7 @@ impl HttpSender {
         if config.timeout.is_zero() {
             return Err(bad("timeout must be above 0"));
         }
-        let tls = if https {
-            config.tls.clone().unwrap_or_default().load()?
-        } else {
-            // Never used for http://, but the connector type wants one.
-            client_tls::without_roots()?
-        };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_mins(1))
-            .build(connector);
+        let client = client_tls::pooled_client(config.tls.as_ref(), https, config.timeout)?;
         Ok(Self {
             client,
             uri,
