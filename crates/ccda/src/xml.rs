@@ -1,9 +1,8 @@
-//! A small read-only element tree over the input text, built in one pass with quick-xml's
-//! streaming reader.
+//! A small read-only element tree over the input text, built in one pass by [`read`].
 //!
-//! Names, attribute values and text borrow from the input wherever quick-xml hands out
-//! borrowed data (everything without an entity reference), so building the tree costs one
-//! `Vec` push per element, attribute and text run. The converters walk it freely (a C-CDA entry
+//! Names, attribute values and text borrow from the input (everything without an entity
+//! reference, a prefixed name to normalise or a line break to rewrite), so building the tree
+//! costs one `Vec` push per element, attribute and text run. The converters walk it freely (a C-CDA entry
 //! is read in several places: narrative references, nested entry relationships), which a pure
 //! event stream would make far harder for no measurable gain (see the benchmark in
 //! `docs/BENCHMARKS.md`).
@@ -16,10 +15,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::reader::Reader;
-
 use crate::CcdaError;
+
+mod read;
 
 /// The CDA namespace.
 pub(crate) const V3_NS: &str = "urn:hl7-org:v3";
@@ -84,160 +82,18 @@ pub(crate) fn line_of(src: &str, pos: usize) -> usize {
     1 + memchr::memchr_iter(b'\n', &src.as_bytes()[..end]).count()
 }
 
-fn xml_error(src: &str, pos: u64, message: impl std::fmt::Display) -> CcdaError {
-    let pos = usize::try_from(pos).unwrap_or(usize::MAX);
-    CcdaError::Xml {
-        line: line_of(src, pos),
-        message: message.to_string(),
-    }
-}
-
-fn predefined_entity(name: &str) -> Option<char> {
+fn predefined_entity(name: &str) -> Option<&'static str> {
     Some(match name {
-        "lt" => '<',
-        "gt" => '>',
-        "amp" => '&',
-        "apos" => '\'',
-        "quot" => '"',
+        "lt" => "<",
+        "gt" => ">",
+        "amp" => "&",
+        "apos" => "'",
+        "quot" => "\"",
         _ => return None,
     })
 }
 
 impl<'a> Doc<'a> {
-    /// Parses `src`; errors carry the line where the XML stops being well-formed.
-    #[allow(clippy::too_many_lines)] // one arm per reader event
-    pub(crate) fn parse(src: &'a str) -> Result<Self, CcdaError> {
-        let mut doc = Doc {
-            src,
-            nodes: Vec::with_capacity(src.len() / 40),
-            attrs: Vec::with_capacity(src.len() / 40),
-            ids: HashMap::new(),
-            root_ns: None,
-        };
-        // Prefix bindings seen so far (documents declare them on the root in practice; a
-        // binding is kept for the rest of the document, which is all C-CDA needs).
-        let mut prefixes: Vec<(String, Ns)> = Vec::new();
-        let mut reader = Reader::from_str(src);
-        let mut stack: Vec<NodeId> = Vec::new();
-        let mut seen_root = false;
-        // Open `text` elements: inside them (narrative, mixed content) whitespace is content;
-        // elsewhere a whitespace-only run between elements is layout and is not kept, unless
-        // an entity reference follows it in the same text (`&lt; &gt;`).
-        let mut in_text = 0usize;
-        let mut pending_ws: Option<(Cow<'a, str>, u64)> = None;
-        loop {
-            let before = reader.buffer_position();
-            let event = match reader.read_event() {
-                Ok(e) => e,
-                Err(e) => return Err(xml_error(src, reader.error_position(), e)),
-            };
-            match event {
-                Event::Start(e) | Event::Empty(e) if stack.len() >= MAX_DEPTH => {
-                    let _ = e;
-                    return Err(xml_error(
-                        src,
-                        before,
-                        format!("elements nest deeper than {MAX_DEPTH} levels"),
-                    ));
-                }
-                Event::Start(e) => {
-                    if stack.is_empty() && seen_root {
-                        return Err(xml_error(src, before, "a second root element"));
-                    }
-                    seen_root = true;
-                    pending_ws = None;
-                    let id = doc.element(&e, &mut prefixes, &stack, before, src)?;
-                    if doc.nodes[id as usize].data == "text" {
-                        in_text += 1;
-                    }
-                    stack.push(id);
-                }
-                Event::Empty(e) => {
-                    if stack.is_empty() && seen_root {
-                        return Err(xml_error(src, before, "a second root element"));
-                    }
-                    seen_root = true;
-                    pending_ws = None;
-                    doc.element(&e, &mut prefixes, &stack, before, src)?;
-                }
-                Event::End(_) => {
-                    pending_ws = None;
-                    if let Some(id) = stack.pop()
-                        && doc.nodes[id as usize].data == "text"
-                    {
-                        in_text = in_text.saturating_sub(1);
-                    }
-                }
-                Event::Text(t) => {
-                    let text = t.xml10_content();
-                    if in_text == 0 && text.bytes().all(|b| b.is_ascii_whitespace()) {
-                        pending_ws = Some((extend(text, src), before));
-                        continue;
-                    }
-                    if let Some((ws, at)) = pending_ws.take() {
-                        doc.text(&stack, ws, at, src)?;
-                    }
-                    doc.text(&stack, extend(text, src), before, src)?;
-                }
-                Event::CData(t) => {
-                    if let Some((ws, at)) = pending_ws.take() {
-                        doc.text(&stack, ws, at, src)?;
-                    }
-                    let text = t.xml10_content();
-                    doc.text(&stack, extend(text, src), before, src)?;
-                }
-                Event::GeneralRef(r) => {
-                    let c = if r.is_char_ref() {
-                        match r.resolve_char_ref() {
-                            Ok(Some(c)) => c,
-                            Ok(None) | Err(_) => {
-                                return Err(xml_error(
-                                    src,
-                                    before,
-                                    format!("invalid character reference &{};", r.into_inner()),
-                                ));
-                            }
-                        }
-                    } else {
-                        let name = r.into_inner();
-                        match predefined_entity(&name) {
-                            Some(c) => c,
-                            None => {
-                                return Err(xml_error(
-                                    src,
-                                    before,
-                                    format!("undeclared entity &{name};"),
-                                ));
-                            }
-                        }
-                    };
-                    if let Some((ws, at)) = pending_ws.take() {
-                        doc.text(&stack, ws, at, src)?;
-                    }
-                    doc.text(&stack, Cow::Owned(c.to_string()), before, src)?;
-                }
-                Event::Eof => break,
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
-            }
-        }
-        if let Some(&open) = stack.last() {
-            return Err(CcdaError::Xml {
-                line: line_of(src, src.len()),
-                message: format!(
-                    "the document ends inside <{}>",
-                    doc.nodes[open as usize].data
-                ),
-            });
-        }
-        if !seen_root {
-            return Err(CcdaError::Xml {
-                line: 1,
-                message: "no root element".into(),
-            });
-        }
-        Ok(doc)
-    }
-
     fn link(&mut self, parent: Option<NodeId>, id: NodeId) {
         if let Some(p) = parent {
             let last = self.nodes[p as usize].last_child;
@@ -250,103 +106,21 @@ impl<'a> Doc<'a> {
         }
     }
 
-    fn element(
-        &mut self,
-        e: &BytesStart<'a>,
-        prefixes: &mut Vec<(String, Ns)>,
-        stack: &[NodeId],
-        pos: u64,
-        src: &'a str,
-    ) -> Result<NodeId, CcdaError> {
-        let is_root = stack.is_empty();
-        let attr_start = self.attrs.len() as u32;
-        // Namespace declarations are taken out; prefixed names are normalised once the
-        // element's own declarations are known.
-        let mut prefixed = false;
-        for attr in e.attributes() {
-            let attr = attr.map_err(|err| xml_error(src, pos, err))?;
-            let key = cow_in(attr.key.0, src);
-            let value = attr
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|err| xml_error(src, pos, err))?;
-            let value = extend(value, src);
-            if key == "xmlns" {
-                if is_root {
-                    self.root_ns = Some(value.clone());
-                }
-                continue;
-            }
-            if let Some(p) = key.strip_prefix("xmlns:") {
-                prefixes.push((p.to_owned(), ns_of(&value)));
-                if is_root && ns_of(&value) == Ns::V3 {
-                    self.root_ns = Some(value.clone());
-                }
-                continue;
-            }
-            prefixed |= key.contains(':');
-            if key == "ID" {
-                self.ids.insert(value.clone(), self.nodes.len() as u32);
-            }
-            self.attrs.push((key, value));
-        }
-        if prefixed {
-            for (key, _) in &mut self.attrs[attr_start as usize..] {
-                let normal = match key
-                    .split_once(':')
-                    .map(|(p, local)| (lookup(prefixes, p), local))
-                {
-                    Some((Some(Ns::V3), local)) => Some(local.to_owned()),
-                    Some((Some(Ns::Xsi), local)) => Some(format!("xsi:{local}")),
-                    Some((Some(Ns::Sdtc), local)) => Some(format!("sdtc:{local}")),
-                    _ => None,
-                };
-                if let Some(n) = normal {
-                    *key = Cow::Owned(n);
-                }
-            }
-        }
-        let raw = e.name().0;
-        let name = match raw
-            .split_once(':')
-            .map(|(p, local)| (lookup(prefixes, p), local))
-        {
-            Some((Some(Ns::V3), local)) => {
-                if is_root {
-                    self.root_ns = Some(Cow::Borrowed(V3_NS));
-                }
-                cow_in(local, src)
-            }
-            Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
-            _ => cow_in(raw, src),
-        };
-        let id = self.nodes.len() as u32;
-        let parent = stack.last().copied();
-        self.nodes.push(Node {
-            data: name,
-            is_text: false,
-            attrs: (attr_start, self.attrs.len() as u32),
-            parent: parent.unwrap_or(NONE),
-            first_child: NONE,
-            last_child: NONE,
-            next: NONE,
-            pos: u32::try_from(pos).unwrap_or(u32::MAX),
-        });
-        self.link(parent, id);
-        Ok(id)
-    }
-
+    /// Adds a text run to the open element `parent` (merged with a text run just before it).
     fn text(
         &mut self,
-        stack: &[NodeId],
+        parent: Option<NodeId>,
         text: Cow<'a, str>,
-        pos: u64,
-        src: &str,
+        pos: usize,
     ) -> Result<(), CcdaError> {
-        let Some(&parent) = stack.last() else {
+        let Some(parent) = parent else {
             if text.trim().is_empty() {
                 return Ok(());
             }
-            return Err(xml_error(src, pos, "text outside the root element"));
+            return Err(CcdaError::Xml {
+                line: line_of(self.src, pos),
+                message: "text outside the root element".into(),
+            });
         };
         let last = self.nodes[parent as usize].last_child;
         if last != NONE && self.nodes[last as usize].is_text {
@@ -384,40 +158,6 @@ impl<'a> Doc<'a> {
     pub(crate) fn by_id(&self, id: &str) -> Option<El<'_, 'a>> {
         self.ids.get(id).map(|&id| El { doc: self, id })
     }
-}
-
-fn lookup(prefixes: &[(String, Ns)], p: &str) -> Option<Ns> {
-    prefixes
-        .iter()
-        .rev()
-        .find(|(q, _)| q == p)
-        .map(|(_, ns)| *ns)
-}
-
-/// quick-xml's slice reader hands out data borrowed from the input for the input's lifetime,
-/// but its accessors (`QName`, `Cow` of attribute values) tie it to the event; this finds the
-/// same bytes inside `src` to recover the longer borrow, and copies when they are not there.
-fn extend<'a>(value: Cow<'_, str>, src: &'a str) -> Cow<'a, str> {
-    match value {
-        Cow::Borrowed(s) => match within(s, src) {
-            Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(s.to_owned()),
-        },
-        Cow::Owned(s) => Cow::Owned(s),
-    }
-}
-
-fn cow_in<'a>(s: &str, src: &'a str) -> Cow<'a, str> {
-    match within(s, src) {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(s.to_owned()),
-    }
-}
-
-fn within<'a>(s: &str, src: &'a str) -> Option<&'a str> {
-    let start = (s.as_ptr() as usize).checked_sub(src.as_ptr() as usize)?;
-    let end = start.checked_add(s.len())?;
-    src.get(start..end)
 }
 
 /// A handle on one node of a [`Doc`].
