@@ -13,6 +13,7 @@
 //! named `xsi:local`.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::CcdaError;
@@ -56,6 +57,9 @@ pub(crate) struct Doc<'a> {
     ids: HashMap<Cow<'a, str>, NodeId>,
     /// The namespace of the root element, if it declared one.
     root_ns: Option<Cow<'a, str>>,
+    /// The last line asked for (byte offset, line): unmapped content is reported in document
+    /// order, so counting line feeds from there reads the input about once.
+    last_line: Cell<(usize, usize)>,
 }
 
 /// Which namespace a prefix is bound to, as far as this module cares.
@@ -338,7 +342,15 @@ impl<'d, 'a> El<'d, 'a> {
 
     /// The 1-based line of the element's start tag.
     pub(crate) fn line(&self) -> usize {
-        line_of(self.doc.src, self.node().pos as usize)
+        let src = self.doc.src.as_bytes();
+        let pos = (self.node().pos as usize).min(src.len());
+        let (from, line) = match self.doc.last_line.get() {
+            (at, line) if at <= pos => (at, line),
+            _ => (0, 1),
+        };
+        let line = line + memchr::memchr_iter(b'\n', &src[from..pos]).count();
+        self.doc.last_line.set((pos, line));
+        line
     }
 
     /// The element's path from the root, with the position of repeated names

@@ -7,29 +7,50 @@
 //! `ID` → `id`, `styleCode` → `class`, `colspan`/`rowspan` are kept; nothing else is (no
 //! scripts, styles or event attributes reach the output).
 
-use quick_xml::escape::escape;
-
 use crate::xml::{El, MAX_DEPTH};
 
 /// The narrative of a section `text` element as a FHIR `div`; `None` when it has no text.
 pub(crate) fn xhtml(text: El<'_, '_>) -> Option<String> {
-    let mut body = String::new();
+    let mut div = String::with_capacity(1024);
+    div.push_str(DIV);
     let mut has_text = false;
-    children(text, &mut body, &mut has_text, 0);
+    children(text, &mut div, &mut has_text, 0);
     if !has_text {
         return None;
     }
-    Some(format!(
-        "<div xmlns=\"http://www.w3.org/1999/xhtml\">{body}</div>"
-    ))
+    div.push_str("</div>");
+    Some(div)
+}
+
+const DIV: &str = "<div xmlns=\"http://www.w3.org/1999/xhtml\">";
+
+/// Appends `s` with the XML special characters escaped (as quick-xml's `escape` does).
+fn push_escaped(out: &mut String, s: &str) {
+    let mut done = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let entity = match b {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'&' => "&amp;",
+            b'\'' => "&apos;",
+            b'"' => "&quot;",
+            _ => continue,
+        };
+        out.push_str(&s[done..i]);
+        out.push_str(entity);
+        done = i + 1;
+    }
+    out.push_str(&s[done..]);
 }
 
 /// A plain text as a FHIR `div`.
 pub(crate) fn xhtml_text(text: &str) -> String {
-    format!(
-        "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>{}</p></div>",
-        escape(text)
-    )
+    let mut div = String::with_capacity(DIV.len() + text.len() + 13);
+    div.push_str(DIV);
+    div.push_str("<p>");
+    push_escaped(&mut div, text);
+    div.push_str("</p></div>");
+    div
 }
 
 fn children(el: El<'_, '_>, out: &mut String, has_text: &mut bool, depth: usize) {
@@ -39,8 +60,10 @@ fn children(el: El<'_, '_>, out: &mut String, has_text: &mut bool, depth: usize)
     for n in el.nodes() {
         if n.is_text() {
             let t = n.raw_text();
-            *has_text |= !t.trim().is_empty();
-            out.push_str(&escape(t));
+            if !*has_text {
+                *has_text = !t.trim().is_empty();
+            }
+            push_escaped(out, t);
         } else {
             element(n, out, has_text, depth + 1);
         }
@@ -107,7 +130,7 @@ fn element(el: El<'_, '_>, out: &mut String, has_text: &mut bool, depth: usize) 
         out.push(' ');
         out.push_str(name);
         out.push_str("=\"");
-        out.push_str(&escape(v));
+        push_escaped(out, v);
         out.push('"');
     }
     if matches!(tag, "col") {
@@ -133,6 +156,18 @@ mod tests {
         assert_eq!(
             div,
             r#"<div xmlns="http://www.w3.org/1999/xhtml"><p class="Bold">A &amp; B</p><ol><li>one<br/>two</li></ol><table><tr><td id="x1" colspan="2">c</td></tr></table><a>l</a><span>pic</span></div>"#
+        );
+    }
+
+    #[test]
+    fn text_is_escaped_like_quick_xml() {
+        let text = "a<b>&'\"é";
+        let mut out = String::new();
+        super::push_escaped(&mut out, text);
+        assert_eq!(out, quick_xml::escape::escape(text));
+        assert_eq!(
+            super::xhtml_text("x & y"),
+            r#"<div xmlns="http://www.w3.org/1999/xhtml"><p>x &amp; y</p></div>"#
         );
     }
 

@@ -30,7 +30,8 @@ fn is_ws(b: u8) -> bool {
 
 /// Text with XML 1.0 line ends normalised (`\r\n` and `\r` become `\n`).
 fn eols(text: &str) -> Cow<'_, str> {
-    if memchr::memchr(b'\r', text.as_bytes()).is_none() {
+    // Text runs are short: a plain loop beats setting up a vector search.
+    if !text.bytes().any(|b| b == b'\r') {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -77,6 +78,7 @@ impl<'a> Doc<'a> {
                 attrs: Vec::with_capacity(src.len() / 40),
                 ids: std::collections::HashMap::new(),
                 root_ns: None,
+                last_line: std::cell::Cell::new((0, 1)),
             },
             prefixes: Vec::new(),
             stack: Vec::new(),
@@ -137,7 +139,7 @@ impl<'a> Reader<'a> {
     fn run(&mut self) -> Result<(), CcdaError> {
         let bytes = self.src.as_bytes();
         loop {
-            let Some(i) = memchr::memchr2(b'<', b'&', &bytes[self.pos..]) else {
+            let Some(i) = next_markup(&bytes[self.pos..]) else {
                 if self.pos < bytes.len() {
                     self.on_text(self.pos, bytes.len())?;
                 }
@@ -281,9 +283,14 @@ impl<'a> Reader<'a> {
         let bytes = self.src.as_bytes();
         let len = bytes.len();
         let mut i = at + 1;
+        let mut colon = None;
         while i < len && !matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>') {
-            if matches!(bytes[i], b'<' | b'"' | b'\'' | b'=' | b'&') {
-                return Err(self.error(at, "an element name with a '<', '&', '=' or quote"));
+            match bytes[i] {
+                b'<' | b'"' | b'\'' | b'=' | b'&' => {
+                    return Err(self.error(at, "an element name with a '<', '&', '=' or quote"));
+                }
+                b':' if colon.is_none() => colon = Some(i - at - 1),
+                _ => {}
             }
             i += 1;
         }
@@ -430,19 +437,17 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        let name: Cow<'a, str> = match raw_name
-            .split_once(':')
-            .map(|(p, local)| (lookup(&self.prefixes, p), local))
-        {
-            Some((Some(Ns::V3), local)) => {
-                if is_root {
-                    self.doc.root_ns = Some(Cow::Borrowed(V3_NS));
+        let name: Cow<'a, str> =
+            match colon.map(|c| (lookup(&self.prefixes, &raw_name[..c]), &raw_name[c + 1..])) {
+                Some((Some(Ns::V3), local)) => {
+                    if is_root {
+                        self.doc.root_ns = Some(Cow::Borrowed(V3_NS));
+                    }
+                    Cow::Borrowed(local)
                 }
-                Cow::Borrowed(local)
-            }
-            Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
-            _ => Cow::Borrowed(raw_name),
-        };
+                Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
+                _ => Cow::Borrowed(raw_name),
+            };
         let is_text = name == "text";
         let parent = self.stack.last().map(|&(p, _)| p);
         self.doc.nodes.push(Node {
@@ -465,6 +470,20 @@ impl<'a> Reader<'a> {
         self.pos = i;
         Ok(())
     }
+}
+
+/// The index of the next `<` or `&`: most runs between tags are a few bytes of indentation,
+/// so the first bytes are looked at one by one before a vector search.
+fn next_markup(bytes: &[u8]) -> Option<usize> {
+    const NEAR: usize = 16;
+    let near = &bytes[..bytes.len().min(NEAR)];
+    if let Some(i) = near.iter().position(|&b| b == b'<' || b == b'&') {
+        return Some(i);
+    }
+    if bytes.len() <= NEAR {
+        return None;
+    }
+    memchr::memchr2(b'<', b'&', &bytes[NEAR..]).map(|i| i + NEAR)
 }
 
 fn lookup(prefixes: &[(&str, Ns)], p: &str) -> Option<Ns> {
