@@ -18,6 +18,10 @@
 //!   become the tables of the `convert` crate under `crates/convert/src/generated/` (see
 //!   `xtask/src/v2fhir.rs`); skipped with a note when that directory is absent.
 //!
+//! - the CodeSystems of the same definitions that carry an OID, with the external
+//!   terminologies FHIR names by OID, become the `ccda` crate's OID ↔ URI table
+//!   `crates/ccda/src/generated/oids.rs` (see `xtask/src/ccda_oids.rs`).
+//!
 //! `cargo xtask codegen --check` fails if the committed output differs from what the
 //! generator makes now.
 
@@ -29,6 +33,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+mod ccda_oids;
 mod fhir;
 mod v2fhir;
 
@@ -170,6 +175,7 @@ fn generate(root: &Path, spec: &Path) -> Result<Vec<(String, String)>> {
         ("crates/hl7v2/src/generated/tables.rs".into(), tables_rs),
     ];
     files.extend(fhir::generate(spec)?);
+    files.extend(ccda_oids::generate(spec)?);
     Ok(files)
 }
 
