@@ -86,6 +86,9 @@ pub enum UnmappedReason {
     /// A time of day without a time zone (none in the value, MSH-7 or the options): kept as
     /// the date only.
     TimeWithoutZone,
+    /// A field FHIR requires a value for is empty (an OBX without OBX-3): the element is
+    /// written with a data-absent-reason extension instead of a value.
+    MissingRequired,
 }
 
 impl UnmappedReason {
@@ -97,6 +100,7 @@ impl UnmappedReason {
             Self::Invalid => "invalid value",
             Self::UnknownCode => "code not in the IG concept map",
             Self::TimeWithoutZone => "time without zone cut to date",
+            Self::MissingRequired => "required field empty, written as data absent",
             Self::DuplicateIdentifier => {
                 "identifier already used by another resource of the message"
             }

@@ -98,6 +98,10 @@ pub struct State<'a> {
     pub doc_text: Option<(usize, String)>,
     /// The TXA of the current DocumentReference.
     pub txa: Option<Seg<'a>>,
+    /// Every DocumentReference made so far, with its TXA.
+    pub documents: Vec<(usize, Seg<'a>)>,
+    /// NTE segments written into a DocumentReference's description, with its entry.
+    pub document_notes: Vec<(usize, Seg<'a>)>,
 }
 
 /// Converts one message.
@@ -198,9 +202,9 @@ pub fn convert(msg: &Message<'_>, opts: &Options) -> Result<Conversion, ConvertE
             "ORC" => orders::orc(&mut ctx, &mut st, s),
             "OBR" => orders::obr(&mut ctx, &mut st, s)?,
             "TQ1" => orders::tq1(&mut ctx, &mut st, s),
-            "OBX" => orders::obx(&mut ctx, &mut st, s)?,
+            "OBX" => orders::obx(&mut ctx, &mut st, s),
             "SPM" => orders::spm(&mut ctx, &mut st, s),
-            "NTE" => clinical::nte(&mut ctx, &st, s),
+            "NTE" => clinical::nte(&mut ctx, &mut st, s),
             "TXA" => other::txa(&mut ctx, &mut st, s),
             "RXA" => other::rxa(&mut ctx, &mut st, s)?,
             "RXR" => other::rxr(&mut ctx, &st, s),

@@ -1,26 +1,18 @@
-//! Every HL7 v2 sample of the shared corpus converts (or fails with the error the test names)
-//! and every Bundle is valid FHIR R4 for the `fhir` crate's validator.
+//! Every HL7 v2 sample of the shared corpus converts, and every Bundle is valid FHIR R4 for the
+//! `fhir` crate's validator.
 
 mod common;
 
-use convert::{ConvertError, Options, convert_bytes};
+use convert::{ConvertError, Options, UnmappedReason, convert_bytes};
 
-/// Samples that cannot be converted, and the error each must give.
-/// Each has an OBX without its required observation identifier (OBX-3), so no Observation
-/// can be made of it.
-const EXPECTED_ERRORS: &[(&str, &str)] = &[
-    (
-        "OUL-R22-02.hl7",
-        "OBX[3]-3: an Observation needs its code (observation identifier)",
-    ),
-    (
-        "OUL-R23-02.hl7",
-        "OBX[3]-3: an Observation needs its code (observation identifier)",
-    ),
-    (
-        "OUL-R24-02.hl7",
-        "OBX[2]-3: an Observation needs its code (observation identifier)",
-    ),
+/// Samples with an OBX that lacks its required observation identifier (OBX-3): they convert,
+/// the Observation's code says the identifier is absent, and the report lists the OBX.
+const OBX_WITHOUT_CODE: &[(&str, &str)] = &[
+    ("OUL-R22-02.hl7", "OBX[3]-3"),
+    ("OUL-R22-02.hl7", "OBX[6]-3"),
+    ("OUL-R23-02.hl7", "OBX[3]-3"),
+    ("OUL-R23-02.hl7", "OBX[6]-3"),
+    ("OUL-R24-02.hl7", "OBX[2]-3"),
 ];
 
 #[test]
@@ -35,12 +27,8 @@ fn every_sample_converts_to_a_valid_bundle() {
     );
     let mut failures = Vec::new();
     for (name, raw) in &files {
-        let expected = EXPECTED_ERRORS
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, e)| *e);
-        match (convert_bytes(raw, &Options::default()), expected) {
-            (Ok(out), None) => {
+        match convert_bytes(raw, &Options::default()) {
+            Ok(out) => {
                 let errors = common::validation_errors(&out.bundle);
                 if !errors.is_empty() {
                     failures.push(format!("{name}: invalid FHIR: {}", errors.join("; ")));
@@ -49,10 +37,24 @@ fn every_sample_converts_to_a_valid_bundle() {
                 if entries < 2 {
                     failures.push(format!("{name}: only {entries} entries"));
                 }
+                let missing: Vec<String> = out
+                    .unmapped
+                    .iter()
+                    .filter(|u| u.reason == UnmappedReason::MissingRequired)
+                    .map(|u| format!("{}[{}]-{}", u.segment, u.occurrence, u.field))
+                    .collect();
+                let expected: Vec<String> = OBX_WITHOUT_CODE
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, at)| (*at).to_owned())
+                    .collect();
+                if missing != expected {
+                    failures.push(format!(
+                        "{name}: missing required fields reported {missing:?}, expected {expected:?}"
+                    ));
+                }
             }
-            (Ok(_), Some(e)) => failures.push(format!("{name}: converted, expected error {e:?}")),
-            (Err(e), Some(want)) if e.to_string() == want => {}
-            (Err(e), _) => failures.push(format!("{name}: {e}")),
+            Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
     assert!(
@@ -88,12 +90,9 @@ fn errors_name_segment_and_field() {
     let e = convert_bytes(bad_sent, &Options::default()).expect_err("bad MSH-7");
     assert!(e.to_string().starts_with("MSH-7: "), "{e}");
 
-    let no_code = b"MSH|^~\\&|A|B|C|D|20260101120000+0000||ORU^R01|1|P|2.5\rPID|1||42^^^H&1.2.3&ISO^MR\rOBR|1||F1|GLU^Glucose\rOBX|1|NM|||5\r";
-    let e = convert_bytes(no_code, &Options::default()).expect_err("no OBX-3");
-    assert_eq!(
-        e.location().map(ToString::to_string).as_deref(),
-        Some("OBX-3")
-    );
+    let no_msh = b"PID|1||42^^^H&1.2.3&ISO^MR\r";
+    let e = convert_bytes(no_msh, &Options::default()).expect_err("no MSH");
+    assert!(e.to_string().contains("MSH"), "{e}");
 
     let merge =
         b"MSH|^~\\&|A|B|C|D|20260101120000+0000||ADT^A40|1|P|2.5\rPID|1||42^^^H&1.2.3&ISO^MR\r";
@@ -101,6 +100,37 @@ fn errors_name_segment_and_field() {
     assert!(
         matches!(e, ConvertError::MissingSegment { segment: "MRG", .. }),
         "{e}"
+    );
+}
+
+#[test]
+fn an_obx_without_its_code_converts_with_a_data_absent_reason() {
+    let raw = b"MSH|^~\\&|A|B|C|D|20260101120000+0000||ORU^R01|1|P|2.5\rPID|1||42^^^H&1.2.3&ISO^MR\rOBR|1||F1|GLU^Glucose\rOBX|1|NM|||5\r";
+    let out = convert_bytes(raw, &Options::default()).expect("converts");
+    assert!(common::validation_errors(&out.bundle).is_empty());
+    let obs = out.bundle["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Observation")
+        .expect("observation");
+    let code = &obs["resource"]["code"];
+    assert_eq!(
+        code["extension"][0]["url"],
+        "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+    );
+    assert_eq!(code["extension"][0]["valueCode"], "unknown");
+    assert!(code.get("coding").is_none(), "{code}");
+    assert_eq!(obs["resource"]["valueQuantity"]["value"], 5);
+    let reported = out
+        .unmapped
+        .iter()
+        .find(|u| u.reason == UnmappedReason::MissingRequired)
+        .expect("OBX-3 reported");
+    assert_eq!((reported.segment.as_str(), reported.field), ("OBX", 3));
+    assert_eq!(
+        reported.to_string(),
+        "OBX-3: required field empty, written as data absent (0 bytes)"
     );
 }
 

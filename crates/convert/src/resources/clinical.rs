@@ -190,7 +190,7 @@ pub fn pr1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
 /// NTE → a note of the resource the segment follows (`NTE[Observation]`,
 /// `NTE[ServiceRequest]`, `NTE[Appointment-Comment]`, `NTE[DocumentReference]`).
 /// An NTE that follows nothing with notes is left in the unmapped report.
-pub fn nte<'a>(ctx: &mut Ctx<'a, '_>, st: &State<'a>, s: Seg<'a>) {
+pub fn nte<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     match st.note {
         Some(NoteTarget::Annotation(i)) => {
             if let Some(a) = annotation(ctx, s) {
@@ -217,6 +217,7 @@ pub fn nte<'a>(ctx: &mut Ctx<'a, '_>, st: &State<'a>, s: Seg<'a>) {
                     None => t,
                 };
                 r.insert("description".into(), Value::String(joined));
+                st.document_notes.push((i, s));
             }
         }
         None => {}

@@ -430,25 +430,30 @@ fn sn_value(
     }
 }
 
+/// The extension saying why a required element has no value.
+const DATA_ABSENT_REASON: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
+
 /// OBX → Observation, or content of the current DocumentReference (MDM).
 // one segment's fields in field order: splitting it would scatter the segment map
 #[allow(clippy::too_many_lines)]
-pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<(), ConvertError> {
+pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     ctx.mark(s, 1);
     if st.kind == Some(Kind::Document)
         && let Some(di) = st.document
     {
         document_content(ctx, st, s, di);
-        return Ok(());
+        return;
     }
-    let Some(pi) = st.patient else { return Ok(()) };
-    let code = ctx.first(s, 3).and_then(codeable).ok_or_else(|| {
-        ctx.error(
-            s,
-            3,
-            "an Observation needs its code (observation identifier)",
-        )
-    })?;
+    let Some(pi) = st.patient else { return };
+    // Observation.code is 1..1: an OBX without OBX-3 keeps its value under a code that says
+    // why it is absent (data-absent-reason), and the gap is reported
+    let code = ctx.first(s, 3).and_then(codeable).unwrap_or_else(|| {
+        ctx.report(s, 3, UnmappedReason::MissingRequired);
+        json!({
+            "extension": [{ "url": DATA_ABSENT_REASON, "valueCode": "unknown" }],
+            "text": "observation identifier (OBX-3) not sent",
+        })
+    });
     let code_key = ctx.first(s, 3).and_then(first_text).unwrap_or_default();
     let mut o = Map::new();
     let status = ctx
@@ -565,7 +570,6 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     }
     st.observation = Some(i);
     st.note = Some(NoteTarget::Annotation(i));
-    Ok(())
 }
 
 /// OBX in MDM → `content` of the DocumentReference: ED/RP attachments, text lines (TX, FT, ST)

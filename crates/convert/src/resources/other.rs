@@ -96,6 +96,7 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     );
     st.document = Some(i);
     st.txa = Some(s);
+    st.documents.push((i, s));
     st.note = Some(NoteTarget::Description(i));
 }
 
@@ -493,19 +494,31 @@ pub fn ft1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
 /// After the walk: a DocumentReference without content is not written (MDM^T02 must carry
 /// the document; other events only notify, and their TXA is reported).
 pub fn finish<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>) -> Result<(), ConvertError> {
-    let Some(di) = st.document else { return Ok(()) };
-    if ctx.entries[di].resource.contains_key("content") {
-        return Ok(());
-    }
-    let Some(txa) = st.txa else { return Ok(()) };
-    if st.event == "T02" {
+    let has_content = |ctx: &Ctx<'a, '_>, i: usize| ctx.entries[i].resource.contains_key("content");
+    if st.event == "T02" && st.txa.is_some() && st.document.is_some_and(|di| !has_content(ctx, di))
+    {
         return Err(ConvertError::MissingSegment {
             segment: "OBX",
             reason: "MDM^T02 carries the document in OBX segments (ED, RP, TX, FT or ST)".into(),
         });
     }
-    ctx.entries.remove(di);
-    ctx.unmark(txa);
-    st.document = None;
+    // DocumentReference.content is required: a TXA whose document never came (a TXA in a
+    // message without document OBX) stays in the unmapped report instead; removed from the
+    // last, so the indices of the others hold
+    let mut empty: Vec<(usize, Seg<'a>)> = st
+        .documents
+        .iter()
+        .copied()
+        .filter(|&(i, _)| !has_content(ctx, i))
+        .collect();
+    empty.sort_by_key(|&(i, _)| std::cmp::Reverse(i));
+    for (i, txa) in empty {
+        ctx.entries.remove(i);
+        ctx.unmark(txa);
+        for &(_, nte) in st.document_notes.iter().filter(|(d, _)| *d == i) {
+            ctx.unmark(nte);
+        }
+        st.document = None;
+    }
     Ok(())
 }
