@@ -360,23 +360,34 @@ impl<'d, 'a> El<'d, 'a> {
         let mut cur = Some(*self);
         while let Some(el) = cur {
             let parent = el.parent();
-            let step = match parent {
-                Some(p) => {
-                    let same: Vec<u32> = p.children_named(el.name()).map(|c| c.id).collect();
-                    if same.len() > 1 {
-                        let pos = same.iter().position(|&i| i == el.id).unwrap_or(0) + 1;
-                        format!("{}[{pos}]", el.name())
-                    } else {
-                        el.name().to_owned()
+            // The 1-based position among same-named siblings, when there are several.
+            let position = parent.and_then(|p| {
+                let mut before = 0usize;
+                let mut after = false;
+                for c in p.children_named(el.name()) {
+                    if c.id < el.id {
+                        before += 1;
+                    } else if c.id > el.id {
+                        after = true;
+                        break;
                     }
                 }
-                None => el.name().to_owned(),
-            };
-            steps.push(step);
+                (before > 0 || after).then_some(before + 1)
+            });
+            steps.push((el.name(), position));
             cur = parent;
         }
-        steps.reverse();
-        format!("/{}", steps.join("/"))
+        let mut out = String::with_capacity(steps.len() * 16);
+        for (name, position) in steps.iter().rev() {
+            out.push('/');
+            out.push_str(name);
+            if let Some(n) = position {
+                out.push('[');
+                out.push_str(&n.to_string());
+                out.push(']');
+            }
+        }
+        out
     }
 }
 
