@@ -1,5 +1,5 @@
-//! Criterion benchmarks of HL7 v2 → FHIR conversion (message bytes to a transaction Bundle
-//! value), for an ADT^A01 and an ORU^R01 with 30 OBX, beside two baselines measured in the
+//! Criterion benchmarks of HL7 v2 → FHIR conversion (message bytes to a transaction Bundle,
+//! as JSON bytes and as a `serde_json::Value`), for an ADT^A01 and an ORU^R01 with 30 OBX, beside two baselines measured in the
 //! same run: parsing the same bytes with Plexus' own parser (`hl7v2`) and with the
 //! `hl7-parser` crate (benchmark dependency only), reading one field. Run it on one core:
 //! `taskset -c 0 cargo bench -p convert --bench convert`; the figures go to
@@ -52,7 +52,14 @@ fn conversions(c: &mut Criterion) {
         assert!(out.bundle["entry"].as_array().is_some_and(|e| e.len() > 2));
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Elements(1));
-        g.bench_function("plexus convert to Bundle", |b| {
+        g.bench_function("plexus convert to Bundle JSON bytes", |b| {
+            b.iter(|| {
+                let out =
+                    convert::convert_bytes_to_json(black_box(&bytes), &opts).expect("convert");
+                black_box(out.json);
+            });
+        });
+        g.bench_function("plexus convert to Bundle Value", |b| {
             b.iter(|| {
                 let out = convert::convert_bytes(black_box(&bytes), &opts).expect("convert");
                 black_box(out.bundle);

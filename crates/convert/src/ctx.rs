@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::tree::{Map, Value};
 use hl7v2::{Element, Message, Segment};
-use serde_json::{Map, Value};
 
 use crate::error::Location;
 use crate::ids::name_uuid;
@@ -44,7 +44,7 @@ pub struct Entry {
     /// Resource type.
     pub rtype: &'static str,
     /// The resource's elements, without `resourceType`.
-    pub resource: Map<String, Value>,
+    pub resource: Map,
     /// How it is written.
     pub request: Request,
 }
@@ -107,18 +107,18 @@ pub fn repetitions(e: Element<'_>) -> impl Iterator<Item = Element<'_>> {
 }
 
 /// Inserts `value` under `key` when there is one.
-pub fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+pub fn put(map: &mut Map, key: &'static str, value: Option<Value>) {
     if let Some(v) = value {
-        map.insert(key.to_owned(), v);
+        map.insert(key, v);
     }
 }
 
 /// Appends `value` to the array under `key`.
-pub fn push(map: &mut Map<String, Value>, key: &str, value: Value) {
+pub fn push(map: &mut Map, key: &'static str, value: Value) {
     match map.get_mut(key) {
         Some(Value::Array(a)) => a.push(value),
         _ => {
-            map.insert(key.to_owned(), Value::Array(vec![value]));
+            map.insert(key, Value::Array(vec![value]));
         }
     }
 }
@@ -296,7 +296,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
         rtype: &'static str,
         request: Request,
         name: &[&str],
-        resource: Map<String, Value>,
+        resource: Map,
     ) -> usize {
         let uuid = match &request {
             Request::Conditional(q) => name_uuid(&[rtype, q]),
@@ -337,12 +337,12 @@ impl<'a, 'o> Ctx<'a, 'o> {
         r.push_str("urn:uuid:");
         r.push_str(&self.entries[i].uuid);
         let mut m = Map::new();
-        m.insert("reference".into(), Value::String(r));
+        m.insert("reference", Value::String(r));
         Value::Object(m)
     }
 
     /// The resource of entry `i`.
-    pub fn res(&mut self, i: usize) -> &mut Map<String, Value> {
+    pub fn res(&mut self, i: usize) -> &mut Map {
         &mut self.entries[i].resource
     }
 

@@ -2,9 +2,9 @@
 //! `XPN[HumanName]`, `XAD[Address]`, `XTN[ContactPoint]`, `CWE[CodeableConcept]`,
 //! `ED[Attachment]`, `RP[Attachment]`, `SN[Quantity]`, …).
 
+use crate::tree::{Map, Value};
 use base64::Engine as _;
 use hl7v2::Element;
-use serde_json::{Map, Value, json};
 
 use crate::ctx::{Ctx, Seg, first_text, part, part_text, put, text};
 use crate::tables::map_code;
@@ -94,11 +94,11 @@ fn coding(e: Element<'_>, at: usize, version: usize) -> Option<Value> {
     }
     let mut m = Map::new();
     if let Some(sys) = part_text(e, at + 2).filter(|_| c.is_some()) {
-        m.insert("system".into(), Value::String(coding_system(&sys)));
+        m.insert("system", Value::String(coding_system(&sys)));
     }
     put(&mut m, "version", part_text(e, version).map(Value::String));
     if let Some(c) = c {
-        m.insert("code".into(), Value::String(c));
+        m.insert("code", Value::String(c));
     } else {
         return None;
     }
@@ -127,7 +127,7 @@ pub fn codeable(e: Element<'_>) -> Option<Value> {
     }
     let mut m = Map::new();
     if !codings.is_empty() {
-        m.insert("coding".into(), Value::Array(codings));
+        m.insert("coding", Value::Array(codings));
     }
     put(&mut m, "text", text.map(Value::String));
     Some(Value::Object(m))
@@ -144,10 +144,10 @@ pub fn table_concept(table: &str, c: &str) -> Option<Value> {
 /// A CodeableConcept from an IG concept map row.
 pub fn concept_value(c: &crate::tables::Concept) -> Value {
     let mut m = Map::new();
-    m.insert("system".into(), Value::String(c.system.to_owned()));
-    m.insert("code".into(), Value::String(c.code.to_owned()));
+    m.insert("system", Value::Str(c.system));
+    m.insert("code", Value::Str(c.code));
     if !c.display.is_empty() {
-        m.insert("display".into(), Value::String(c.display.to_owned()));
+        m.insert("display", Value::Str(c.display));
     }
     json!({ "coding": [Value::Object(m)] })
 }
@@ -192,13 +192,13 @@ pub fn identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     if let Some(hd) = part(e, 4) {
         put(&mut m, "system", hd_system(ctx, hd).map(Value::String));
     }
-    m.insert("value".into(), Value::String(value));
+    m.insert("value", Value::String(value));
     if let Some(t) = part_text(e, 5) {
         let v = match map_code("IdentifierType", &t) {
             Some(c) => concept_value(c),
             None => json!({ "text": t }),
         };
-        m.insert("type".into(), v);
+        m.insert("type", v);
     }
     let start = part_text(e, 7)
         .and_then(|t| Dtm::parse(&t))
@@ -207,7 +207,7 @@ pub fn identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         .and_then(|t| Dtm::parse(&t))
         .map(|d| d.to_date());
     if let Some(p) = period(start, end) {
-        m.insert("period".into(), p);
+        m.insert("period", p);
     }
     Some(Value::Object(m))
 }
@@ -232,7 +232,7 @@ pub fn ei_identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         _ => ns.clone().or(uid).map(|s| no_whitespace(&s)),
     });
     put(&mut m, "system", system.map(Value::String));
-    m.insert("value".into(), Value::String(value));
+    m.insert("value", Value::String(value));
     Some(Value::Object(m))
 }
 
@@ -269,7 +269,7 @@ pub fn human_name(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         .map(Value::String)
         .collect();
     if !given.is_empty() {
-        m.insert("given".into(), Value::Array(given));
+        m.insert("given", Value::Array(given));
     }
     let suffix: Vec<Value> = [4, 6]
         .iter()
@@ -277,16 +277,16 @@ pub fn human_name(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         .map(Value::String)
         .collect();
     if !suffix.is_empty() {
-        m.insert("suffix".into(), Value::Array(suffix));
+        m.insert("suffix", Value::Array(suffix));
     }
     if let Some(p) = part_text(e, 5) {
-        m.insert("prefix".into(), json!([p]));
+        m.insert("prefix", json!([p]));
     }
     if m.is_empty() {
         return None;
     }
     if let Some(c) = part_text(e, 7).and_then(|t| map_code("NameType", &t)) {
-        m.insert("use".into(), Value::String(c.code.to_owned()));
+        m.insert("use", Value::Str(c.code));
     }
     let start = part(e, 10)
         .and_then(|dr| part_text(dr, 1))
@@ -318,7 +318,7 @@ pub fn address(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         lines.push(Value::String(l));
     }
     if !lines.is_empty() {
-        m.insert("line".into(), Value::Array(lines));
+        m.insert("line", Value::Array(lines));
     }
     put(&mut m, "city", part_text(e, 3).map(Value::String));
     put(&mut m, "state", part_text(e, 4).map(Value::String));
@@ -330,10 +330,10 @@ pub fn address(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     }
     if let Some(t) = part_text(e, 7) {
         if let Some(c) = map_code("AddressType[Use]", &t) {
-            m.insert("use".into(), Value::String(c.code.to_owned()));
+            m.insert("use", Value::Str(c.code));
         }
         if let Some(c) = map_code("AddressType[Type]", &t) {
-            m.insert("type".into(), Value::String(c.code.to_owned()));
+            m.insert("type", Value::Str(c.code));
         }
     }
     let start = part(e, 12)
@@ -403,12 +403,8 @@ pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
             "phone"
         });
     }
-    put(
-        &mut m,
-        "system",
-        system.map(|s| Value::String(s.to_owned())),
-    );
-    m.insert("value".into(), Value::String(value));
+    put(&mut m, "system", system.map(Value::Str));
+    m.insert("value", Value::String(value));
     let usage = if equipment.as_deref() == Some("CP") {
         Some("mobile")
     } else {
@@ -416,12 +412,12 @@ pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
             .and_then(|u| map_code("TelecommunicationUseCode", &u))
             .map(|c| c.code)
     };
-    put(&mut m, "use", usage.map(|u| Value::String(u.to_owned())));
+    put(&mut m, "use", usage.map(Value::Str));
     if let Some(rank) = part_text(e, 18)
         .and_then(|r| r.parse::<u32>().ok())
         .filter(|r| *r > 0)
     {
-        m.insert("rank".into(), json!(rank));
+        m.insert("rank", json!(rank));
     }
     let start = dtm_part(ctx, e, 13);
     let end = dtm_part(ctx, e, 14);
@@ -448,8 +444,8 @@ pub fn person_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         if let Some(hd) = part(e, 9) {
             put(&mut i, "system", hd_system(ctx, hd).map(Value::String));
         }
-        i.insert("value".into(), Value::String(id));
-        m.insert("identifier".into(), Value::Object(i));
+        i.insert("value", Value::String(id));
+        m.insert("identifier", Value::Object(i));
     }
     put(&mut m, "display", display.map(Value::String));
     Some(Value::Object(m))
@@ -468,8 +464,8 @@ pub fn org_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         if let Some(hd) = part(e, 6) {
             put(&mut i, "system", hd_system(ctx, hd).map(Value::String));
         }
-        i.insert("value".into(), Value::String(id));
-        m.insert("identifier".into(), Value::Object(i));
+        i.insert("value", Value::String(id));
+        m.insert("identifier", Value::Object(i));
     }
     put(&mut m, "display", name.map(Value::String));
     Some(Value::Object(m))
@@ -509,7 +505,7 @@ pub fn number(s: &str) -> Option<Value> {
 /// system when the units are UCUM.
 pub fn quantity(value: Value, units: Option<Element<'_>>) -> Value {
     let mut m = Map::new();
-    m.insert("value".into(), value);
+    m.insert("value", value);
     if let Some(u) = units {
         let code_ = part_text(u, 1).and_then(|c| code(&c));
         let text = part_text(u, 2).or_else(|| code_.clone());
@@ -518,11 +514,11 @@ pub fn quantity(value: Value, units: Option<Element<'_>>) -> Value {
         if let Some(c) = code_ {
             let ucum = matches!(system.as_deref(), Some("UCUM" | "ISO+" | "ANSI"));
             if ucum || system.is_none() {
-                m.insert("system".into(), json!("http://unitsofmeasure.org"));
+                m.insert("system", json!("http://unitsofmeasure.org"));
             } else if let Some(s) = system {
-                m.insert("system".into(), Value::String(coding_system(&s)));
+                m.insert("system", Value::String(coding_system(&s)));
             }
-            m.insert("code".into(), Value::String(c));
+            m.insert("code", Value::String(c));
         }
     }
     Value::Object(m)
@@ -541,7 +537,7 @@ pub fn ed_attachment(e: Element<'_>) -> Option<Value> {
             _ => t.to_ascii_lowercase(),
         };
         if mime.contains('/') && !mime.contains(' ') {
-            m.insert("contentType".into(), Value::String(mime));
+            m.insert("contentType", Value::String(mime));
         }
     }
     let encoding = part_text(e, 4).unwrap_or_default();
@@ -556,7 +552,7 @@ pub fn ed_attachment(e: Element<'_>) -> Option<Value> {
     } else {
         Some(base64::engine::general_purpose::STANDARD.encode(data.as_bytes()))
     };
-    m.insert("data".into(), Value::String(b64?));
+    m.insert("data", Value::String(b64?));
     Some(Value::Object(m))
 }
 
@@ -577,15 +573,15 @@ pub fn rp_attachment(e: Element<'_>) -> Option<Value> {
     if let (Some(t), Some(s)) = (part_text(e, 3), part_text(e, 4)) {
         let mime = format!("{}/{}", t.to_ascii_lowercase(), s.to_ascii_lowercase());
         if !mime.contains(char::is_whitespace) {
-            m.insert("contentType".into(), Value::String(mime));
+            m.insert("contentType", Value::String(mime));
         }
     }
-    m.insert("url".into(), Value::String(no_whitespace(&url)));
+    m.insert("url", Value::String(no_whitespace(&url)));
     Some(Value::Object(m))
 }
 
 /// A text as an Attachment (`text/plain` or as the IG says for FT/TX), base64.
-pub fn text_attachment(t: &str, content_type: &str) -> Value {
+pub fn text_attachment(t: &str, content_type: &'static str) -> Value {
     json!({
         "contentType": content_type,
         "data": base64::engine::general_purpose::STANDARD.encode(t.as_bytes()),
@@ -602,12 +598,12 @@ pub fn joined_text(f: Element<'_>) -> Option<String> {
 pub fn annotation<'a>(ctx: &mut Ctx<'a, '_>, seg: Seg<'a>) -> Option<Value> {
     let comment = ctx.field(seg, 3).and_then(joined_text)?;
     let mut m = Map::new();
-    m.insert("text".into(), Value::String(comment));
+    m.insert("text", Value::String(comment));
     if let Some(author) = ctx.first(seg, 5).and_then(|e| person_reference(ctx, e)) {
         if let Some(d) = author.get("display").and_then(Value::as_str) {
-            m.insert("authorString".into(), Value::String(d.to_owned()));
+            m.insert("authorString", Value::String(d.to_owned()));
         } else {
-            m.insert("authorReference".into(), author);
+            m.insert("authorReference", author);
         }
     }
     put(&mut m, "time", ctx.datetime(seg, 6).map(Value::String));

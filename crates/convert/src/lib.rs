@@ -16,6 +16,11 @@
 //! the source message. Fields that carry data but are not mapped are listed in
 //! [`Conversion::unmapped`] (where, how long, never the value), never silently dropped.
 //!
+//! Resources are built in a small JSON tree of the crate's own (static keys, sorted vectors);
+//! [`convert_bytes_to_json`] writes the Bundle from it straight to JSON bytes (the fast form,
+//! for callers that send or store the Bundle), [`convert_bytes`] moves it into a
+//! `serde_json::Value` (for callers that inspect it).
+//!
 //! ```
 //! let raw = b"MSH|^~\\&|ADT|HOSP|EHR|HOSP|20260101120000+0100||ADT^A01^ADT_A01|C1|P|2.5.1\r\
 //! PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r\
@@ -31,6 +36,8 @@
 
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod tree;
 mod ctx;
 mod datatypes;
 mod error;
@@ -150,6 +157,16 @@ impl fmt::Display for Unmapped {
     }
 }
 
+/// The result of a conversion, with the Bundle written as JSON.
+#[derive(Debug, Clone)]
+pub struct JsonConversion {
+    /// The FHIR R4 `transaction` Bundle as compact JSON (the bytes `serde_json::to_vec` writes
+    /// for [`Conversion::bundle`]).
+    pub json: Vec<u8>,
+    /// Content of the message that no FHIR element received.
+    pub unmapped: Vec<Unmapped>,
+}
+
 /// Converts raw message bytes (CR, LF or CRLF segment ends; a UTF-8 byte order mark is
 /// skipped).
 pub fn convert_bytes(raw: &[u8], opts: &Options) -> Result<Conversion, ConvertError> {
@@ -158,7 +175,22 @@ pub fn convert_bytes(raw: &[u8], opts: &Options) -> Result<Conversion, ConvertEr
     v2_to_fhir(&msg, opts)
 }
 
+/// Converts raw message bytes straight to the Bundle's JSON, the fastest form when the Bundle
+/// is sent or stored rather than inspected: no `serde_json::Value` tree is built.
+pub fn convert_bytes_to_json(raw: &[u8], opts: &Options) -> Result<JsonConversion, ConvertError> {
+    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    let msg = hl7v2::Message::parse(raw)?;
+    let (bundle, unmapped) = message::convert(&msg, opts)?;
+    let mut json = Vec::with_capacity(raw.len() * 4);
+    bundle.write_json(&mut json);
+    Ok(JsonConversion { json, unmapped })
+}
+
 /// Converts a parsed message.
 pub fn v2_to_fhir(msg: &hl7v2::Message<'_>, opts: &Options) -> Result<Conversion, ConvertError> {
-    message::convert(msg, opts)
+    let (bundle, unmapped) = message::convert(msg, opts)?;
+    Ok(Conversion {
+        bundle: bundle.into_serde(),
+        unmapped,
+    })
 }

@@ -2,13 +2,13 @@
 //! by its resource module, attaching to the patient, order, report … it follows), then the
 //! Provenance and the Bundle.
 
+use crate::tree::Value;
 use hl7v2::Message;
-use serde_json::{Map, Value};
 
 use crate::ctx::{Ctx, Request, Seg};
 use crate::resources::{clinical, encounter, orders, other, patient, provenance};
 use crate::time::Dtm;
-use crate::{Conversion, ConvertError, Options};
+use crate::{ConvertError, Options, Unmapped};
 
 /// What the message is about, as far as the conversion cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,7 @@ pub struct State<'a> {
 /// Converts one message.
 // the checks of MSH and the dispatch of every segment id, in one place
 #[allow(clippy::too_many_lines)]
-pub fn convert(msg: &Message<'_>, opts: &Options) -> Result<Conversion, ConvertError> {
+pub fn convert(msg: &Message<'_>, opts: &Options) -> Result<(Value, Vec<Unmapped>), ConvertError> {
     let mut ctx = Ctx::new(msg, opts);
     let segs = ctx.segments();
     let msh = *segs.first().ok_or(ConvertError::MissingSegment {
@@ -223,43 +223,38 @@ pub fn convert(msg: &Message<'_>, opts: &Options) -> Result<Conversion, ConvertE
     if opts.unmapped_extensions {
         provenance::unmapped_extensions(&mut ctx, &unmapped, &segs);
     }
-    Ok(Conversion {
-        bundle: bundle(ctx.entries),
-        unmapped,
-    })
+    Ok((bundle(ctx.entries), unmapped))
 }
 
-/// The transaction Bundle of the entries. Built as maps, not with `json!`: interpolating a
-/// `Value` into `json!` serializes it again (a deep copy of every resource).
+/// The transaction Bundle of the entries.
 fn bundle(entries: Vec<crate::ctx::Entry>) -> Value {
     let entries: Vec<Value> = entries
         .into_iter()
         .map(|e| {
             let mut resource = e.resource;
-            resource.insert("resourceType".into(), Value::String(e.rtype.to_owned()));
-            let url = match &e.request {
-                Request::Conditional(q) => format!("{}?{q}", e.rtype),
-                Request::Put => {
-                    resource.insert("id".into(), Value::String(e.uuid.clone()));
-                    format!("{}/{}", e.rtype, e.uuid)
+            resource.insert("resourceType", Value::Str(e.rtype));
+            let mut url = String::with_capacity(e.rtype.len() + 64);
+            url.push_str(e.rtype);
+            match &e.request {
+                Request::Conditional(q) => {
+                    url.push('?');
+                    url.push_str(q);
                 }
-            };
-            let mut request = Map::new();
-            request.insert("method".into(), Value::String("PUT".into()));
-            request.insert("url".into(), Value::String(url));
-            let mut entry = Map::new();
-            entry.insert(
-                "fullUrl".into(),
-                Value::String(format!("urn:uuid:{}", e.uuid)),
-            );
-            entry.insert("resource".into(), Value::Object(resource));
-            entry.insert("request".into(), Value::Object(request));
-            Value::Object(entry)
+                Request::Put => {
+                    url.push('/');
+                    url.push_str(&e.uuid);
+                    resource.insert("id", Value::String(e.uuid.clone()));
+                }
+            }
+            let mut full_url = String::with_capacity(45);
+            full_url.push_str("urn:uuid:");
+            full_url.push_str(&e.uuid);
+            json!({
+                "fullUrl": full_url,
+                "resource": resource,
+                "request": { "method": "PUT", "url": url },
+            })
         })
         .collect();
-    let mut b = Map::new();
-    b.insert("resourceType".into(), Value::String("Bundle".into()));
-    b.insert("type".into(), Value::String("transaction".into()));
-    b.insert("entry".into(), Value::Array(entries));
-    Value::Object(b)
+    json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
 }

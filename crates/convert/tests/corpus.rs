@@ -251,3 +251,17 @@ fn document_text_lines_make_one_attachment() {
     assert_eq!(doc["resource"]["docStatus"], "final");
     assert!(common::validation_errors(&out.bundle).is_empty());
 }
+
+#[test]
+fn the_json_form_is_the_bundle_written_out() {
+    let Some(files) = common::corpus() else {
+        return;
+    };
+    for (name, raw) in &files {
+        let value = convert_bytes(raw, &Options::default()).expect("converts");
+        let json = convert::convert_bytes_to_json(raw, &Options::default()).expect("converts");
+        let written = serde_json::to_vec(&value.bundle).expect("json");
+        assert!(json.json == written, "{name}: the JSON form differs");
+        assert_eq!(json.unmapped, value.unmapped, "{name}");
+    }
+}

@@ -1,7 +1,7 @@
 //! AL1 → AllergyIntolerance (`AL1[AllergyIntolerance]`), DG1 → Condition
 //! (`DG1[Condition]`), PR1 → Procedure (`PR1[Procedure]`), NTE → notes (`NTE[…]`).
 
-use serde_json::{Map, Value, json};
+use crate::tree::{Map, Value};
 
 use crate::ctx::{Ctx, Request, Seg, first_text, push, put};
 use crate::datatypes::{annotation, codeable, ei_identifier, person_reference};
@@ -13,9 +13,8 @@ pub fn al1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let Some(pi) = st.patient else { return };
     ctx.mark(s, 1);
     let mut a = Map::new();
-    a.insert("patient".into(), ctx.reference(pi));
-    a.insert(
-        "clinicalStatus".into(),
+    a.insert("patient", ctx.reference(pi));
+    a.insert("clinicalStatus",
         json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active" }] }),
     );
     let code = ctx.first(s, 3);
@@ -25,17 +24,17 @@ pub fn al1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     put(&mut a, "code", code.and_then(codeable));
     if let Some(t) = ctx.code(s, 2) {
         if let Some(c) = ctx.vocab(s, 2, "AllergenType[AllergyIntoleranceCategory]", &t) {
-            a.insert("category".into(), json!([c.code]));
+            a.insert("category", json!([c.code]));
         }
         if let Some(c) = crate::tables::map_code("AllergyType", &t) {
-            a.insert("type".into(), json!(c.code));
+            a.insert("type", json!(c.code));
         }
     }
     let severity = ctx.code(s, 4);
     if let Some(c) = severity.as_deref().and_then(|sev| {
         crate::tables::map_code("AllergySeverity[AllergyIntolerance.criticality]", sev)
     }) {
-        a.insert("criticality".into(), json!(c.code));
+        a.insert("criticality", json!(c.code));
     }
     let reaction_severity = severity
         .as_deref()
@@ -51,9 +50,9 @@ pub fn al1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .collect();
     if !reactions.is_empty() {
         let mut r = Map::new();
-        r.insert("manifestation".into(), Value::Array(reactions));
+        r.insert("manifestation", Value::Array(reactions));
         put(&mut r, "severity", reaction_severity.map(|c| json!(c)));
-        a.insert("reaction".into(), json!([r]));
+        a.insert("reaction", json!([r]));
     }
     put(&mut a, "onsetDateTime", ctx.date(s, 6).map(Value::String));
     let pu = ctx.entries[pi].uuid.clone();
@@ -66,9 +65,8 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let Some(pi) = st.patient else { return };
     ctx.mark(s, 1);
     let mut cond = Map::new();
-    cond.insert("subject".into(), ctx.reference(pi));
-    cond.insert(
-        "category".into(),
+    cond.insert("subject", ctx.reference(pi));
+    cond.insert("category",
         json!([{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "encounter-diagnosis", "display": "Encounter Diagnosis" }] }]),
     );
     let code_el = ctx.first(s, 3);
@@ -94,8 +92,7 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     put(&mut cond, "code", code);
     // DG1-21 action code D: the diagnosis was sent in error
     if ctx.code(s, 21).as_deref() == Some("D") {
-        cond.insert(
-            "verificationStatus".into(),
+        cond.insert("verificationStatus",
             json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "entered-in-error" }] }),
         );
     }
@@ -110,14 +107,14 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         ctx.datetime(s, 19).map(Value::String),
     );
     if let Some(who) = ctx.first(s, 16).and_then(|e| person_reference(ctx, e)) {
-        cond.insert("asserter".into(), who);
+        cond.insert("asserter", who);
     }
     if let Some(ei) = st.encounter {
-        cond.insert("encounter".into(), ctx.reference(ei));
+        cond.insert("encounter", ctx.reference(ei));
     }
     let ident = ctx.first(s, 20).and_then(|e| ei_identifier(ctx, e));
     if let Some(id) = &ident {
-        cond.insert("identifier".into(), json!([id]));
+        cond.insert("identifier", json!([id]));
     }
     let pu = ctx.entries[pi].uuid.clone();
     let i = add_keyed(
@@ -131,7 +128,7 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     st.note = Some(NoteTarget::Annotation(i));
     if let Some(ei) = st.encounter {
         let mut diag = Map::new();
-        diag.insert("condition".into(), ctx.reference(i));
+        diag.insert("condition", ctx.reference(i));
         if let Some(t) = ctx.code(s, 6) {
             let v = match crate::tables::map_code("DiagnosisType", &t) {
                 Some(m) => Some(crate::datatypes::concept_value(m)),
@@ -144,7 +141,7 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             .and_then(|r| r.parse::<u32>().ok())
             .filter(|r| *r > 0)
         {
-            diag.insert("rank".into(), json!(rank));
+            diag.insert("rank", json!(rank));
         }
         push(ctx.res(ei), "diagnosis", Value::Object(diag));
     }
@@ -156,8 +153,8 @@ pub fn pr1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     ctx.mark(s, 1);
     ctx.mark(s, 2);
     let mut p = Map::new();
-    p.insert("status".into(), json!("completed"));
-    p.insert("subject".into(), ctx.reference(pi));
+    p.insert("status", json!("completed"));
+    p.insert("subject", ctx.reference(pi));
     let code_el = ctx.first(s, 3);
     let mut code = code_el.and_then(codeable);
     if code.is_none() {
@@ -172,10 +169,10 @@ pub fn pr1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let when = ctx.datetime(s, 5);
     put(&mut p, "performedDateTime", when.clone().map(Value::String));
     if let Some(t) = ctx.first(s, 6).and_then(codeable) {
-        p.insert("category".into(), t);
+        p.insert("category", t);
     }
     if let Some(ei) = st.encounter {
-        p.insert("encounter".into(), ctx.reference(ei));
+        p.insert("encounter", ctx.reference(ei));
     }
     let pu = ctx.entries[pi].uuid.clone();
     let i = ctx.add(
@@ -205,7 +202,7 @@ pub fn nte<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                     Some(prev) => format!("{prev}\n{t}"),
                     None => t,
                 };
-                r.insert("comment".into(), Value::String(joined));
+                r.insert("comment", Value::String(joined));
             }
         }
         Some(NoteTarget::Description(i)) => {
@@ -216,7 +213,7 @@ pub fn nte<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                     Some(prev) => format!("{prev}\n{t}"),
                     None => t,
                 };
-                r.insert("description".into(), Value::String(joined));
+                r.insert("description", Value::String(joined));
                 st.document_notes.push((i, s));
             }
         }

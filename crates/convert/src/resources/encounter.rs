@@ -1,6 +1,6 @@
 //! PV1 → Encounter (`PV1[Encounter]`), PV2 (`PV2[Encounter]`).
 
-use serde_json::{Map, Value, json};
+use crate::tree::{Map, Value};
 
 use crate::ctx::{Ctx, Request, Seg, first_text, push, put};
 use crate::datatypes::{
@@ -24,7 +24,7 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let Some(pi) = st.patient else { return };
     ctx.mark(s, 1);
     let mut e = Map::new();
-    e.insert("subject".into(), ctx.reference(pi));
+    e.insert("subject", ctx.reference(pi));
     let class_code = ctx.code(s, 2);
     let class = match class_code.as_deref() {
         Some(c) => match ctx.vocab(s, 2, "PatientClass[EncounterClass]", c) {
@@ -37,7 +37,7 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             json!({ "system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK", "display": "unknown" })
         }
     };
-    e.insert("class".into(), class);
+    e.insert("class", class);
     // status: the ADT event's (Event[EncounterStatus]); for an update (A08) or another
     // message, what PV1 says: discharged → finished, else by patient class
     let discharged = ctx.datetime(s, 45);
@@ -55,7 +55,7 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                 .map_or("unknown", |c| c.code)
         }
     });
-    e.insert("status".into(), json!(status));
+    e.insert("status", json!(status));
     if let Some(t) = ctx.first(s, 4) {
         let code = first_text(t).unwrap_or_default();
         let v = match map_code("AdmissionType", &code) {
@@ -63,14 +63,11 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             None => codeable(t),
         };
         if let Some(v) = v {
-            e.insert("type".into(), json!([v]));
+            e.insert("type", json!([v]));
         }
     }
     if let Some(loc) = ctx.first(s, 3).and_then(location_text) {
-        e.insert(
-            "location".into(),
-            json!([{ "location": { "display": loc } }]),
-        );
+        e.insert("location", json!([{ "location": { "display": loc } }]));
     }
     let mut hosp = Map::new();
     put(
@@ -97,10 +94,10 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     }
     let diets: Vec<Value> = ctx.reps(s, 38).into_iter().filter_map(codeable).collect();
     if !diets.is_empty() {
-        hosp.insert("dietPreference".into(), Value::Array(diets));
+        hosp.insert("dietPreference", Value::Array(diets));
     }
     if !hosp.is_empty() {
-        e.insert("hospitalization".into(), Value::Object(hosp));
+        e.insert("hospitalization", Value::Object(hosp));
     }
     for &(n, code, display) in PARTICIPANTS {
         for x in ctx.reps(s, n) {
@@ -128,7 +125,7 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         let mut p = Map::new();
         put(&mut p, "start", start.clone().map(Value::String));
         put(&mut p, "end", discharged.map(Value::String));
-        e.insert("period".into(), Value::Object(p));
+        e.insert("period", Value::Object(p));
     }
     let visit = ctx.first(s, 19).and_then(|x| identifier(ctx, x));
     if let Some(v) = &visit {
@@ -136,7 +133,7 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         if v.get("type").is_none() {
             v["type"] = json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "VN", "display": "Visit number" }] });
         }
-        e.insert("identifier".into(), json!([v]));
+        e.insert("identifier", json!([v]));
     }
     let pu = ctx.entries[pi].uuid.clone();
     let i = if let Some(req) = visit.as_ref().and_then(|v| super::request_for(Some(v))) {

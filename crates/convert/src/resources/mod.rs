@@ -8,7 +8,7 @@ pub mod other;
 pub mod patient;
 pub mod provenance;
 
-use serde_json::{Map, Value};
+use crate::tree::{Map, Value};
 
 use crate::ctx::{Ctx, Seg, identifier_query};
 
@@ -32,7 +32,7 @@ pub fn add_keyed<'a>(
     rtype: &'static str,
     identifier: Option<&Value>,
     fallback: &[&str],
-    mut resource: Map<String, Value>,
+    mut resource: Map,
 ) -> usize {
     if let Some(req) = request_for(identifier) {
         let dedupe = matches!(rtype, "Patient" | "Account" | "Encounter");

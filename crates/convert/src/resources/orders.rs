@@ -3,7 +3,7 @@
 //! `OBX[Observation-Component]`) or DocumentReference content (`OBX[DocumentReference]`);
 //! SPM → Specimen (`SPM[Specimen]`); TQ1 → timing (`TQ1[ServiceRequest]`).
 
-use serde_json::{Map, Value, json};
+use crate::tree::{Map, Value};
 
 use crate::ConvertError;
 use crate::UnmappedReason;
@@ -18,7 +18,12 @@ use crate::tables::map_code;
 use crate::time::{Dtm, tm_to_time};
 
 /// An order identifier (EI) with its v2-0203 type (`PLAC`, `FILL`).
-fn order_identifier<'a>(ctx: &mut Ctx<'a, '_>, s: Seg<'a>, n: usize, kind: &str) -> Option<Value> {
+fn order_identifier<'a>(
+    ctx: &mut Ctx<'a, '_>,
+    s: Seg<'a>,
+    n: usize,
+    kind: &'static str,
+) -> Option<Value> {
     let e = ctx.first(s, n)?;
     let mut id = ei_identifier(ctx, e)?;
     id["type"] = json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": kind }] });
@@ -75,28 +80,28 @@ fn service_request<'a>(
                 .map(|m| m.code)
         })
         .unwrap_or("unknown");
-    r.insert("status".into(), json!(status));
-    r.insert("intent".into(), json!("order"));
-    r.insert("subject".into(), ctx.reference(pi));
+    r.insert("status", json!(status));
+    r.insert("intent", json!("order"));
+    r.insert("subject", ctx.reference(pi));
     if let Some(e) = st.encounter {
-        r.insert("encounter".into(), ctx.reference(e));
+        r.insert("encounter", ctx.reference(e));
     }
     let ids: Vec<Value> = placer.iter().chain(filler.iter()).cloned().collect();
     if !ids.is_empty() {
-        r.insert("identifier".into(), Value::Array(ids));
+        r.insert("identifier", Value::Array(ids));
     }
     if let Some(b) = obr {
         ctx.mark(b, 1);
         put(&mut r, "code", ctx.first(b, 4).and_then(codeable));
         if let Some(p) = ctx.code(b, 5).and_then(|c| priority(&c)) {
-            r.insert("priority".into(), json!(p));
+            r.insert("priority", json!(p));
         }
         let reasons: Vec<Value> = ctx.reps(b, 31).into_iter().filter_map(codeable).collect();
         if !reasons.is_empty() {
-            r.insert("reasonCode".into(), Value::Array(reasons));
+            r.insert("reasonCode", Value::Array(reasons));
         }
         if let Some(who) = ctx.first(b, 16).and_then(|e| person_reference(ctx, e)) {
-            r.insert("requester".into(), who);
+            r.insert("requester", who);
         }
         put(
             &mut r,
@@ -107,7 +112,7 @@ fn service_request<'a>(
     if let Some(o) = orc {
         put(&mut r, "authoredOn", ctx.datetime(o, 9).map(Value::String));
         if let Some(who) = ctx.first(o, 12).and_then(|e| person_reference(ctx, e)) {
-            r.insert("requester".into(), who);
+            r.insert("requester", who);
         }
     }
     let pu = ctx.entries[pi].uuid.clone();
@@ -193,7 +198,7 @@ pub fn obr<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     let request = if orc.is_some() || ctx.field(s, 2).is_some() {
         let i = service_request(ctx, st, orc, Some(s));
         if let Some(i) = i {
-            ctx.res(i).insert("status".into(), json!("completed"));
+            ctx.res(i).insert("status", json!("completed"));
         }
         i
     } else {
@@ -208,17 +213,17 @@ pub fn obr<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
                 .map(|m| m.code)
         })
         .unwrap_or("unknown");
-    d.insert("status".into(), json!(status));
-    d.insert("code".into(), code);
-    d.insert("subject".into(), ctx.reference(pi));
+    d.insert("status", json!(status));
+    d.insert("code", code);
+    d.insert("subject", ctx.reference(pi));
     if let Some(e) = st.encounter {
-        d.insert("encounter".into(), ctx.reference(e));
+        d.insert("encounter", ctx.reference(e));
     }
     if let Some(r) = request {
-        d.insert("basedOn".into(), json!([ctx.reference(r)]));
+        d.insert("basedOn", json!([ctx.reference(r)]));
     }
     if let Some(f) = &filler {
-        d.insert("identifier".into(), json!([f]));
+        d.insert("identifier", json!([f]));
     }
     if let Some(c) = ctx.code(s, 24) {
         let v = match map_code("DiagnosticServiceSectionID", &c) {
@@ -231,20 +236,20 @@ pub fn obr<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     let end = ctx.datetime(s, 8);
     match (start, end) {
         (Some(a), Some(b)) => {
-            d.insert("effectivePeriod".into(), json!({ "start": a, "end": b }));
+            d.insert("effectivePeriod", json!({ "start": a, "end": b }));
         }
         (Some(a), None) => {
-            d.insert("effectiveDateTime".into(), json!(a));
+            d.insert("effectiveDateTime", json!(a));
         }
         (None, Some(b)) => {
-            d.insert("effectivePeriod".into(), json!({ "end": b }));
+            d.insert("effectivePeriod", json!({ "end": b }));
         }
         (None, None) => {}
     }
     if let Some(t) = ctx.code(s, 22) {
         match Dtm::parse(&t).and_then(|d| d.to_instant(ctx.tz.as_deref())) {
             Some(i) => {
-                d.insert("issued".into(), json!(i));
+                d.insert("issued", json!(i));
             }
             None => ctx.report(s, 22, UnmappedReason::Invalid),
         }
@@ -256,7 +261,7 @@ pub fn obr<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         .filter_map(|cnn| person_reference(ctx, cnn))
         .collect();
     if !interpreters.is_empty() {
-        d.insert("resultsInterpreter".into(), Value::Array(interpreters));
+        d.insert("resultsInterpreter", Value::Array(interpreters));
     }
     let pu = ctx.entries[pi].uuid.clone();
     let name_value = filler
@@ -304,10 +309,10 @@ fn apply_tq1<'a>(ctx: &mut Ctx<'a, '_>, st: &State<'a>, s: Seg<'a>) {
         let tz = ctx.tz.clone();
         let r = ctx.res(a);
         if let Some(v) = start.and_then(|d| d.to_instant(tz.as_deref())) {
-            r.insert("start".into(), json!(v));
+            r.insert("start", json!(v));
         }
         if let Some(v) = end.and_then(|d| d.to_instant(tz.as_deref())) {
-            r.insert("end".into(), json!(v));
+            r.insert("end", json!(v));
         }
         return;
     }
@@ -328,10 +333,10 @@ fn apply_tq1<'a>(ctx: &mut Ctx<'a, '_>, st: &State<'a>, s: Seg<'a>) {
     let r = ctx.res(ri);
     if !p.is_empty() {
         r.remove("occurrenceDateTime");
-        r.insert("occurrencePeriod".into(), Value::Object(p));
+        r.insert("occurrencePeriod", Value::Object(p));
     }
     if let Some(pr) = pr {
-        r.insert("priority".into(), json!(pr));
+        r.insert("priority", json!(pr));
     }
 }
 
@@ -422,7 +427,7 @@ fn sn_value(
         (c, Some(a), None, None) if matches!(c, None | Some("=" | "<" | ">" | "<=" | ">=")) => {
             let mut q = quantity(a, units);
             if let Some(c) = c.filter(|c| *c != "=") {
-                q["comparator"] = json!(c);
+                q["comparator"] = Value::String(c.to_owned());
             }
             Some(("valueQuantity", q))
         }
@@ -463,11 +468,11 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                 .map(|m| m.code)
         })
         .unwrap_or("unknown");
-    o.insert("status".into(), json!(status));
-    o.insert("code".into(), code.clone());
-    o.insert("subject".into(), ctx.reference(pi));
+    o.insert("status", json!(status));
+    o.insert("code", code.clone());
+    o.insert("subject", ctx.reference(pi));
     if let Some(e) = st.encounter {
-        o.insert("encounter".into(), ctx.reference(e));
+        o.insert("encounter", ctx.reference(e));
     }
     let vt = ctx.code(s, 2).unwrap_or_default();
     let values = obx_values(ctx, s, &vt);
@@ -483,17 +488,17 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                 json!({ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value", "valueAttachment": v }),
             );
         } else if !v.is_null() {
-            o.insert(k.into(), v);
+            o.insert(k, v);
         }
     } else {
         // repeated values: one component each (`OBX[Observation-Component]`)
         for (k, v) in values {
             let mut c = Map::new();
-            c.insert("code".into(), code.clone());
+            c.insert("code", code.clone());
             if k == "valueAttachment" {
-                c.insert("extension".into(), json!([{ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value", "valueAttachment": v }]));
+                c.insert("extension", json!([{ "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value", "valueAttachment": v }]));
             } else {
-                c.insert(k.into(), v);
+                c.insert(k, v);
             }
             push(&mut o, "component", Value::Object(c));
         }
@@ -506,7 +511,7 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             }
             _ => json!({ "text": range }),
         };
-        o.insert("referenceRange".into(), json!([rr]));
+        o.insert("referenceRange", json!([rr]));
     }
     let interp: Vec<Value> = ctx
         .reps(s, 8)
@@ -519,7 +524,7 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         })
         .collect();
     if !interp.is_empty() {
-        o.insert("interpretation".into(), Value::Array(interp));
+        o.insert("interpretation", Value::Array(interp));
     }
     let effective = ctx.datetime(s, 14).or_else(|| {
         let r = st.report?;
@@ -541,15 +546,15 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         performers.push(org);
     }
     if !performers.is_empty() {
-        o.insert("performer".into(), Value::Array(performers));
+        o.insert("performer", Value::Array(performers));
     }
     put(&mut o, "method", ctx.first(s, 17).and_then(codeable));
     if let Some(im) = st.immunization {
-        o.insert("partOf".into(), json!([ctx.reference(im)]));
+        o.insert("partOf", json!([ctx.reference(im)]));
     }
     let ident = ctx.first(s, 21).and_then(|e| ei_identifier(ctx, e));
     if let Some(id) = &ident {
-        o.insert("identifier".into(), json!([id]));
+        o.insert("identifier", json!([id]));
     }
     let sub_id = ctx.code(s, 4).unwrap_or_default();
     st.obx_in_parent += 1;
@@ -638,7 +643,7 @@ pub fn spm<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let Some(pi) = st.patient else { return };
     ctx.mark(s, 1);
     let mut sp = Map::new();
-    sp.insert("subject".into(), ctx.reference(pi));
+    sp.insert("subject", ctx.reference(pi));
     let mut ids = Vec::new();
     if let Some(eip) = ctx.first(s, 2) {
         for (n, kind) in [(1, "PLAC"), (2, "FILL")] {
@@ -669,7 +674,7 @@ pub fn spm<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         );
     }
     if !collection.is_empty() {
-        sp.insert("collection".into(), Value::Object(collection));
+        sp.insert("collection", Value::Object(collection));
     }
     put(
         &mut sp,
@@ -683,7 +688,7 @@ pub fn spm<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .and_then(Value::as_str)
         .map_or_else(|| s.occ.to_string(), str::to_owned);
     if !ids.is_empty() {
-        sp.insert("identifier".into(), Value::Array(ids));
+        sp.insert("identifier", Value::Array(ids));
     }
     let parent = st.report.unwrap_or(pi);
     let pu = ctx.entries[parent].uuid.clone();

@@ -2,7 +2,7 @@
 //! (`RXA[Immunization]`, `RXR[Immunization]`), SCH and AIS/AIG/AIL/AIP → Appointment
 //! (`SCH[Appointment]`, `AI*[Appointment]`), FT1 → ChargeItem.
 
-use serde_json::{Map, Value, json};
+use crate::tree::{Map, Value};
 
 use crate::ConvertError;
 use crate::UnmappedReason;
@@ -29,11 +29,11 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let Some(pi) = st.patient else { return };
     ctx.mark(s, 1);
     let mut d = Map::new();
-    d.insert("status".into(), json!("current"));
+    d.insert("status", json!("current"));
     if let Some(c) = ctx.code(s, 17) {
         match doc_status(&c) {
             Some(v) => {
-                d.insert("docStatus".into(), json!(v));
+                d.insert("docStatus", json!(v));
             }
             None => ctx.report(s, 17, UnmappedReason::UnknownCode),
         }
@@ -41,15 +41,15 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     if let Some(c) = ctx.code(s, 2) {
         put(&mut d, "type", table_concept("0270", &c));
     }
-    d.insert("subject".into(), ctx.reference(pi));
+    d.insert("subject", ctx.reference(pi));
     if let Some(e) = st.encounter {
-        d.insert("context".into(), json!({ "encounter": [ctx.reference(e)] }));
+        d.insert("context", json!({ "encounter": [ctx.reference(e)] }));
     }
     for n in [6, 4] {
         if let Some(t) = ctx.code(s, n) {
             match Dtm::parse(&t).and_then(|x| x.to_instant(ctx.tz.as_deref())) {
                 Some(i) => {
-                    d.entry("date").or_insert(json!(i));
+                    d.or_insert("date", json!(i));
                 }
                 None => ctx.report(s, n, UnmappedReason::Invalid),
             }
@@ -61,10 +61,10 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .filter_map(|e| person_reference(ctx, e))
         .collect();
     if !authors.is_empty() {
-        d.insert("author".into(), Value::Array(authors));
+        d.insert("author", Value::Array(authors));
     }
     if let Some(a) = ctx.first(s, 10).and_then(|e| person_reference(ctx, e)) {
-        d.insert("authenticator".into(), a);
+        d.insert("authenticator", a);
     }
     if let Some(c) = ctx.code(s, 18) {
         let v = match map_code("DocumentConfidentialityStatus", &c) {
@@ -74,11 +74,11 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         put(&mut d, "securityLabel", v.map(|v| json!([v])));
     }
     if let Some(t) = ctx.field(s, 25).and_then(crate::datatypes::joined_text) {
-        d.insert("description".into(), Value::String(t));
+        d.insert("description", Value::String(t));
     }
     let master = ctx.first(s, 12).and_then(|e| ei_identifier(ctx, e));
     if let Some(m) = &master {
-        d.insert("masterIdentifier".into(), m.clone());
+        d.insert("masterIdentifier", m.clone());
     }
     let pu = ctx.entries[pi].uuid.clone();
     let name = master
@@ -138,25 +138,25 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     if ctx.code(s, 21).as_deref() == Some("D") {
         status = "entered-in-error";
     }
-    im.insert("status".into(), json!(status));
-    im.insert("vaccineCode".into(), vaccine.clone());
-    im.insert("patient".into(), ctx.reference(pi));
+    im.insert("status", json!(status));
+    im.insert("vaccineCode", vaccine.clone());
+    im.insert("patient", ctx.reference(pi));
     if let Some(e) = st.encounter {
-        im.insert("encounter".into(), ctx.reference(e));
+        im.insert("encounter", ctx.reference(e));
     }
-    im.insert("occurrenceDateTime".into(), json!(when));
+    im.insert("occurrenceDateTime", json!(when.clone()));
     if let Some(q) = ctx
         .code(s, 6)
         .and_then(|t| number(&t))
         .filter(|v| v.as_f64() != Some(999.0))
     {
         let units = ctx.first(s, 7);
-        im.insert("doseQuantity".into(), crate::datatypes::quantity(q, units));
+        im.insert("doseQuantity", crate::datatypes::quantity(q, units));
     }
     if let Some(n) = ctx.first(s, 9) {
         let code = first_text(n).unwrap_or_default();
         // NIP001: 00 new record (primary source); 01–08 historical (reported)
-        im.insert("primarySource".into(), json!(code == "00"));
+        im.insert("primarySource", json!(code == "00"));
         if code != "00" {
             put(&mut im, "reportOrigin", codeable(n));
         }
@@ -171,7 +171,7 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         }))
         .collect();
     if !performers.is_empty() {
-        im.insert("performer".into(), Value::Array(performers));
+        im.insert("performer", Value::Array(performers));
     }
     put(&mut im, "lotNumber", ctx.string(s, 15).map(Value::String));
     put(
@@ -185,24 +185,24 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
             let system = part_text(m, 3).map(|s| crate::datatypes::coding_system(&s));
             let mut id = Map::new();
             put(&mut id, "system", system.map(Value::String));
-            id.insert("value".into(), Value::String(c));
-            r.insert("identifier".into(), Value::Object(id));
+            id.insert("value", Value::String(c));
+            r.insert("identifier", Value::Object(id));
         }
         put(&mut r, "display", part_text(m, 2).map(Value::String));
         if !r.is_empty() {
-            im.insert("manufacturer".into(), Value::Object(r));
+            im.insert("manufacturer", Value::Object(r));
         }
     }
     let reasons: Vec<Value> = ctx.reps(s, 19).into_iter().filter_map(codeable).collect();
     if !reasons.is_empty() {
-        im.insert("reasonCode".into(), Value::Array(reasons));
+        im.insert("reasonCode", Value::Array(reasons));
     }
     if ctx.code(s, 21).as_deref() == Some("A") {
         put(&mut im, "recorded", ctx.datetime(s, 22).map(Value::String));
     }
     let refusal: Vec<Value> = ctx.reps(s, 18).into_iter().filter_map(codeable).collect();
     if let Some(r) = refusal.into_iter().next() {
-        im.insert("statusReason".into(), r);
+        im.insert("statusReason", r);
     }
     let mut ids = Vec::new();
     if let Some(o) = orc {
@@ -222,7 +222,7 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         .find(|i| i.get("system").is_some())
         .cloned();
     if !ids.is_empty() {
-        im.insert("identifier".into(), Value::Array(ids));
+        im.insert("identifier", Value::Array(ids));
     }
     let pu = ctx.entries[pi].uuid.clone();
     let code_key = ctx.first(s, 5).and_then(first_text).unwrap_or_default();
@@ -285,7 +285,7 @@ pub fn sch<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                 .map(|m| m.code)
         })
         .unwrap_or_else(|| appointment_status(&st.event));
-    a.insert("status".into(), json!(status));
+    a.insert("status", json!(status));
     // SCH-7 is a reason (table 0276) or a type (table 0277); SCH-8 a type
     if let Some(e) = ctx.first(s, 7) {
         let table = part_text(e, 3).unwrap_or_default();
@@ -319,7 +319,7 @@ pub fn sch<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         };
         match minutes.filter(|m| m.fract() == 0.0 && *m > 0.0) {
             Some(m) => {
-                a.insert("minutesDuration".into(), json!(m as i64));
+                a.insert("minutesDuration", json!(m as i64));
             }
             None => ctx.report(s, 9, UnmappedReason::Invalid),
         }
@@ -332,12 +332,12 @@ pub fn sch<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                 .and_then(|t| Dtm::parse(&t))
                 .and_then(|d| d.to_instant(tz.as_deref()))
             {
-                a.insert(key.into(), json!(v));
+                a.insert(key, json!(v));
             }
         }
     }
     a.insert(
-        "participant".into(),
+        "participant",
         json!([{ "actor": ctx.reference(pi), "status": "accepted" }]),
     );
     let ids: Vec<Value> = placer.iter().chain(filler.iter()).cloned().collect();
@@ -351,7 +351,7 @@ pub fn sch<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .and_then(Value::as_str)
         .map_or_else(|| s.occ.to_string(), str::to_owned);
     if !ids.is_empty() {
-        a.insert("identifier".into(), Value::Array(ids));
+        a.insert("identifier", Value::Array(ids));
     }
     let pu = ctx.entries[pi].uuid.clone();
     let i = add_keyed(ctx, (s, 2), "Appointment", key, &[&pu, "SCH", &name], a);
@@ -388,12 +388,12 @@ pub fn resource<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             let role = ctx.first(s, 4).and_then(codeable);
             let mut p = Map::new();
             put(&mut p, "type", role.map(|r| json!([r])));
-            p.insert("actor".into(), json!({ "display": t }));
+            p.insert("actor", json!({ "display": t }));
             Some(p)
         }),
         "AIL" => ctx.first(s, 3).and_then(location_text).map(|t| {
             let mut p = Map::new();
-            p.insert("actor".into(), json!({ "display": t }));
+            p.insert("actor", json!({ "display": t }));
             p
         }),
         _ => ctx
@@ -401,7 +401,7 @@ pub fn resource<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             .and_then(|e| person_reference(ctx, e))
             .map(|who| {
                 let mut p = Map::new();
-                p.insert("actor".into(), who);
+                p.insert("actor", who);
                 p
             }),
     };
@@ -409,13 +409,13 @@ pub fn resource<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         if s.id() == "AIP"
             && let Some(role) = ctx.first(s, 4).and_then(codeable)
         {
-            p.insert("type".into(), json!([role]));
+            p.insert("type", json!([role]));
         }
-        p.insert("status".into(), json!(status));
+        p.insert("status", json!(status));
         push(ctx.res(ai), "participant", Value::Object(p));
     }
     if let Some(v) = start {
-        ctx.res(ai).entry("start").or_insert(json!(v));
+        ctx.res(ai).or_insert("start", json!(v));
     }
 }
 
@@ -434,11 +434,11 @@ pub fn ft1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         Some("PY") => "billed",
         _ => "unknown",
     };
-    c.insert("status".into(), json!(status));
-    c.insert("code".into(), code);
-    c.insert("subject".into(), ctx.reference(pi));
+    c.insert("status", json!(status));
+    c.insert("code", code);
+    c.insert("subject", ctx.reference(pi));
     if let Some(e) = st.encounter {
-        c.insert("context".into(), ctx.reference(e));
+        c.insert("context", ctx.reference(e));
     }
     if let Some(dr) = ctx.first(s, 4) {
         let when = part(dr, 1).and_then(|ts| ctx.datetime_of(s, 4, ts));
@@ -446,24 +446,24 @@ pub fn ft1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     }
     put(&mut c, "enteredDate", ctx.datetime(s, 5).map(Value::String));
     if let Some(q) = ctx.code(s, 10).and_then(|t| number(&t)) {
-        c.insert("quantity".into(), json!({ "value": q }));
+        c.insert("quantity", json!({ "value": q }));
     }
     if let Some(cp) = ctx.first(s, 11)
         && let Some(mo) = part(cp, 1)
         && let Some(amount) = part_text(mo, 1).and_then(|t| number(&t))
     {
         let mut m = Map::new();
-        m.insert("value".into(), amount);
+        m.insert("value", amount);
         if let Some(cur) =
             part_text(mo, 2).filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()))
         {
-            m.insert("currency".into(), json!(cur));
+            m.insert("currency", json!(cur));
         }
-        c.insert("priceOverride".into(), Value::Object(m));
+        c.insert("priceOverride", Value::Object(m));
     }
     let reasons: Vec<Value> = ctx.reps(s, 19).into_iter().filter_map(codeable).collect();
     if !reasons.is_empty() {
-        c.insert("reason".into(), Value::Array(reasons));
+        c.insert("reason", Value::Array(reasons));
     }
     let performers: Vec<Value> = ctx
         .reps(s, 20)
@@ -472,17 +472,17 @@ pub fn ft1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         .map(|who| json!({ "actor": who }))
         .collect();
     if !performers.is_empty() {
-        c.insert("performer".into(), Value::Array(performers));
+        c.insert("performer", Value::Array(performers));
     }
     if let Some(who) = ctx.first(s, 21).and_then(|e| person_reference(ctx, e)) {
-        c.insert("enterer".into(), who);
+        c.insert("enterer", who);
     }
     if let Some(a) = st.account {
-        c.insert("account".into(), json!([ctx.reference(a)]));
+        c.insert("account", json!([ctx.reference(a)]));
     }
     let txid = ctx.code(s, 2);
     if let Some(t) = &txid {
-        c.insert("identifier".into(), json!([{ "value": t }]));
+        c.insert("identifier", json!([{ "value": t }]));
     }
     let pu = ctx.entries[pi].uuid.clone();
     let name = txid.unwrap_or_else(|| ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string()));

@@ -2,7 +2,7 @@
 //! (`NK1[RelatedPerson]`), MRG → the merged patient (ADT^A40), PID-18 → Account
 //! (`PID[Account]`).
 
-use serde_json::{Map, Value, json};
+use crate::tree::{Map, Value};
 
 use crate::ConvertError;
 use crate::UnmappedReason;
@@ -62,12 +62,12 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         let mut i = Map::new();
         if let Some(state) = part_text(dl, 2) {
             i.insert(
-                "system".into(),
+                "system",
                 Value::String(crate::datatypes::no_whitespace(&state)),
             );
         }
-        i.insert("type".into(), json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "DL" }] }));
-        i.insert("value".into(), Value::String(v));
+        i.insert("type", json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "DL" }] }));
+        i.insert("value", Value::String(v));
         ids.push(Value::Object(i));
     }
     if ids.is_empty() {
@@ -86,7 +86,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         }
     }
     if !names.is_empty() {
-        p.insert("name".into(), Value::Array(names));
+        p.insert("name", Value::Array(names));
     }
     if let Some(mmn) = ctx
         .first(s, 6)
@@ -107,14 +107,13 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
                 "the date/time of birth is not a valid DTM (YYYY[MM[DD[HH[MM[SS]]]]][+/-ZZZZ])",
             )
         })?;
-        p.insert("birthDate".into(), Value::String(d.to_date()));
+        p.insert("birthDate", Value::String(d.to_date()));
         if d.has_time() {
             let (dt, cut) = d.to_datetime(ctx.tz.as_deref());
             if cut {
                 ctx.report(s, 7, UnmappedReason::TimeWithoutZone);
             } else {
-                p.insert(
-                    "_birthDate".into(),
+                p.insert("_birthDate",
                     json!({ "extension": [{ "url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": dt }] }),
                 );
             }
@@ -123,7 +122,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     if let Some(sex) = ctx.code(s, 8)
         && let Some(c) = ctx.vocab(s, 8, "AdministrativeSex", &sex)
     {
-        p.insert("gender".into(), Value::String(c.code.to_owned()));
+        p.insert("gender", Value::Str(c.code));
     }
     race_ethnicity(
         ctx,
@@ -156,7 +155,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         }
     }
     if !addresses.is_empty() {
-        p.insert("address".into(), Value::Array(addresses));
+        p.insert("address", Value::Array(addresses));
     }
     let mut telecom = Vec::new();
     for (n, default_use) in [(13, "home"), (14, "work")] {
@@ -170,10 +169,10 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         }
     }
     if !telecom.is_empty() {
-        p.insert("telecom".into(), Value::Array(telecom));
+        p.insert("telecom", Value::Array(telecom));
     }
     if let Some(lang) = ctx.first(s, 15).and_then(codeable) {
-        p.insert("communication".into(), json!([{ "language": lang }]));
+        p.insert("communication", json!([{ "language": lang }]));
     }
     if let Some(e) = ctx.first(s, 16) {
         let code = crate::ctx::first_text(e).unwrap_or_default();
@@ -194,25 +193,25 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     let order = ctx.code(s, 25).and_then(|o| o.parse::<i64>().ok());
     match (multiple.as_deref(), order) {
         (Some("Y"), Some(o)) => {
-            p.insert("multipleBirthInteger".into(), json!(o));
+            p.insert("multipleBirthInteger", json!(o));
         }
         (Some("Y"), None) => {
-            p.insert("multipleBirthBoolean".into(), json!(true));
+            p.insert("multipleBirthBoolean", json!(true));
         }
         (Some("N"), _) => {
-            p.insert("multipleBirthBoolean".into(), json!(false));
+            p.insert("multipleBirthBoolean", json!(false));
         }
         _ => {}
     }
     if let Some(d) = ctx.datetime(s, 29) {
-        p.insert("deceasedDateTime".into(), Value::String(d));
+        p.insert("deceasedDateTime", Value::String(d));
     } else if let Some(ind) = ctx.code(s, 30) {
         match ind.as_str() {
             "Y" => {
-                p.insert("deceasedBoolean".into(), json!(true));
+                p.insert("deceasedBoolean", json!(true));
             }
             "N" => {
-                p.insert("deceasedBoolean".into(), json!(false));
+                p.insert("deceasedBoolean", json!(false));
             }
             _ => ctx.report(s, 30, UnmappedReason::UnknownCode),
         }
@@ -221,7 +220,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     let key = key_identifier(&ids[..listed])
         .or_else(|| ids.first())
         .cloned();
-    p.insert("identifier".into(), Value::Array(ids));
+    p.insert("identifier", Value::Array(ids));
     let i = add_keyed(ctx, (s, 3), "Patient", key.as_ref(), &["Patient"], p);
     st.patient = Some(i);
     st.note = None;
@@ -229,9 +228,9 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     st.account = None;
     if let Some(acct) = ctx.first(s, 18).and_then(|e| identifier(ctx, e)) {
         let mut a = Map::new();
-        a.insert("status".into(), json!("active"));
-        a.insert("subject".into(), json!([ctx.reference(i)]));
-        a.insert("identifier".into(), json!([acct.clone()]));
+        a.insert("status", json!("active"));
+        a.insert("subject", json!([ctx.reference(i)]));
+        a.insert("identifier", json!([acct.clone()]));
         let pu = ctx.entries[i].uuid.clone();
         st.account = Some(add_keyed(
             ctx,
@@ -245,13 +244,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     Ok(())
 }
 
-fn race_ethnicity<'a>(
-    ctx: &mut Ctx<'a, '_>,
-    s: Seg<'a>,
-    n: usize,
-    url: &str,
-    p: &mut Map<String, Value>,
-) {
+fn race_ethnicity<'a>(ctx: &mut Ctx<'a, '_>, s: Seg<'a>, n: usize, url: &'static str, p: &mut Map) {
     let mut parts = Vec::new();
     let mut texts = Vec::new();
     for e in ctx.reps(s, n) {
@@ -271,8 +264,8 @@ fn race_ethnicity<'a>(
             "detailed"
         };
         let mut coding = Map::new();
-        coding.insert("system".into(), json!("urn:oid:2.16.840.1.113883.6.238"));
-        coding.insert("code".into(), Value::String(c));
+        coding.insert("system", json!("urn:oid:2.16.840.1.113883.6.238"));
+        coding.insert("code", Value::String(c));
         put(&mut coding, "display", display.map(Value::String));
         parts.push(json!({ "url": kind, "valueCoding": coding }));
     }
@@ -312,7 +305,7 @@ pub fn pd1<'a>(ctx: &mut Ctx<'a, '_>, st: &State<'a>, s: Seg<'a>) {
 pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let Some(pi) = st.patient else { return };
     let mut r = Map::new();
-    r.insert("patient".into(), ctx.reference(pi));
+    r.insert("patient", ctx.reference(pi));
     ctx.mark(s, 1);
     let names: Vec<Value> = ctx
         .reps(s, 2)
@@ -320,7 +313,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .filter_map(|e| human_name(ctx, e))
         .collect();
     if !names.is_empty() {
-        r.insert("name".into(), Value::Array(names));
+        r.insert("name", Value::Array(names));
     }
     let mut relationship = Vec::new();
     if let Some(e) = ctx.first(s, 3) {
@@ -338,7 +331,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         }
     }
     if !relationship.is_empty() {
-        r.insert("relationship".into(), Value::Array(relationship));
+        r.insert("relationship", Value::Array(relationship));
     }
     let addresses: Vec<Value> = ctx
         .reps(s, 4)
@@ -346,7 +339,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .filter_map(|e| address(ctx, e))
         .collect();
     if !addresses.is_empty() {
-        r.insert("address".into(), Value::Array(addresses));
+        r.insert("address", Value::Array(addresses));
     }
     let mut telecom = Vec::new();
     for (n, default_use) in [(5, "home"), (6, "work")] {
@@ -360,7 +353,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         }
     }
     if !telecom.is_empty() {
-        r.insert("telecom".into(), Value::Array(telecom));
+        r.insert("telecom", Value::Array(telecom));
     }
     let start = ctx.date(s, 8);
     let end = ctx.date(s, 9);
@@ -368,12 +361,12 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         let mut p = Map::new();
         put(&mut p, "start", start.map(Value::String));
         put(&mut p, "end", end.map(Value::String));
-        r.insert("period".into(), Value::Object(p));
+        r.insert("period", Value::Object(p));
     }
     if let Some(sex) = ctx.code(s, 15)
         && let Some(c) = ctx.vocab(s, 15, "AdministrativeSex", &sex)
     {
-        r.insert("gender".into(), Value::String(c.code.to_owned()));
+        r.insert("gender", Value::Str(c.code));
     }
     put(&mut r, "birthDate", ctx.date(s, 16).map(Value::String));
     let ids: Vec<Value> = ctx
@@ -382,7 +375,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         .filter_map(|e| identifier(ctx, e))
         .collect();
     if !ids.is_empty() {
-        r.insert("identifier".into(), Value::Array(ids));
+        r.insert("identifier", Value::Array(ids));
     }
     let set_id = ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string());
     let pu = ctx.entries[pi].uuid.clone();
@@ -411,9 +404,9 @@ pub fn mrg<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         return Err(ctx.error(s, 1, "the merged patient has no identifier (MRG-1)"));
     };
     let mut old = Map::new();
-    old.insert("active".into(), json!(false));
+    old.insert("active", json!(false));
     old.insert(
-        "link".into(),
+        "link",
         json!([{ "other": ctx.reference(pi), "type": "replaced-by" }]),
     );
     let names: Vec<Value> = ctx
@@ -422,9 +415,9 @@ pub fn mrg<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         .filter_map(|e| human_name(ctx, e))
         .collect();
     if !names.is_empty() {
-        old.insert("name".into(), Value::Array(names));
+        old.insert("name", Value::Array(names));
     }
-    old.insert("identifier".into(), Value::Array(ids));
+    old.insert("identifier", Value::Array(ids));
     let oi = add_keyed(ctx, (s, 1), "Patient", Some(&key), &["Patient"], old);
     if oi == pi {
         return Err(ctx.error(s, 1, "the merged patient is the surviving patient"));

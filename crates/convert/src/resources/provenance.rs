@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value, json};
+use crate::tree::{Map, Value};
 
 use crate::ConvertError;
 use crate::Unmapped;
@@ -32,13 +32,13 @@ fn hd_reference(ctx: &Ctx<'_, '_>, hd: hl7v2::Element<'_>) -> Option<Value> {
                 .map(Value::String),
         );
     }
-    id.insert("value".into(), Value::String(value.clone()));
-    r.insert("identifier".into(), Value::Object(id));
-    r.insert("display".into(), Value::String(value));
+    id.insert("value", Value::String(value.clone()));
+    r.insert("identifier", Value::Object(id));
+    r.insert("display", Value::String(value));
     Some(Value::Object(r))
 }
 
-fn agent(kind: &str, display: &str, who: &Value) -> Value {
+fn agent(kind: &'static str, display: &'static str, who: &Value) -> Value {
     json!({
         "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": kind, "display": display }] },
         "who": who.clone(),
@@ -55,11 +55,11 @@ pub fn provenance<'a>(
 ) -> Result<(), ConvertError> {
     let mut p = Map::new();
     let targets: Vec<Value> = (0..ctx.entries.len()).map(|i| ctx.reference(i)).collect();
-    p.insert("target".into(), Value::Array(targets));
+    p.insert("target", Value::Array(targets));
     let recorded = sent
         .to_instant(ctx.tz.as_deref())
         .ok_or_else(|| ctx.error(msh, 7, "the message date/time needs at least a day"))?;
-    p.insert("recorded".into(), json!(recorded));
+    p.insert("recorded", json!(recorded));
     let evn = segs.iter().copied().find(|s| s.id() == "EVN");
     let occurred = evn.and_then(|e| ctx.datetime(e, 6)).or_else(|| {
         let (s, cut) = sent.to_datetime(ctx.tz.as_deref());
@@ -73,13 +73,13 @@ pub fn provenance<'a>(
     let mut activity = Map::new();
     if !st.event.is_empty() {
         activity.insert(
-            "system".into(),
+            "system",
             json!("http://terminology.hl7.org/CodeSystem/v2-0003"),
         );
-        activity.insert("code".into(), json!(crate::datatypes::code(&st.event)));
+        activity.insert("code", json!(crate::datatypes::code(&st.event)));
     }
-    activity.insert("display".into(), json!(format!("message - {type_text}")));
-    p.insert("activity".into(), json!({ "coding": [activity] }));
+    activity.insert("display", json!(format!("message - {type_text}")));
+    p.insert("activity", json!({ "coding": [activity] }));
     let mut agents = Vec::new();
     if let Some(who) = ctx.first(msh, 4).and_then(|e| hd_reference(ctx, e)) {
         agents.push(agent("author", "Author", &who));
@@ -93,7 +93,7 @@ pub fn provenance<'a>(
             agents.push(agent("enterer", "Enterer", &who));
         }
         if let Some(reason) = ctx.first(e, 4).and_then(codeable) {
-            p.insert("reason".into(), json!([reason]));
+            p.insert("reason", json!([reason]));
         }
     }
     if agents.is_empty() {
@@ -103,7 +103,7 @@ pub fn provenance<'a>(
             &json!({ "display": "sender not named in MSH-3 or MSH-4" }),
         ));
     }
-    p.insert("agent".into(), Value::Array(agents));
+    p.insert("agent", Value::Array(agents));
     let control = ctx.string(msh, 10);
     let mut what = Map::new();
     if let Some(c) = &control {
@@ -114,19 +114,19 @@ pub fn provenance<'a>(
             let _ = uid;
             hd_system(ctx, e)
         }) {
-            id.insert("system".into(), Value::String(sys));
+            id.insert("system", Value::String(sys));
         }
-        id.insert("value".into(), Value::String(c.clone()));
-        what.insert("identifier".into(), Value::Object(id));
+        id.insert("value", Value::String(c.clone()));
+        what.insert("identifier", Value::Object(id));
     }
     what.insert(
-        "display".into(),
+        "display",
         json!(format!(
             "HL7 v2 message {type_text} {}",
             control.as_deref().unwrap_or("(no control id)")
         )),
     );
-    p.insert("entity".into(), json!([{ "role": "source", "what": what }]));
+    p.insert("entity", json!([{ "role": "source", "what": what }]));
     let app = ctx
         .first(msh, 3)
         .and_then(crate::ctx::text)
@@ -192,6 +192,6 @@ pub fn unmapped_extensions<'a>(ctx: &mut Ctx<'a, '_>, unmapped: &[Unmapped], seg
         .rev()
         .find(|e| e.rtype == "Provenance")
     {
-        e.resource.insert("extension".into(), Value::Array(exts));
+        e.resource.insert("extension", Value::Array(exts));
     }
 }
