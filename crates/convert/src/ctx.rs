@@ -2,6 +2,7 @@
 //! so far, and the unmapped-content report.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use crate::tree::{Map, Value};
 use hl7v2::{Element, Message, Segment};
@@ -60,8 +61,11 @@ pub struct Ctx<'a, 'o> {
     used: Vec<u128>,
     /// Entries, in Bundle order.
     pub entries: Vec<Entry>,
-    by_uuid: HashMap<String, usize>,
     reports: Vec<Unmapped>,
+    /// The fields of every segment read so far, split once (field `n` of a segment is
+    /// `fields[spans[i].0 + n - 1]`), instead of scanning the segment again for every field.
+    fields: Vec<Element<'a>>,
+    spans: Vec<(u32, u32)>,
 }
 
 /// Part `n` of a composite value, whatever its level: the components of a field or
@@ -101,6 +105,60 @@ pub fn part_text(e: Element<'_>, n: usize) -> Option<String> {
     }
 }
 
+/// How many parts [`Parts`] locates in its one pass (XCN, the longest type read here, has
+/// 23 components); parts past it are looked up one by one.
+const MAX_PARTS: usize = 24;
+
+/// The parts of a composite value located in one pass: `get(n)` is [`part`]`(e, n)` and
+/// `text(n)` is [`part_text`]`(e, n)`, without scanning the value again for every part.
+#[derive(Clone, Copy)]
+pub struct Parts<'a> {
+    whole: Element<'a>,
+    parts: [Option<Element<'a>>; MAX_PARTS],
+}
+
+impl<'a> Parts<'a> {
+    /// Splits `e` into its parts (a field's: those of its first repetition).
+    pub fn of(whole: Element<'a>) -> Self {
+        let mut parts = [None; MAX_PARTS];
+        let parent = match whole.level() {
+            hl7v2::Level::Subcomponent => {
+                parts[0] = Some(whole);
+                None
+            }
+            hl7v2::Level::Field => whole.child(1),
+            _ => Some(whole),
+        };
+        if let Some(p) = parent {
+            for (slot, c) in parts.iter_mut().zip(p.children()) {
+                *slot = Some(c);
+            }
+        }
+        Parts { whole, parts }
+    }
+
+    /// Part `n` (1-based); empty and `""` parts are `None`.
+    pub fn get(&self, n: usize) -> Option<Element<'a>> {
+        if n > MAX_PARTS {
+            return part(self.whole, n);
+        }
+        let p = (*self.parts.get(n.checked_sub(1)?)?)?;
+        (!p.is_empty() && !p.is_null()).then_some(p)
+    }
+
+    /// The text of part `n`, as [`part_text`].
+    pub fn text(&self, n: usize) -> Option<String> {
+        let p = self.get(n)?;
+        if p.level() == hl7v2::Level::Component {
+            p.subcomponent(1)
+                .filter(|s| !s.is_empty() && !s.is_null())
+                .and_then(text)
+        } else {
+            text(p)
+        }
+    }
+}
+
 /// The non-empty repetitions of a field.
 pub fn repetitions(e: Element<'_>) -> impl Iterator<Item = Element<'_>> {
     e.children().filter(|r| !r.is_empty() && !r.is_null())
@@ -133,8 +191,9 @@ impl<'a, 'o> Ctx<'a, 'o> {
             tz: opts.default_timezone.clone(),
             used: vec![0; n],
             entries: Vec::with_capacity(8),
-            by_uuid: HashMap::new(),
             reports: Vec::new(),
+            fields: Vec::with_capacity(64),
+            spans: vec![(u32::MAX, 0); n],
         }
     }
 
@@ -174,9 +233,32 @@ impl<'a, 'o> Ctx<'a, 'o> {
         }
     }
 
+    /// Field `n` of `seg`, as sent (empty or not).
+    fn raw_field(&mut self, seg: Seg<'a>, n: usize) -> Option<Element<'a>> {
+        let i = seg.seg.index();
+        let (start, len) = *self.spans.get(i)?;
+        let (start, len) = if start == u32::MAX {
+            let start = self.fields.len();
+            self.fields.extend(seg.seg.fields().map(|(_, f)| f));
+            let span = (
+                u32::try_from(start).ok()?,
+                u32::try_from(self.fields.len() - start).ok()?,
+            );
+            self.spans[i] = span;
+            span
+        } else {
+            (start, len)
+        };
+        let k = n.checked_sub(1)?;
+        if k >= len as usize {
+            return None;
+        }
+        self.fields.get(start as usize + k).copied()
+    }
+
     /// Field `n` when it carries data (marking it used).
     pub fn field(&mut self, seg: Seg<'a>, n: usize) -> Option<Element<'a>> {
-        let f = seg.seg.field(n)?;
+        let f = self.raw_field(seg, n)?;
         if f.is_empty() {
             return None;
         }
@@ -211,7 +293,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
 
     /// Records a reported piece of content.
     pub fn report(&mut self, seg: Seg<'a>, n: usize, reason: UnmappedReason) {
-        let length = seg.seg.field(n).map_or(0, |f| f.raw().len());
+        let length = self.raw_field(seg, n).map_or(0, |f| f.raw().len());
         self.reports.push(Unmapped {
             segment: seg.id().to_owned(),
             occurrence: seg.occ,
@@ -282,10 +364,16 @@ impl<'a, 'o> Ctx<'a, 'o> {
         c
     }
 
+    /// The entry written under `uuid` (a message makes a few dozen entries at most: a scan
+    /// beats hashing).
+    fn find(&self, uuid: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.uuid == uuid)
+    }
+
     /// Whether an entry of `rtype` is already written with `request`.
     pub fn has(&self, rtype: &str, request: &Request) -> bool {
         match request {
-            Request::Conditional(q) => self.by_uuid.contains_key(&name_uuid(&[rtype, q])),
+            Request::Conditional(q) => self.find(&name_uuid(&[rtype, q])).is_some(),
             Request::Put => false,
         }
     }
@@ -307,9 +395,9 @@ impl<'a, 'o> Ctx<'a, 'o> {
                 name_uuid(&parts)
             }
         };
-        let (uuid, request) = match self.by_uuid.get(&uuid) {
+        let (uuid, request) = match self.find(&uuid) {
             // the same patient, account or visit named again: one resource
-            Some(&i) if matches!(rtype, "Patient" | "Account" | "Encounter") => return i,
+            Some(i) if matches!(rtype, "Patient" | "Account" | "Encounter") => return i,
             // two resources of one message under one identifier: the later one gets an id
             // of its own, so neither is lost
             Some(_) => {
@@ -321,7 +409,6 @@ impl<'a, 'o> Ctx<'a, 'o> {
             None => (uuid, request),
         };
         let i = self.entries.len();
-        self.by_uuid.insert(uuid.clone(), i);
         self.entries.push(Entry {
             uuid,
             rtype,
@@ -396,14 +483,40 @@ fn ig_segment_target(id: &str) -> Option<String> {
 
 /// Where the IG maps field `n` of segment `id` (`Patient.extension[2].valueCodeableConcept`).
 fn ig_field_target(id: &str, n: usize) -> Option<String> {
-    let field = format!("{id}-{n}");
-    for (target, m) in maps_of(id) {
-        if let Some(row) = m.field(&field).find(|r| !r.fhir_path.is_empty()) {
+    let (resource, path) = field_targets().get(&(id, n))?;
+    Some(format!("{resource}.{path}"))
+}
+
+/// (segment id, field number) → (resource, FHIR path).
+type FieldTargets = HashMap<(&'static str, usize), (&'static str, &'static str)>;
+
+/// For each segment field, the first mapped FHIR path of the IG's segment maps (maps in name
+/// order, rows in table order), indexed once per process: the unmapped report looks up many
+/// fields of every message.
+fn field_targets() -> &'static FieldTargets {
+    static TARGETS: OnceLock<FieldTargets> = OnceLock::new();
+    TARGETS.get_or_init(|| {
+        let mut index = HashMap::new();
+        for m in crate::tables::segment_maps() {
+            let Some((id, rest)) = m.name.split_once('[') else {
+                continue;
+            };
+            let target = rest.strip_suffix(']').unwrap_or(rest);
             let resource = target.split('-').next().unwrap_or(target);
-            return Some(format!("{resource}.{}", row.fhir_path));
+            for row in m.fields.iter().filter(|r| !r.fhir_path.is_empty()) {
+                let Some(n) = row
+                    .field
+                    .strip_prefix(id)
+                    .and_then(|r| r.strip_prefix('-'))
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                index.entry((id, n)).or_insert((resource, row.fhir_path));
+            }
         }
-    }
-    None
+        index
+    })
 }
 
 /// The segment maps of segment `id` (`PID[Patient]`, `PID[Account]` …) with their targets;

@@ -6,7 +6,7 @@ use crate::tree::{Map, Value};
 use base64::Engine as _;
 use hl7v2::Element;
 
-use crate::ctx::{Ctx, Seg, first_text, part, part_text, put, text};
+use crate::ctx::{Ctx, Parts, Seg, first_text, part_text, put, text};
 use crate::tables::map_code;
 use crate::time::Dtm;
 
@@ -86,17 +86,17 @@ pub fn code(s: &str) -> Option<String> {
 }
 
 /// One `Coding` from a CWE triplet starting at part `at` (1, 4 or 10), version at `version`.
-fn coding(e: Element<'_>, at: usize, version: usize) -> Option<Value> {
-    let c = part_text(e, at).and_then(|c| code(&c));
-    let display = part_text(e, at + 1);
+fn coding(p: &Parts<'_>, at: usize, version: usize) -> Option<Value> {
+    let c = p.text(at).and_then(|c| code(&c));
+    let display = p.text(at + 1);
     if c.is_none() && display.is_none() {
         return None;
     }
     let mut m = Map::new();
-    if let Some(sys) = part_text(e, at + 2).filter(|_| c.is_some()) {
+    if let Some(sys) = p.text(at + 2).filter(|_| c.is_some()) {
         m.insert("system", Value::String(coding_system(&sys)));
     }
-    put(&mut m, "version", part_text(e, version).map(Value::String));
+    put(&mut m, "version", p.text(version).map(Value::String));
     if let Some(c) = c {
         m.insert("code", Value::String(c));
     } else {
@@ -109,15 +109,16 @@ fn coding(e: Element<'_>, at: usize, version: usize) -> Option<Value> {
 /// CWE / CE / CNE / CF → CodeableConcept (`CWE[CodeableConcept]`): up to three codings and
 /// the original text (CWE.9, else the first text).
 pub fn codeable(e: Element<'_>) -> Option<Value> {
+    let p = Parts::of(e);
     let mut codings = Vec::new();
     for (at, version) in [(1, 7), (4, 8), (10, 13)] {
-        if let Some(c) = coding(e, at, version) {
+        if let Some(c) = coding(&p, at, version) {
             codings.push(c);
         }
     }
-    let text = part_text(e, 9).or_else(|| {
+    let text = p.text(9).or_else(|| {
         if codings.is_empty() {
-            part_text(e, 2).or_else(|| part_text(e, 5))
+            p.text(2).or_else(|| p.text(5))
         } else {
             None
         }
@@ -156,9 +157,10 @@ pub fn concept_value(c: &crate::tables::Concept) -> Value {
 /// ISO universal ids, `urn:uuid:` for UUIDs, the universal id itself for URIs, else the
 /// namespace id (`HD[uri]`).
 pub fn hd_system(ctx: &Ctx<'_, '_>, hd: Element<'_>) -> Option<String> {
-    let ns = part_text(hd, 1);
-    let uid = part_text(hd, 2);
-    let kind = part_text(hd, 3).map(|k| k.to_ascii_uppercase());
+    let p = Parts::of(hd);
+    let ns = p.text(1);
+    let uid = p.text(2);
+    let kind = p.text(3).map(|k| k.to_ascii_uppercase());
     if let Some(ns) = &ns
         && let Some((_, sys)) = ctx.opts.identifier_systems.iter().find(|(n, _)| n == ns)
     {
@@ -187,25 +189,22 @@ fn is_oid(s: &str) -> bool {
 /// CX → Identifier (`CX[Identifier]`): value, system from the assigning authority (CX.4),
 /// type from CX.5 (`IdentifierType`), period from CX.7/CX.8.
 pub fn identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
-    let value = part_text(e, 1)?;
+    let p = Parts::of(e);
+    let value = p.text(1)?;
     let mut m = Map::new();
-    if let Some(hd) = part(e, 4) {
+    if let Some(hd) = p.get(4) {
         put(&mut m, "system", hd_system(ctx, hd).map(Value::String));
     }
     m.insert("value", Value::String(value));
-    if let Some(t) = part_text(e, 5) {
+    if let Some(t) = p.text(5) {
         let v = match map_code("IdentifierType", &t) {
             Some(c) => concept_value(c),
             None => json!({ "text": t }),
         };
         m.insert("type", v);
     }
-    let start = part_text(e, 7)
-        .and_then(|t| Dtm::parse(&t))
-        .map(|d| d.to_date());
-    let end = part_text(e, 8)
-        .and_then(|t| Dtm::parse(&t))
-        .map(|d| d.to_date());
+    let start = p.text(7).and_then(|t| Dtm::parse(&t)).map(|d| d.to_date());
+    let end = p.text(8).and_then(|t| Dtm::parse(&t)).map(|d| d.to_date());
     if let Some(p) = period(start, end) {
         m.insert("period", p);
     }
@@ -214,11 +213,12 @@ pub fn identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
 
 /// EI → Identifier (`EI[Identifier-System]`): EI.1 value, system from EI.2–EI.4 (an HD).
 pub fn ei_identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
-    let value = part_text(e, 1)?;
+    let p = Parts::of(e);
+    let value = p.text(1)?;
     let mut m = Map::new();
-    let ns = part_text(e, 2);
-    let uid = part_text(e, 3);
-    let kind = part_text(e, 4).map(|k| k.to_ascii_uppercase());
+    let ns = p.text(2);
+    let uid = p.text(3);
+    let kind = p.text(4).map(|k| k.to_ascii_uppercase());
     let configured = ns.as_ref().and_then(|ns| {
         ctx.opts
             .identifier_systems
@@ -248,24 +248,25 @@ fn period(start: Option<String>, end: Option<String>) -> Option<Value> {
 
 /// A DTM part as a FHIR dateTime (its own zone or the context's), dropping what does not
 /// parse.
-fn dtm_part(ctx: &Ctx<'_, '_>, e: Element<'_>, n: usize) -> Option<String> {
-    let d = Dtm::parse(&part_text(e, n)?)?;
+fn dtm_part(ctx: &Ctx<'_, '_>, parts: &Parts<'_>, n: usize) -> Option<String> {
+    let d = Dtm::parse(&parts.text(n)?)?;
     let (s, _) = d.to_datetime(ctx.tz.as_deref());
     Some(s)
 }
 
 /// XPN → HumanName (`XPN[HumanName]`).
 pub fn human_name(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let p = Parts::of(e);
     let mut m = Map::new();
     // XPN.1 is an FN: surname first
     put(
         &mut m,
         "family",
-        part(e, 1).and_then(first_text).map(Value::String),
+        p.get(1).and_then(first_text).map(Value::String),
     );
     let given: Vec<Value> = [2, 3]
         .iter()
-        .filter_map(|&i| part_text(e, i))
+        .filter_map(|&i| p.text(i))
         .map(Value::String)
         .collect();
     if !given.is_empty() {
@@ -273,29 +274,31 @@ pub fn human_name(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     }
     let suffix: Vec<Value> = [4, 6]
         .iter()
-        .filter_map(|&i| part_text(e, i))
+        .filter_map(|&i| p.text(i))
         .map(Value::String)
         .collect();
     if !suffix.is_empty() {
         m.insert("suffix", Value::Array(suffix));
     }
-    if let Some(p) = part_text(e, 5) {
+    if let Some(p) = p.text(5) {
         m.insert("prefix", json!([p]));
     }
     if m.is_empty() {
         return None;
     }
-    if let Some(c) = part_text(e, 7).and_then(|t| map_code("NameType", &t)) {
+    if let Some(c) = p.text(7).and_then(|t| map_code("NameType", &t)) {
         m.insert("use", Value::Str(c.code));
     }
-    let start = part(e, 10)
+    let start = p
+        .get(10)
         .and_then(|dr| part_text(dr, 1))
-        .or_else(|| part_text(e, 12))
+        .or_else(|| p.text(12))
         .and_then(|t| Dtm::parse(&t))
         .map(|d| d.to_datetime(ctx.tz.as_deref()).0);
-    let end = part(e, 10)
+    let end = p
+        .get(10)
         .and_then(|dr| part_text(dr, 2))
-        .or_else(|| part_text(e, 13))
+        .or_else(|| p.text(13))
         .and_then(|t| Dtm::parse(&t))
         .map(|d| d.to_datetime(ctx.tz.as_deref()).0);
     put(&mut m, "period", period(start, end));
@@ -304,31 +307,32 @@ pub fn human_name(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
 
 /// XAD → Address (`XAD[Address]`).
 pub fn address(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
+    let p = Parts::of(e);
     let mut m = Map::new();
     let mut lines = Vec::new();
     // XAD.1 is an SAD: street and dwelling number
-    if let Some(sad) = part(e, 1) {
+    if let Some(sad) = p.get(1) {
         if let Some(street) = part_text(sad, 1) {
             lines.push(Value::String(street));
         } else if let Some(street) = part_text(sad, 2) {
             lines.push(Value::String(street));
         }
     }
-    if let Some(l) = part_text(e, 2) {
+    if let Some(l) = p.text(2) {
         lines.push(Value::String(l));
     }
     if !lines.is_empty() {
         m.insert("line", Value::Array(lines));
     }
-    put(&mut m, "city", part_text(e, 3).map(Value::String));
-    put(&mut m, "state", part_text(e, 4).map(Value::String));
-    put(&mut m, "postalCode", part_text(e, 5).map(Value::String));
-    put(&mut m, "country", part_text(e, 6).map(Value::String));
-    put(&mut m, "district", part_text(e, 9).map(Value::String));
+    put(&mut m, "city", p.text(3).map(Value::String));
+    put(&mut m, "state", p.text(4).map(Value::String));
+    put(&mut m, "postalCode", p.text(5).map(Value::String));
+    put(&mut m, "country", p.text(6).map(Value::String));
+    put(&mut m, "district", p.text(9).map(Value::String));
     if m.is_empty() {
         return None;
     }
-    if let Some(t) = part_text(e, 7) {
+    if let Some(t) = p.text(7) {
         if let Some(c) = map_code("AddressType[Use]", &t) {
             m.insert("use", Value::Str(c.code));
         }
@@ -336,14 +340,16 @@ pub fn address(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
             m.insert("type", Value::Str(c.code));
         }
     }
-    let start = part(e, 12)
+    let start = p
+        .get(12)
         .and_then(|dr| part_text(dr, 1))
-        .or_else(|| part_text(e, 13))
+        .or_else(|| p.text(13))
         .and_then(|t| Dtm::parse(&t))
         .map(|d| d.to_datetime(ctx.tz.as_deref()).0);
-    let end = part(e, 12)
+    let end = p
+        .get(12)
         .and_then(|dr| part_text(dr, 2))
-        .or_else(|| part_text(e, 14))
+        .or_else(|| p.text(14))
         .and_then(|t| Dtm::parse(&t))
         .map(|d| d.to_datetime(ctx.tz.as_deref()).0);
     put(&mut m, "period", period(start, end));
@@ -354,16 +360,17 @@ pub fn address(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
 /// older XTN.1), the address of Internet/X.400 entries from XTN.4; use from XTN.2, system
 /// from XTN.3.
 pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
-    let equipment = part_text(e, 3);
+    let p = Parts::of(e);
+    let equipment = p.text(3);
     let email = matches!(equipment.as_deref(), Some("Internet" | "X.400"));
     let value = if email {
-        part_text(e, 4)
+        p.text(4)
     } else {
-        let country = part_text(e, 5);
-        let area = part_text(e, 6);
-        let local = part_text(e, 7);
-        let ext = part_text(e, 8);
-        match (local, part_text(e, 12)) {
+        let country = p.text(5);
+        let area = p.text(6);
+        let local = p.text(7);
+        let ext = p.text(8);
+        match (local, p.text(12)) {
             (Some(local), _) => {
                 let mut v = String::new();
                 if let Some(c) = country {
@@ -383,7 +390,7 @@ pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
                 Some(v)
             }
             (None, Some(unformatted)) => Some(unformatted),
-            (None, None) => part_text(e, 1).or_else(|| part_text(e, 4)),
+            (None, None) => p.text(1).or_else(|| p.text(4)),
         }
     };
     let value = value?;
@@ -391,7 +398,7 @@ pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     let mut system = match equipment.as_deref() {
         Some("CP") => Some("phone"),
         Some(t) => map_code("TelecommunicationEquipmentType", t).map(|c| c.code),
-        None if part_text(e, 4).is_some() && part_text(e, 1).is_none() => Some("email"),
+        None if p.text(4).is_some() && p.text(1).is_none() => Some("email"),
         None => None,
     };
     if system.is_none() {
@@ -408,19 +415,20 @@ pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     let usage = if equipment.as_deref() == Some("CP") {
         Some("mobile")
     } else {
-        part_text(e, 2)
+        p.text(2)
             .and_then(|u| map_code("TelecommunicationUseCode", &u))
             .map(|c| c.code)
     };
     put(&mut m, "use", usage.map(Value::Str));
-    if let Some(rank) = part_text(e, 18)
+    if let Some(rank) = p
+        .text(18)
         .and_then(|r| r.parse::<u32>().ok())
         .filter(|r| *r > 0)
     {
         m.insert("rank", json!(rank));
     }
-    let start = dtm_part(ctx, e, 13);
-    let end = dtm_part(ctx, e, 14);
+    let start = dtm_part(ctx, &p, 13);
+    let end = dtm_part(ctx, &p, 14);
     put(&mut m, "period", period(start, end));
     Some(Value::Object(m))
 }
@@ -428,9 +436,10 @@ pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
 /// XCN / CNN → a Reference to the person: identifier (XCN.1, system from XCN.9) and display
 /// (given and family names).
 pub fn person_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
-    let id = part_text(e, 1);
-    let family = part(e, 2).and_then(first_text);
-    let given = part_text(e, 3);
+    let p = Parts::of(e);
+    let id = p.text(1);
+    let family = p.get(2).and_then(first_text);
+    let given = p.text(3);
     let display = match (given, family) {
         (Some(g), Some(f)) => Some(format!("{g} {f}")),
         (g, f) => g.or(f),
@@ -441,7 +450,7 @@ pub fn person_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     let mut m = Map::new();
     if let Some(id) = id {
         let mut i = Map::new();
-        if let Some(hd) = part(e, 9) {
+        if let Some(hd) = p.get(9) {
             put(&mut i, "system", hd_system(ctx, hd).map(Value::String));
         }
         i.insert("value", Value::String(id));
@@ -453,15 +462,16 @@ pub fn person_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
 
 /// XON → a Reference to the organisation (name and identifier).
 pub fn org_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
-    let name = part_text(e, 1);
-    let id = part_text(e, 10).or_else(|| part_text(e, 3));
+    let p = Parts::of(e);
+    let name = p.text(1);
+    let id = p.text(10).or_else(|| p.text(3));
     if name.is_none() && id.is_none() {
         return None;
     }
     let mut m = Map::new();
     if let Some(id) = id {
         let mut i = Map::new();
-        if let Some(hd) = part(e, 6) {
+        if let Some(hd) = p.get(6) {
             put(&mut i, "system", hd_system(ctx, hd).map(Value::String));
         }
         i.insert("value", Value::String(id));
@@ -473,9 +483,10 @@ pub fn org_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
 
 /// PL → a display text of the location (point of care, room, bed, facility).
 pub fn location_text(e: Element<'_>) -> Option<String> {
+    let p = Parts::of(e);
     let parts: Vec<String> = [1, 2, 3, 4, 7, 8]
         .iter()
-        .filter_map(|&i| part(e, i).and_then(first_text))
+        .filter_map(|&i| p.get(i).and_then(first_text))
         .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }
@@ -527,10 +538,11 @@ pub fn quantity(value: Value, units: Option<Element<'_>>) -> Value {
 /// ED → Attachment (`ED[Attachment]`): ED.3 (and ED.4 subtype) the content type, ED.5 the
 /// data, base64 as sent (ED.4 `Base64`), else encoded here (`A`, `Hex` and others: the text).
 pub fn ed_attachment(e: Element<'_>) -> Option<Value> {
-    let data = part_text(e, 5)?;
+    let p = Parts::of(e);
+    let data = p.text(5)?;
     let mut m = Map::new();
-    if let Some(t) = part_text(e, 2).and_then(|t| code(&t)) {
-        let mime = match part_text(e, 3).and_then(|s| code(&s)) {
+    if let Some(t) = p.text(2).and_then(|t| code(&t)) {
+        let mime = match p.text(3).and_then(|s| code(&s)) {
             Some(sub) if !t.contains('/') => {
                 format!("{}/{}", t.to_ascii_lowercase(), sub.to_ascii_lowercase())
             }
@@ -540,7 +552,7 @@ pub fn ed_attachment(e: Element<'_>) -> Option<Value> {
             m.insert("contentType", Value::String(mime));
         }
     }
-    let encoding = part_text(e, 4).unwrap_or_default();
+    let encoding = p.text(4).unwrap_or_default();
     let b64 = if encoding.eq_ignore_ascii_case("base64") {
         let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
         base64::engine::general_purpose::STANDARD
@@ -568,9 +580,10 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
 
 /// RP → Attachment (`RP[Attachment]`): RP.1 the URL, RP.3/RP.4 the content type.
 pub fn rp_attachment(e: Element<'_>) -> Option<Value> {
-    let url = part_text(e, 1)?;
+    let p = Parts::of(e);
+    let url = p.text(1)?;
     let mut m = Map::new();
-    if let (Some(t), Some(s)) = (part_text(e, 3), part_text(e, 4)) {
+    if let (Some(t), Some(s)) = (p.text(3), p.text(4)) {
         let mime = format!("{}/{}", t.to_ascii_lowercase(), s.to_ascii_lowercase());
         if !mime.contains(char::is_whitespace) {
             m.insert("contentType", Value::String(mime));
