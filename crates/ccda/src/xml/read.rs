@@ -24,6 +24,9 @@ use quick_xml::name::QName;
 use super::{Doc, MAX_DEPTH, NONE, Node, NodeId, Ns, V3_NS, line_of, ns_of, predefined_entity};
 use crate::CcdaError;
 
+/// Attributes of one tag beyond which duplicates are found with a set.
+const MANY_ATTRIBUTES: usize = 16;
+
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -55,7 +58,7 @@ struct Reader<'a> {
     doc: Doc<'a>,
     /// Prefix bindings seen so far (documents declare them on the root in practice; a binding
     /// is kept for the rest of the document, which is all C-CDA needs).
-    prefixes: Vec<(&'a str, Ns)>,
+    prefixes: std::collections::HashMap<&'a str, Ns>,
     /// Open elements and their names as written (for matching end tags).
     stack: Vec<(NodeId, &'a str)>,
     seen_root: bool,
@@ -80,7 +83,7 @@ impl<'a> Doc<'a> {
                 root_ns: None,
                 last_line: std::cell::Cell::new((0, 1)),
             },
-            prefixes: Vec::new(),
+            prefixes: std::collections::HashMap::new(),
             stack: Vec::new(),
             seen_root: false,
             in_text: 0,
@@ -314,6 +317,9 @@ impl<'a> Reader<'a> {
         let node_id = self.doc.nodes.len() as u32;
         let attr_start = self.doc.attrs.len();
         let mut prefixed = false;
+        // Real tags have a handful of attributes, compared pairwise; a tag with very many gets
+        // a set, so a hostile document cannot make the duplicate check quadratic.
+        let mut many: Option<std::collections::HashSet<&'a str>> = None;
         let empty = loop {
             while i < len && is_ws(bytes[i]) {
                 i += 1;
@@ -403,13 +409,29 @@ impl<'a> Reader<'a> {
             }
             if let Some(p) = key.strip_prefix("xmlns:") {
                 let ns = ns_of(&value);
-                self.prefixes.push((p, ns));
+                self.prefixes.insert(p, ns);
                 if is_root && ns == Ns::V3 {
                     self.doc.root_ns = Some(value);
                 }
                 continue;
             }
-            if self.doc.attrs[attr_start..].iter().any(|(k, _)| k == key) {
+            let count = self.doc.attrs.len() - attr_start;
+            if count == MANY_ATTRIBUTES {
+                many = Some(
+                    self.doc.attrs[attr_start..]
+                        .iter()
+                        .map(|(k, _)| match k {
+                            Cow::Borrowed(k) => *k,
+                            Cow::Owned(_) => "",
+                        })
+                        .collect(),
+                );
+            }
+            let twice = match &mut many {
+                Some(set) => !set.insert(key),
+                None => self.doc.attrs[attr_start..].iter().any(|(k, _)| k == key),
+            };
+            if twice {
                 return Err(self.error(
                     at,
                     format!("the attribute {key} appears twice in <{raw_name}>"),
@@ -425,7 +447,7 @@ impl<'a> Reader<'a> {
             for (key, _) in &mut self.doc.attrs[attr_start..] {
                 let normal = match key
                     .split_once(':')
-                    .map(|(p, local)| (lookup(&self.prefixes, p), local))
+                    .map(|(p, local)| (self.prefixes.get(p).copied(), local))
                 {
                     Some((Some(Ns::V3), local)) => Some(local.to_owned()),
                     Some((Some(Ns::Xsi), local)) => Some(format!("xsi:{local}")),
@@ -437,17 +459,21 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        let name: Cow<'a, str> =
-            match colon.map(|c| (lookup(&self.prefixes, &raw_name[..c]), &raw_name[c + 1..])) {
-                Some((Some(Ns::V3), local)) => {
-                    if is_root {
-                        self.doc.root_ns = Some(Cow::Borrowed(V3_NS));
-                    }
-                    Cow::Borrowed(local)
+        let name: Cow<'a, str> = match colon.map(|c| {
+            (
+                self.prefixes.get(&raw_name[..c]).copied(),
+                &raw_name[c + 1..],
+            )
+        }) {
+            Some((Some(Ns::V3), local)) => {
+                if is_root {
+                    self.doc.root_ns = Some(Cow::Borrowed(V3_NS));
                 }
-                Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
-                _ => Cow::Borrowed(raw_name),
-            };
+                Cow::Borrowed(local)
+            }
+            Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
+            _ => Cow::Borrowed(raw_name),
+        };
         let is_text = name == "text";
         let parent = self.stack.last().map(|&(p, _)| p);
         self.doc.nodes.push(Node {
@@ -484,14 +510,6 @@ fn next_markup(bytes: &[u8]) -> Option<usize> {
         return None;
     }
     memchr::memchr2(b'<', b'&', &bytes[NEAR..]).map(|i| i + NEAR)
-}
-
-fn lookup(prefixes: &[(&str, Ns)], p: &str) -> Option<Ns> {
-    prefixes
-        .iter()
-        .rev()
-        .find(|(q, _)| *q == p)
-        .map(|(_, ns)| *ns)
 }
 
 #[cfg(test)]
@@ -558,6 +576,14 @@ mod tests {
         assert_eq!(err_line("<r>\n<?pi</r>").0, 2);
         assert_eq!(err_line("<r>\n<a x=\"1\" x=\"2\"/></r>").0, 2);
         assert_eq!(err_line("<r>\n<a x=\"<\"/></r>").0, 2);
+        let mut many = String::new();
+        for i in 0..40 {
+            many.push_str(" a");
+            many.push_str(&i.to_string());
+            many.push_str("=\"1\"");
+        }
+        assert!(Doc::parse(&format!("<r{many}/>")).is_ok());
+        assert_eq!(err_line(&format!("<r>\n<a{many} a33=\"x\"/></r>")).0, 2);
         assert_eq!(err_line("<r>\n<a x/></r>").0, 2);
         assert_eq!(err_line("<r>\n<a x=1/></r>").0, 2);
         assert_eq!(err_line("<r>\n< a/></r>").0, 2);
