@@ -81,6 +81,12 @@ pub fn no_whitespace(s: &str) -> String {
 
 /// A FHIR `code`: trimmed, inner whitespace runs made single spaces.
 pub fn code(s: &str) -> Option<String> {
+    let t = s.trim();
+    // the usual code has no run of spaces nor other whitespace: one copy, no split and join
+    let single_spaced = !t.contains("  ") && !t.contains(|c: char| c.is_whitespace() && c != ' ');
+    if single_spaced {
+        return (!t.is_empty()).then(|| t.to_owned());
+    }
     let out = s.split_whitespace().collect::<Vec<_>>().join(" ");
     (!out.is_empty()).then_some(out)
 }

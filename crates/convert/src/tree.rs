@@ -232,18 +232,40 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
+/// Whether any byte of `bytes` is a quote, a backslash or a control character, tested a word
+/// at a time: a byte below 0x20, or equal to `"` or `\`, sets its high bit in the mask.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let special = |w: u64| {
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+        let q = w ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q;
+        let b = w ^ (ONES * u64::from(b'\\'));
+        let backslash = b.wrapping_sub(ONES) & !b;
+        (below_space | quote | backslash) & HIGH != 0
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if special(u64::from_le_bytes(w)) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Writes `s` as a JSON string.
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    // most text needs no escape: one branch-free pass to find out, then one copy
-    let special = bytes.iter().fold(0u8, |acc, &b| {
-        acc | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
-    });
-    if special == 0 {
-        out.extend_from_slice(bytes);
-    } else {
+    // most text needs no escape: find out eight bytes at a time, then copy it whole
+    if needs_escape(bytes) {
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             let e = ESCAPE[usize::from(b)];
@@ -263,6 +285,8 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
             start = i + 1;
         }
         out.extend_from_slice(&bytes[start..]);
+    } else {
+        out.extend_from_slice(bytes);
     }
     out.push(b'"');
 }
@@ -510,6 +534,28 @@ macro_rules! json_internal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_test_matches_byte_by_byte() {
+        let special = [0x00, 0x1f, b'"', b'\\'];
+        let plain = [
+            0x20, 0x21, 0x7f, 0x80, 0xff, b'a', b'/', 0x5b, 0x5d, 0x23, 0x3c,
+        ];
+        for len in 0..20 {
+            for at in 0..len {
+                for &p in &plain {
+                    let mut v = vec![b'x'; len];
+                    v[at] = p;
+                    assert!(!needs_escape(&v), "{v:?}");
+                }
+                for &c in &special {
+                    let mut v = vec![0xc3; len];
+                    v[at] = c;
+                    assert!(needs_escape(&v), "{v:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn writes_like_serde_json() {
