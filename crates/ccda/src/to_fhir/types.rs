@@ -66,58 +66,82 @@ pub(crate) fn date_time(ts: &str, rules: TimeRules<'_>) -> Option<String> {
     if !(1..=12).contains(&month) {
         return None;
     }
+    // Built with pushes rather than `format!`: this runs for every time in the document.
+    let mut out = String::with_capacity(32);
+    out.push_str(year);
+    out.push('-');
+    push2(&mut out, month);
     if digits.len() < 8 {
-        return (digits.len() == 6).then(|| format!("{year}-{month:02}"));
+        return (digits.len() == 6).then_some(out);
     }
     let day = n(6..8)?;
     let year_n: u32 = year.parse().ok()?;
     if day == 0 || day > days_in_month(year_n, month) {
         return None;
     }
-    let date = format!("{year}-{month:02}-{day:02}");
+    out.push('-');
+    push2(&mut out, day);
     if digits.len() == 8 {
-        return Some(date);
+        return Some(out);
     }
     if digits.len() < 10 || digits.len() > 14 || digits.len() % 2 == 1 {
-        return Some(date);
+        return Some(out);
     }
     let hour = n(8..10)?;
     let minute = n(10..12).unwrap_or(0);
     let second = n(12..14).unwrap_or(0);
     if hour > 23 || minute > 59 || second > 60 {
-        return Some(date);
+        return Some(out);
     }
-    let offset = match zone {
-        Some(z) => {
-            let sign = &z[..1];
-            let zd = &z[1..];
-            if zd.len() != 4 || !zd.bytes().all(|b| b.is_ascii_digit()) {
-                return Some(date);
-            }
-            let (zh, zm) = (&zd[..2], &zd[2..]);
-            let zh_n: u32 = zh.parse().ok()?;
-            let zm_n: u32 = zm.parse().ok()?;
-            if zh_n > 14 || zm_n > 59 || (zh_n == 14 && zm_n > 0) {
-                return Some(date);
-            }
-            if zh_n == 0 && zm_n == 0 {
-                "Z".to_owned()
-            } else {
-                format!("{sign}{zh}:{zm}")
-            }
-        }
-        None => match rules.default_offset {
-            Some(o) => o.to_owned(),
-            None => return Some(date),
-        },
+    let date_len = out.len();
+    out.push('T');
+    push2(&mut out, hour);
+    out.push(':');
+    push2(&mut out, minute);
+    out.push(':');
+    push2(&mut out, second);
+    if let Some(f) = fraction
+        && digits.len() == 14
+    {
+        out.push('.');
+        out.push_str(f);
+    }
+    let Some(z) = zone else {
+        let Some(o) = rules.default_offset else {
+            out.truncate(date_len);
+            return Some(out);
+        };
+        out.push_str(o);
+        return Some(out);
     };
-    let frac = match fraction {
-        Some(f) if digits.len() == 14 => format!(".{f}"),
-        _ => String::new(),
-    };
-    Some(format!(
-        "{date}T{hour:02}:{minute:02}:{second:02}{frac}{offset}"
-    ))
+    let sign = &z[..1];
+    let zd = &z[1..];
+    if zd.len() != 4 || !zd.bytes().all(|b| b.is_ascii_digit()) {
+        out.truncate(date_len);
+        return Some(out);
+    }
+    let (zh, zm) = (&zd[..2], &zd[2..]);
+    let zh_n: u32 = zh.parse().ok()?;
+    let zm_n: u32 = zm.parse().ok()?;
+    if zh_n > 14 || zm_n > 59 || (zh_n == 14 && zm_n > 0) {
+        out.truncate(date_len);
+        return Some(out);
+    }
+    if zh_n == 0 && zm_n == 0 {
+        out.push('Z');
+    } else {
+        out.push_str(sign);
+        out.push_str(zh);
+        out.push(':');
+        out.push_str(zm);
+    }
+    Some(out)
+}
+
+/// Appends `n` (below 100) with two digits.
+fn push2(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + u8::try_from(n / 10 % 10).unwrap_or(0)));
+    out.push(char::from(b'0' + u8::try_from(n % 10).unwrap_or(0)));
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -618,6 +642,23 @@ mod tests {
             )
             .as_deref(),
             Some("2013-01-30T08:00:51-05:00")
+        );
+        // A zone or time FHIR cannot take keeps the date only.
+        for ts in [
+            "20130130080051-05",
+            "20130130080051-1500",
+            "201301302400-0500",
+            "201301300",
+        ] {
+            assert_eq!(date_time(ts, KEEP).as_deref(), Some("2013-01-30"), "{ts}");
+        }
+        assert_eq!(
+            date_time("2013013008-0000", KEEP).as_deref(),
+            Some("2013-01-30T08:00:00Z")
+        );
+        assert_eq!(
+            date_time("201301300800.5-0500", KEEP).as_deref(),
+            Some("2013-01-30T08:00:00-05:00")
         );
         assert_eq!(date_time("20130230", KEEP), None);
         assert_eq!(date_time("2013x", KEEP), None);
