@@ -105,9 +105,9 @@ pub fn part_text(e: Element<'_>, n: usize) -> Option<String> {
     }
 }
 
-/// How many parts [`Parts`] locates in its one pass (XCN, the longest type read here, has
-/// 23 components); parts past it are looked up one by one.
-const MAX_PARTS: usize = 24;
+/// How many parts [`Parts`] locates in its one pass (XTN.18 is the last part a data type
+/// conversion reads in a row); parts past it are looked up one by one.
+const MAX_PARTS: usize = 18;
 
 /// The parts of a composite value located in one pass: `get(n)` is [`part`]`(e, n)` and
 /// `text(n)` is [`part_text`]`(e, n)`, without scanning the value again for every part.

@@ -106,7 +106,7 @@ pub struct MessageMap {
 /// The vocabulary concept map named `name` (`AdministrativeSex`).
 pub fn concept_map(name: &str) -> Option<&'static ConceptMap> {
     CONCEPT_MAPS
-        .binary_search_by(|m| m.name.cmp(name))
+        .binary_search_by(|m| name_cmp(m.name, name))
         .ok()
         .map(|i| &CONCEPT_MAPS[i])
 }
@@ -153,4 +153,12 @@ pub fn message_maps() -> &'static [MessageMap] {
 /// Every concept map.
 pub fn concept_maps() -> &'static [ConceptMap] {
     CONCEPT_MAPS
+}
+
+/// `a.cmp(b)`, deciding on the first byte where it can (a lookup compares a dozen names).
+fn name_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
 }

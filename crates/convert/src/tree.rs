@@ -5,6 +5,7 @@
 //! instead of a B-tree node and a `String` per key. A finished Bundle is written straight to
 //! JSON bytes ([`serde::Serialize`]) or moved into a `serde_json::Value` ([`Value::into_serde`]).
 
+use std::cmp::Ordering;
 use std::ops::{Index, IndexMut};
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -34,6 +35,15 @@ pub struct Map(Vec<(&'static str, Value)>);
 
 static NULL: Value = Value::Null;
 
+/// `a.cmp(b)`, deciding on the first byte where it can (element names mostly differ there)
+/// instead of calling `memcmp` for every comparison.
+fn key_cmp(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
 impl Map {
     /// An empty object (no allocation until the first insert).
     pub const fn new() -> Self {
@@ -41,7 +51,13 @@ impl Map {
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| (*k).cmp(key))
+        // keys are mostly inserted in order: try after the last one first
+        match self.0.last() {
+            None => return Err(0),
+            Some((last, _)) if key_cmp(last, key) == Ordering::Less => return Err(self.0.len()),
+            _ => {}
+        }
+        self.0.binary_search_by(|(k, _)| key_cmp(k, key))
     }
 
     /// Sets `key` to `value`, returning the value it replaces.
@@ -205,8 +221,10 @@ impl Map {
             if i > 0 {
                 out.push(b',');
             }
-            write_str(out, k);
-            out.push(b':');
+            // keys are element names: nothing to escape
+            out.push(b'"');
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
             v.write_json(out);
         }
         out.push(b'}');
