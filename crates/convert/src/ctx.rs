@@ -8,7 +8,7 @@ use crate::tree::{Map, Value};
 use hl7v2::{Element, Message, Segment};
 
 use crate::error::Location;
-use crate::ids::name_uuid;
+use crate::ids::{name_uuid, name_uuid_of};
 use crate::time::Dtm;
 use crate::{ConvertError, Options, Unmapped, UnmappedReason};
 
@@ -388,12 +388,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
     ) -> usize {
         let uuid = match &request {
             Request::Conditional(q) => name_uuid(&[rtype, q]),
-            Request::Put => {
-                let mut parts = Vec::with_capacity(name.len() + 1);
-                parts.push(rtype);
-                parts.extend_from_slice(name);
-                name_uuid(&parts)
-            }
+            Request::Put => name_uuid_of(rtype, name),
         };
         let (uuid, request) = match self.find(&uuid) {
             // the same patient, account or visit named again: one resource
@@ -423,7 +418,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
         let mut r = String::with_capacity(45);
         r.push_str("urn:uuid:");
         r.push_str(&self.entries[i].uuid);
-        let mut m = Map::new();
+        let mut m = Map::with_capacity(1);
         m.insert("reference", Value::String(r));
         Value::Object(m)
     }

@@ -5,9 +5,17 @@ use sha2::{Digest, Sha256};
 
 /// The UUID (`xxxxxxxx-xxxx-8xxx-yxxx-xxxxxxxxxxxx`) named by `parts`.
 pub fn name_uuid(parts: &[&str]) -> String {
+    name_uuid_of(
+        parts.first().copied().unwrap_or_default(),
+        parts.get(1..).unwrap_or_default(),
+    )
+}
+
+/// [`name_uuid`] of `first` followed by `rest` (without gathering them in a vector first).
+pub fn name_uuid_of(first: &str, rest: &[&str]) -> String {
     let mut h = Sha256::new();
     h.update(b"plexus:v2-to-fhir:");
-    for p in parts {
+    for p in std::iter::once(&first).chain(rest) {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p.as_bytes());
     }

@@ -50,6 +50,11 @@ impl Map {
         Map(Vec::new())
     }
 
+    /// An empty object with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        Map(Vec::with_capacity(n))
+    }
+
     fn find(&self, key: &str) -> Result<usize, usize> {
         // keys are mostly inserted in order: try after the last one first
         match self.0.last() {
