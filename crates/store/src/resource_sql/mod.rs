@@ -3,7 +3,8 @@
 //! preparation of a version's JSON, and the index rows of a write.
 //!
 //! Generated SQL only ever contains constants, table and column names and placeholders;
-//! every value of a request is a bound [`Value`].
+//! every value of a request is a bound [`Value`], except the integers of `LIMIT` and
+//! `OFFSET` on SQLite (see [`Sql::limit`]).
 
 pub(crate) mod search;
 
@@ -75,6 +76,25 @@ impl Sql {
             Dialect::Postgres => '$',
         });
         self.text.push_str(&n.to_string());
+        self
+    }
+
+    /// Appends ` LIMIT n OFFSET m`. SQLite re-prepares a statement (parse and plan again)
+    /// every time a value is bound to a `LIMIT` placeholder, since the planner uses the limit;
+    /// so on SQLite the two integers are written as literals (one cached statement per
+    /// page size and offset), on PostgreSQL they are bound.
+    pub(crate) fn limit(&mut self, limit: i64, offset: i64) -> &mut Self {
+        match self.dialect {
+            Dialect::Sqlite => {
+                self.push(&format!(" LIMIT {limit} OFFSET {offset}"));
+            }
+            Dialect::Postgres => {
+                self.push(" LIMIT ")
+                    .bind(Value::Int(limit))
+                    .push(" OFFSET ")
+                    .bind(Value::Int(offset));
+            }
+        }
         self
     }
 
@@ -214,10 +234,8 @@ pub(crate) fn history_sql(dialect: Dialect, q: &HistoryQuery) -> Result<(Sql, Sq
         "SELECT {RESOURCE_COLUMNS} FROM fhir_version v JOIN fhir_resource r ON r.rid = v.rid"
     ));
     filter(&mut page);
-    page.push(" ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT ")
-        .bind(Value::Int(to_i64(q.count)))
-        .push(" OFFSET ")
-        .bind(Value::Int(to_i64(q.offset)));
+    page.push(" ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC")
+        .limit(to_i64(q.count), to_i64(q.offset));
     let mut count = Sql::new(dialect);
     count.push("SELECT count(*) FROM fhir_version v JOIN fhir_resource r ON r.rid = v.rid");
     filter(&mut count);
