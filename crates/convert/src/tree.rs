@@ -119,10 +119,21 @@ impl Map {
 
     /// Moves the object into a `serde_json` map.
     pub fn into_serde(self) -> serde_json::Map<String, serde_json::Value> {
-        self.0
+        let entries = self
+            .0
             .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into_serde()))
-            .collect()
+            .map(|(k, v)| (k.to_owned(), v.into_serde()));
+        if entries.len() <= 4 {
+            // a few keys (codings, references, identifiers): inserting in order costs fewer
+            // comparisons than the vector a collected B-tree map is first sorted in
+            let mut m = serde_json::Map::new();
+            for (k, v) in entries {
+                m.insert(k, v);
+            }
+            m
+        } else {
+            entries.collect()
+        }
     }
 }
 
