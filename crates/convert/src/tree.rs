@@ -5,6 +5,7 @@
 //! instead of a B-tree node and a `String` per key. A finished Bundle is written straight to
 //! JSON bytes ([`serde::Serialize`]) or moved into a `serde_json::Value` ([`Value::into_serde`]).
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::ops::{Index, IndexMut};
 
@@ -71,8 +72,7 @@ impl Map {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
                 if self.0.capacity() == 0 {
-                    // most objects hold a few to a dozen entries: grow once, not 4 → 8 → 16
-                    self.0.reserve_exact(8);
+                    self.0 = spare_entries();
                 }
                 self.0.insert(i, (key, value));
                 None
@@ -110,6 +110,9 @@ impl Map {
         let i = match self.find(key) {
             Ok(i) => i,
             Err(i) => {
+                if self.0.capacity() == 0 {
+                    self.0 = spare_entries();
+                }
                 self.0.insert(i, (key, value));
                 i
             }
@@ -118,10 +121,10 @@ impl Map {
     }
 
     /// Moves the object into a `serde_json` map.
-    pub fn into_serde(self) -> serde_json::Map<String, serde_json::Value> {
+    pub fn into_serde(mut self) -> serde_json::Map<String, serde_json::Value> {
         let entries = self
             .0
-            .into_iter()
+            .drain(..)
             .map(|(k, v)| (k.to_owned(), v.into_serde()));
         if entries.len() <= 4 {
             // a few keys (codings, references, identifiers): inserting in order costs fewer
@@ -134,6 +137,45 @@ impl Map {
         } else {
             entries.collect()
         }
+    }
+}
+
+/// Entry vectors of dropped objects, kept per thread for the next objects: a conversion makes
+/// a few dozen to a few hundred objects, and reusing their vectors spares as many allocations
+/// and frees. At most `SPARE_MAX` vectors of at most `SPARE_CAPACITY` entries are kept
+/// (under 200 KB a thread).
+type Entries = Vec<(&'static str, Value)>;
+const SPARE_MAX: usize = 256;
+const SPARE_CAPACITY: usize = 16;
+
+thread_local! {
+    static SPARE: RefCell<Vec<Entries>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty entry vector with room for a few entries: a spare one, else a new one.
+fn spare_entries() -> Entries {
+    SPARE
+        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(8))
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        let mut entries = std::mem::take(&mut self.0);
+        if entries.capacity() == 0 || entries.capacity() > SPARE_CAPACITY {
+            return;
+        }
+        // drop the values first (their objects go back too), then keep the vector
+        entries.clear();
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut spare) = s.try_borrow_mut()
+                && spare.len() < SPARE_MAX
+            {
+                spare.push(entries);
+            }
+        });
     }
 }
 
