@@ -17,11 +17,9 @@
 //!   resources (what `Patient/[id]/$everything` returns): US Realm header, and the nine CCD
 //!   sections with narrative tables and coded entries.
 //!
-//! The XML is read into a small element tree borrowed from the input by the crate's own
-//! one-pass scanner (quick-xml's reader checked UTF-8 again for every event and cost about
-//! half of a conversion; quick-xml still normalises attribute values with references and
-//! resolves character references) and written with quick-xml's writer; the JSON is
-//! `serde_json::Value`.
+//! The XML is read in one pass with quick-xml's reader into a small element tree that borrows
+//! names, attribute values and text from the input, and written with quick-xml's writer; the
+//! JSON is `serde_json::Value`.
 //!
 //! ```
 //! let xml = br#"<ClinicalDocument xmlns="urn:hl7-org:v3">

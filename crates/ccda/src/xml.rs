@@ -1,4 +1,5 @@
-//! A small read-only element tree over the input text, built in one pass by [`read`].
+//! A small read-only element tree over the input text, built in one pass from quick-xml's
+//! events by [`read`].
 //!
 //! Names, attribute values and text borrow from the input (everything without an entity
 //! reference, a prefixed name to normalise or a line break to rewrite), so building the tree
@@ -84,17 +85,6 @@ fn ns_of(uri: &str) -> Ns {
 pub(crate) fn line_of(src: &str, pos: usize) -> usize {
     let end = pos.min(src.len());
     1 + memchr::memchr_iter(b'\n', &src.as_bytes()[..end]).count()
-}
-
-fn predefined_entity(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "lt" => "<",
-        "gt" => ">",
-        "amp" => "&",
-        "apos" => "'",
-        "quot" => "\"",
-        _ => return None,
-    })
 }
 
 impl<'a> Doc<'a> {

@@ -1,115 +1,122 @@
-//! Reading the input text into a [`Doc`] in one pass.
+//! Reading the input text into a [`Doc`] in one pass with quick-xml's reader.
 //!
-//! The markup is scanned here rather than with quick-xml's reader: the input is already one
-//! checked `&str`, and quick-xml's reader checks every event's bytes for UTF-8 again, keeps its
-//! own copy of open element names and walks each attribute list through a general iterator
-//! with a heap-allocated duplicate check; on a 75 KB CCD that was about three quarters of the
-//! conversion's parse time (see `docs/BENCHMARKS.md`). The scanner splits only at ASCII bytes
-//! (`<`, `>`, `&`, `;`, quotes, whitespace), so every piece is a plain borrowed slice of the
-//! input. The rare parts that need rewriting keep quick-xml's rules: attribute values with
-//! references or line breaks are normalised by quick-xml's `Attribute::normalized_value`, and
-//! character references are resolved by its `BytesRef::resolve_char_ref`.
+//! `quick_xml::Reader::from_str` hands out events that borrow from the input, so names,
+//! attribute values and text become plain slices of it; only what needs rewriting is copied:
+//! line ends in text (`BytesText::xml10_content`), attribute values with references or line
+//! breaks (`Attribute::normalized_value`), character references
+//! (`BytesRef::resolve_char_ref`) and the five predefined entities
+//! (`escape::resolve_predefined_entity`). A start tag's attributes are walked with quick-xml's
+//! iterator over the same borrowed text, without its duplicate check: that check keeps a
+//! vector of the names seen, one allocation per tag, while the names are already being pushed
+//! to [`Doc::attrs`], where the crate looks for a duplicate itself.
 //!
-//! What is checked: tags close in order, one root element, attribute syntax (quoted values
-//! without `<`, no duplicates), entity references (the five predefined ones and character
-//! references), comments, CDATA sections and processing instructions that end, nesting depth.
-//! A DOCTYPE is skipped (its entities are not expanded: using one is an error).
+//! What is checked: tags close in order (quick-xml compares end names), one root element,
+//! attribute syntax (quoted values, by quick-xml; no `<` in a value and no duplicates, here),
+//! element and attribute names without markup characters, entity references (the five
+//! predefined ones and character references), comments, CDATA sections, processing
+//! instructions and DOCTYPEs that end, nesting depth. A DOCTYPE is skipped (its entities are
+//! not expanded: using one is an error).
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
-use quick_xml::events::BytesRef;
-use quick_xml::events::attributes::Attribute;
-use quick_xml::name::QName;
+use quick_xml::XmlVersion;
+use quick_xml::errors::{Error, IllFormedError, SyntaxError};
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::attributes::Attributes;
+use quick_xml::events::{BytesRef, Event};
+use quick_xml::reader::Reader;
 
-use super::{Doc, MAX_DEPTH, NONE, Node, NodeId, Ns, V3_NS, line_of, ns_of, predefined_entity};
+use super::{Doc, MAX_DEPTH, NONE, Node, NodeId, Ns, V3_NS, line_of, ns_of};
 use crate::CcdaError;
 
 /// Attributes of one tag beyond which duplicates are found with a set.
 const MANY_ATTRIBUTES: usize = 16;
 
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
-
-/// Text with XML 1.0 line ends normalised (`\r\n` and `\r` become `\n`).
-fn eols(text: &str) -> Cow<'_, str> {
-    // Text runs are short: a plain loop beats setting up a vector search.
-    if !text.bytes().any(|b| b == b'\r') {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('\r') {
-        out.push_str(&rest[..i]);
-        out.push('\n');
-        rest = &rest[i + 1..];
-        if let Some(after) = rest.strip_prefix('\n') {
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
-}
-
-/// The state of one read.
-struct Reader<'a> {
+/// The tree being built from quick-xml's events.
+struct Builder<'a> {
     src: &'a str,
-    pos: usize,
     doc: Doc<'a>,
     /// Prefix bindings seen so far (documents declare them on the root in practice; a binding
     /// is kept for the rest of the document, which is all C-CDA needs).
-    prefixes: std::collections::HashMap<&'a str, Ns>,
-    /// Open elements and their names as written (for matching end tags).
-    stack: Vec<(NodeId, &'a str)>,
+    prefixes: HashMap<&'a str, Ns>,
+    /// Open elements (quick-xml matches their end tags by name).
+    stack: Vec<NodeId>,
     seen_root: bool,
     /// Open `text` elements: inside them (narrative, mixed content) whitespace is content;
     /// elsewhere a whitespace-only run between elements is layout and is not kept, unless a
     /// reference or CDATA section follows it in the same text (`&lt; &gt;`).
     in_text: usize,
-    pending_ws: Option<(&'a str, usize)>,
+    pending_ws: Option<(Cow<'a, str>, usize)>,
 }
 
 impl<'a> Doc<'a> {
     /// Parses `src`; errors carry the line where the XML stops being well-formed.
     pub(crate) fn parse(src: &'a str) -> Result<Self, CcdaError> {
-        let mut r = Reader {
+        let mut b = Builder {
             src,
-            pos: 0,
             doc: Doc {
                 src,
                 nodes: Vec::with_capacity(src.len() / 40),
                 attrs: Vec::with_capacity(src.len() / 40),
-                ids: std::collections::HashMap::new(),
+                ids: HashMap::new(),
                 root_ns: None,
                 last_line: std::cell::Cell::new((0, 1)),
             },
-            prefixes: std::collections::HashMap::new(),
+            prefixes: HashMap::new(),
             stack: Vec::new(),
             seen_root: false,
             in_text: 0,
             pending_ws: None,
         };
-        r.run()?;
-        if let Some(&(open, _)) = r.stack.last() {
-            return Err(CcdaError::Xml {
-                line: line_of(src, src.len()),
-                message: format!(
-                    "the document ends inside <{}>",
-                    r.doc.nodes[open as usize].data
-                ),
-            });
+        // quick-xml drops a byte order mark silently, which would shift every position it
+        // reports; callers strip the one a file may start with, so here it is stray text.
+        if src.starts_with('\u{feff}') {
+            return Err(b.error(0, "text outside the root element"));
         }
-        if !r.seen_root {
+        // The defaults are what XML asks for: text untrimmed, end names checked, `<a/>` one
+        // event, a `&` that starts no reference an error.
+        let mut reader = Reader::from_str(src);
+        loop {
+            let at = position(reader.buffer_position());
+            let event = match reader.read_event() {
+                Ok(event) => event,
+                Err(e) => return Err(b.xml_error(&e, position(reader.error_position()))),
+            };
+            let end = position(reader.buffer_position());
+            match event {
+                Event::Start(e) => b.start_tag(at, end, e.name().0.len(), false)?,
+                Event::Empty(e) => b.start_tag(at, end, e.name().0.len(), true)?,
+                Event::End(_) => b.end_tag(),
+                Event::Text(t) => b.on_text(t.xml10_content(), at)?,
+                Event::CData(t) => {
+                    b.flush_ws()?;
+                    b.doc.text(b.parent(), t.xml10_content(), at)?;
+                }
+                Event::GeneralRef(r) => b.on_reference(&r, at)?,
+                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if !b.stack.is_empty() {
+            return Err(b.eof());
+        }
+        if !b.seen_root {
             return Err(CcdaError::Xml {
                 line: 1,
                 message: "no root element".into(),
             });
         }
-        Ok(r.doc)
+        Ok(b.doc)
     }
 }
 
-impl<'a> Reader<'a> {
+/// A reader position as an index into the input (which is in memory, so it fits).
+fn position(p: u64) -> usize {
+    usize::try_from(p).unwrap_or(usize::MAX)
+}
+
+impl<'a> Builder<'a> {
     fn error(&self, pos: usize, message: impl Into<String>) -> CcdaError {
         CcdaError::Xml {
             line: line_of(self.src, pos),
@@ -117,10 +124,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The input ends inside markup.
+    /// The input ends inside an element or inside markup.
     fn eof(&self) -> CcdaError {
         let message = match self.stack.last() {
-            Some(&(open, _)) => format!(
+            Some(&open) => format!(
                 "the document ends inside <{}>",
                 self.doc.nodes[open as usize].data
             ),
@@ -129,181 +136,120 @@ impl<'a> Reader<'a> {
         self.error(self.src.len(), message)
     }
 
-    /// The innermost open element.
-    fn parent(&self) -> Option<NodeId> {
-        self.stack.last().map(|&(id, _)| id)
-    }
-
-    /// `src[a..b]`; the scanner only cuts at ASCII bytes, so this never fails in practice.
-    fn slice(&self, a: usize, b: usize) -> &'a str {
-        self.src.get(a..b).unwrap_or_default()
-    }
-
-    fn run(&mut self) -> Result<(), CcdaError> {
-        let bytes = self.src.as_bytes();
-        loop {
-            let Some(i) = next_markup(&bytes[self.pos..]) else {
-                if self.pos < bytes.len() {
-                    self.on_text(self.pos, bytes.len())?;
+    /// quick-xml's error at `pos`, in the crate's words where a test or a user reads them.
+    fn xml_error(&self, e: &Error, pos: usize) -> CcdaError {
+        match e {
+            Error::Syntax(
+                SyntaxError::UnclosedTag
+                | SyntaxError::UnclosedSingleQuotedAttributeValue
+                | SyntaxError::UnclosedDoubleQuotedAttributeValue,
+            ) => {
+                // A `<` cannot be part of a tag, so a tag that runs into a later one (a stray
+                // quote makes quick-xml read on to the end) is wrong where it starts.
+                let rest = self.src.as_bytes().get(pos + 1..).unwrap_or_default();
+                if memchr::memchr(b'<', rest).is_some() {
+                    let what = if matches!(e, Error::Syntax(SyntaxError::UnclosedTag)) {
+                        "a tag without its closing '>' before the next '<'"
+                    } else {
+                        "a quote in a tag not closed before the next '<'"
+                    };
+                    self.error(pos, what)
+                } else {
+                    self.eof()
                 }
-                return Ok(());
-            };
-            if i > 0 {
-                self.on_text(self.pos, self.pos + i)?;
-                self.pos += i;
             }
-            let at = self.pos;
-            if bytes[at] == b'&' {
-                self.on_reference(at)?;
-                continue;
+            Error::IllFormed(IllFormedError::MismatchedEndTag { expected, found }) => self.error(
+                pos,
+                format!("the end tag </{found}> does not close <{expected}>"),
+            ),
+            Error::IllFormed(IllFormedError::UnmatchedEndTag(name)) => {
+                self.error(pos, format!("the end tag </{name}> has no start tag"))
             }
-            match bytes.get(at + 1) {
-                Some(b'/') => self.end_tag(at)?,
-                Some(b'?') => {
-                    let end = memchr::memmem::find(&bytes[at + 2..], b"?>")
-                        .ok_or_else(|| self.error(at, "a processing instruction without `?>`"))?;
-                    self.pos = at + 2 + end + 2;
-                }
-                Some(b'!') => self.bang(at)?,
-                Some(_) => self.start_tag(at)?,
-                None => return Err(self.eof()),
+            Error::IllFormed(IllFormedError::UnclosedReference) => {
+                self.error(pos, "a '&' that does not start a reference (&…;)")
             }
+            other => self.error(pos, other.to_string()),
         }
     }
 
-    fn on_text(&mut self, start: usize, end: usize) -> Result<(), CcdaError> {
-        let raw = self.slice(start, end);
-        if self.in_text == 0 && raw.bytes().all(|b| b.is_ascii_whitespace()) {
-            self.pending_ws = Some((raw, start));
+    /// The innermost open element.
+    fn parent(&self) -> Option<NodeId> {
+        self.stack.last().copied()
+    }
+
+    fn on_text(&mut self, text: Cow<'a, str>, at: usize) -> Result<(), CcdaError> {
+        if self.in_text == 0 && text.bytes().all(|b| b.is_ascii_whitespace()) {
+            self.pending_ws = Some((text, at));
             return Ok(());
         }
         self.flush_ws()?;
-        self.doc.text(self.parent(), eols(raw), start)
+        self.doc.text(self.parent(), text, at)
     }
 
     fn flush_ws(&mut self) -> Result<(), CcdaError> {
         if let Some((ws, at)) = self.pending_ws.take() {
-            self.doc.text(self.parent(), eols(ws), at)?;
+            self.doc.text(self.parent(), ws, at)?;
         }
         Ok(())
     }
 
-    fn on_reference(&mut self, at: usize) -> Result<(), CcdaError> {
-        let bytes = self.src.as_bytes();
-        let semi = match memchr::memchr3(b';', b'&', b'<', &bytes[at + 1..]) {
-            Some(i) if bytes[at + 1 + i] == b';' => at + 1 + i,
-            _ => return Err(self.error(at, "a '&' that does not start a reference (&…;)")),
-        };
-        let name = self.slice(at + 1, semi);
-        let text: Cow<'a, str> = if name.starts_with('#') {
-            match BytesRef::new(name).resolve_char_ref() {
+    fn on_reference(&mut self, r: &BytesRef<'a>, at: usize) -> Result<(), CcdaError> {
+        let name: &str = r;
+        let text: Cow<'a, str> = if r.is_char_ref() {
+            match r.resolve_char_ref() {
                 Ok(Some(c)) => Cow::Owned(c.to_string()),
                 Ok(None) | Err(_) => {
                     return Err(self.error(at, format!("invalid character reference &{name};")));
                 }
             }
         } else {
-            match predefined_entity(name) {
+            match resolve_predefined_entity(name) {
                 Some(s) => Cow::Borrowed(s),
                 None => return Err(self.error(at, format!("undeclared entity &{name};"))),
             }
         };
         self.flush_ws()?;
-        self.doc.text(self.parent(), text, at)?;
-        self.pos = semi + 1;
-        Ok(())
+        self.doc.text(self.parent(), text, at)
     }
 
-    /// `<!-- -->`, `<![CDATA[ ]]>` or `<!DOCTYPE >`.
-    fn bang(&mut self, at: usize) -> Result<(), CcdaError> {
-        let bytes = self.src.as_bytes();
-        let rest = &bytes[at..];
-        if rest.starts_with(b"<!--") {
-            let end = memchr::memmem::find(&rest[4..], b"-->")
-                .ok_or_else(|| self.error(at, "a comment without `-->`"))?;
-            self.pos = at + 4 + end + 3;
-        } else if rest.starts_with(b"<![CDATA[") {
-            let end = memchr::memmem::find(&rest[9..], b"]]>")
-                .ok_or_else(|| self.error(at, "a CDATA section without `]]>`"))?;
-            let text = self.slice(at + 9, at + 9 + end);
-            self.flush_ws()?;
-            self.doc.text(self.parent(), eols(text), at)?;
-            self.pos = at + 9 + end + 3;
-        } else if rest.len() >= 9 && rest[2..9].eq_ignore_ascii_case(b"DOCTYPE") {
-            // Skip to the `>` that is outside the internal subset and outside quotes.
-            let mut depth = 0usize;
-            let mut quote = None;
-            let mut i = 9;
-            loop {
-                let Some(&b) = rest.get(i) else {
-                    return Err(self.error(at, "a DOCTYPE without its closing `>`"));
-                };
-                match (quote, b) {
-                    (Some(q), _) if b == q => quote = None,
-                    (None, b'"' | b'\'') => quote = Some(b),
-                    (None, b'[') => depth += 1,
-                    (None, b']') => depth = depth.saturating_sub(1),
-                    (None, b'>') if depth == 0 => break,
-                    _ => {} // inside quotes, or any other byte
-                }
-                i += 1;
-            }
-            self.pos = at + i + 1;
-        } else {
-            return Err(self.error(at, "unknown markup after '<!'"));
-        }
-        Ok(())
-    }
-
-    fn end_tag(&mut self, at: usize) -> Result<(), CcdaError> {
-        let bytes = self.src.as_bytes();
-        let gt = at + 2 + memchr::memchr(b'>', &bytes[at + 2..]).ok_or_else(|| self.eof())?;
-        let name = self
-            .slice(at + 2, gt)
-            .trim_end_matches(|c: char| is_ws(c as u8));
-        match self.stack.pop() {
-            None => {
-                return Err(self.error(at, format!("the end tag </{name}> has no start tag")));
-            }
-            Some((_, open)) if open != name => {
-                return Err(
-                    self.error(at, format!("the end tag </{name}> does not close <{open}>"))
-                );
-            }
-            Some((id, _)) => {
-                if self.doc.nodes[id as usize].data == "text" {
-                    self.in_text = self.in_text.saturating_sub(1);
-                }
-            }
+    fn end_tag(&mut self) {
+        if let Some(id) = self.stack.pop()
+            && self.doc.nodes[id as usize].data == "text"
+        {
+            self.in_text = self.in_text.saturating_sub(1);
         }
         self.pending_ws = None;
-        self.pos = gt + 1;
-        Ok(())
     }
 
-    #[allow(clippy::too_many_lines)] // the start tag's grammar in order
-    fn start_tag(&mut self, at: usize) -> Result<(), CcdaError> {
-        let bytes = self.src.as_bytes();
-        let len = bytes.len();
-        let mut i = at + 1;
-        let mut colon = None;
-        while i < len && !matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>') {
-            match bytes[i] {
-                b'<' | b'"' | b'\'' | b'=' | b'&' => {
-                    return Err(self.error(at, "an element name with a '<', '&', '=' or quote"));
-                }
-                b':' if colon.is_none() => colon = Some(i - at - 1),
-                _ => {}
-            }
-            i += 1;
-        }
-        if i == at + 1 {
+    /// A start tag (or empty-element tag) from `at` (its `<`) to `end` (after its `>`), whose
+    /// name is `name_len` bytes long.
+    #[allow(clippy::too_many_lines)] // the start tag's parts in order
+    fn start_tag(
+        &mut self,
+        at: usize,
+        end: usize,
+        name_len: usize,
+        empty: bool,
+    ) -> Result<(), CcdaError> {
+        // The tag's text without `<` and `>` or `/>`, borrowed from the input rather than
+        // from the event, so attributes outlive it.
+        let content = self
+            .src
+            .get(at + 1..end - if empty { 2 } else { 1 })
+            .unwrap_or_default();
+        let raw_name = content.get(..name_len).unwrap_or_default();
+        if raw_name.is_empty() {
             return Err(self.error(at, "a '<' that does not start a tag"));
         }
-        if i == len {
-            return Err(self.eof());
+        if raw_name
+            .bytes()
+            .any(|b| matches!(b, b'<' | b'"' | b'\'' | b'=' | b'&' | b'/'))
+        {
+            return Err(self.error(
+                at,
+                format!("an element name with a '<', '&', '=', '/' or quote: <{raw_name}>"),
+            ));
         }
-        let raw_name = self.slice(at + 1, i);
         if self.stack.len() >= MAX_DEPTH {
             return Err(self.error(at, format!("elements nest deeper than {MAX_DEPTH} levels")));
         }
@@ -319,87 +265,38 @@ impl<'a> Reader<'a> {
         let mut prefixed = false;
         // Real tags have a handful of attributes, compared pairwise; a tag with very many gets
         // a set, so a hostile document cannot make the duplicate check quadratic.
-        let mut many: Option<std::collections::HashSet<&'a str>> = None;
-        let empty = loop {
-            while i < len && is_ws(bytes[i]) {
-                i += 1;
-            }
-            match bytes.get(i) {
-                None => return Err(self.eof()),
-                Some(b'>') => {
-                    i += 1;
-                    break false;
-                }
-                Some(b'/') => {
-                    if bytes.get(i + 1) == Some(&b'>') {
-                        i += 2;
-                        break true;
-                    }
-                    return Err(self.error(at, format!("a '/' in the start tag <{raw_name}>")));
-                }
-                Some(_) => {}
-            }
-            let key_start = i;
-            while i < len && !matches!(bytes[i], b'=' | b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>')
+        let mut many: Option<HashSet<&'a str>> = None;
+        let mut attributes = Attributes::new(content, name_len);
+        attributes.with_checks(false);
+        for attribute in attributes {
+            let attribute = attribute
+                .map_err(|e| self.error(at, format!("in the start tag <{raw_name}>: {e}")))?;
+            let key: &'a str = attribute.key.0;
+            if key
+                .bytes()
+                .any(|b| matches!(b, b'<' | b'"' | b'\'' | b'&' | b'/'))
             {
-                if matches!(bytes[i], b'<' | b'"' | b'\'' | b'&') {
-                    return Err(self.error(
-                        at,
-                        format!("an attribute name with a '<', '&' or quote in <{raw_name}>"),
-                    ));
-                }
-                i += 1;
-            }
-            let key = self.slice(key_start, i);
-            if key.is_empty() {
-                return Err(self.error(at, format!("an attribute without a name in <{raw_name}>")));
-            }
-            while i < len && is_ws(bytes[i]) {
-                i += 1;
-            }
-            if bytes.get(i) != Some(&b'=') {
                 return Err(self.error(
                     at,
-                    format!("the attribute {key} of <{raw_name}> has no value"),
+                    format!("an attribute name with a '<', '&', '/' or quote in <{raw_name}>"),
                 ));
             }
-            i += 1;
-            while i < len && is_ws(bytes[i]) {
-                i += 1;
-            }
-            let quote = match bytes.get(i) {
-                Some(&q @ (b'"' | b'\'')) => q,
-                Some(_) => {
-                    return Err(self.error(
-                        at,
-                        format!("the value of attribute {key} of <{raw_name}> is not quoted"),
-                    ));
-                }
-                None => return Err(self.eof()),
-            };
-            let value_start = i + 1;
-            let value_end = value_start
-                + memchr::memchr(quote, &bytes[value_start..]).ok_or_else(|| self.eof())?;
-            i = value_end + 1;
-            let raw = self.slice(value_start, value_end);
-            let needs_work = raw
+            let needs_work = attribute
+                .value
                 .bytes()
-                .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r' | b'<') || b >= 0x80);
+                .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r' | b'<'));
             let value: Cow<'a, str> = if needs_work {
-                if raw.contains('<') {
+                if attribute.value.contains('<') {
                     return Err(self.error(
                         at,
                         format!("a '<' in the value of attribute {key} of <{raw_name}>"),
                     ));
                 }
-                Attribute {
-                    key: QName(key),
-                    value: Cow::Borrowed(raw),
-                }
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|e| self.error(at, format!("attribute {key} of <{raw_name}>: {e}")))?
+                attribute
+                    .normalized_value(XmlVersion::Implicit1_0)
+                    .map_err(|e| self.error(at, format!("attribute {key} of <{raw_name}>: {e}")))?
             } else {
-                Cow::Borrowed(raw)
+                attribute.value
             };
             if key == "xmlns" {
                 if is_root {
@@ -442,7 +339,7 @@ impl<'a> Reader<'a> {
                 self.doc.ids.insert(value.clone(), node_id);
             }
             self.doc.attrs.push((Cow::Borrowed(key), value));
-        };
+        }
         if prefixed {
             for (key, _) in &mut self.doc.attrs[attr_start..] {
                 let normal = match key
@@ -459,12 +356,10 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        let name: Cow<'a, str> = match colon.map(|c| {
-            (
-                self.prefixes.get(&raw_name[..c]).copied(),
-                &raw_name[c + 1..],
-            )
-        }) {
+        let name: Cow<'a, str> = match raw_name
+            .split_once(':')
+            .map(|(prefix, local)| (self.prefixes.get(prefix).copied(), local))
+        {
             Some((Some(Ns::V3), local)) => {
                 if is_root {
                     self.doc.root_ns = Some(Cow::Borrowed(V3_NS));
@@ -475,7 +370,7 @@ impl<'a> Reader<'a> {
             _ => Cow::Borrowed(raw_name),
         };
         let is_text = name == "text";
-        let parent = self.stack.last().map(|&(p, _)| p);
+        let parent = self.parent();
         self.doc.nodes.push(Node {
             data: name,
             is_text: false,
@@ -491,25 +386,10 @@ impl<'a> Reader<'a> {
             if is_text {
                 self.in_text += 1;
             }
-            self.stack.push((node_id, raw_name));
+            self.stack.push(node_id);
         }
-        self.pos = i;
         Ok(())
     }
-}
-
-/// The index of the next `<` or `&`: most runs between tags are a few bytes of indentation,
-/// so the first bytes are looked at one by one before a vector search.
-fn next_markup(bytes: &[u8]) -> Option<usize> {
-    const NEAR: usize = 16;
-    let near = &bytes[..bytes.len().min(NEAR)];
-    if let Some(i) = near.iter().position(|&b| b == b'<' || b == b'&') {
-        return Some(i);
-    }
-    if bytes.len() <= NEAR {
-        return None;
-    }
-    memchr::memchr2(b'<', b'&', &bytes[NEAR..]).map(|i| i + NEAR)
 }
 
 #[cfg(test)]
@@ -600,6 +480,41 @@ mod tests {
             (3, "the document ends inside <a>")
         );
         assert_eq!(err_line("<r>\n<a").1, "the document ends inside <r>");
+        // A stray quote makes quick-xml read on to the end; the error stays at the tag.
+        assert_eq!(err_line("<r>\n<a x=\"1/>\n<b/>\n</r>").0, 2);
+        assert_eq!(err_line("<r>\n<a></a\"b>\n<c/></r>").0, 2);
+        assert_eq!(err_line("<r>\n<a x=\"1\" <b/>\n</r>").0, 2);
+        assert_eq!(err_line("\u{feff}<r/>").0, 1);
+    }
+
+    #[test]
+    fn hostile_documents_read_in_linear_time() {
+        // 100,000 namespace prefixes on the root, and a tag with 50,000 attributes: bindings
+        // live in a map and duplicates are found with a set, so neither is quadratic.
+        let mut src = String::from("<r xmlns=\"urn:hl7-org:v3\"");
+        for i in 0..100_000 {
+            src.push_str(" xmlns:p");
+            src.push_str(&i.to_string());
+            src.push_str("=\"urn:x\"");
+        }
+        src.push_str("><p99999:a");
+        for i in 0..50_000 {
+            src.push_str(" p1:a");
+            src.push_str(&i.to_string());
+            src.push_str("=\"1\"");
+        }
+        src.push_str("/></r>");
+        let doc = Doc::parse(&src).expect("parses");
+        let a = doc.root().child("p99999:a").expect("child");
+        assert_eq!(a.attrs().count(), 50_000);
+        src.insert_str(src.len() - "/></r>".len(), " p1:a7=\"2\"");
+        assert_eq!(
+            err_line(&src),
+            (
+                1,
+                "the attribute p1:a7 appears twice in <p99999:a>".to_owned()
+            )
+        );
     }
 
     #[test]
