@@ -164,7 +164,8 @@ pub(crate) fn latest(migrations: &[Migration]) -> i64 {
 }
 
 /// Sets a message's status from its destinations (see `Transition::refresh_status`); `{p}` is
-/// the message id placeholder.
+/// the message id placeholder. PostgreSQL only: SQLite works the same rule out in
+/// `sqlite::engine_ops::refresh_status`.
 macro_rules! refresh_status_sql {
     ($p:literal) => {
         concat!(
@@ -192,8 +193,6 @@ macro_rules! refresh_status_sql {
     };
 }
 
-/// [`refresh_status_sql`] for SQLite.
-pub(crate) const REFRESH_STATUS_SQLITE: &str = refresh_status_sql!("?1");
 /// [`refresh_status_sql`] for PostgreSQL.
 pub(crate) const REFRESH_STATUS_PG: &str = refresh_status_sql!("$1::text");
 /// [`refresh_status_sql`] for PostgreSQL, for every message whose id is in `$1`.

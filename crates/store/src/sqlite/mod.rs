@@ -2,6 +2,7 @@
 //! writer thread with group commit, and a small pool of read connections.
 
 mod audit;
+mod checkpoint;
 mod crypto_ops;
 mod engine_ops;
 mod ops;
@@ -75,6 +76,7 @@ impl SqliteStore {
                 })?;
                 let mut conn = open_writer(&file, busy)?;
                 migrate(&mut conn)?;
+                checkpoint::start(&mut conn, &file, busy)?;
                 let crypto = crypto_ops::setup(&mut conn, keys)?;
                 Ok((conn, crypto))
             })

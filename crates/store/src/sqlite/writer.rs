@@ -229,14 +229,13 @@ fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>, counters: &Count
 
 /// Runs jobs in one transaction: committed if every one succeeds, else rolled back with why.
 fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), String> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| e.to_string())?;
+    control(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
     for job in jobs.iter_mut() {
         let ok = job.run(conn);
         if !ok || conn.is_autocommit() {
             // autocommit: SQLite itself rolled the transaction back (disk full, I/O error)
             if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = control(conn, "ROLLBACK");
             }
             return Err(if ok {
                 "the transaction was rolled back by SQLite".to_owned()
@@ -245,8 +244,14 @@ fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), String>
             });
         }
     }
-    conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
+    control(conn, "COMMIT").map_err(|e| {
+        let _ = control(conn, "ROLLBACK");
         e.to_string()
     })
+}
+
+/// Runs a transaction control statement from the statement cache rather than parsing it anew
+/// for every batch.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
