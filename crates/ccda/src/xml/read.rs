@@ -8,7 +8,10 @@
 //! (`escape::resolve_predefined_entity`). A start tag's attributes are walked with quick-xml's
 //! iterator over the same borrowed text, without its duplicate check: that check keeps a
 //! vector of the names seen, one allocation per tag, while the names are already being pushed
-//! to [`Doc::attrs`], where the crate looks for a duplicate itself.
+//! to [`Doc::attrs`], where the crate looks for a duplicate itself. Outside narrative (`text`
+//! elements) the reader skips whitespace before markup (`trim_text_start`), so indentation
+//! costs no event; whitespace it skipped before text, a reference or a CDATA section is taken
+//! back from the input by position, so the tree is the same as without trimming.
 //!
 //! What is checked: tags close in order (quick-xml compares end names), one root element,
 //! attribute syntax (quoted values, by quick-xml; no `<` in a value and no duplicates, here),
@@ -24,7 +27,7 @@ use quick_xml::XmlVersion;
 use quick_xml::errors::{Error, IllFormedError, SyntaxError};
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::attributes::Attributes;
-use quick_xml::events::{BytesRef, Event};
+use quick_xml::events::{BytesRef, BytesText, Event};
 use quick_xml::reader::Reader;
 
 use super::{Doc, MAX_DEPTH, NONE, Node, NodeId, Ns, V3_NS, line_of, ns_of};
@@ -47,7 +50,7 @@ struct Builder<'a> {
     /// elsewhere a whitespace-only run between elements is layout and is not kept, unless a
     /// reference or CDATA section follows it in the same text (`&lt; &gt;`).
     in_text: usize,
-    pending_ws: Option<(Cow<'a, str>, usize)>,
+    pending_ws: Option<(&'a str, usize)>,
 }
 
 impl<'a> Doc<'a> {
@@ -74,10 +77,14 @@ impl<'a> Doc<'a> {
         if src.starts_with('\u{feff}') {
             return Err(b.error(0, "text outside the root element"));
         }
-        // The defaults are what XML asks for: text untrimmed, end names checked, `<a/>` one
-        // event, a `&` that starts no reference an error.
+        // Otherwise the defaults are what XML asks for: end names checked, `<a/>` one event,
+        // a `&` that starts no reference an error.
         let mut reader = Reader::from_str(src);
         loop {
+            // Outside narrative, whitespace before markup is layout: quick-xml skips it without
+            // an event. What it skipped is still `src[at..]` up to the event, so whitespace
+            // before text, a reference or a CDATA section is kept as before.
+            reader.config_mut().trim_text_start = b.in_text == 0;
             let at = position(reader.buffer_position());
             let event = match reader.read_event() {
                 Ok(event) => event,
@@ -85,15 +92,24 @@ impl<'a> Doc<'a> {
             };
             let end = position(reader.buffer_position());
             match event {
-                Event::Start(e) => b.start_tag(at, end, e.name().0.len(), false)?,
-                Event::Empty(e) => b.start_tag(at, end, e.name().0.len(), true)?,
+                // `<` + the tag's text + `>` or `/>`.
+                Event::Start(e) => b.start_tag(end - e.len() - 2, end, e.name().0.len(), false)?,
+                Event::Empty(e) => b.start_tag(end - e.len() - 3, end, e.name().0.len(), true)?,
                 Event::End(_) => b.end_tag(),
-                Event::Text(t) => b.on_text(t.xml10_content(), at)?,
+                Event::Text(_) => b.on_text(b.src.get(at..end).unwrap_or_default(), at)?,
                 Event::CData(t) => {
+                    // `<![CDATA[` + text + `]]>`.
+                    let start = end - t.len() - 12;
+                    b.skipped(at, start)?;
                     b.flush_ws()?;
-                    b.doc.text(b.parent(), t.xml10_content(), at)?;
+                    b.doc.text(b.parent(), t.xml10_content(), start)?;
                 }
-                Event::GeneralRef(r) => b.on_reference(&r, at)?,
+                Event::GeneralRef(r) => {
+                    // `&` + name + `;`.
+                    let start = end - r.len() - 2;
+                    b.skipped(at, start)?;
+                    b.on_reference(&r, start)?;
+                }
                 Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
                 Event::Eof => break,
             }
@@ -108,6 +124,17 @@ impl<'a> Doc<'a> {
             });
         }
         Ok(b.doc)
+    }
+}
+
+/// Text with line ends normalised by quick-xml (`\r\n` and `\r` become `\n`); most runs are
+/// short and have no `\r`, which a plain byte search rules out more cheaply than quick-xml's
+/// vectorised one.
+fn eols(raw: &str) -> Cow<'_, str> {
+    if raw.as_bytes().contains(&b'\r') {
+        BytesText::from_escaped(raw).xml10_content()
+    } else {
+        Cow::Borrowed(raw)
     }
 }
 
@@ -177,18 +204,28 @@ impl<'a> Builder<'a> {
         self.stack.last().copied()
     }
 
-    fn on_text(&mut self, text: Cow<'a, str>, at: usize) -> Result<(), CcdaError> {
-        if self.in_text == 0 && text.bytes().all(|b| b.is_ascii_whitespace()) {
-            self.pending_ws = Some((text, at));
+    /// The text `src[at..end]` (as written: references and CDATA sections are events of their
+    /// own).
+    fn on_text(&mut self, raw: &'a str, at: usize) -> Result<(), CcdaError> {
+        if self.in_text == 0 && raw.bytes().all(|b| b.is_ascii_whitespace()) {
+            self.pending_ws = Some((raw, at));
             return Ok(());
         }
         self.flush_ws()?;
-        self.doc.text(self.parent(), text, at)
+        self.doc.text(self.parent(), eols(raw), at)
+    }
+
+    /// Whitespace quick-xml skipped between `at` and the event at `start`.
+    fn skipped(&mut self, at: usize, start: usize) -> Result<(), CcdaError> {
+        if start > at {
+            self.on_text(self.src.get(at..start).unwrap_or_default(), at)?;
+        }
+        Ok(())
     }
 
     fn flush_ws(&mut self) -> Result<(), CcdaError> {
         if let Some((ws, at)) = self.pending_ws.take() {
-            self.doc.text(self.parent(), ws, at)?;
+            self.doc.text(self.parent(), eols(ws), at)?;
         }
         Ok(())
     }
@@ -356,10 +393,12 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let name: Cow<'a, str> = match raw_name
-            .split_once(':')
-            .map(|(prefix, local)| (self.prefixes.get(prefix).copied(), local))
-        {
+        let name: Cow<'a, str> = match memchr::memchr(b':', raw_name.as_bytes()).map(|c| {
+            (
+                self.prefixes.get(&raw_name[..c]).copied(),
+                &raw_name[c + 1..],
+            )
+        }) {
             Some((Some(Ns::V3), local)) => {
                 if is_root {
                     self.doc.root_ns = Some(Cow::Borrowed(V3_NS));
@@ -447,6 +486,33 @@ mod tests {
         // Whitespace before a reference is kept, a whitespace-only run before an end tag is not.
         let c = root.child("c").expect("c");
         assert_eq!(c.nodes().next().map(|n| n.raw_text()), Some(" <"));
+        // quick-xml skips whitespace before markup outside narrative; before a reference, a
+        // CDATA section or text it is taken back from the input.
+        let doc = Doc::parse(
+            "<r><c>\n  &lt;x</c><d> <![CDATA[y]]></d><e>a &amp; b <f/> </e>\n\n&#0;</r>",
+        );
+        assert_eq!(err_line_of(doc), 4);
+        let doc = Doc::parse("<r><c>\n  &lt;x</c><d> <![CDATA[y]]></d><e>a &amp; b <f/> </e></r>")
+            .expect("parses");
+        let texts: Vec<String> = doc
+            .root()
+            .children()
+            .map(|el| {
+                el.nodes()
+                    .filter(El::is_text)
+                    .map(|t| t.raw_text())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(texts, ["\n  <x", " y", "a & b "]);
+    }
+
+    fn err_line_of(result: Result<Doc<'_>, CcdaError>) -> usize {
+        match result {
+            Err(CcdaError::Xml { line, .. }) => line,
+            Err(other) => panic!("unexpected {other:?}"),
+            Ok(_) => panic!("should not parse"),
+        }
     }
 
     #[test]
