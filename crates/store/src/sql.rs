@@ -128,6 +128,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../migrations/sqlite/0006_encryption.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/sqlite/0007_fhir_indexes.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -155,6 +159,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 6,
         sql: include_str!("../migrations/postgres/0006_encryption.sql"),
+    },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/postgres/0007_fhir_indexes.sql"),
     },
 ];
 

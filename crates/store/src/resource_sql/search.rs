@@ -601,6 +601,17 @@ impl Gen {
                 self.prefix(&format!("{a}.normalized"), &value);
             }
             StringMode::Exact => {
+                // A row's `normalized` is the normalization of its `exact` (with encryption,
+                // the whole value's row holds the blind index of the whole normalized text),
+                // so the (type, param, normalized) index finds the candidates; there is no
+                // index on `exact` (migration 0007).
+                let normalized = fhir::index::normalize(value);
+                if !normalized.is_empty() {
+                    let normalized = self.crypto.string_prefix(param, &normalized).into_owned();
+                    self.push(&format!("{a}.normalized = "))
+                        .text(&normalized)
+                        .push(" AND ");
+                }
                 let value = self.crypto.string_exact(param, value).into_owned();
                 self.push(&format!("{a}.exact = ")).text(&value);
             }
