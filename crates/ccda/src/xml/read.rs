@@ -138,6 +138,22 @@ fn eols(raw: &str) -> Cow<'_, str> {
     }
 }
 
+/// Checks a name for markup characters quick-xml leaves in names (it splits tags only at
+/// whitespace, `=` and quotes of values); gives the position of its first `:` if it is sound.
+/// One pass over a short name, rather than a check and a separate search for the prefix.
+fn name_check(name: &str, element: bool) -> Result<Option<usize>, ()> {
+    let mut colon = None;
+    for (i, b) in name.bytes().enumerate() {
+        match b {
+            b'<' | b'"' | b'\'' | b'&' | b'/' => return Err(()),
+            b'=' if element => return Err(()),
+            b':' if colon.is_none() => colon = Some(i),
+            _ => {}
+        }
+    }
+    Ok(colon)
+}
+
 /// A reader position as an index into the input (which is in memory, so it fits).
 fn position(p: u64) -> usize {
     usize::try_from(p).unwrap_or(usize::MAX)
@@ -278,15 +294,12 @@ impl<'a> Builder<'a> {
         if raw_name.is_empty() {
             return Err(self.error(at, "a '<' that does not start a tag"));
         }
-        if raw_name
-            .bytes()
-            .any(|b| matches!(b, b'<' | b'"' | b'\'' | b'=' | b'&' | b'/'))
-        {
+        let Ok(colon) = name_check(raw_name, true) else {
             return Err(self.error(
                 at,
                 format!("an element name with a '<', '&', '=', '/' or quote: <{raw_name}>"),
             ));
-        }
+        };
         if self.stack.len() >= MAX_DEPTH {
             return Err(self.error(at, format!("elements nest deeper than {MAX_DEPTH} levels")));
         }
@@ -309,15 +322,12 @@ impl<'a> Builder<'a> {
             let attribute = attribute
                 .map_err(|e| self.error(at, format!("in the start tag <{raw_name}>: {e}")))?;
             let key: &'a str = attribute.key.0;
-            if key
-                .bytes()
-                .any(|b| matches!(b, b'<' | b'"' | b'\'' | b'&' | b'/'))
-            {
+            let Ok(key_colon) = name_check(key, false) else {
                 return Err(self.error(
                     at,
                     format!("an attribute name with a '<', '&', '/' or quote in <{raw_name}>"),
                 ));
-            }
+            };
             let needs_work = attribute
                 .value
                 .bytes()
@@ -371,7 +381,7 @@ impl<'a> Builder<'a> {
                     format!("the attribute {key} appears twice in <{raw_name}>"),
                 ));
             }
-            prefixed |= key.as_bytes().contains(&b':');
+            prefixed |= key_colon.is_some();
             if key == "ID" {
                 self.doc.ids.insert(value.clone(), node_id);
             }
@@ -393,7 +403,7 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let name: Cow<'a, str> = match memchr::memchr(b':', raw_name.as_bytes()).map(|c| {
+        let name: Cow<'a, str> = match colon.map(|c| {
             (
                 self.prefixes.get(&raw_name[..c]).copied(),
                 &raw_name[c + 1..],
