@@ -8,6 +8,11 @@
 //! the reference table to the target's `fhir_resource` row and test the target with the same
 //! generator (so chains nest); `_has` does the same from the referring side. Sort keys are
 //! correlated sub-selects on the `(rid, param)` index, `NULLS LAST`, then `r.rid`.
+//!
+//! On SQLite, a list of row ids is built whole before the search runs; when several filters
+//! of a typed search are answered by index tables, only the likely most selective one
+//! ([`driving_filter`]) is such a list and the others are correlated `EXISTS` on the
+//! `(rid, param)` index, checked per candidate.
 
 use std::collections::HashSet;
 
@@ -111,6 +116,34 @@ fn drives_by_index(p: &Predicate) -> bool {
             Test::Chain { .. } | Test::Has { .. } | Test::Composite(_) => true,
             t => table_of_test(t).is_some(),
         }
+}
+
+/// The filter that drives a SQLite search through the index tables (its row ids are listed
+/// first, the other filters are checked per candidate): the one whose values are likely the
+/// fewest — a token with system and code (an identifier), then references, strings, codes,
+/// other kinds. `None` when no filter can drive.
+fn driving_filter(req: &SearchRequest) -> Option<usize> {
+    let rank = |p: &Predicate| match &p.test {
+        Test::Token {
+            system: TokenSystem::Is(_),
+            code: Some(_),
+            negate: false,
+        } => 0,
+        Test::Reference { .. } | Test::ReferenceIdentifier { .. } | Test::ReferenceUrl(_) => 1,
+        Test::String {
+            mode: StringMode::Exact | StringMode::StartsWith,
+            ..
+        } => 2,
+        Test::Token { .. } | Test::OfType { .. } => 3,
+        Test::Chain { .. } | Test::Has { .. } | Test::Composite(_) => 4,
+        _ => 5,
+    };
+    req.filters
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.any.is_empty() && f.any.iter().all(drives_by_index))
+        .min_by_key(|(_, f)| f.any.iter().map(rank).max().unwrap_or(5))
+        .map(|(n, _)| n)
 }
 
 /// A date parameter and its bounds: (prefix, low, high) each.
@@ -218,6 +251,9 @@ impl Num {
 struct Gen {
     sql: Sql,
     next_alias: usize,
+    /// SQLite: a value test on `r` is written as a correlated `EXISTS` on the `(rid, param)`
+    /// index instead of a list of row ids (set for the filters that do not drive the search).
+    correlate: bool,
     /// With encryption at rest: string and token values are compared as blind indexes.
     crypto: Crypto,
 }
@@ -227,6 +263,7 @@ impl Gen {
         Self {
             sql: Sql::new(dialect),
             next_alias: 0,
+            correlate: false,
             crypto: crypto.clone(),
         }
     }
@@ -254,6 +291,7 @@ impl Gen {
     fn conditions(&mut self, req: &SearchRequest) -> Result<()> {
         self.push("NOT r.deleted");
         let types: Vec<String> = req.resource_type.iter().cloned().collect();
+        let mut driver = None;
         if let Some(t) = &req.resource_type {
             // SQLite: when a filter is answered by an index table, let that drive the search
             // (rowid IN list) instead of a scan of the type's resources; `+` keeps the type
@@ -267,6 +305,9 @@ impl Gen {
                     .filters
                     .iter()
                     .any(|f| f.any.iter().any(|p| p.param == "_id"));
+            if drive_by_index {
+                driver = driving_filter(req);
+            }
             self.push(if drive_by_index {
                 " AND +r.type = "
             } else {
@@ -279,13 +320,16 @@ impl Gen {
             self.push(" AND ");
             self.date_group(param, tests, &types);
         }
-        for f in &req.filters {
+        for (n, f) in req.filters.iter().enumerate() {
             if let [p] = f.any.as_slice()
                 && grouped.iter().any(|(param, _)| *param == p.param)
                 && matches!(p.test, Test::Date { .. })
             {
                 continue; // answered by its group
             }
+            // Each list of row ids is built whole before the search runs: with several
+            // filters only the driving one is a list, the others are checked per candidate.
+            self.correlate = driver.is_some_and(|d| d != n);
             self.push(" AND (");
             if f.any.is_empty() {
                 // an empty OR is false
@@ -301,6 +345,7 @@ impl Gen {
             }
             self.push(")");
         }
+        self.correlate = false;
         Ok(())
     }
 
@@ -453,6 +498,17 @@ impl Gen {
                 })?;
                 let negate = matches!(test, Test::Token { negate: true, .. });
                 let a = self.alias();
+                if self.correlate && !negate && res == "r" {
+                    self.push(&format!(
+                        "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid \
+                         AND x{a}.param = "
+                    ));
+                    self.text(&pred.param);
+                    self.push(" AND ");
+                    self.value_test(test, &format!("x{a}"), &pred.param)?;
+                    self.push(")");
+                    return Ok(());
+                }
                 self.push(&format!(
                     "{res}.rid {}IN (SELECT x{a}.rid FROM {table} x{a} WHERE x{a}.param = ",
                     if negate { "NOT " } else { "" }
