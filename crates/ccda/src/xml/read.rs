@@ -93,20 +93,26 @@ impl<'a> Doc<'a> {
             let end = position(reader.buffer_position());
             match event {
                 // `<` + the tag's text + `>` or `/>`.
-                Event::Start(e) => b.start_tag(end - e.len() - 2, end, e.name().0.len(), false)?,
-                Event::Empty(e) => b.start_tag(end - e.len() - 3, end, e.name().0.len(), true)?,
+                Event::Start(e) => {
+                    let start = end.saturating_sub(e.len() + 2);
+                    b.start_tag(start, end, e.name().0.len(), false)?;
+                }
+                Event::Empty(e) => {
+                    let start = end.saturating_sub(e.len() + 3);
+                    b.start_tag(start, end, e.name().0.len(), true)?;
+                }
                 Event::End(_) => b.end_tag(),
                 Event::Text(_) => b.on_text(b.src.get(at..end).unwrap_or_default(), at)?,
                 Event::CData(t) => {
                     // `<![CDATA[` + text + `]]>`.
-                    let start = end - t.len() - 12;
+                    let start = end.saturating_sub(t.len() + 12);
                     b.skipped(at, start)?;
                     b.flush_ws()?;
                     b.doc.text(b.parent(), t.xml10_content(), start)?;
                 }
                 Event::GeneralRef(r) => {
                     // `&` + name + `;`.
-                    let start = end - r.len() - 2;
+                    let start = end.saturating_sub(r.len() + 2);
                     b.skipped(at, start)?;
                     b.on_reference(&r, start)?;
                 }
@@ -288,7 +294,7 @@ impl<'a> Builder<'a> {
         // from the event, so attributes outlive it.
         let content = self
             .src
-            .get(at + 1..end - if empty { 2 } else { 1 })
+            .get(at + 1..end.saturating_sub(if empty { 2 } else { 1 }))
             .unwrap_or_default();
         let raw_name = content.get(..name_len).unwrap_or_default();
         if raw_name.is_empty() {
