@@ -74,36 +74,48 @@ pub fn convert_data(body: &[u8], req: &Req) -> Result<Reply, FhirError> {
     };
     // Accepted, not used: the conversion follows the IG, not a template.
     let _root_template = string_param("rootTemplate")?;
-    let bundle = match kind {
-        InputType::Hl7v2 => convert_hl7v2(input)?,
-        InputType::Ccda => convert_ccda(input)?,
+    let body = match kind {
+        // compact JSON: the converter writes the Bundle's bytes itself (the same bytes
+        // `serde_json::to_vec` gives for its Value), without building a Value first
+        InputType::Hl7v2 if !req.format.pretty => convert_hl7v2_json(input)?,
+        InputType::Hl7v2 => req.format.to_bytes(&convert_hl7v2(input)?),
+        InputType::Ccda => req.format.to_bytes(&convert_ccda(input)?),
     };
-    Ok(Reply::body(StatusCode::OK, req.format.to_bytes(&bundle)))
+    Ok(Reply::body(StatusCode::OK, body))
 }
 
 fn convert_hl7v2(input: &str) -> Result<Value, FhirError> {
     // JSON strings usually carry segment ends as \n or \r\n; the converter takes all of them.
-    match convert::convert_bytes(input.as_bytes(), &convert::Options::default()) {
-        Ok(conversion) => Ok(conversion.bundle),
-        Err(e) => {
-            let mut issue = Issue::error(
-                match e {
-                    convert::ConvertError::Parse(_) => "structure",
-                    convert::ConvertError::Unsupported { .. } => "not-supported",
-                    _ => "invalid",
-                },
-                format!("inputData: {e}"),
-            );
-            issue.expression = e.location().map(ToString::to_string);
-            let status = match e {
-                convert::ConvertError::Parse(_) => StatusCode::BAD_REQUEST,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            Err(FhirError {
-                status,
-                issues: vec![issue],
-            })
-        }
+    convert::convert_bytes(input.as_bytes(), &convert::Options::default())
+        .map(|conversion| conversion.bundle)
+        .map_err(|e| hl7v2_error(&e))
+}
+
+/// The Bundle as compact JSON bytes.
+fn convert_hl7v2_json(input: &str) -> Result<Vec<u8>, FhirError> {
+    convert::convert_bytes_to_json(input.as_bytes(), &convert::Options::default())
+        .map(|conversion| conversion.json)
+        .map_err(|e| hl7v2_error(&e))
+}
+
+/// The OperationOutcome of a message that cannot be converted.
+fn hl7v2_error(e: &convert::ConvertError) -> FhirError {
+    let mut issue = Issue::error(
+        match e {
+            convert::ConvertError::Parse(_) => "structure",
+            convert::ConvertError::Unsupported { .. } => "not-supported",
+            _ => "invalid",
+        },
+        format!("inputData: {e}"),
+    );
+    issue.expression = e.location().map(ToString::to_string);
+    let status = match e {
+        convert::ConvertError::Parse(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    FhirError {
+        status,
+        issues: vec![issue],
     }
 }
 

@@ -228,6 +228,13 @@ impl Sinks {
         Ok(())
     }
 
+    /// Writes a document already serialised, as one line (or block, when pretty).
+    fn json_bytes(&mut self, json: &[u8]) -> Result<()> {
+        self.out.write_all(json)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
     fn report(&mut self, line: &str) -> Result<()> {
         writeln!(self.report, "{line}")?;
         Ok(())
@@ -287,10 +294,18 @@ fn hl7v2_file(
             }
         };
         count += 1;
-        match convert::convert_bytes(raw.bytes, opts) {
-            Ok(conversion) => {
-                sinks.json(&conversion.bundle, pretty)?;
-                for u in &conversion.unmapped {
+        // compact output takes the converter's own JSON bytes (the bytes serde_json writes for
+        // the Bundle's Value); only --pretty needs the Value
+        let converted = if pretty {
+            convert::convert_bytes(raw.bytes, opts)
+                .map(|c| (serde_json::to_vec_pretty(&c.bundle), c.unmapped))
+        } else {
+            convert::convert_bytes_to_json(raw.bytes, opts).map(|c| (Ok(c.json), c.unmapped))
+        };
+        match converted {
+            Ok((json, unmapped)) => {
+                sinks.json_bytes(&json?)?;
+                for u in &unmapped {
                     sinks.report(&format!("{name}: message {}: {u}", raw.number))?;
                 }
             }
