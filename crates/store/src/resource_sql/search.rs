@@ -1036,7 +1036,13 @@ fn include_sql(dialect: Dialect, inc: &Include, rids: &[i64], reverse: bool) -> 
     )
     .push(if reverse { "t.rid IN (" } else { "x.rid IN (" })
     .bind_list(rids.iter().map(|r| Value::Int(*r)))
-    .push(") AND x.grp = 0 AND NOT t.deleted AND x.type = ")
+    // SQLite: `+` keeps the planner from answering the source type and param with the
+    // (type, param, …) index, a scan of every reference of that kind (without statistics it
+    // chose that over the listed row ids: 340 ms instead of 0.2 ms at 1M resources)
+    .push(match dialect {
+        Dialect::Sqlite => ") AND x.grp = 0 AND NOT t.deleted AND +x.type = ",
+        Dialect::Postgres => ") AND x.grp = 0 AND NOT t.deleted AND x.type = ",
+    })
     .bind(Value::text(inc.source_type.as_str()));
     if inc.param != "*" {
         sql.push(" AND x.param = ")
