@@ -2,6 +2,7 @@
 //! so far, and the unmapped-content report.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 use crate::tree::{Map, Value};
@@ -40,8 +41,11 @@ pub enum Request {
 /// One Bundle entry under construction.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// Name-based UUID: the `urn:uuid:` fullUrl (and the id for [`Request::Put`]).
-    pub uuid: String,
+    /// Name-based UUID: the id for [`Request::Put`] (shared: handlers name children by it).
+    pub uuid: Arc<str>,
+    /// `urn:uuid:` and the UUID: the fullUrl, and what references to the entry hold (shared,
+    /// not copied, by every reference).
+    pub full_url: Arc<str>,
     /// Resource type.
     pub rtype: &'static str,
     /// The resource's elements, without `resourceType`.
@@ -367,13 +371,13 @@ impl<'a, 'o> Ctx<'a, 'o> {
     /// The entry written under `uuid` (a message makes a few dozen entries at most: a scan
     /// beats hashing).
     fn find(&self, uuid: &str) -> Option<usize> {
-        self.entries.iter().position(|e| e.uuid == uuid)
+        self.entries.iter().position(|e| &*e.uuid == uuid)
     }
 
     /// Whether an entry of `rtype` is already written with `request`.
     pub fn has(&self, rtype: &str, request: &Request) -> bool {
         match request {
-            Request::Conditional(q) => self.find(&name_uuid(&[rtype, q])).is_some(),
+            Request::Conditional(q) => self.find(name_uuid(&[rtype, q]).as_str()).is_some(),
             Request::Put => false,
         }
     }
@@ -390,22 +394,26 @@ impl<'a, 'o> Ctx<'a, 'o> {
             Request::Conditional(q) => name_uuid(&[rtype, q]),
             Request::Put => name_uuid_of(rtype, name),
         };
-        let (uuid, request) = match self.find(&uuid) {
+        let (uuid, request) = match self.find(uuid.as_str()) {
             // the same patient, account or visit named again: one resource
             Some(i) if matches!(rtype, "Patient" | "Account" | "Encounter") => return i,
             // two resources of one message under one identifier: the later one gets an id
             // of its own, so neither is lost
             Some(_) => {
                 let n = self.entries.len().to_string();
-                let mut parts = vec![rtype, "duplicate", &uuid, &n];
+                let mut parts = vec![rtype, "duplicate", uuid.as_str(), &n];
                 parts.extend_from_slice(name);
                 (name_uuid(&parts), Request::Put)
             }
             None => (uuid, request),
         };
         let i = self.entries.len();
+        let mut full_url = [0u8; 45];
+        full_url[..9].copy_from_slice(b"urn:uuid:");
+        full_url[9..].copy_from_slice(uuid.as_bytes());
         self.entries.push(Entry {
-            uuid,
+            uuid: Arc::from(uuid.as_str()),
+            full_url: Arc::from(std::str::from_utf8(&full_url).unwrap_or_default()),
             rtype,
             resource,
             request,
@@ -415,11 +423,8 @@ impl<'a, 'o> Ctx<'a, 'o> {
 
     /// A reference to entry `i`.
     pub fn reference(&self, i: usize) -> Value {
-        let mut r = String::with_capacity(45);
-        r.push_str("urn:uuid:");
-        r.push_str(&self.entries[i].uuid);
-        let mut m = Map::with_capacity(1);
-        m.insert("reference", Value::String(r));
+        let mut m = Map::new();
+        m.insert("reference", Value::Shared(self.entries[i].full_url.clone()));
         Value::Object(m)
     }
 
@@ -478,12 +483,11 @@ fn ig_segment_target(id: &str) -> Option<String> {
 
 /// Where the IG maps field `n` of segment `id` (`Patient.extension[2].valueCodeableConcept`).
 fn ig_field_target(id: &str, n: usize) -> Option<String> {
-    let (resource, path) = field_targets().get(&(id, n))?;
-    Some(format!("{resource}.{path}"))
+    field_targets().get(&(id, n)).cloned()
 }
 
-/// (segment id, field number) → (resource, FHIR path).
-type FieldTargets = HashMap<(&'static str, usize), (&'static str, &'static str)>;
+/// (segment id, field number) → `Resource.path`.
+type FieldTargets = HashMap<(&'static str, usize), String>;
 
 /// For each segment field, the first mapped FHIR path of the IG's segment maps (maps in name
 /// order, rows in table order), indexed once per process: the unmapped report looks up many
@@ -507,7 +511,9 @@ fn field_targets() -> &'static FieldTargets {
                 else {
                     continue;
                 };
-                index.entry((id, n)).or_insert((resource, row.fhir_path));
+                index
+                    .entry((id, n))
+                    .or_insert_with(|| format!("{resource}.{}", row.fhir_path));
             }
         }
         index
@@ -525,9 +531,9 @@ fn maps_of(id: &str) -> impl Iterator<Item = (&str, &'static crate::tables::Segm
     })
 }
 
-/// Percent-encodes a search parameter value part (keeps URI characters readable).
-pub fn encode_query(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+/// Appends `s` percent-encoded as a search parameter value part (URI characters kept
+/// readable).
+fn encode_query_into(out: &mut String, s: &str) {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~:/@!$'()*,;".contains(&b) {
             out.push(char::from(b));
@@ -537,18 +543,18 @@ pub fn encode_query(s: &str) -> String {
             out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
         }
     }
-    out
 }
 
 /// The conditional query `identifier=system|value` of an Identifier value.
 pub fn identifier_query(identifier: &Value) -> Option<String> {
     let value = identifier.get("value")?.as_str()?;
-    Some(match identifier.get("system").and_then(Value::as_str) {
-        Some(system) => format!(
-            "identifier={}|{}",
-            encode_query(system),
-            encode_query(value)
-        ),
-        None => format!("identifier={}", encode_query(value)),
-    })
+    let system = identifier.get("system").and_then(Value::as_str);
+    let mut q = String::with_capacity(12 + system.map_or(0, str::len) + value.len());
+    q.push_str("identifier=");
+    if let Some(system) = system {
+        encode_query_into(&mut q, system);
+        q.push('|');
+    }
+    encode_query_into(&mut q, value);
+    Some(q)
 }

@@ -10,11 +10,31 @@ use crate::ctx::{Ctx, Parts, Seg, first_text, part_text, put, text};
 use crate::tables::map_code;
 use crate::time::Dtm;
 
+/// [`coding_system_value`] as a `String`.
+#[cfg(test)]
+fn coding_system(name: &str) -> String {
+    match coding_system_value(name) {
+        Value::Str(known) => known.to_owned(),
+        Value::String(s) => s,
+        _ => String::new(),
+    }
+}
+
 /// The FHIR system URI of an HL7 table 0396 coding system name (`LN`, `SCT`, `HL70001`, …).
 /// Names with no known URI are kept as they are (whitespace percent-encoded), as the IG's
-/// `CWE.3` row says the system is only indirectly mapped.
-pub fn coding_system(name: &str) -> String {
-    let known = match name.to_ascii_uppercase().as_str() {
+/// `CWE.3` row says the system is only indirectly mapped. A known URI is borrowed, not copied.
+pub fn coding_system_value(name: &str) -> Value {
+    // the names are short: upper-cased on the stack, not in a new String
+    let mut buf = [0u8; 16];
+    let upper = match buf.get_mut(..name.len()) {
+        Some(b) => {
+            b.copy_from_slice(name.as_bytes());
+            b.make_ascii_uppercase();
+            std::str::from_utf8(b).unwrap_or_default()
+        }
+        None => "",
+    };
+    let known = match upper {
         "LN" | "LOINC" => "http://loinc.org",
         "SCT" | "SNM" | "SNM3" | "SNOMED" | "SNOMEDCT" | "SNOMED-CT" => "http://snomed.info/sct",
         "I10" | "ICD10" | "ICD-10" => "http://hl7.org/fhir/sid/icd-10",
@@ -45,7 +65,7 @@ pub fn coding_system(name: &str) -> String {
         _ => "",
     };
     if !known.is_empty() {
-        return known.to_owned();
+        return Value::Str(known);
     }
     // HL7nnnn → the v2 table's code system
     if let Some(digits) = name
@@ -54,12 +74,15 @@ pub fn coding_system(name: &str) -> String {
         && digits.len() == 4
         && digits.bytes().all(|b| b.is_ascii_digit())
     {
-        return format!("http://terminology.hl7.org/CodeSystem/v2-{digits}");
+        let mut uri = String::with_capacity(44);
+        uri.push_str("http://terminology.hl7.org/CodeSystem/v2-");
+        uri.push_str(digits);
+        return Value::String(uri);
     }
     if name.starts_with("urn:") || name.starts_with("http://") || name.starts_with("https://") {
-        return name.to_owned();
+        return Value::String(name.to_owned());
     }
-    no_whitespace(name)
+    Value::String(no_whitespace(name))
 }
 
 /// `s` with whitespace percent-encoded (FHIR `uri` has none).
@@ -91,16 +114,27 @@ pub fn code(s: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// [`code`] of an owned text: the text itself when it is already a code (no copy).
+pub fn code_of(s: String) -> Option<String> {
+    let single_spaced = s.len() == s.trim().len()
+        && !s.contains("  ")
+        && !s.contains(|c: char| c.is_whitespace() && c != ' ');
+    if single_spaced {
+        return (!s.is_empty()).then_some(s);
+    }
+    code(&s)
+}
+
 /// One `Coding` from a CWE triplet starting at part `at` (1, 4 or 10), version at `version`.
 fn coding(p: &Parts<'_>, at: usize, version: usize) -> Option<Value> {
-    let c = p.text(at).and_then(|c| code(&c));
+    let c = p.text(at).and_then(code_of);
     let display = p.text(at + 1);
     if c.is_none() && display.is_none() {
         return None;
     }
     let mut m = Map::new();
     if let Some(sys) = p.text(at + 2).filter(|_| c.is_some()) {
-        m.insert("system", Value::String(coding_system(&sys)));
+        m.insert("system", coding_system_value(&sys));
     }
     put(&mut m, "version", p.text(version).map(Value::String));
     if let Some(c) = c {
@@ -524,7 +558,7 @@ pub fn quantity(value: Value, units: Option<Element<'_>>) -> Value {
     let mut m = Map::new();
     m.insert("value", value);
     if let Some(u) = units {
-        let code_ = part_text(u, 1).and_then(|c| code(&c));
+        let code_ = part_text(u, 1).and_then(code_of);
         let text = part_text(u, 2).or_else(|| code_.clone());
         let system = part_text(u, 3);
         put(&mut m, "unit", text.map(Value::String));
@@ -533,7 +567,7 @@ pub fn quantity(value: Value, units: Option<Element<'_>>) -> Value {
             if ucum || system.is_none() {
                 m.insert("system", json!("http://unitsofmeasure.org"));
             } else if let Some(s) = system {
-                m.insert("system", Value::String(coding_system(&s)));
+                m.insert("system", coding_system_value(&s));
             }
             m.insert("code", Value::String(c));
         }
@@ -547,8 +581,8 @@ pub fn ed_attachment(e: Element<'_>) -> Option<Value> {
     let p = Parts::of(e);
     let data = p.text(5)?;
     let mut m = Map::new();
-    if let Some(t) = p.text(2).and_then(|t| code(&t)) {
-        let mime = match p.text(3).and_then(|s| code(&s)) {
+    if let Some(t) = p.text(2).and_then(code_of) {
+        let mime = match p.text(3).and_then(code_of) {
             Some(sub) if !t.contains('/') => {
                 format!("{}/{}", t.to_ascii_lowercase(), sub.to_ascii_lowercase())
             }

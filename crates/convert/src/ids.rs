@@ -3,8 +3,27 @@
 
 use sha2::{Digest, Sha256};
 
+/// A UUID's text, held on the stack (a conversion names a few dozen and keeps only some).
+#[derive(Clone, Copy)]
+pub struct Uuid([u8; 36]);
+
+impl Uuid {
+    /// The text, `xxxxxxxx-xxxx-8xxx-yxxx-xxxxxxxxxxxx`.
+    pub fn as_str(&self) -> &str {
+        // only ASCII hex digits and dashes are written
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Uuid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 /// The UUID (`xxxxxxxx-xxxx-8xxx-yxxx-xxxxxxxxxxxx`) named by `parts`.
-pub fn name_uuid(parts: &[&str]) -> String {
+pub fn name_uuid(parts: &[&str]) -> Uuid {
     name_uuid_of(
         parts.first().copied().unwrap_or_default(),
         parts.get(1..).unwrap_or_default(),
@@ -12,7 +31,7 @@ pub fn name_uuid(parts: &[&str]) -> String {
 }
 
 /// [`name_uuid`] of `first` followed by `rest` (without gathering them in a vector first).
-pub fn name_uuid_of(first: &str, rest: &[&str]) -> String {
+pub fn name_uuid_of(first: &str, rest: &[&str]) -> Uuid {
     let mut h = Sha256::new();
     h.update(b"plexus:v2-to-fhir:");
     for p in std::iter::once(&first).chain(rest) {
@@ -24,15 +43,17 @@ pub fn name_uuid_of(first: &str, rest: &[&str]) -> String {
     b.copy_from_slice(&d[..16]);
     b[6] = (b[6] & 0x0f) | 0x80; // version 8
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let mut s = String::with_capacity(36);
+    let mut s = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            at += 1;
         }
-        s.push(char::from(HEX[usize::from(byte >> 4)]));
-        s.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        s[at] = HEX[usize::from(byte >> 4)];
+        s[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
     }
-    s
+    Uuid(s)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -44,10 +65,14 @@ mod tests {
     #[test]
     fn stable_versioned_and_distinct() {
         let a = name_uuid(&["Patient", "MRN|1"]);
-        assert_eq!(a, name_uuid(&["Patient", "MRN|1"]));
-        assert_ne!(a, name_uuid(&["Patient", "MRN|2"]));
+        let a = a.as_str();
+        assert_eq!(a, name_uuid(&["Patient", "MRN|1"]).as_str());
+        assert_ne!(a, name_uuid(&["Patient", "MRN|2"]).as_str());
         // length-prefixed parts: ("ab","c") is not ("a","bc")
-        assert_ne!(name_uuid(&["ab", "c"]), name_uuid(&["a", "bc"]));
+        assert_ne!(
+            name_uuid(&["ab", "c"]).as_str(),
+            name_uuid(&["a", "bc"]).as_str()
+        );
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "8");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));

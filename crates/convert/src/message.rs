@@ -243,14 +243,11 @@ fn bundle(entries: Vec<crate::ctx::Entry>) -> Value {
                 Request::Put => {
                     url.push('/');
                     url.push_str(&e.uuid);
-                    resource.insert("id", Value::String(e.uuid.clone()));
+                    resource.insert("id", Value::Shared(e.uuid.clone()));
                 }
             }
-            let mut full_url = String::with_capacity(45);
-            full_url.push_str("urn:uuid:");
-            full_url.push_str(&e.uuid);
             json!({
-                "fullUrl": full_url,
+                "fullUrl": Value::Shared(e.full_url),
                 "resource": resource,
                 "request": { "method": "PUT", "url": url },
             })

@@ -31,9 +31,16 @@ pub struct ConceptMap {
 impl ConceptMap {
     /// The FHIR coding of a v2 code (exact match first, then case-insensitive).
     pub fn lookup(&self, v2_code: &str) -> Option<&'static Concept> {
+        // most codes are a few letters: the length and first byte settle most rows without
+        // a call to memcmp
+        let first = v2_code.as_bytes().first();
         self.concepts
             .iter()
-            .find(|c| c.v2_code == v2_code)
+            .find(|c| {
+                c.v2_code.len() == v2_code.len()
+                    && c.v2_code.as_bytes().first() == first
+                    && c.v2_code == v2_code
+            })
             .or_else(|| {
                 self.concepts
                     .iter()

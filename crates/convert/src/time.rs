@@ -26,6 +26,28 @@ fn num(s: &str) -> Option<u8> {
     }
 }
 
+/// Appends `n` with at least two digits (`{n:02}` without the formatting machinery).
+fn push2(s: &mut String, n: u8) {
+    if n < 100 {
+        s.push(char::from(b'0' + n / 10));
+        s.push(char::from(b'0' + n % 10));
+    } else {
+        let _ = write!(s, "{n}");
+    }
+}
+
+/// Appends `n` with at least four digits (`{n:04}`).
+fn push4(s: &mut String, n: u16) {
+    if n < 10_000 {
+        for d in [n / 1000, n / 100 % 10, n / 10 % 10, n % 10] {
+            // each d < 10
+            s.push(char::from(b'0' + u8::try_from(d).unwrap_or(0)));
+        }
+    } else {
+        let _ = write!(s, "{n}");
+    }
+}
+
 fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         4 | 6 | 9 | 11 => 30,
@@ -53,7 +75,26 @@ fn split_offset(s: &str) -> Option<(&str, Option<String>)> {
     if mm > 59 || hh > 14 || (hh == 14 && mm > 0) {
         return None;
     }
-    Some((head, Some(format!("{sign}{hh:02}:{mm:02}"))))
+    let mut offset = String::with_capacity(6);
+    offset.push_str(sign);
+    push2(&mut offset, hh);
+    offset.push(':');
+    push2(&mut offset, mm);
+    Some((head, Some(offset)))
+}
+
+/// Appends `Thh:mm:ss[.fraction]` (missing minutes and seconds are zero).
+fn push_time(s: &mut String, hour: u8, minute: Option<u8>, second: Option<u8>, f: Option<&str>) {
+    s.push('T');
+    push2(s, hour);
+    s.push(':');
+    push2(s, minute.unwrap_or(0));
+    s.push(':');
+    push2(s, second.unwrap_or(0));
+    if let Some(f) = f {
+        s.push('.');
+        s.push_str(f);
+    }
 }
 
 impl Dtm {
@@ -132,11 +173,15 @@ impl Dtm {
 
     /// FHIR `date`: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
     pub fn to_date(&self) -> String {
-        let mut s = format!("{:04}", self.year);
+        // room for a whole dateTime: to_datetime appends to it
+        let mut s = String::with_capacity(32);
+        push4(&mut s, self.year);
         if let Some(m) = self.month {
-            let _ = write!(s, "-{m:02}");
+            s.push('-');
+            push2(&mut s, m);
             if let Some(d) = self.day {
-                let _ = write!(s, "-{d:02}");
+                s.push('-');
+                push2(&mut s, d);
             }
         }
         s
@@ -152,15 +197,13 @@ impl Dtm {
         let Some(tz) = self.offset.as_deref().or(default_tz) else {
             return (s, true);
         };
-        let _ = write!(
-            s,
-            "T{hour:02}:{:02}:{:02}",
-            self.minute.unwrap_or(0),
-            self.second.unwrap_or(0)
+        push_time(
+            &mut s,
+            hour,
+            self.minute,
+            self.second,
+            self.fraction.as_deref(),
         );
-        if let Some(f) = &self.fraction {
-            let _ = write!(s, ".{f}");
-        }
         s.push_str(tz);
         (s, false)
     }
@@ -171,16 +214,19 @@ impl Dtm {
         let (Some(month), Some(day)) = (self.month, self.day) else {
             return None;
         };
-        let mut s = format!(
-            "{:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            self.year,
+        let mut s = String::with_capacity(32);
+        push4(&mut s, self.year);
+        s.push('-');
+        push2(&mut s, month);
+        s.push('-');
+        push2(&mut s, day);
+        push_time(
+            &mut s,
             self.hour.unwrap_or(0),
-            self.minute.unwrap_or(0),
-            self.second.unwrap_or(0)
+            self.minute,
+            self.second,
+            self.fraction.as_deref(),
         );
-        if let Some(f) = &self.fraction {
-            let _ = write!(s, ".{f}");
-        }
         s.push_str(self.offset.as_deref().or(default_tz).unwrap_or("Z"));
         Some(s)
     }

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::ops::{Index, IndexMut};
+use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
@@ -24,6 +25,9 @@ pub enum Value {
     String(String),
     /// A constant string (system URIs, codes of the IG tables).
     Str(&'static str),
+    /// A string several values hold (an entry's `urn:uuid:` that references point at; `Arc`, not `Rc`, so a
+    /// `static` null value can exist).
+    Shared(Arc<str>),
     /// An array.
     Array(Vec<Value>),
     /// An object.
@@ -49,11 +53,6 @@ impl Map {
     /// An empty object (no allocation until the first insert).
     pub const fn new() -> Self {
         Map(Vec::new())
-    }
-
-    /// An empty object with room for `n` entries.
-    pub fn with_capacity(n: usize) -> Self {
-        Map(Vec::with_capacity(n))
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
@@ -199,6 +198,7 @@ impl Value {
         match self {
             Value::String(s) => Some(s),
             Value::Str(s) => Some(s),
+            Value::Shared(s) => Some(s),
             _ => None,
         }
     }
@@ -237,6 +237,7 @@ impl Value {
             Value::Number(n) => serde_json::Value::Number(n),
             Value::String(s) => serde_json::Value::String(s),
             Value::Str(s) => serde_json::Value::String(s.to_owned()),
+            Value::Shared(s) => serde_json::Value::String(s.as_ref().to_owned()),
             Value::Array(a) => {
                 serde_json::Value::Array(a.into_iter().map(Value::into_serde).collect())
             }
@@ -256,6 +257,7 @@ impl Value {
             Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
             Value::String(s) => write_str(out, s),
             Value::Str(s) => write_str(out, s),
+            Value::Shared(s) => write_str(out, s),
             Value::Array(a) => {
                 out.push(b'[');
                 for (i, v) in a.iter().enumerate() {
@@ -409,6 +411,7 @@ impl Serialize for Value {
             Value::Number(n) => n.serialize(s),
             Value::String(t) => s.serialize_str(t),
             Value::Str(t) => s.serialize_str(t),
+            Value::Shared(t) => s.serialize_str(t),
             Value::Array(a) => {
                 let mut seq = s.serialize_seq(Some(a.len()))?;
                 for v in a {

@@ -182,9 +182,9 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     if let Some(m) = ctx.first(s, 17) {
         let mut r = Map::new();
         if let Some(c) = part_text(m, 1) {
-            let system = part_text(m, 3).map(|s| crate::datatypes::coding_system(&s));
+            let system = part_text(m, 3).map(|s| crate::datatypes::coding_system_value(&s));
             let mut id = Map::new();
-            put(&mut id, "system", system.map(Value::String));
+            put(&mut id, "system", system);
             id.insert("value", Value::String(c));
             r.insert("identifier", Value::Object(id));
         }
