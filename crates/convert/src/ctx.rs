@@ -456,9 +456,18 @@ impl<'a, 'o> Ctx<'a, 'o> {
                 continue;
             }
             let header = id == "MSH";
-            for (n, f) in s.seg.fields() {
+            // the fields split when the handlers read them (field n at n - 1), else split now
+            let cached = self
+                .spans
+                .get(s.seg.index())
+                .filter(|(start, _)| *start != u32::MAX)
+                .and_then(|&(start, len)| {
+                    self.fields
+                        .get(start as usize..start as usize + len as usize)
+                });
+            let mut check = |n: usize, f: Element<'a>| {
                 if f.is_empty() || (header && n <= 2) || (n < 128 && used & (1u128 << n) != 0) {
-                    continue;
+                    return;
                 }
                 out.push(Unmapped {
                     segment: id.to_owned(),
@@ -469,6 +478,18 @@ impl<'a, 'o> Ctx<'a, 'o> {
                     reason: UnmappedReason::NotMapped,
                     ig_target: ig_field_target(id, n),
                 });
+            };
+            match cached {
+                Some(fields) => {
+                    for (k, f) in fields.iter().enumerate() {
+                        check(k + 1, *f);
+                    }
+                }
+                None => {
+                    for (n, f) in s.seg.fields() {
+                        check(n, f);
+                    }
+                }
             }
         }
         out
