@@ -1,5 +1,7 @@
 //! The shapes of the generated IG tables and their lookups.
 
+use std::cell::Cell;
+
 use crate::generated::{
     messages::MESSAGE_MAPS, segments::DATATYPE_MAPS, segments::SEGMENT_MAPS, vocab::CONCEPT_MAPS,
 };
@@ -110,12 +112,39 @@ pub struct MessageMap {
     pub rows: &'static [MessageRow],
 }
 
+/// Slots of the per-thread memo of [`concept_map`].
+const RECENT_SLOTS: usize = 16;
+
+thread_local! {
+    /// The maps found last, by the address and length of the name asked for: callers name
+    /// maps with string literals, so a call finds its map again after one comparison instead
+    /// of a binary search through a hundred names spread over the tables (each probe a likely
+    /// cache miss). A hit is checked against the map's name, so a name at a reused address
+    /// cannot find the wrong map.
+    static RECENT: [Cell<(usize, usize, u16)>; RECENT_SLOTS] =
+        const { [const { Cell::new((0, 0, u16::MAX)) }; RECENT_SLOTS] };
+}
+
 /// The vocabulary concept map named `name` (`AdministrativeSex`).
 pub fn concept_map(name: &str) -> Option<&'static ConceptMap> {
-    CONCEPT_MAPS
-        .binary_search_by(|m| name_cmp(m.name, name))
+    let at = name.as_ptr() as usize;
+    let slot = (at >> 3 ^ at >> 11) % RECENT_SLOTS;
+    let recent = RECENT
+        .try_with(|r| r[slot].get())
         .ok()
-        .map(|i| &CONCEPT_MAPS[i])
+        .filter(|&(a, len, _)| a == at && len == name.len())
+        .and_then(|(_, _, i)| CONCEPT_MAPS.get(usize::from(i)))
+        .filter(|m| m.name == name);
+    if recent.is_some() {
+        return recent;
+    }
+    let i = CONCEPT_MAPS
+        .binary_search_by(|m| name_cmp(m.name, name))
+        .ok()?;
+    if let Ok(i16) = u16::try_from(i) {
+        let _ = RECENT.try_with(|r| r[slot].set((at, name.len(), i16)));
+    }
+    CONCEPT_MAPS.get(i)
 }
 
 /// The FHIR coding the concept map `map` gives the v2 code `code`.
