@@ -330,6 +330,16 @@ impl<'d, 'a> El<'d, 'a> {
         self.templates().any(|t| t == root)
     }
 
+    /// How many bytes of the input the element spans, when a following sibling marks its end
+    /// (a capacity hint for output made from it); 0 otherwise.
+    pub(crate) fn source_len(&self) -> usize {
+        let n = self.node();
+        if n.next == NONE {
+            return 0;
+        }
+        (self.doc.nodes[n.next as usize].pos as usize).saturating_sub(n.pos as usize)
+    }
+
     /// The 1-based line of the element's start tag.
     pub(crate) fn line(&self) -> usize {
         let src = self.doc.src.as_bytes();

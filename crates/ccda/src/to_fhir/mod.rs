@@ -69,6 +69,21 @@ pub(crate) fn id_key(id: El<'_, '_>) -> Option<String> {
     })
 }
 
+/// `urn:uuid:` and the id, the fullUrl of a Bundle entry.
+fn urn_uuid(id: &str) -> String {
+    let mut r = String::with_capacity(9 + id.len());
+    r.push_str("urn:uuid:");
+    r.push_str(id);
+    r
+}
+
+/// `{"reference": r}`, built directly rather than serialised from a copy by `json!`.
+pub(crate) fn reference_to(r: String) -> Value {
+    let mut m = Map::new();
+    m.insert("reference".into(), Value::String(r));
+    Value::Object(m)
+}
+
 /// The state of one conversion.
 pub(crate) struct Ctx<'o> {
     pub rules: TimeRules<'o>,
@@ -107,8 +122,14 @@ impl Ctx<'_> {
     /// The reference to a resource in this Bundle.
     pub fn reference(&self, rtype: &str, id: &str) -> String {
         match self.mode {
-            BundleType::Document => format!("urn:uuid:{id}"),
-            BundleType::Transaction => format!("{rtype}/{id}"),
+            BundleType::Document => urn_uuid(id),
+            BundleType::Transaction => {
+                let mut r = String::with_capacity(rtype.len() + 1 + id.len());
+                r.push_str(rtype);
+                r.push('/');
+                r.push_str(id);
+                r
+            }
         }
     }
 
@@ -149,7 +170,7 @@ impl Ctx<'_> {
 
     /// `{"reference": …}` to the Patient.
     pub fn subject(&self) -> Value {
-        json!({"reference": self.patient})
+        reference_to(self.patient.clone())
     }
 
     fn finish(self, root: El<'_, '_>, composition: Map<String, Value>) -> Conversion {
@@ -163,7 +184,7 @@ impl Ctx<'_> {
         all.extend(self.resources);
         for (rtype, id, r) in all {
             let mut e = Map::new();
-            e.insert("fullUrl".into(), Value::String(format!("urn:uuid:{id}")));
+            e.insert("fullUrl".into(), Value::String(urn_uuid(&id)));
             e.insert("resource".into(), Value::Object(r));
             if self.mode == BundleType::Transaction {
                 e.insert(
@@ -252,7 +273,7 @@ fn header(ctx: &mut Ctx<'_>, root: El<'_, '_>) -> Result<Map<String, Value>, Ccd
     let mut authors = Vec::new();
     for a in root.children_named("author") {
         if let Some(r) = author(ctx, a) {
-            authors.push(json!({"reference": r}));
+            authors.push(reference_to(r));
         }
     }
     if authors.is_empty() {
@@ -291,17 +312,17 @@ fn header(ctx: &mut Ctx<'_>, root: El<'_, '_>) -> Result<Map<String, Value>, Ccd
         {
             att.insert("time".into(), Value::String(t));
         }
-        att.insert("party".into(), json!({"reference": r}));
+        att.insert("party".into(), reference_to(r));
         comp.insert("attester".into(), Value::Array(vec![Value::Object(att)]));
     }
     if let Some(org) = root.at("custodian/assignedCustodian/representedCustodianOrganization")
         && let Some(r) = organization(ctx, org)
     {
-        comp.insert("custodian".into(), json!({"reference": r}));
+        comp.insert("custodian".into(), reference_to(r));
     }
     if let Some(enc) = root.at("componentOf/encompassingEncounter") {
         let r = entries::encounter(ctx, enc, &mut Vec::new());
-        comp.insert("encounter".into(), json!({"reference": r}));
+        comp.insert("encounter".into(), reference_to(r));
     }
     let mut events = Vec::new();
     for se in root
@@ -444,7 +465,7 @@ fn patient(ctx: &mut Ctx<'_>, role: El<'_, '_>) {
     if let Some(org) = role.child("providerOrganization")
         && let Some(r) = organization(ctx, org)
     {
-        p.insert("managingOrganization".into(), json!({"reference": r}));
+        p.insert("managingOrganization".into(), reference_to(r));
     }
     ctx.add("Patient", id, p);
 }
@@ -531,8 +552,8 @@ pub(crate) fn practitioner_in_role(ctx: &mut Ctx<'_>, ae: El<'_, '_>) -> Option<
     let id = uuid_from(&[&ctx.seed.clone(), &key]);
     ctx.used.insert(id.clone());
     let mut role = Map::new();
-    role.insert("practitioner".into(), json!({"reference": person}));
-    role.insert("organization".into(), json!({"reference": org}));
+    role.insert("practitioner".into(), reference_to(person));
+    role.insert("organization".into(), reference_to(org));
     if let Some(c) = ae.child("code").and_then(concept) {
         role.insert("code".into(), Value::Array(vec![c]));
     }
@@ -611,7 +632,7 @@ fn device(ctx: &mut Ctx<'_>, aa: El<'_, '_>) -> Option<String> {
     if let Some(org) = aa.child("representedOrganization")
         && let Some(r) = organization(ctx, org)
     {
-        d.insert("owner".into(), json!({"reference": r}));
+        d.insert("owner".into(), reference_to(r));
     }
     let r = ctx.add("Device", id, d);
     ctx.keyed.insert(key, r.clone());

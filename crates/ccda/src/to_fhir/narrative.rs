@@ -11,7 +11,8 @@ use crate::xml::{El, MAX_DEPTH};
 
 /// The narrative of a section `text` element as a FHIR `div`; `None` when it has no text.
 pub(crate) fn xhtml(text: El<'_, '_>) -> Option<String> {
-    let mut div = String::with_capacity(1024);
+    // The XHTML is about as long as the CDA markup it comes from: one allocation, no regrowth.
+    let mut div = String::with_capacity(text.source_len().max(256));
     div.push_str(DIV);
     let mut has_text = false;
     children(text, &mut div, &mut has_text, 0);
@@ -24,17 +25,32 @@ pub(crate) fn xhtml(text: El<'_, '_>) -> Option<String> {
 
 const DIV: &str = "<div xmlns=\"http://www.w3.org/1999/xhtml\">";
 
+/// Whether a byte is one of the five XML special characters.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'"' as usize] = true;
+    t
+};
+
 /// Appends `s` with the XML special characters escaped (as quick-xml's `escape` does).
 fn push_escaped(out: &mut String, s: &str) {
+    // A table lookup per byte rather than a chain of comparisons: most narrative runs are
+    // short cell texts with nothing to escape.
     let mut done = 0;
-    for (i, b) in s.bytes().enumerate() {
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if !SPECIAL[b as usize] {
+            continue;
+        }
         let entity = match b {
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'&' => "&amp;",
             b'\'' => "&apos;",
-            b'"' => "&quot;",
-            _ => continue,
+            _ => "&quot;",
         };
         out.push_str(&s[done..i]);
         out.push_str(entity);

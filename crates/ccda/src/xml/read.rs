@@ -400,6 +400,9 @@ impl<'a> Builder<'a> {
                     .map(|(p, local)| (self.prefixes.get(p).copied(), local))
                 {
                     Some((Some(Ns::V3), local)) => Some(local.to_owned()),
+                    // The usual prefixes already give the normal name: no copy.
+                    Some((Some(Ns::Xsi), _)) if key.starts_with("xsi:") => None,
+                    Some((Some(Ns::Sdtc), _)) if key.starts_with("sdtc:") => None,
                     Some((Some(Ns::Xsi), local)) => Some(format!("xsi:{local}")),
                     Some((Some(Ns::Sdtc), local)) => Some(format!("sdtc:{local}")),
                     _ => None,
@@ -421,6 +424,7 @@ impl<'a> Builder<'a> {
                 }
                 Cow::Borrowed(local)
             }
+            Some((Some(Ns::Sdtc), _)) if raw_name.starts_with("sdtc:") => Cow::Borrowed(raw_name),
             Some((Some(Ns::Sdtc), local)) => Cow::Owned(format!("sdtc:{local}")),
             _ => Cow::Borrowed(raw_name),
         };

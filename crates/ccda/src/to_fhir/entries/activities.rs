@@ -7,7 +7,7 @@ use super::super::types::{
     absent, concept, concept_or_absent, original_text, period, put_array, put_time_choice,
     put_value, quantity,
 };
-use super::super::{Ctx, location, narrative, practitioner};
+use super::super::{Ctx, location, narrative, practitioner, reference_to};
 use super::{
     CLINICAL, ENCOUNTER_DIAGNOSIS, INDICATION, INSTRUCTION, cc, condition, negated, reasons,
     related, report_rest, statement, status_code,
@@ -95,7 +95,7 @@ pub(super) fn report(ctx: &mut Ctx<'_>, org: El<'_, '_>) -> String {
     for c in org.children_named("component").filter_map(statement) {
         if c.name() == "observation" {
             let r = observation(ctx, c, "laboratory");
-            results.push(json!({"reference": r}));
+            results.push(reference_to(r));
         } else {
             ctx.unmapped(c, "result organizer component that is not an observation");
         }

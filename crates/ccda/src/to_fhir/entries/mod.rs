@@ -12,7 +12,7 @@ use super::types::{
     absent, concept, concept_or_absent, date_time, period, point_in_time, put_array,
     put_time_choice, quantity,
 };
-use super::{Ctx, narrative};
+use super::{Ctx, narrative, reference_to};
 use crate::xml::El;
 
 mod activities;
@@ -153,7 +153,7 @@ pub(crate) fn section(ctx: &mut Ctx<'_>, sec: El<'_, '_>, depth: usize) -> Value
     if has_entries {
         s.insert(
             "entry".into(),
-            Value::Array(refs.into_iter().map(|r| json!({"reference": r})).collect()),
+            Value::Array(refs.into_iter().map(reference_to).collect()),
         );
     } else if sec.attr("nullFlavor").is_some() || sec.child("entry").is_none() {
         let (code, display) = match sec.attr("nullFlavor") {
@@ -257,7 +257,16 @@ fn code_of<'d>(el: Option<El<'d, '_>>) -> Option<&'d str> {
 }
 
 fn cc(system: &str, code: &str, display: &str) -> Value {
-    json!({"coding": [{"system": format!("{CLINICAL}{system}"), "code": code, "display": display}]})
+    let mut uri = String::with_capacity(CLINICAL.len() + system.len());
+    uri.push_str(CLINICAL);
+    uri.push_str(system);
+    let mut coding = Map::new();
+    coding.insert("system".into(), Value::String(uri));
+    coding.insert("code".into(), Value::String(code.into()));
+    coding.insert("display".into(), Value::String(display.into()));
+    let mut cc = Map::new();
+    cc.insert("coding".into(), Value::Array(vec![Value::Object(coding)]));
+    Value::Object(cc)
 }
 
 fn negated(el: El<'_, '_>) -> bool {
