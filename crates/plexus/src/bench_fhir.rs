@@ -55,6 +55,10 @@ pub struct FhirBenchArgs {
     /// Also run the mix with authorization and the audit trail on (phase 4).
     #[arg(long)]
     pub secured: bool,
+    /// Skip the import: run the mix on the store in --dir as an earlier run with
+    /// `--patients` N left it (so a mix on a million resources needs one long import only).
+    #[arg(long, requires = "dir")]
+    pub skip_import: bool,
 }
 
 /// The kinds of request of the CRUD mix, with their share (out of 100).
@@ -136,7 +140,11 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
     .await?;
 
     // 2. Import.
-    let loaded = load(&base, None, 1, 0..args.patients, args.import_clients).await?;
+    let loaded = if args.skip_import {
+        stored_patients(&store).await?
+    } else {
+        load(&base, None, 1, 0..args.patients, args.import_clients).await?
+    };
     let ids: Ids = Arc::new(Mutex::new(loaded.patient_ids.clone()));
     if loaded.patient_ids.is_empty() {
         bail!("the import created no patients");
@@ -181,6 +189,25 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
         report_secured(&mix, secured)?;
     }
     Ok(())
+}
+
+/// The ids of up to 10,000 Patients already in the store, as an import that took no time
+/// (`--skip-import`).
+async fn stored_patients(store: &AnyStore) -> Result<crate::fhir_cli::Loaded> {
+    use store::Resources as _;
+    let request = fhir::search::SearchRequest {
+        resource_type: Some("Patient".to_owned()),
+        count: 10_000,
+        total: fhir::search::TotalMode::None,
+        ..fhir::search::SearchRequest::default()
+    };
+    let page = store.search(&request).await?;
+    Ok(crate::fhir_cli::Loaded {
+        resources: 0,
+        took: Duration::from_secs(1),
+        patient_ids: page.matches.into_iter().map(|r| r.id).collect(),
+        latencies: Vec::new(),
+    })
 }
 
 /// `/floor`: a fixed small FHIR JSON without the store, the HTTP peer of every figure.
