@@ -51,6 +51,9 @@ struct Builder<'a> {
     /// reference or CDATA section follows it in the same text (`&lt; &gt;`).
     in_text: usize,
     pending_ws: Option<(&'a str, usize)>,
+    /// Whether the input has a `\r` at all: without one no text run needs its line ends
+    /// rewritten, which one search of the input tells instead of one per run.
+    has_cr: bool,
 }
 
 impl<'a> Doc<'a> {
@@ -60,8 +63,11 @@ impl<'a> Doc<'a> {
             src,
             doc: Doc {
                 src,
-                nodes: Vec::with_capacity(src.len() / 40),
-                attrs: Vec::with_capacity(src.len() / 40),
+                // About one node (element or text run) per 30 bytes of C-CDA and one
+                // attribute per 60 (the corpus: 2,460 nodes and 1,300 attributes in 75 KB), so
+                // the vectors are not regrown and copied while reading.
+                nodes: Vec::with_capacity(src.len() / 25),
+                attrs: Vec::with_capacity(src.len() / 50),
                 ids: HashMap::new(),
                 root_ns: None,
                 last_line: std::cell::Cell::new((0, 1)),
@@ -71,6 +77,7 @@ impl<'a> Doc<'a> {
             seen_root: false,
             in_text: 0,
             pending_ws: None,
+            has_cr: memchr::memchr(b'\r', src.as_bytes()).is_some(),
         };
         // quick-xml drops a byte order mark silently, which would shift every position it
         // reports; callers strip the one a file may start with, so here it is stray text.
@@ -136,8 +143,8 @@ impl<'a> Doc<'a> {
 /// Text with line ends normalised by quick-xml (`\r\n` and `\r` become `\n`); most runs are
 /// short and have no `\r`, which a plain byte search rules out more cheaply than quick-xml's
 /// vectorised one.
-fn eols(raw: &str) -> Cow<'_, str> {
-    if raw.as_bytes().contains(&b'\r') {
+fn eols(raw: &str, has_cr: bool) -> Cow<'_, str> {
+    if has_cr && raw.as_bytes().contains(&b'\r') {
         BytesText::from_escaped(raw).xml10_content()
     } else {
         Cow::Borrowed(raw)
@@ -234,7 +241,7 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         self.flush_ws()?;
-        self.doc.text(self.parent(), eols(raw), at)
+        self.doc.text(self.parent(), eols(raw, self.has_cr), at)
     }
 
     /// Whitespace quick-xml skipped between `at` and the event at `start`.
@@ -247,7 +254,7 @@ impl<'a> Builder<'a> {
 
     fn flush_ws(&mut self) -> Result<(), CcdaError> {
         if let Some((ws, at)) = self.pending_ws.take() {
-            self.doc.text(self.parent(), eols(ws), at)?;
+            self.doc.text(self.parent(), eols(ws, self.has_cr), at)?;
         }
         Ok(())
     }
