@@ -283,7 +283,9 @@ impl<'d, 'a> El<'d, 'a> {
 
     /// All text below this element, whitespace runs collapsed to one space; `None` when blank.
     pub(crate) fn deep_text(&self) -> Option<String> {
-        let mut out = String::new();
+        // Names, titles and narrative snippets are short: one allocation for most of them
+        // instead of growing from empty.
+        let mut out = String::with_capacity(64);
         let mut space = false;
         self.collect_text(&mut out, &mut space, 0);
         (!out.is_empty()).then_some(out)
