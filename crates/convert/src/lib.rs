@@ -180,19 +180,19 @@ pub fn convert_bytes(raw: &[u8], opts: &Options) -> Result<Conversion, ConvertEr
 pub fn convert_bytes_to_json(raw: &[u8], opts: &Options) -> Result<JsonConversion, ConvertError> {
     let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
     let msg = hl7v2::Message::parse(raw)?;
-    let (bundle, unmapped) = message::convert(&msg, opts)?;
+    let (entries, unmapped) = message::convert(&msg, opts)?;
     // a Bundle's JSON is 5–7 times its message: one allocation, no regrowth copies (capped
     // below the size malloc would map pages for)
     let mut json = Vec::with_capacity((raw.len() * 8).min(96 * 1024));
-    bundle.write_json(&mut json);
+    message::write_bundle(&entries, &mut json);
     Ok(JsonConversion { json, unmapped })
 }
 
 /// Converts a parsed message.
 pub fn v2_to_fhir(msg: &hl7v2::Message<'_>, opts: &Options) -> Result<Conversion, ConvertError> {
-    let (bundle, unmapped) = message::convert(msg, opts)?;
+    let (entries, unmapped) = message::convert(msg, opts)?;
     Ok(Conversion {
-        bundle: bundle.into_serde(),
+        bundle: message::bundle(entries).into_serde(),
         unmapped,
     })
 }

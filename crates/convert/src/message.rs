@@ -107,7 +107,10 @@ pub struct State<'a> {
 /// Converts one message.
 // the checks of MSH and the dispatch of every segment id, in one place
 #[allow(clippy::too_many_lines)]
-pub fn convert(msg: &Message<'_>, opts: &Options) -> Result<(Value, Vec<Unmapped>), ConvertError> {
+pub fn convert(
+    msg: &Message<'_>,
+    opts: &Options,
+) -> Result<(Vec<crate::ctx::Entry>, Vec<Unmapped>), ConvertError> {
     let mut ctx = Ctx::new(msg, opts);
     let segs = ctx.segments();
     let msh = *segs.first().ok_or(ConvertError::MissingSegment {
@@ -223,11 +226,45 @@ pub fn convert(msg: &Message<'_>, opts: &Options) -> Result<(Value, Vec<Unmapped
     if opts.unmapped_extensions {
         provenance::unmapped_extensions(&mut ctx, &unmapped, &segs);
     }
-    Ok((bundle(ctx.entries), unmapped))
+    Ok((ctx.entries, unmapped))
+}
+
+/// Appends the transaction Bundle of the entries as compact JSON: the bytes
+/// [`bundle`]`(entries).write_json` gives, without building the Bundle's own objects (entry,
+/// request, the request URL) nor inserting `resourceType` and `id` into each resource.
+pub fn write_bundle(entries: &[crate::ctx::Entry], out: &mut Vec<u8>) {
+    // keys in serde_json's (sorted) order: entry, resourceType, type; fullUrl, request,
+    // resource; method, url
+    out.extend_from_slice(b"{\"entry\":[");
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"fullUrl\":");
+        crate::tree::write_str_parts(out, &[&e.full_url]);
+        out.extend_from_slice(b",\"request\":{\"method\":\"PUT\",\"url\":");
+        let rtype = Value::Str(e.rtype);
+        match &e.request {
+            Request::Conditional(q) => {
+                crate::tree::write_str_parts(out, &[e.rtype, "?", q]);
+                out.extend_from_slice(b"},\"resource\":");
+                e.resource.write_json_with(&[("resourceType", &rtype)], out);
+            }
+            Request::Put => {
+                crate::tree::write_str_parts(out, &[e.rtype, "/", &e.uuid]);
+                out.extend_from_slice(b"},\"resource\":");
+                let id = Value::Shared(e.uuid.clone());
+                e.resource
+                    .write_json_with(&[("id", &id), ("resourceType", &rtype)], out);
+            }
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"resourceType\":\"Bundle\",\"type\":\"transaction\"}");
 }
 
 /// The transaction Bundle of the entries.
-fn bundle(entries: Vec<crate::ctx::Entry>) -> Value {
+pub fn bundle(entries: Vec<crate::ctx::Entry>) -> Value {
     let entries: Vec<Value> = entries
         .into_iter()
         .map(|e| {

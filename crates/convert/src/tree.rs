@@ -274,6 +274,40 @@ impl Value {
 }
 
 impl Map {
+    /// Appends the compact JSON text of the object with the entries of `extra` (sorted by key)
+    /// merged in, as if they had been inserted first (an extra key replaces the object's own):
+    /// a Bundle entry's resource gets its `resourceType` and `id` without being changed.
+    pub fn write_json_with(&self, extra: &[(&'static str, &Value)], out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        let mut write = |out: &mut Vec<u8>, k: &str, v: &Value| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            v.write_json(out);
+        };
+        let mut extra = extra.iter().peekable();
+        for (k, v) in &self.0 {
+            let mut replaced = false;
+            while let Some((ek, ev)) = extra.next_if(|(ek, _)| key_cmp(ek, k) != Ordering::Greater)
+            {
+                write(out, ek, ev);
+                replaced |= ek == k;
+            }
+            if !replaced {
+                write(out, k, v);
+            }
+        }
+        for (ek, ev) in extra {
+            write(out, ek, ev);
+        }
+        out.push(b'}');
+    }
+
     /// Appends the compact JSON text of the object to `out` (keys in order).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
@@ -337,11 +371,26 @@ fn needs_escape(bytes: &[u8]) -> bool {
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
+/// Writes the concatenation of `parts` as one JSON string.
+pub fn write_str_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    out.push(b'"');
+    for p in parts {
+        write_str_body(out, p);
+    }
+    out.push(b'"');
+}
+
 /// Writes `s` as a JSON string.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
+    write_str_body(out, s);
+    out.push(b'"');
+}
+
+/// Writes the text of `s` escaped as in a JSON string, without the quotes.
+fn write_str_body(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
     // most text needs no escape: find out eight bytes at a time, then copy it whole
     if needs_escape(bytes) {
         let mut start = 0;
@@ -366,7 +415,6 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     } else {
         out.extend_from_slice(bytes);
     }
-    out.push(b'"');
 }
 
 impl PartialEq for Value {
@@ -634,6 +682,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn merged_keys_write_as_if_inserted() {
+        let id = Value::Str("new-id");
+        let rt = Value::Str("Patient");
+        for keys in [
+            &[][..],
+            &["active"],
+            &["id", "zeta"],
+            &["a", "id", "resourceType", "z"],
+        ] {
+            let mut m = Map::new();
+            for k in keys {
+                m.insert(k, Value::Str("old"));
+            }
+            let mut merged = Vec::new();
+            m.write_json_with(&[("id", &id), ("resourceType", &rt)], &mut merged);
+            let mut inserted = m.clone();
+            inserted.insert("id", id.clone());
+            inserted.insert("resourceType", rt.clone());
+            let mut expected = Vec::new();
+            inserted.write_json(&mut expected);
+            assert_eq!(merged, expected, "{keys:?}");
+        }
+        let mut parts = Vec::new();
+        write_str_parts(&mut parts, &["Patient", "?", "identifier=a|\"b\""]);
+        assert_eq!(parts, br#""Patient?identifier=a|\"b\"""#);
     }
 
     #[test]
