@@ -123,6 +123,24 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition], crypto: &Cryp
     Ok(())
 }
 
+/// The statement of [`claim_head`]. The limit is written into the SQL (one cached statement
+/// per batch size): a `LIMIT ?` makes SQLite re-prepare the statement on every run.
+pub(super) fn claim_head_sql(limit: u32) -> String {
+    format!(
+        "WITH head AS ( \
+             SELECT id, available_at <= ?4 OR (state = 'LEASED' AND lease_owner = ?1) AS ok \
+             FROM queue_items WHERE queue = CAST(?3 AS TEXT) \
+             AND state IN ('READY', 'LEASED') \
+             ORDER BY id LIMIT {limit} \
+         ) \
+         UPDATE queue_items SET state = 'LEASED', lease_owner = ?1, lease_until = ?2, \
+         available_at = ?2 \
+         WHERE id IN (SELECT id FROM head WHERE ok AND id < \
+                      coalesce((SELECT min(id) FROM head WHERE NOT ok), 9223372036854775807)) \
+         RETURNING {ITEM_COLUMNS}"
+    )
+}
+
 /// Leases to `owner` the longest claimable prefix (at most `limit`) of `queue`'s unfinished
 /// items in id order. The writer is the only one writing, so reading then updating is safe.
 pub(super) fn claim_head(
@@ -136,23 +154,14 @@ pub(super) fn claim_head(
     let now = Timestamp::now().as_micros();
     let until = now.saturating_add(lease_micros);
     // head: the first `limit` unfinished items; the claimable prefix ends before the first
-    // one that is neither due (READY due, or lease ran out) nor leased to `owner`
+    // one that is neither due (READY due, or lease ran out) nor leased to `owner`.
+    // `CAST(?3 AS TEXT)`: compared with a bare parameter, SQLite re-prepares a statement that
+    // orders by the rest of the index on every run; the cast keeps the same index search.
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "WITH head AS ( \
-                 SELECT id, available_at <= ?4 OR (state = 'LEASED' AND lease_owner = ?1) AS ok \
-                 FROM queue_items WHERE queue = ?3 AND state IN ('READY', 'LEASED') \
-                 ORDER BY id LIMIT ?5 \
-             ) \
-             UPDATE queue_items SET state = 'LEASED', lease_owner = ?1, lease_until = ?2, \
-             available_at = ?2 \
-             WHERE id IN (SELECT id FROM head WHERE ok AND id < \
-                          coalesce((SELECT min(id) FROM head WHERE NOT ok), 9223372036854775807)) \
-             RETURNING {ITEM_COLUMNS}"
-        ))
+        .prepare_cached(&claim_head_sql(limit))
         .map_err(StoreError::sqlite(OP))?;
     let mut rows = stmt
-        .query(params![owner, until, queue, now, limit])
+        .query(params![owner, until, queue, now])
         .map_err(StoreError::sqlite(OP))?;
     let mut items = Vec::new();
     while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
@@ -398,9 +407,32 @@ mod tests {
                 ("ERROR".to_owned(), Some("out: refused".to_owned()))
             ]
         );
-        // (the claims are re-prepared too, but once per batch, not per message)
-        for sql in [super::REFRESH_READ, super::REFRESH_WRITE] {
-            assert_eq!(reprepared(&conn, sql), 0, "{sql}");
+        for sql in [
+            super::REFRESH_READ.to_owned(),
+            super::REFRESH_WRITE.to_owned(),
+            super::claim_head_sql(10),
+            crate::sqlite::ops::claim_sql(10),
+        ] {
+            assert_eq!(reprepared(&conn, &sql), 0, "{sql}");
+        }
+        // and the claims still search their partial index, in its order
+        for (sql, index) in [
+            (super::claim_head_sql(10), "queue_items_head (queue=?)"),
+            (
+                crate::sqlite::ops::claim_sql(10),
+                "queue_items_claimable (queue=?",
+            ),
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(["o", "0", "q", "0"], |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let plan = plan.join("; ");
+            assert!(plan.contains(index), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
     }
 }

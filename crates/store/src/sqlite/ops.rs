@@ -354,17 +354,10 @@ pub(super) fn claim(
     let now = Timestamp::now().as_micros();
     let until = now.saturating_add(lease_micros);
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "UPDATE queue_items SET state = 'LEASED', lease_owner = ?1, lease_until = ?2, \
-             available_at = ?2 \
-             WHERE id IN (SELECT id FROM queue_items \
-                          WHERE queue = ?3 AND state IN ('READY', 'LEASED') AND available_at <= ?4 \
-                          ORDER BY available_at, id LIMIT ?5) \
-             RETURNING {ITEM_COLUMNS}"
-        ))
+        .prepare_cached(&claim_sql(limit))
         .map_err(StoreError::sqlite(OP))?;
     let mut rows = stmt
-        .query(params![owner, until, queue, now, limit])
+        .query(params![owner, until, queue, now])
         .map_err(StoreError::sqlite(OP))?;
     let mut items = Vec::new();
     while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
@@ -372,6 +365,20 @@ pub(super) fn claim(
     }
     items.sort_by_key(|i| i.id);
     Ok(items)
+}
+
+/// The statement of [`claim`] (the literal limit and the `CAST`: see
+/// `engine_ops::claim_head_sql` and `engine_ops::claim_head`).
+pub(super) fn claim_sql(limit: u32) -> String {
+    format!(
+        "UPDATE queue_items SET state = 'LEASED', lease_owner = ?1, lease_until = ?2, \
+         available_at = ?2 \
+         WHERE id IN (SELECT id FROM queue_items \
+                      WHERE queue = CAST(?3 AS TEXT) AND state IN ('READY', 'LEASED') \
+                      AND available_at <= ?4 \
+                      ORDER BY available_at, id LIMIT {limit}) \
+         RETURNING {ITEM_COLUMNS}"
+    )
 }
 
 /// Why a conditional queue update changed nothing: the item is missing or its lease is gone.
