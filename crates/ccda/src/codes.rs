@@ -37,7 +37,10 @@ pub fn oid_to_uri(oid: &str) -> String {
     {
         return format!("{V2_URI}{arc:0>4}");
     }
-    format!("urn:oid:{oid}")
+    let mut uri = String::with_capacity(8 + oid.len());
+    uri.push_str("urn:oid:");
+    uri.push_str(oid);
+    uri
 }
 
 /// The OID of a FHIR system URI, when there is one (`None` for URIs no OID is known for).

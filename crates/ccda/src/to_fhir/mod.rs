@@ -64,7 +64,7 @@ pub fn to_fhir(xml: &[u8], options: &Options) -> Result<Conversion, CcdaError> {
 pub(crate) fn id_key(id: El<'_, '_>) -> Option<String> {
     let root = id.attr_nb("root")?;
     Some(match id.attr_nb("extension") {
-        Some(ext) => format!("{root}|{ext}"),
+        Some(ext) => types::concat(&[root, "|", ext]),
         None => root.to_owned(),
     })
 }
@@ -545,7 +545,7 @@ pub(crate) fn practitioner_in_role(ctx: &mut Ctx<'_>, ae: El<'_, '_>) -> Option<
     else {
         return Some(person);
     };
-    let key = format!("PractitionerRole|{person}|{org}");
+    let key = types::concat(&["PractitionerRole|", &person, "|", &org]);
     if let Some(r) = ctx.keyed.get(&key) {
         return Some(r.clone());
     }
@@ -565,9 +565,9 @@ pub(crate) fn practitioner_in_role(ctx: &mut Ctx<'_>, ae: El<'_, '_>) -> Option<
 fn dedupe_key(rtype: &str, el: El<'_, '_>, name: Option<&str>) -> Option<String> {
     let ids: Vec<String> = el.children_named("id").filter_map(id_key).collect();
     if !ids.is_empty() {
-        return Some(format!("{rtype}|{}", ids.join(",")));
+        return Some(types::concat(&[rtype, "|", &ids.join(",")]));
     }
-    name.map(|n| format!("{rtype}|name|{n}"))
+    name.map(|n| types::concat(&[rtype, "|name|", n]))
 }
 
 /// An assignedEntity/assignedAuthor with a person as a Practitioner (made once per id).
