@@ -80,13 +80,13 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition], crypto: &Cryp
     for t in transitions {
         let id = t.message_id;
         let id_text = id.to_string();
-        let exists = conn
-            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")
-            .and_then(|mut s| s.exists([&id_text]))
-            .map_err(StoreError::sqlite(OP))?;
-        if !exists {
-            return Err(StoreError::MessageNotFound { op: OP, id });
-        }
+        let exists = |conn: &Connection| {
+            conn.prepare_cached("SELECT 1 FROM messages WHERE id = ?1")
+                .and_then(|mut s| s.exists([&id_text]))
+                .map_err(StoreError::sqlite(OP))
+        };
+        // a completed item proves its message is there (the item's foreign key), which saves
+        // the lookup on the delivery path
         if let Some((item, owner)) = &t.complete {
             let changed = conn
                 .prepare_cached(
@@ -96,8 +96,13 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition], crypto: &Cryp
                 .and_then(|mut s| s.execute(params![item.0, owner]))
                 .map_err(StoreError::sqlite(OP))?;
             if changed == 0 {
+                if !exists(conn)? {
+                    return Err(StoreError::MessageNotFound { op: OP, id });
+                }
                 return Err(lease_error(conn, OP, *item, owner)?);
             }
+        } else if !exists(conn)? {
+            return Err(StoreError::MessageNotFound { op: OP, id });
         }
         if let Some((status, error)) = &t.status {
             conn.prepare_cached("UPDATE messages SET status = ?2, error = ?3 WHERE id = ?1")
