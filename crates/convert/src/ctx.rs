@@ -177,11 +177,12 @@ pub fn put(map: &mut Map, key: &'static str, value: Option<Value>) {
 
 /// Appends `value` to the array under `key`.
 pub fn push(map: &mut Map, key: &'static str, value: Value) {
-    match map.get_mut(key) {
-        Some(Value::Array(a)) => a.push(value),
-        _ => {
-            map.insert(key, Value::Array(vec![value]));
-        }
+    if let Some(Value::Array(a)) = map.get_mut(key) {
+        a.push(value);
+    } else {
+        let mut items = crate::tree::array();
+        items.push(value);
+        map.insert(key, Value::Array(items));
     }
 }
 

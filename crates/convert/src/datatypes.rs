@@ -150,7 +150,7 @@ fn coding(p: &Parts<'_>, at: usize, version: usize) -> Option<Value> {
 /// the original text (CWE.9, else the first text).
 pub fn codeable(e: Element<'_>) -> Option<Value> {
     let p = Parts::of(e);
-    let mut codings = Vec::new();
+    let mut codings = crate::tree::array();
     for (at, version) in [(1, 7), (4, 8), (10, 13)] {
         if let Some(c) = coding(&p, at, version) {
             codings.push(c);
@@ -349,7 +349,7 @@ pub fn human_name(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
 pub fn address(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     let p = Parts::of(e);
     let mut m = Map::new();
-    let mut lines = Vec::new();
+    let mut lines = crate::tree::array();
     // XAD.1 is an SAD: street and dwelling number
     if let Some(sad) = p.get(1) {
         if let Some(street) = part_text(sad, 1) {

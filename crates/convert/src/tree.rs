@@ -141,11 +141,14 @@ impl Map {
 
 /// Entry vectors of dropped objects, kept per thread for the next objects: a conversion makes
 /// a few dozen to a few hundred objects, and reusing their vectors spares as many allocations
-/// and frees. At most `SPARE_MAX` vectors of at most `SPARE_CAPACITY` entries are kept
+/// and frees. At most `SPARE_MAX` vectors of `SPARE_MIN_CAPACITY` to `SPARE_CAPACITY` entries are kept
 /// (under 200 KB a thread).
 type Entries = Vec<(&'static str, Value)>;
 const SPARE_MAX: usize = 256;
 const SPARE_CAPACITY: usize = 16;
+/// The capacity of a new entry vector: smaller vectors (of cloned objects) are not kept, as
+/// the next object would have to regrow them.
+const SPARE_MIN_CAPACITY: usize = 8;
 
 thread_local! {
     static SPARE: RefCell<Vec<Entries>> = const { RefCell::new(Vec::new()) };
@@ -157,13 +160,54 @@ fn spare_entries() -> Entries {
         .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
         .ok()
         .flatten()
-        .unwrap_or_else(|| Vec::with_capacity(8))
+        .unwrap_or_else(|| Vec::with_capacity(SPARE_MIN_CAPACITY))
+}
+
+/// Item vectors of dropped arrays (those objects hold), kept per thread like the entry
+/// vectors: at most `ARRAY_SPARE_MAX` vectors of `ARRAY_MIN_CAPACITY` to `SPARE_CAPACITY`
+/// items (under 140 KB a thread); smaller ones, as `json!` makes them, would regrow at once.
+const ARRAY_SPARE_MAX: usize = 256;
+const ARRAY_MIN_CAPACITY: usize = 4;
+
+thread_local! {
+    static SPARE_ARRAYS: RefCell<Vec<Vec<Value>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty vector for an array's items: a spare one (room for a few items), else a new
+/// empty one (no allocation until the first push).
+pub fn array() -> Vec<Value> {
+    SPARE_ARRAYS
+        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Keeps the item vector of a dropped array for [`array`], its items dropped first.
+fn keep_array(mut items: Vec<Value>) {
+    if !(ARRAY_MIN_CAPACITY..=SPARE_CAPACITY).contains(&items.capacity()) {
+        return;
+    }
+    items.clear();
+    let _ = SPARE_ARRAYS.try_with(|s| {
+        if let Ok(mut spare) = s.try_borrow_mut()
+            && spare.len() < ARRAY_SPARE_MAX
+        {
+            spare.push(items);
+        }
+    });
 }
 
 impl Drop for Map {
     fn drop(&mut self) {
         let mut entries = std::mem::take(&mut self.0);
-        if entries.capacity() == 0 || entries.capacity() > SPARE_CAPACITY {
+        // arrays give their item vectors back (their objects give theirs back as they drop)
+        for (_, v) in &mut entries {
+            if let Value::Array(items) = v {
+                keep_array(std::mem::take(items));
+            }
+        }
+        if !(SPARE_MIN_CAPACITY..=SPARE_CAPACITY).contains(&entries.capacity()) {
             return;
         }
         // drop the values first (their objects go back too), then keep the vector

@@ -37,7 +37,7 @@ fn key_identifier(ids: &[Value]) -> Option<&Value> {
 pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<(), ConvertError> {
     let mut p = Map::new();
     ctx.mark(s, 1);
-    let mut ids = Vec::new();
+    let mut ids = crate::tree::array();
     // PID-3 first: it is the list of identifiers the patient is known by
     for n in [3, 2, 4] {
         for e in ctx.reps(s, n) {
@@ -77,7 +77,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
             "the patient has no identifier (PID-3, PID-2 or PID-4): it could not be updated idempotently",
         ));
     }
-    let mut names = Vec::new();
+    let mut names = crate::tree::array();
     for n in [5, 9] {
         for e in ctx.reps(s, n) {
             if let Some(name) = human_name(ctx, e) {
@@ -138,7 +138,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
         &mut p,
     );
-    let mut addresses = Vec::new();
+    let mut addresses = crate::tree::array();
     for e in ctx.reps(s, 11) {
         if let Some(a) = address(ctx, e) {
             addresses.push(a);
@@ -157,7 +157,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     if !addresses.is_empty() {
         p.insert("address", Value::Array(addresses));
     }
-    let mut telecom = Vec::new();
+    let mut telecom = crate::tree::array();
     for (n, default_use) in [(13, "home"), (14, "work")] {
         for e in ctx.reps(s, n) {
             if let Some(mut c) = contact_point(ctx, e) {
@@ -315,7 +315,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     if !names.is_empty() {
         r.insert("name", Value::Array(names));
     }
-    let mut relationship = Vec::new();
+    let mut relationship = crate::tree::array();
     if let Some(e) = ctx.first(s, 3) {
         let code = crate::ctx::first_text(e).unwrap_or_default();
         match crate::tables::map_code("Relationship", &code) {
@@ -341,7 +341,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     if !addresses.is_empty() {
         r.insert("address", Value::Array(addresses));
     }
-    let mut telecom = Vec::new();
+    let mut telecom = crate::tree::array();
     for (n, default_use) in [(5, "home"), (6, "work")] {
         for e in ctx.reps(s, n) {
             if let Some(mut c) = contact_point(ctx, e) {
@@ -392,7 +392,7 @@ pub fn mrg<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
             reason: "MRG names the patient merged into the PID before it".into(),
         });
     };
-    let mut ids = Vec::new();
+    let mut ids = crate::tree::array();
     for n in [1, 2, 4] {
         for e in ctx.reps(s, n) {
             if let Some(i) = identifier(ctx, e) {

@@ -80,7 +80,7 @@ pub fn provenance<'a>(
     }
     activity.insert("display", json!(format!("message - {type_text}")));
     p.insert("activity", json!({ "coding": [activity] }));
-    let mut agents = Vec::new();
+    let mut agents = crate::tree::array();
     if let Some(who) = ctx.first(msh, 4).and_then(|e| hd_reference(ctx, e)) {
         agents.push(agent("author", "Author", &who));
     }
