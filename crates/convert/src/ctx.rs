@@ -99,7 +99,11 @@ pub fn first_text(e: Element<'_>) -> Option<String> {
 /// The text of part `n` (of its first subcomponent, when `n` is a component: a primitive
 /// component sent with subcomponents keeps its first).
 pub fn part_text(e: Element<'_>, n: usize) -> Option<String> {
-    let p = part(e, n)?;
+    part_own_text(part(e, n)?)
+}
+
+/// The text of a part: of its first subcomponent when it is a component.
+fn part_own_text(p: Element<'_>) -> Option<String> {
     if p.level() == hl7v2::Level::Component {
         p.subcomponent(1)
             .filter(|s| !s.is_empty() && !s.is_null())
@@ -152,14 +156,7 @@ impl<'a> Parts<'a> {
 
     /// The text of part `n`, as [`part_text`].
     pub fn text(&self, n: usize) -> Option<String> {
-        let p = self.get(n)?;
-        if p.level() == hl7v2::Level::Component {
-            p.subcomponent(1)
-                .filter(|s| !s.is_empty() && !s.is_null())
-                .and_then(text)
-        } else {
-            text(p)
-        }
+        part_own_text(self.get(n)?)
     }
 }
 
