@@ -517,8 +517,8 @@ impl Crypto {
         let mut strings = Vec::with_capacity(rows.strings.len() * 8);
         for (key, normalized, exact) in rows.strings {
             // only the whole value's row carries the exact value's index; the prefix rows
-            // share one constant, which keeps the (type, param, exact) index small and its
-            // inserts sequential
+            // share one constant (`:exact` finds the whole value's row by its normalized
+            // blind index, then compares this column)
             let prefixes = prefixes(&normalized);
             let last = prefixes.len() - 1;
             for (i, prefix) in prefixes.into_iter().enumerate() {
