@@ -7,35 +7,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{StoreKind, fixed_port, free_port, http, http_as, plexus_cli, wait_for};
+use common::{Serve, StoreKind, fixed_port, free_port, http, http_as, plexus_cli, wait_for};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_mins(3);
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// `plexus serve` with the channels folder, killed when dropped.
-struct Serve {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 fn adt(control_id: &str, mrn: &str, birth: &str) -> String {
@@ -150,19 +131,14 @@ fn adt_to_fhir_end_to_end(store: &StoreKind) {
     )
     .trim()
     .to_owned();
-    let log = dir.join("serve.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_plexus"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .current_dir(dir)
-        .env("PLEXUS_FHIR_TOKEN", &token)
-        .env("PLEXUS_FHIR_BAD_TOKEN", "not-a-token")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("test setup"))
-        .spawn()
-        .expect("start plexus serve");
-    let serve = Serve { child, log };
+    let serve = Serve::spawn(
+        dir,
+        &config,
+        &[
+            ("PLEXUS_FHIR_TOKEN", &token),
+            ("PLEXUS_FHIR_BAD_TOKEN", "not-a-token"),
+        ],
+    );
     wait_for(
         "plexus serve to get ready",
         LONG,

@@ -10,65 +10,10 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{fixed_port, plexus_cli, terminate};
-
-/// A running `plexus serve`; killed when dropped.
-struct Serve {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    /// Starts `plexus serve` on `dir/plexus.toml` with `env`; waits until both APIs listen.
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
-        let log = dir.join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_plexus"))
-            .arg("--config")
-            .arg(dir.join("plexus.toml"))
-            .arg("serve")
-            .current_dir(dir)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start plexus serve");
-        let mut serve = Self { child, log };
-        let start = Instant::now();
-        loop {
-            let text = serve.log_text();
-            if text.contains("FHIR API listening") && text.contains("admin API listening") {
-                return serve;
-            }
-            if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!("plexus serve exited with {status}: {text}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_mins(1),
-                "plexus serve did not start: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(mut self) {
-        let log = self.log_text();
-        terminate(&mut self.child, &log);
-    }
-}
+use common::{Serve, dechunk, fixed_port, plexus_cli};
 
 /// Writes `dir/plexus.toml`: SQLite in `dir/data`, the given ports, an MLLP listener of its
 /// own, `extra` appended.
@@ -160,21 +105,6 @@ fn request(method: &str, url: &str, token: Option<&str>, form: &[(&str, &str)]) 
         head: head.to_owned(),
         body,
     }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The `value` of the input named `name` in an HTML page.

@@ -7,77 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{Pki, admin_token, fixed_port, http, http_as, plexus_cli, python, terminate};
-
-/// A running `plexus serve`; killed when dropped.
-struct Serve {
-    child: Child,
-    fhir_port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    /// Starts `plexus serve` on `dir/plexus.toml`; waits until both APIs log that they
-    /// listen.
-    fn start(dir: &Path, fhir_port: u16) -> Self {
-        let log = dir.join(format!(
-            "serve-{}.log",
-            std::fs::read_dir(dir).map_or(0, Iterator::count)
-        ));
-        let child = Command::new(env!("CARGO_BIN_EXE_plexus"))
-            .arg("--config")
-            .arg(dir.join("plexus.toml"))
-            .arg("serve")
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start plexus serve");
-        let mut serve = Self {
-            child,
-            fhir_port,
-            log,
-        };
-        let start = Instant::now();
-        loop {
-            let text = serve.log_text();
-            if text.contains("FHIR API listening") && text.contains("admin API listening") {
-                return serve;
-            }
-            if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!("plexus serve exited with {status}: {text}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_mins(1),
-                "plexus serve did not start: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/fhir", self.fhir_port)
-    }
-
-    fn stop(mut self) {
-        let log = self.log_text();
-        terminate(&mut self.child, &log);
-    }
-}
+use common::{Pki, Serve, admin_token, fixed_port, http, http_as, plexus_cli, python};
 
 /// Writes `dir/plexus.toml`: SQLite in `dir/data`, the FHIR API on `fhir_port`, the admin
 /// API on a free port, an MLLP listener of its own, and `extra` appended.
@@ -198,8 +130,8 @@ fn smart_launches_backend_services_and_the_audit_trail() {
             "system/*.rs",
         ],
     );
-    let serve = Serve::start(dir, fhir_port);
-    let base = serve.base();
+    let serve = Serve::start(dir, &[]);
+    let base = format!("http://127.0.0.1:{fhir_port}/fhir");
 
     // Without a token: 401; the capability statement and the SMART configuration are public
     // and name the endpoints.
@@ -365,7 +297,7 @@ fn tls_mutual_tls_and_allowlists_on_the_http_listeners() {
         .and_then(|s| s.split('"').next())
         .and_then(|p| p.parse().ok())
         .expect("admin port");
-    let serve = Serve::start(dir, fhir_port);
+    let serve = Serve::start(dir, &[]);
     let url = format!("https://127.0.0.1:{fhir_port}/fhir/metadata");
     // Mutual TLS: with the client certificate, the public capability statement.
     assert_eq!(

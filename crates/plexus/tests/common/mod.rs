@@ -466,7 +466,7 @@ pub fn http_as(
     Some((status, body))
 }
 
-fn dechunk(mut body: &str) -> String {
+pub fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
         let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
@@ -705,6 +705,72 @@ impl ChannelServer {
     }
 
     /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let log = self.log_text();
+        terminate(&mut self.child, &log);
+    }
+}
+
+/// A `plexus serve` of a test's own `plexus.toml` with its APIs; killed when dropped.
+pub struct Serve {
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    /// Starts `plexus serve` on `config`, in `dir`, with `env`; its output goes to a new
+    /// `serve-N.log` in `dir`. Returns at once: see [`Serve::start`] to wait.
+    pub fn spawn(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Self {
+        let log = dir.join(format!(
+            "serve-{}.log",
+            std::fs::read_dir(dir).map_or(0, Iterator::count)
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_plexus"))
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .current_dir(dir)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start plexus serve");
+        Self { child, log }
+    }
+
+    /// Starts `plexus serve` on `dir/plexus.toml` with `env` and waits until both the FHIR
+    /// and the admin API log that they listen.
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut serve = Self::spawn(dir, &dir.join("plexus.toml"), env);
+        let start = Instant::now();
+        loop {
+            let text = serve.log_text();
+            if text.contains("FHIR API listening") && text.contains("admin API listening") {
+                return serve;
+            }
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!("plexus serve exited with {status}: {text}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_mins(1),
+                "plexus serve did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and a clean exit.
     pub fn stop(mut self) {
         let log = self.log_text();
         terminate(&mut self.child, &log);
