@@ -19,7 +19,8 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// The least time between two fetches of one URL.
 const MIN_REFETCH: Duration = Duration::from_secs(5);
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+/// The connector of [`https_client`].
+pub type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Fetches and caches JWK Sets.
 pub struct JwksCache {
@@ -52,32 +53,46 @@ pub fn allowed_url(url: &str) -> bool {
     }
 }
 
+/// An HTTP/1.1 client for `http` and `https` URLs, trusting the system's CAs (a warning
+/// naming `purpose` when there are none), with a connect timeout. Also used for the admin
+/// API's OIDC requests.
+pub fn https_client<B>(
+    timeout: Duration,
+    purpose: &str,
+) -> Result<Client<Https, B>, crate::AuthError>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!("no trusted CA certificates found: https {purpose} will fail");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| crate::AuthError::Config(format!("TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
 impl JwksCache {
     /// A cache keeping sets for `ttl`, with the system's trusted CAs for https.
     pub fn new(ttl: Duration, timeout: Duration) -> Result<Self, crate::AuthError> {
-        let mut roots = rustls::RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        let (added, _) = roots.add_parsable_certificates(found.certs);
-        if added == 0 {
-            tracing::warn!("no trusted CA certificates found: https jwks_uri fetches will fail");
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| crate::AuthError::Config(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: https_client(timeout, "jwks_uri fetches")?,
             ttl,
             timeout,
             entries: Mutex::new(HashMap::new()),

@@ -17,14 +17,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use auth::jwks_fetch::{JwksCache, allowed_url};
+use auth::jwks_fetch::{Https, JwksCache, allowed_url, https_client};
 use auth::jwt::{Alg, Unverified};
 use auth::secret::{digest, random_token};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -111,8 +109,6 @@ struct Pending {
     until: Instant,
 }
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-
 /// The OIDC client of the admin API.
 pub struct Oidc {
     config: OidcConfig,
@@ -151,29 +147,9 @@ impl Oidc {
             anyhow::bail!("[security.oidc] scopes must include openid");
         }
         let timeout = Duration::from_secs(10);
-        let mut roots = rustls::RootCertStore::empty();
-        let (added, _) =
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        if added == 0 {
-            tracing::warn!("no trusted CA certificates found: https OIDC requests will fail");
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(Self {
             secret,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: https_client(timeout, "OIDC requests")?,
             jwks: JwksCache::new(DISCOVERY_TTL, timeout)?,
             discovery: tokio::sync::Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
