@@ -189,16 +189,22 @@ pub fn router(state: AdminState) -> Router {
 /// A refused request: its status and why.
 type Refusal = (StatusCode, String);
 
+/// The address of the client a request came from (for the audit record), when the listener
+/// recorded it.
+fn client_ip(request: &axum::extract::Request) -> Option<String> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
 /// The role check of one endpoint, and its audit record.
 async fn guard(
     State((state, action)): State<(AdminState, AdminAction)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let source = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let source = client_ip(&request);
     let path = request.uri().path().to_owned();
     let (principal, refused) = match &state.auth {
         Some(auth) => authenticate(auth, request.headers(), action).await,
@@ -392,10 +398,7 @@ async fn login(
     State(s): State<AdminState>,
     request: axum::extract::Request,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let source = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let source = client_ip(&request);
     let body = axum::body::to_bytes(request.into_body(), 64 << 10)
         .await
         .map_err(|_| bad_request("the body is larger than 64 KiB"))?;
@@ -483,10 +486,7 @@ async fn oidc_callback(
     Params(params): Params,
     request: axum::extract::Request,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let source = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let source = client_ip(&request);
     let (Some(oidc), Some(auth)) = (&s.oidc, &s.auth) else {
         return Err(oidc_off());
     };
