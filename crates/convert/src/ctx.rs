@@ -1,12 +1,13 @@
 //! The state of one conversion: the message, which fields were used, the Bundle entries made
 //! so far, and the unmapped-content report.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::OnceLock;
 
-use crate::tree::{Map, Value};
-use hl7v2::{Element, Message, Segment};
+use crate::tree::{Map, Text, Value};
+use hl7v2::{Delimiters, Element, Message, Segment};
 
 use crate::error::Location;
 use crate::ids::{name_uuid, name_uuid_of};
@@ -70,6 +71,14 @@ pub struct Ctx<'a, 'o> {
     /// `fields[spans[i].0 + n - 1]`), instead of scanning the segment again for every field.
     fields: Vec<Element<'a>>,
     spans: Vec<(u32, u32)>,
+    /// The thread's [`Current`] message before this one (restored when the state drops).
+    previous: Option<Current>,
+}
+
+impl Drop for Ctx<'_, '_> {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set(self.previous));
+    }
 }
 
 /// Part `n` of a composite value, whatever its level: the components of a field or
@@ -84,26 +93,116 @@ pub fn part(e: Element<'_>, n: usize) -> Option<Element<'_>> {
 }
 
 /// The decoded, trimmed text of an element; `None` when empty or undecodable.
-pub fn text(e: Element<'_>) -> Option<String> {
+pub fn text(e: Element<'_>) -> Option<Text> {
+    if let Some(d) = delimiters_of(e.raw())
+        && let Ok(t) = plain_text(e.raw(), d.escape)
+    {
+        return t;
+    }
     let t = e.text().ok()?;
-    let t = t.trim();
-    (!t.is_empty()).then(|| t.to_owned())
+    let trimmed = t.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    if trimmed.len() == t.len() {
+        return Some(Text::from_cow(t));
+    }
+    Some(Text::new(trimmed))
+}
+
+/// The message being converted on this thread: the address range of its bytes and its
+/// delimiters (set while a [`Ctx`] lives). With them, values of that message that need no
+/// decoding (ASCII, no escape sequence — nearly all) are split and read straight from their
+/// bytes, instead of through `hl7v2::Element`'s general path (a `memchr` call per piece, an
+/// escape scan and a UTF-8 check per value).
+#[derive(Clone, Copy)]
+struct Current {
+    start: usize,
+    end: usize,
+    delimiters: Delimiters,
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+}
+
+/// The delimiters of the message `raw` lies in, when it is the one being converted.
+fn delimiters_of(raw: &[u8]) -> Option<Delimiters> {
+    let c = CURRENT.try_with(Cell::get).ok().flatten()?;
+    let at = raw.as_ptr().addr();
+    (at >= c.start && at + raw.len() <= c.end).then_some(c.delimiters)
+}
+
+/// Whether `b` is whitespace as `str::trim` sees it (the ASCII part of Unicode's White_Space).
+fn is_space(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | b' ')
+}
+
+/// Bytes that need decoding (escape sequences or non-ASCII characters): the general path.
+struct Encoded;
+
+/// The text of raw bytes that need no decoding: when they are ASCII without the escape
+/// character, every character set reads them as they are (trimmed; `None` when blank).
+fn plain_text(raw: &[u8], escape: Option<u8>) -> Result<Option<Text>, Encoded> {
+    let esc = escape.unwrap_or(0x80);
+    if raw.iter().any(|&b| b >= 0x80 || b == esc) {
+        return Err(Encoded);
+    }
+    let start = raw.iter().position(|&b| !is_space(b));
+    Ok(start.map(|start| {
+        let end = raw
+            .iter()
+            .rposition(|&b| !is_space(b))
+            .map_or(raw.len(), |e| e + 1);
+        Text::from_ascii(&raw[start..end])
+    }))
+}
+
+/// `raw` up to the first `sep` (all of it without one).
+fn first_piece(raw: &[u8], sep: Option<u8>) -> &[u8] {
+    match sep.and_then(|sep| raw.iter().position(|&b| b == sep)) {
+        Some(i) => &raw[..i],
+        None => raw,
+    }
+}
+
+/// Whether a piece is empty or the explicit null `""`.
+fn absent(raw: &[u8]) -> bool {
+    raw.is_empty() || raw == b"\"\""
 }
 
 /// The text of the first part of an element (a field's first component, a component's first
 /// subcomponent): the code of a coded value sent with more parts than expected.
-pub fn first_text(e: Element<'_>) -> Option<String> {
+pub fn first_text(e: Element<'_>) -> Option<Text> {
+    // a value holding the repetition separator may be MSH-2 (read whole): general path
+    if let Some(d) = delimiters_of(e.raw())
+        && !e.raw().contains(&d.repetition)
+    {
+        let raw = match e.level() {
+            hl7v2::Level::Field | hl7v2::Level::Repetition => {
+                first_piece(e.raw(), Some(d.component))
+            }
+            hl7v2::Level::Component => first_piece(e.raw(), d.subcomponent),
+            hl7v2::Level::Subcomponent => e.raw(),
+        };
+        if absent(raw) {
+            return None;
+        }
+        if let Ok(t) = plain_text(raw, d.escape) {
+            return t;
+        }
+    }
     part(e, 1).and_then(text)
 }
 
 /// The text of part `n` (of its first subcomponent, when `n` is a component: a primitive
 /// component sent with subcomponents keeps its first).
-pub fn part_text(e: Element<'_>, n: usize) -> Option<String> {
+pub fn part_text(e: Element<'_>, n: usize) -> Option<Text> {
     part_own_text(part(e, n)?)
 }
 
 /// The text of a part: of its first subcomponent when it is a component.
-fn part_own_text(p: Element<'_>) -> Option<String> {
+fn part_own_text(p: Element<'_>) -> Option<Text> {
     if p.level() == hl7v2::Level::Component {
         p.subcomponent(1)
             .filter(|s| !s.is_empty() && !s.is_null())
@@ -122,40 +221,103 @@ const MAX_PARTS: usize = 18;
 #[derive(Clone, Copy)]
 pub struct Parts<'a> {
     whole: Element<'a>,
-    parts: [Option<Element<'a>>; MAX_PARTS],
+    split: Option<Split<'a>>,
+}
+
+/// Where the parts of a value of the message being converted lie in its bytes.
+#[derive(Clone, Copy)]
+struct Split<'a> {
+    /// The element whose children the parts are (a field's first repetition, or the value).
+    parent: Element<'a>,
+    delimiters: Delimiters,
+    /// Byte ranges of the first parts in `parent`'s bytes (`count` of them).
+    spans: [(u32, u32); MAX_PARTS],
+    count: usize,
 }
 
 impl<'a> Parts<'a> {
     /// Splits `e` into its parts (a field's: those of its first repetition).
     pub fn of(whole: Element<'a>) -> Self {
-        let mut parts = [None; MAX_PARTS];
-        let parent = match whole.level() {
-            hl7v2::Level::Subcomponent => {
-                parts[0] = Some(whole);
-                None
+        let split = delimiters_of(whole.raw()).and_then(|d| {
+            let (parent, sep) = match whole.level() {
+                hl7v2::Level::Subcomponent => return None,
+                hl7v2::Level::Field => (whole.child(1)?, Some(d.component)),
+                hl7v2::Level::Repetition => (whole, Some(d.component)),
+                hl7v2::Level::Component => (whole, d.subcomponent),
+            };
+            let raw = parent.raw();
+            // a repetition or component never holds these: MSH-1 or MSH-2, read whole
+            if raw.len() > u32::MAX as usize / 2
+                || raw.iter().any(|&b| b == d.field || b == d.repetition)
+            {
+                return None;
             }
-            hl7v2::Level::Field => whole.child(1),
-            _ => Some(whole),
+            let mut spans = [(0u32, 0u32); MAX_PARTS];
+            let mut count = 0;
+            let mut start = 0u32;
+            for (i, &b) in (0u32..).zip(raw) {
+                if Some(b) == sep {
+                    spans[count] = (start, i);
+                    count += 1;
+                    start = i + 1;
+                    if count == MAX_PARTS {
+                        break;
+                    }
+                }
+            }
+            if count < MAX_PARTS {
+                spans[count] = (start, u32::try_from(raw.len()).ok()?);
+                count += 1;
+            }
+            Some(Split {
+                parent,
+                delimiters: d,
+                spans,
+                count,
+            })
+        });
+        Parts { whole, split }
+    }
+
+    /// The split and the bytes of part `n` (empty past the last part), when located.
+    fn located(&self, n: usize) -> Option<(&Split<'a>, &'a [u8])> {
+        let split = self.split.as_ref()?;
+        let index = n.checked_sub(1).filter(|&i| i < MAX_PARTS)?;
+        let raw = if index < split.count {
+            let (start, end) = split.spans[index];
+            split.parent.raw().get(start as usize..end as usize)?
+        } else {
+            &[]
         };
-        if let Some(p) = parent {
-            for (slot, c) in parts.iter_mut().zip(p.children()) {
-                *slot = Some(c);
-            }
-        }
-        Parts { whole, parts }
+        Some((split, raw))
     }
 
     /// Part `n` (1-based); empty and `""` parts are `None`.
     pub fn get(&self, n: usize) -> Option<Element<'a>> {
-        if n > MAX_PARTS {
-            return part(self.whole, n);
+        match self.located(n) {
+            Some((_, raw)) if absent(raw) => None,
+            Some((split, _)) => split.parent.child(n),
+            None => part(self.whole, n),
         }
-        let p = (*self.parts.get(n.checked_sub(1)?)?)?;
-        (!p.is_empty() && !p.is_null()).then_some(p)
     }
 
     /// The text of part `n`, as [`part_text`].
-    pub fn text(&self, n: usize) -> Option<String> {
+    pub fn text(&self, n: usize) -> Option<Text> {
+        if let Some((split, mut raw)) = self.located(n) {
+            if absent(raw) {
+                return None;
+            }
+            if split.parent.level() == hl7v2::Level::Repetition {
+                // a component's first subcomponent
+                raw = first_piece(raw, split.delimiters.subcomponent);
+                if absent(raw) {
+                    return None;
+                }
+            }
+            if let Ok(text) = plain_text(raw, split.delimiters.escape) {
+                return text;
+            }
+        }
         part_own_text(self.get(n)?)
     }
 }
@@ -187,6 +349,16 @@ impl<'a, 'o> Ctx<'a, 'o> {
     /// A fresh state for `msg`.
     pub fn new(msg: &'o Message<'a>, opts: &'o Options) -> Self {
         let n = msg.segment_count();
+        let raw = msg.raw();
+        let current = Current {
+            start: raw.as_ptr().addr(),
+            end: raw.as_ptr().addr() + raw.len(),
+            delimiters: msg.delimiters(),
+        };
+        let previous = CURRENT
+            .try_with(|c| c.replace(Some(current)))
+            .ok()
+            .flatten();
         Ctx {
             msg,
             opts,
@@ -196,6 +368,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
             reports: Vec::new(),
             fields: Vec::with_capacity(64),
             spans: vec![(u32::MAX, 0); n],
+            previous,
         }
     }
 
@@ -281,7 +454,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
     }
 
     /// The text of field `n`'s first component (a code, an id, a number).
-    pub fn code(&mut self, seg: Seg<'a>, n: usize) -> Option<String> {
+    pub fn code(&mut self, seg: Seg<'a>, n: usize) -> Option<Text> {
         self.first(seg, n)
             .and_then(|r| part(r, 1))
             .and_then(|c| part(c, 1))
@@ -289,7 +462,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
     }
 
     /// The whole text of field `n`'s first repetition (ST, TX, FT).
-    pub fn string(&mut self, seg: Seg<'a>, n: usize) -> Option<String> {
+    pub fn string(&mut self, seg: Seg<'a>, n: usize) -> Option<Text> {
         self.first(seg, n).and_then(text)
     }
 
@@ -576,4 +749,67 @@ pub fn identifier_query(identifier: &Value) -> Option<String> {
     }
     encode_query_into(&mut q, value);
     Some(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every text read of every field, component and subcomponent of `raw`, with the
+    /// message's delimiters known or not.
+    fn reads(msg: &Message<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut add = |what: String, t: Option<Text>| out.push(format!("{what}={t:?}"));
+        for seg in msg.segments() {
+            for (n, f) in seg.fields() {
+                let mut elements = vec![f];
+                for r in f.children() {
+                    elements.push(r);
+                    for c in r.children() {
+                        elements.push(c);
+                        elements.extend(c.children());
+                    }
+                }
+                for (i, e) in elements.into_iter().enumerate() {
+                    let at = format!("{}-{n}#{i}", seg.id());
+                    add(format!("{at} text"), text(e));
+                    add(format!("{at} first"), first_text(e));
+                    let parts = Parts::of(e);
+                    for k in 0..=20 {
+                        add(format!("{at} part {k}"), parts.text(k));
+                        add(
+                            format!("{at} get {k}"),
+                            parts
+                                .get(k)
+                                .map(|p| Text::new(&String::from_utf8_lossy(p.raw()))),
+                        );
+                        add(format!("{at} part_text {k}"), part_text(e, k));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn plain_values_read_as_the_general_path_does() {
+        let opts = Options::default();
+        for raw in [
+            &b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5.1\rPID|1||12^^^H&1.2&ISO^MR~\"\"~^x||  Doe ^ Jo\\T\\e ^\"\"^&&|\t x \x0b|a&\"\"&c^^q~r\r"[..],
+            b"MSH|^~\\&|A||||20260101||ADT^A01|1|P|2.5.1|||||||8859/1\rPID|1||\xe9t\xe9^x\\F\\y^^^^^^^^^^^^^^^^^^^^^last|\\X41\\||NM\\.br\\1\r",
+            b"MSH|^~\r",
+            b"MSH#^~\\&#A\rPID#1##a|b^c~d&e#f^g\r",
+            b"MSH|^~|A|B\rPID|1|\\E\\|x&y^z\r",
+        ] {
+            let Ok(msg) = Message::parse(raw) else {
+                continue;
+            };
+            let general = reads(&msg);
+            let ctx = Ctx::new(&msg, &opts);
+            let plain = reads(&msg);
+            drop(ctx);
+            assert_eq!(general, plain, "{}", String::from_utf8_lossy(raw));
+            assert!(delimiters_of(msg.raw()).is_none());
+        }
+    }
 }

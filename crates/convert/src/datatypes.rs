@@ -2,7 +2,7 @@
 //! `XPN[HumanName]`, `XAD[Address]`, `XTN[ContactPoint]`, `CWE[CodeableConcept]`,
 //! `ED[Attachment]`, `RP[Attachment]`, `SN[Quantity]`, …).
 
-use crate::tree::{Map, Value};
+use crate::tree::{Map, Text, Value};
 use base64::Engine as _;
 use hl7v2::Element;
 
@@ -15,7 +15,7 @@ use crate::time::Dtm;
 fn coding_system(name: &str) -> String {
     match coding_system_value(name) {
         Value::Str(known) => known.to_owned(),
-        Value::String(s) => s,
+        Value::String(s) => s.into_string(),
         _ => String::new(),
     }
 }
@@ -77,12 +77,12 @@ pub fn coding_system_value(name: &str) -> Value {
         let mut uri = String::with_capacity(44);
         uri.push_str("http://terminology.hl7.org/CodeSystem/v2-");
         uri.push_str(digits);
-        return Value::String(uri);
+        return Value::from(uri);
     }
     if name.starts_with("urn:") || name.starts_with("http://") || name.starts_with("https://") {
-        return Value::String(name.to_owned());
+        return Value::from(name.to_owned());
     }
-    Value::String(no_whitespace(name))
+    Value::from(no_whitespace(name))
 }
 
 /// `s` with whitespace percent-encoded (FHIR `uri` has none).
@@ -103,19 +103,19 @@ pub fn no_whitespace(s: &str) -> String {
 }
 
 /// A FHIR `code`: trimmed, inner whitespace runs made single spaces.
-pub fn code(s: &str) -> Option<String> {
+pub fn code(s: &str) -> Option<Text> {
     let t = s.trim();
     // the usual code has no run of spaces nor other whitespace: one copy, no split and join
     let single_spaced = !t.contains("  ") && !t.contains(|c: char| c.is_whitespace() && c != ' ');
     if single_spaced {
-        return (!t.is_empty()).then(|| t.to_owned());
+        return (!t.is_empty()).then(|| Text::new(t));
     }
     let out = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    (!out.is_empty()).then_some(out)
+    (!out.is_empty()).then(|| Text::from(out))
 }
 
-/// [`code`] of an owned text: the text itself when it is already a code (no copy).
-pub fn code_of(s: String) -> Option<String> {
+/// [`code`] of a text: the text itself when it is already a code (no copy).
+pub fn code_of(s: Text) -> Option<Text> {
     let single_spaced = s.len() == s.trim().len()
         && !s.contains("  ")
         && !s.contains(|c: char| c.is_whitespace() && c != ' ');
@@ -202,7 +202,11 @@ pub fn hd_system(ctx: &Ctx<'_, '_>, hd: Element<'_>) -> Option<String> {
     let uid = p.text(2);
     let kind = p.text(3).map(|k| k.to_ascii_uppercase());
     if let Some(ns) = &ns
-        && let Some((_, sys)) = ctx.opts.identifier_systems.iter().find(|(n, _)| n == ns)
+        && let Some((_, sys)) = ctx
+            .opts
+            .identifier_systems
+            .iter()
+            .find(|(n, _)| n.as_str() == ns.as_str())
     {
         return Some(sys.clone());
     }
@@ -233,7 +237,7 @@ pub fn identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     let value = p.text(1)?;
     let mut m = Map::new();
     if let Some(hd) = p.get(4) {
-        put(&mut m, "system", hd_system(ctx, hd).map(Value::String));
+        put(&mut m, "system", hd_system(ctx, hd).map(Value::from));
     }
     m.insert("value", Value::String(value));
     if let Some(t) = p.text(5) {
@@ -263,7 +267,7 @@ pub fn ei_identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         ctx.opts
             .identifier_systems
             .iter()
-            .find(|(n, _)| n == ns)
+            .find(|(n, _)| n.as_str() == ns.as_str())
             .map(|(_, s)| s.clone())
     });
     let system = configured.or_else(|| match (uid.as_deref(), kind.as_deref()) {
@@ -271,7 +275,7 @@ pub fn ei_identifier(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         (Some(u), Some("UUID" | "GUID")) => Some(format!("urn:uuid:{}", u.to_ascii_lowercase())),
         _ => ns.clone().or(uid).map(|s| no_whitespace(&s)),
     });
-    put(&mut m, "system", system.map(Value::String));
+    put(&mut m, "system", system.map(Value::from));
     m.insert("value", Value::String(value));
     Some(Value::Object(m))
 }
@@ -281,8 +285,8 @@ fn period(start: Option<String>, end: Option<String>) -> Option<Value> {
         return None;
     }
     let mut p = Map::new();
-    put(&mut p, "start", start.map(Value::String));
-    put(&mut p, "end", end.map(Value::String));
+    put(&mut p, "start", start.map(Value::from));
+    put(&mut p, "end", end.map(Value::from));
     Some(Value::Object(p))
 }
 
@@ -412,22 +416,22 @@ pub fn contact_point(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
         let ext = p.text(8);
         match (local, p.text(12)) {
             (Some(local), _) => {
-                let mut v = String::new();
-                if let Some(c) = country {
-                    v.push('+');
-                    v.push_str(&c);
-                    v.push(' ');
+                let mut parts: [&str; 8] = [""; 8];
+                if let Some(c) = &country {
+                    parts[0] = "+";
+                    parts[1] = c;
+                    parts[2] = " ";
                 }
-                if let Some(a) = area {
-                    v.push_str(&a);
-                    v.push(' ');
+                if let Some(a) = &area {
+                    parts[3] = a;
+                    parts[4] = " ";
                 }
-                v.push_str(&local);
-                if let Some(x) = ext {
-                    v.push_str(" X");
-                    v.push_str(&x);
+                parts[5] = &local;
+                if let Some(x) = &ext {
+                    parts[6] = " X";
+                    parts[7] = x;
                 }
-                Some(v)
+                Some(Text::concat(&parts))
             }
             (None, Some(unformatted)) => Some(unformatted),
             (None, None) => p.text(1).or_else(|| p.text(4)),
@@ -481,7 +485,7 @@ pub fn person_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     let family = p.get(2).and_then(first_text);
     let given = p.text(3);
     let display = match (given, family) {
-        (Some(g), Some(f)) => Some(format!("{g} {f}")),
+        (Some(g), Some(f)) => Some(Text::from(format!("{g} {f}"))),
         (g, f) => g.or(f),
     };
     if id.is_none() && display.is_none() {
@@ -491,7 +495,7 @@ pub fn person_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     if let Some(id) = id {
         let mut i = Map::new();
         if let Some(hd) = p.get(9) {
-            put(&mut i, "system", hd_system(ctx, hd).map(Value::String));
+            put(&mut i, "system", hd_system(ctx, hd).map(Value::from));
         }
         i.insert("value", Value::String(id));
         m.insert("identifier", Value::Object(i));
@@ -512,7 +516,7 @@ pub fn org_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
     if let Some(id) = id {
         let mut i = Map::new();
         if let Some(hd) = p.get(6) {
-            put(&mut i, "system", hd_system(ctx, hd).map(Value::String));
+            put(&mut i, "system", hd_system(ctx, hd).map(Value::from));
         }
         i.insert("value", Value::String(id));
         m.insert("identifier", Value::Object(i));
@@ -524,7 +528,7 @@ pub fn org_reference(ctx: &Ctx<'_, '_>, e: Element<'_>) -> Option<Value> {
 /// PL → a display text of the location (point of care, room, bed, facility).
 pub fn location_text(e: Element<'_>) -> Option<String> {
     let p = Parts::of(e);
-    let parts: Vec<String> = [1, 2, 3, 4, 7, 8]
+    let parts: Vec<Text> = [1, 2, 3, 4, 7, 8]
         .iter()
         .filter_map(|&i| p.get(i).and_then(first_text))
         .collect();
@@ -589,7 +593,7 @@ pub fn ed_attachment(e: Element<'_>) -> Option<Value> {
             _ => t.to_ascii_lowercase(),
         };
         if mime.contains('/') && !mime.contains(' ') {
-            m.insert("contentType", Value::String(mime));
+            m.insert("contentType", Value::from(mime));
         }
     }
     let encoding = p.text(4).unwrap_or_default();
@@ -604,7 +608,7 @@ pub fn ed_attachment(e: Element<'_>) -> Option<Value> {
     } else {
         Some(base64::engine::general_purpose::STANDARD.encode(data.as_bytes()))
     };
-    m.insert("data", Value::String(b64?));
+    m.insert("data", Value::from(b64?));
     Some(Value::Object(m))
 }
 
@@ -626,10 +630,10 @@ pub fn rp_attachment(e: Element<'_>) -> Option<Value> {
     if let (Some(t), Some(s)) = (p.text(3), p.text(4)) {
         let mime = format!("{}/{}", t.to_ascii_lowercase(), s.to_ascii_lowercase());
         if !mime.contains(char::is_whitespace) {
-            m.insert("contentType", Value::String(mime));
+            m.insert("contentType", Value::from(mime));
         }
     }
-    m.insert("url", Value::String(no_whitespace(&url)));
+    m.insert("url", Value::from(no_whitespace(&url)));
     Some(Value::Object(m))
 }
 
@@ -643,7 +647,7 @@ pub fn text_attachment(t: &str, content_type: &'static str) -> Value {
 
 /// The field's whole text, repetitions joined by newlines (TX/FT).
 pub fn joined_text(f: Element<'_>) -> Option<String> {
-    let parts: Vec<String> = crate::ctx::repetitions(f).filter_map(text).collect();
+    let parts: Vec<Text> = crate::ctx::repetitions(f).filter_map(text).collect();
     (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
@@ -651,15 +655,15 @@ pub fn joined_text(f: Element<'_>) -> Option<String> {
 pub fn annotation<'a>(ctx: &mut Ctx<'a, '_>, seg: Seg<'a>) -> Option<Value> {
     let comment = ctx.field(seg, 3).and_then(joined_text)?;
     let mut m = Map::new();
-    m.insert("text", Value::String(comment));
+    m.insert("text", Value::from(comment));
     if let Some(author) = ctx.first(seg, 5).and_then(|e| person_reference(ctx, e)) {
         if let Some(d) = author.get("display").and_then(Value::as_str) {
-            m.insert("authorString", Value::String(d.to_owned()));
+            m.insert("authorString", Value::from(d.to_owned()));
         } else {
             m.insert("authorReference", author);
         }
     }
-    put(&mut m, "time", ctx.datetime(seg, 6).map(Value::String));
+    put(&mut m, "time", ctx.datetime(seg, 6).map(Value::from));
     ctx.mark(seg, 1);
     ctx.mark(seg, 2);
     Some(Value::Object(m))

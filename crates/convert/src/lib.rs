@@ -46,6 +46,7 @@ mod ids;
 mod message;
 mod resources;
 pub mod tables;
+mod text;
 mod time;
 
 use std::fmt;

@@ -129,6 +129,7 @@ pub fn convert(
     let event = ctx
         .first(msh, 9)
         .and_then(|e| crate::ctx::part_text(e, 2))
+        .map(crate::tree::Text::into_string)
         .unwrap_or_default();
     let sent = ctx
         .code(msh, 7)
@@ -150,6 +151,7 @@ pub fn convert(
     let type_text = ctx
         .first(msh, 9)
         .and_then(crate::ctx::text)
+        .map(crate::tree::Text::into_string)
         .unwrap_or_default();
     let first_pid = segs.iter().position(|s| s.id() == "PID");
     if first_pid.is_none() {
@@ -226,7 +228,7 @@ pub fn convert(
     if opts.unmapped_extensions {
         provenance::unmapped_extensions(&mut ctx, &unmapped, &segs);
     }
-    Ok((ctx.entries, unmapped))
+    Ok((std::mem::take(&mut ctx.entries), unmapped))
 }
 
 /// Appends the transaction Bundle of the entries as compact JSON: the bytes

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
+pub use crate::text::Text;
+
 /// A JSON value.
 #[derive(Debug, Clone)]
 pub enum Value {
@@ -21,8 +23,8 @@ pub enum Value {
     Bool(bool),
     /// A number.
     Number(serde_json::Number),
-    /// A string made during the conversion.
-    String(String),
+    /// A string made during the conversion (short ones held inline).
+    String(Text),
     /// A constant string (system URIs, codes of the IG tables).
     Str(&'static str),
     /// A string several values hold (an entry's `urn:uuid:` that references point at; `Arc`, not `Rc`, so a
@@ -240,7 +242,7 @@ impl Value {
     /// The text of a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::String(s) => Some(s),
+            Value::String(s) => Some(s.as_str()),
             Value::Str(s) => Some(s),
             Value::Shared(s) => Some(s),
             _ => None,
@@ -279,7 +281,7 @@ impl Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(b),
             Value::Number(n) => serde_json::Value::Number(n),
-            Value::String(s) => serde_json::Value::String(s),
+            Value::String(s) => serde_json::Value::String(s.into_string()),
             Value::Str(s) => serde_json::Value::String(s.to_owned()),
             Value::Shared(s) => serde_json::Value::String(s.as_ref().to_owned()),
             Value::Array(a) => {
@@ -299,7 +301,7 @@ impl Value {
             Value::Bool(true) => out.extend_from_slice(b"true"),
             Value::Bool(false) => out.extend_from_slice(b"false"),
             Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            Value::String(s) => write_str(out, s),
+            Value::String(s) => write_str_bytes(out, s.as_bytes()),
             Value::Str(s) => write_str(out, s),
             Value::Shared(s) => write_str(out, s),
             Value::Array(a) => {
@@ -426,15 +428,24 @@ pub fn write_str_parts(out: &mut Vec<u8>, parts: &[&str]) {
 
 /// Writes `s` as a JSON string.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
+    write_str_bytes(out, s.as_bytes());
+}
+
+/// Writes the UTF-8 text `bytes` as a JSON string.
+fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    write_str_body(out, s);
+    write_bytes_body(out, bytes);
     out.push(b'"');
 }
 
 /// Writes the text of `s` escaped as in a JSON string, without the quotes.
 fn write_str_body(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    write_bytes_body(out, s.as_bytes());
+}
+
+/// Writes the UTF-8 text `bytes` escaped as in a JSON string, without the quotes.
+fn write_bytes_body(out: &mut Vec<u8>, bytes: &[u8]) {
     // most text needs no escape: find out eight bytes at a time, then copy it whole
     if needs_escape(bytes) {
         let mut start = 0;
@@ -534,13 +545,25 @@ impl From<&'static str> for Value {
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::String(s)
+        Value::String(Text::from(s))
     }
 }
 
 impl From<&String> for Value {
     fn from(s: &String) -> Self {
+        Value::String(Text::new(s))
+    }
+}
+
+impl From<&Text> for Value {
+    fn from(s: &Text) -> Self {
         Value::String(s.clone())
+    }
+}
+
+impl From<Text> for Value {
+    fn from(s: Text) -> Self {
+        Value::String(s)
     }
 }
 

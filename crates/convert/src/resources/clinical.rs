@@ -1,7 +1,7 @@
 //! AL1 → AllergyIntolerance (`AL1[AllergyIntolerance]`), DG1 → Condition
 //! (`DG1[Condition]`), PR1 → Procedure (`PR1[Procedure]`), NTE → notes (`NTE[…]`).
 
-use crate::tree::{Map, Value};
+use crate::tree::{Map, Text, Value};
 
 use crate::ctx::{Ctx, Request, Seg, first_text, push, put};
 use crate::datatypes::{annotation, codeable, ei_identifier, person_reference};
@@ -20,7 +20,7 @@ pub fn al1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let code = ctx.first(s, 3);
     let key = code
         .and_then(|c| first_text(c).or_else(|| crate::ctx::part_text(c, 2)))
-        .unwrap_or_else(|| s.occ.to_string());
+        .unwrap_or_else(|| s.occ.to_string().into());
     put(&mut a, "code", code.and_then(codeable));
     if let Some(t) = ctx.code(s, 2) {
         if let Some(c) = ctx.vocab(s, 2, "AllergenType[AllergyIntoleranceCategory]", &t) {
@@ -54,7 +54,7 @@ pub fn al1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         put(&mut r, "severity", reaction_severity.map(|c| json!(c)));
         a.insert("reaction", json!([r]));
     }
-    put(&mut a, "onsetDateTime", ctx.date(s, 6).map(Value::String));
+    put(&mut a, "onsetDateTime", ctx.date(s, 6).map(Value::from));
     let pu = ctx.entries[pi].uuid.clone();
     let i = ctx.add("AllergyIntolerance", Request::Put, &[&pu, "AL1", &key], a);
     st.note = Some(NoteTarget::Annotation(i));
@@ -86,9 +86,9 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             code.as_ref()
                 .and_then(|c| c.get("text"))
                 .and_then(Value::as_str)
-                .map(str::to_owned)
+                .map(Text::new)
         })
-        .unwrap_or_else(|| s.occ.to_string());
+        .unwrap_or_else(|| s.occ.to_string().into());
     put(&mut cond, "code", code);
     // DG1-21 action code D: the diagnosis was sent in error
     if ctx.code(s, 21).as_deref() == Some("D") {
@@ -99,12 +99,12 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     put(
         &mut cond,
         "onsetDateTime",
-        ctx.datetime(s, 5).map(Value::String),
+        ctx.datetime(s, 5).map(Value::from),
     );
     put(
         &mut cond,
         "recordedDate",
-        ctx.datetime(s, 19).map(Value::String),
+        ctx.datetime(s, 19).map(Value::from),
     );
     if let Some(who) = ctx.first(s, 16).and_then(|e| person_reference(ctx, e)) {
         cond.insert("asserter", who);
@@ -164,10 +164,10 @@ pub fn pr1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     }
     let key = code_el
         .and_then(first_text)
-        .unwrap_or_else(|| s.occ.to_string());
+        .unwrap_or_else(|| s.occ.to_string().into());
     put(&mut p, "code", code);
     let when = ctx.datetime(s, 5);
-    put(&mut p, "performedDateTime", when.clone().map(Value::String));
+    put(&mut p, "performedDateTime", when.clone().map(Value::from));
     if let Some(t) = ctx.first(s, 6).and_then(codeable) {
         p.insert("category", t);
     }
@@ -202,7 +202,7 @@ pub fn nte<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                     Some(prev) => format!("{prev}\n{t}"),
                     None => t,
                 };
-                r.insert("comment", Value::String(joined));
+                r.insert("comment", Value::from(joined));
             }
         }
         Some(NoteTarget::Description(i)) => {
@@ -213,7 +213,7 @@ pub fn nte<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
                     Some(prev) => format!("{prev}\n{t}"),
                     None => t,
                 };
-                r.insert("description", Value::String(joined));
+                r.insert("description", Value::from(joined));
                 st.document_notes.push((i, s));
             }
         }

@@ -123,8 +123,8 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let start = ctx.datetime(s, 44);
     if start.is_some() || discharged.is_some() {
         let mut p = Map::new();
-        put(&mut p, "start", start.clone().map(Value::String));
-        put(&mut p, "end", discharged.map(Value::String));
+        put(&mut p, "start", start.clone().map(Value::from));
+        put(&mut p, "end", discharged.map(Value::from));
         e.insert("period", Value::Object(p));
     }
     let visit = ctx.first(s, 19).and_then(|x| identifier(ctx, x));

@@ -3,7 +3,7 @@
 //! `OBX[Observation-Component]`) or DocumentReference content (`OBX[DocumentReference]`);
 //! SPM → Specimen (`SPM[Specimen]`); TQ1 → timing (`TQ1[ServiceRequest]`).
 
-use crate::tree::{Map, Value};
+use crate::tree::{Map, Text, Value};
 
 use crate::ConvertError;
 use crate::UnmappedReason;
@@ -106,11 +106,11 @@ fn service_request<'a>(
         put(
             &mut r,
             "occurrenceDateTime",
-            ctx.datetime(b, 6).map(Value::String),
+            ctx.datetime(b, 6).map(Value::from),
         );
     }
     if let Some(o) = orc {
-        put(&mut r, "authoredOn", ctx.datetime(o, 9).map(Value::String));
+        put(&mut r, "authoredOn", ctx.datetime(o, 9).map(Value::from));
         if let Some(who) = ctx.first(o, 12).and_then(|e| person_reference(ctx, e)) {
             r.insert("requester", who);
         }
@@ -322,12 +322,12 @@ fn apply_tq1<'a>(ctx: &mut Ctx<'a, '_>, st: &State<'a>, s: Seg<'a>) {
     put(
         &mut p,
         "start",
-        start.map(|d| Value::String(d.to_datetime(tz.as_deref()).0)),
+        start.map(|d| Value::from(d.to_datetime(tz.as_deref()).0)),
     );
     put(
         &mut p,
         "end",
-        end.map(|d| Value::String(d.to_datetime(tz.as_deref()).0)),
+        end.map(|d| Value::from(d.to_datetime(tz.as_deref()).0)),
     );
     let pr = ctx.code(s, 9).and_then(|c| priority(&c));
     let r = ctx.res(ri);
@@ -346,16 +346,16 @@ fn obx_values<'a>(ctx: &mut Ctx<'a, '_>, s: Seg<'a>, vt: &str) -> Vec<(&'static 
     let units = ctx.first(s, 6);
     let mut out = Vec::new();
     let as_string = |e| {
-        let parts: Vec<String> = (1..=e_components(e))
+        let parts: Vec<Text> = (1..=e_components(e))
             .filter_map(|i| part_text(e, i))
             .collect();
         (!parts.is_empty()).then(|| parts.join(" "))
     };
     match vt {
         "ST" | "TX" | "FT" | "TN" => {
-            let parts: Vec<String> = reps.iter().filter_map(|e| text(*e)).collect();
+            let parts: Vec<Text> = reps.iter().filter_map(|e| text(*e)).collect();
             if !parts.is_empty() {
-                out.push(("valueString", Value::String(parts.join("\n"))));
+                out.push(("valueString", Value::from(parts.join("\n"))));
             }
         }
         _ => {
@@ -371,12 +371,12 @@ fn obx_values<'a>(ctx: &mut Ctx<'a, '_>, s: Seg<'a>, vt: &str) -> Vec<(&'static 
                     "DT" | "DTM" | "TS" => first_text(e).and_then(|t| Dtm::parse(&t)).map(|d| {
                         (
                             "valueDateTime",
-                            Value::String(d.to_datetime(ctx.tz.as_deref()).0),
+                            Value::from(d.to_datetime(ctx.tz.as_deref()).0),
                         )
                     }),
                     "TM" => first_text(e)
                         .and_then(|t| tm_to_time(&t))
-                        .map(|t| ("valueTime", Value::String(t))),
+                        .map(|t| ("valueTime", Value::from(t))),
                     "ED" => ed_attachment(e).map(|a| ("valueAttachment", a)),
                     "RP" => rp_attachment(e).map(|a| ("valueAttachment", a)),
                     _ => None,
@@ -389,7 +389,7 @@ fn obx_values<'a>(ctx: &mut Ctx<'a, '_>, s: Seg<'a>, vt: &str) -> Vec<(&'static 
                             ctx.report(s, 5, UnmappedReason::Invalid);
                         }
                         if let Some(t) = as_string(e) {
-                            out.push(("valueString", Value::String(t)));
+                            out.push(("valueString", Value::from(t)));
                         }
                     }
                 }
@@ -427,7 +427,7 @@ fn sn_value(
         (c, Some(a), None, None) if matches!(c, None | Some("=" | "<" | ">" | "<=" | ">=")) => {
             let mut q = quantity(a, units);
             if let Some(c) = c.filter(|c| *c != "=") {
-                q["comparator"] = Value::String(c.to_owned());
+                q["comparator"] = Value::from(c.to_owned());
             }
             Some(("valueQuantity", q))
         }
@@ -533,7 +533,7 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
             .and_then(Value::as_str)
             .map(str::to_owned)
     });
-    put(&mut o, "effectiveDateTime", effective.map(Value::String));
+    put(&mut o, "effectiveDateTime", effective.map(Value::from));
     let mut performers: Vec<Value> = ctx
         .reps(s, 16)
         .into_iter()
@@ -667,11 +667,7 @@ pub fn spm<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     );
     if let Some(dr) = ctx.first(s, 17) {
         let start = part(dr, 1).and_then(|ts| ctx.datetime_of(s, 17, ts));
-        put(
-            &mut collection,
-            "collectedDateTime",
-            start.map(Value::String),
-        );
+        put(&mut collection, "collectedDateTime", start.map(Value::from));
     }
     if !collection.is_empty() {
         sp.insert("collection", Value::Object(collection));
@@ -679,7 +675,7 @@ pub fn spm<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     put(
         &mut sp,
         "receivedTime",
-        ctx.datetime(s, 18).map(Value::String),
+        ctx.datetime(s, 18).map(Value::from),
     );
     let key_id = ids.iter().find(|i| i.get("system").is_some()).cloned();
     let name = ids

@@ -74,7 +74,7 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         put(&mut d, "securityLabel", v.map(|v| json!([v])));
     }
     if let Some(t) = ctx.field(s, 25).and_then(crate::datatypes::joined_text) {
-        d.insert("description", Value::String(t));
+        d.insert("description", Value::from(t));
     }
     let master = ctx.first(s, 12).and_then(|e| ei_identifier(ctx, e));
     if let Some(m) = &master {
@@ -174,11 +174,7 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         im.insert("performer", Value::Array(performers));
     }
     put(&mut im, "lotNumber", ctx.string(s, 15).map(Value::String));
-    put(
-        &mut im,
-        "expirationDate",
-        ctx.date(s, 16).map(Value::String),
-    );
+    put(&mut im, "expirationDate", ctx.date(s, 16).map(Value::from));
     if let Some(m) = ctx.first(s, 17) {
         let mut r = Map::new();
         if let Some(c) = part_text(m, 1) {
@@ -198,7 +194,7 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         im.insert("reasonCode", Value::Array(reasons));
     }
     if ctx.code(s, 21).as_deref() == Some("A") {
-        put(&mut im, "recorded", ctx.datetime(s, 22).map(Value::String));
+        put(&mut im, "recorded", ctx.datetime(s, 22).map(Value::from));
     }
     let refusal: Vec<Value> = ctx.reps(s, 18).into_iter().filter_map(codeable).collect();
     if let Some(r) = refusal.into_iter().next() {
@@ -442,9 +438,9 @@ pub fn ft1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     }
     if let Some(dr) = ctx.first(s, 4) {
         let when = part(dr, 1).and_then(|ts| ctx.datetime_of(s, 4, ts));
-        put(&mut c, "occurrenceDateTime", when.map(Value::String));
+        put(&mut c, "occurrenceDateTime", when.map(Value::from));
     }
-    put(&mut c, "enteredDate", ctx.datetime(s, 5).map(Value::String));
+    put(&mut c, "enteredDate", ctx.datetime(s, 5).map(Value::from));
     if let Some(q) = ctx.code(s, 10).and_then(|t| number(&t)) {
         c.insert("quantity", json!({ "value": q }));
     }
@@ -485,7 +481,7 @@ pub fn ft1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         c.insert("identifier", json!([{ "value": t }]));
     }
     let pu = ctx.entries[pi].uuid.clone();
-    let name = txid.unwrap_or_else(|| ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string()));
+    let name = txid.unwrap_or_else(|| ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string().into()));
     let i = ctx.add("ChargeItem", Request::Put, &[&pu, "FT1", &name], c);
     st.note = Some(NoteTarget::Annotation(i));
     Ok(())

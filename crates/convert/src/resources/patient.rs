@@ -63,7 +63,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         if let Some(state) = part_text(dl, 2) {
             i.insert(
                 "system",
-                Value::String(crate::datatypes::no_whitespace(&state)),
+                Value::from(crate::datatypes::no_whitespace(&state)),
             );
         }
         i.insert("type", json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "DL" }] }));
@@ -107,7 +107,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
                 "the date/time of birth is not a valid DTM (YYYY[MM[DD[HH[MM[SS]]]]][+/-ZZZZ])",
             )
         })?;
-        p.insert("birthDate", Value::String(d.to_date()));
+        p.insert("birthDate", Value::from(d.to_date()));
         if d.has_time() {
             let (dt, cut) = d.to_datetime(ctx.tz.as_deref());
             if cut {
@@ -204,7 +204,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         _ => {}
     }
     if let Some(d) = ctx.datetime(s, 29) {
-        p.insert("deceasedDateTime", Value::String(d));
+        p.insert("deceasedDateTime", Value::from(d));
     } else if let Some(ind) = ctx.code(s, 30) {
         match ind.as_str() {
             "Y" => {
@@ -359,8 +359,8 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let end = ctx.date(s, 9);
     if start.is_some() || end.is_some() {
         let mut p = Map::new();
-        put(&mut p, "start", start.map(Value::String));
-        put(&mut p, "end", end.map(Value::String));
+        put(&mut p, "start", start.map(Value::from));
+        put(&mut p, "end", end.map(Value::from));
         r.insert("period", Value::Object(p));
     }
     if let Some(sex) = ctx.code(s, 15)
@@ -368,7 +368,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     {
         r.insert("gender", Value::Str(c.code));
     }
-    put(&mut r, "birthDate", ctx.date(s, 16).map(Value::String));
+    put(&mut r, "birthDate", ctx.date(s, 16).map(Value::from));
     let ids: Vec<Value> = ctx
         .reps(s, 33)
         .into_iter()
@@ -377,7 +377,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     if !ids.is_empty() {
         r.insert("identifier", Value::Array(ids));
     }
-    let set_id = ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string());
+    let set_id = ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string().into());
     let pu = ctx.entries[pi].uuid.clone();
     ctx.add("RelatedPerson", Request::Put, &[&pu, "NK1", &set_id], r);
     st.note = None;

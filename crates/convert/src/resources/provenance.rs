@@ -28,8 +28,8 @@ fn hd_reference(ctx: &Ctx<'_, '_>, hd: hl7v2::Element<'_>) -> Option<Value> {
             &mut id,
             "system",
             hd_system(ctx, hd)
-                .filter(|s| Some(s) != ns.as_ref())
-                .map(Value::String),
+                .filter(|s| Some(s.as_str()) != ns.as_deref())
+                .map(Value::from),
         );
     }
     id.insert("value", Value::String(value.clone()));
@@ -65,7 +65,7 @@ pub fn provenance<'a>(
         let (s, cut) = sent.to_datetime(ctx.tz.as_deref());
         (!cut).then_some(s)
     });
-    put(&mut p, "occurredDateTime", occurred.map(Value::String));
+    put(&mut p, "occurredDateTime", occurred.map(Value::from));
     let type_text = ctx
         .first(msh, 9)
         .and_then(crate::ctx::text)
@@ -114,7 +114,7 @@ pub fn provenance<'a>(
             let _ = uid;
             hd_system(ctx, e)
         }) {
-            id.insert("system", Value::String(sys));
+            id.insert("system", Value::from(sys));
         }
         id.insert("value", Value::String(c.clone()));
         what.insert("identifier", Value::Object(id));
