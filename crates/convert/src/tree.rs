@@ -42,13 +42,15 @@ pub struct Map(Vec<(&'static str, Value)>);
 
 static NULL: Value = Value::Null;
 
-/// `a.cmp(b)`, deciding on the first byte where it can (element names mostly differ there)
-/// instead of calling `memcmp` for every comparison.
+/// `a.cmp(b)` (byte order, as `str` compares).
 fn key_cmp(a: &str, b: &str) -> Ordering {
-    match (a.as_bytes().first(), b.as_bytes().first()) {
-        (Some(x), Some(y)) if x != y => x.cmp(y),
-        _ => a.cmp(b),
+    // element names are short: a byte loop, not a `memcmp` call, when the first bytes agree
+    for (x, y) in a.bytes().zip(b.bytes()) {
+        if x != y {
+            return x.cmp(&y);
+        }
     }
+    a.len().cmp(&b.len())
 }
 
 impl Map {
@@ -300,7 +302,10 @@ impl Value {
             Value::Null => out.extend_from_slice(b"null"),
             Value::Bool(true) => out.extend_from_slice(b"true"),
             Value::Bool(false) => out.extend_from_slice(b"false"),
-            Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Value::Number(n) => {
+                // serde_json writes a number as its `Display` text; no `String` in between
+                let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
+            }
             Value::String(s) => write_str_bytes(out, s.as_bytes()),
             Value::Str(s) => write_str(out, s),
             Value::Shared(s) => write_str(out, s),
