@@ -455,10 +455,25 @@ impl<'a, 'o> Ctx<'a, 'o> {
 
     /// The text of field `n`'s first component (a code, an id, a number).
     pub fn code(&mut self, seg: Seg<'a>, n: usize) -> Option<Text> {
-        self.first(seg, n)
-            .and_then(|r| part(r, 1))
-            .and_then(|c| part(c, 1))
-            .and_then(text)
+        let r = self.first(seg, n)?;
+        // the first subcomponent of the first component, straight from the bytes (a value
+        // holding the repetition separator may be MSH-2, read whole: general path)
+        if let Some(d) = delimiters_of(r.raw())
+            && !r.raw().contains(&d.repetition)
+        {
+            let c = first_piece(r.raw(), Some(d.component));
+            if absent(c) {
+                return None;
+            }
+            let sub = first_piece(c, d.subcomponent);
+            if absent(sub) {
+                return None;
+            }
+            if let Ok(t) = plain_text(sub, d.escape) {
+                return t;
+            }
+        }
+        part(r, 1).and_then(|c| part(c, 1)).and_then(text)
     }
 
     /// The whole text of field `n`'s first repetition (ST, TX, FT).
@@ -805,8 +820,21 @@ mod tests {
                 continue;
             };
             let general = reads(&msg);
-            let ctx = Ctx::new(&msg, &opts);
+            let mut ctx = Ctx::new(&msg, &opts);
             let plain = reads(&msg);
+            for seg in ctx.segments() {
+                for n in 0..=seg.seg.field_count() + 1 {
+                    let code = ctx.code(seg, n);
+                    let first = ctx.first(seg, n);
+                    let current = CURRENT.with(Cell::take);
+                    let expected = first
+                        .and_then(|r| part(r, 1))
+                        .and_then(|c| part(c, 1))
+                        .and_then(text);
+                    CURRENT.with(|c| c.set(current));
+                    assert_eq!(code, expected, "{}-{n}", seg.id());
+                }
+            }
             drop(ctx);
             assert_eq!(general, plain, "{}", String::from_utf8_lossy(raw));
             assert!(delimiters_of(msg.raw()).is_none());
