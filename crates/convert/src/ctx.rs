@@ -10,7 +10,7 @@ use crate::tree::{Map, Text, Value};
 use hl7v2::{Delimiters, Element, Message, Segment};
 
 use crate::error::Location;
-use crate::ids::{name_uuid, name_uuid_of};
+use crate::ids::{Uuid, name_uuid, name_uuid_of};
 use crate::time::Dtm;
 use crate::{ConvertError, Options, Unmapped, UnmappedReason};
 
@@ -42,8 +42,8 @@ pub enum Request {
 /// One Bundle entry under construction.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// Name-based UUID: the id for [`Request::Put`] (shared: handlers name children by it).
-    pub uuid: Arc<str>,
+    /// Name-based UUID: the id for [`Request::Put`] (handlers name children by it).
+    pub uuid: Uuid,
     /// `urn:uuid:` and the UUID: the fullUrl, and what references to the entry hold (shared,
     /// not copied, by every reference).
     pub full_url: Arc<str>,
@@ -556,14 +556,16 @@ impl<'a, 'o> Ctx<'a, 'o> {
 
     /// The entry written under `uuid` (a message makes a few dozen entries at most: a scan
     /// beats hashing).
-    fn find(&self, uuid: &str) -> Option<usize> {
-        self.entries.iter().position(|e| &*e.uuid == uuid)
+    fn find(&self, uuid: &Uuid) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| e.uuid.as_bytes() == uuid.as_bytes())
     }
 
     /// Whether an entry of `rtype` is already written with `request`.
     pub fn has(&self, rtype: &str, request: &Request) -> bool {
         match request {
-            Request::Conditional(q) => self.find(name_uuid(&[rtype, q]).as_str()).is_some(),
+            Request::Conditional(q) => self.find(&name_uuid(&[rtype, q])).is_some(),
             Request::Put => false,
         }
     }
@@ -580,7 +582,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
             Request::Conditional(q) => name_uuid(&[rtype, q]),
             Request::Put => name_uuid_of(rtype, name),
         };
-        let (uuid, request) = match self.find(uuid.as_str()) {
+        let (uuid, request) = match self.find(&uuid) {
             // the same patient, account or visit named again: one resource
             Some(i) if matches!(rtype, "Patient" | "Account" | "Encounter") => return i,
             // two resources of one message under one identifier: the later one gets an id
@@ -598,7 +600,7 @@ impl<'a, 'o> Ctx<'a, 'o> {
         full_url[..9].copy_from_slice(b"urn:uuid:");
         full_url[9..].copy_from_slice(uuid.as_bytes());
         self.entries.push(Entry {
-            uuid: Arc::from(uuid.as_str()),
+            uuid,
             full_url: Arc::from(std::str::from_utf8(&full_url).unwrap_or_default()),
             rtype,
             resource,

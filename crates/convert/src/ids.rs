@@ -4,10 +4,15 @@
 use sha2::{Digest, Sha256};
 
 /// A UUID's text, held on the stack (a conversion names a few dozen and keeps only some).
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Uuid([u8; 36]);
 
 impl Uuid {
+    /// The text's bytes (no UTF-8 check: for comparing and writing).
+    pub fn as_bytes(&self) -> &[u8; 36] {
+        &self.0
+    }
+
     /// The text, `xxxxxxxx-xxxx-8xxx-yxxx-xxxxxxxxxxxx`.
     pub fn as_str(&self) -> &str {
         // only ASCII hex digits and dashes are written

@@ -245,19 +245,18 @@ pub fn write_bundle(entries: &[crate::ctx::Entry], out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"fullUrl\":");
         crate::tree::write_str_parts(out, &[&e.full_url]);
         out.extend_from_slice(b",\"request\":{\"method\":\"PUT\",\"url\":");
-        let rtype = Value::Str(e.rtype);
         match &e.request {
             Request::Conditional(q) => {
                 crate::tree::write_str_parts(out, &[e.rtype, "?", q]);
                 out.extend_from_slice(b"},\"resource\":");
-                e.resource.write_json_with(&[("resourceType", &rtype)], out);
+                e.resource
+                    .write_json_with(&[("resourceType", e.rtype)], out);
             }
             Request::Put => {
                 crate::tree::write_str_parts(out, &[e.rtype, "/", &e.uuid]);
                 out.extend_from_slice(b"},\"resource\":");
-                let id = Value::Shared(e.uuid.clone());
                 e.resource
-                    .write_json_with(&[("id", &id), ("resourceType", &rtype)], out);
+                    .write_json_with(&[("id", e.uuid.as_str()), ("resourceType", e.rtype)], out);
             }
         }
         out.push(b'}');
@@ -282,7 +281,7 @@ pub fn bundle(entries: Vec<crate::ctx::Entry>) -> Value {
                 Request::Put => {
                     url.push('/');
                     url.push_str(&e.uuid);
-                    resource.insert("id", Value::Shared(e.uuid.clone()));
+                    resource.insert("id", Value::from(e.uuid.as_str().to_owned()));
                 }
             }
             json!({

@@ -325,13 +325,13 @@ impl Value {
 }
 
 impl Map {
-    /// Appends the compact JSON text of the object with the entries of `extra` (sorted by key)
+    /// Appends the compact JSON text of the object with the strings of `extra` (sorted by key)
     /// merged in, as if they had been inserted first (an extra key replaces the object's own):
     /// a Bundle entry's resource gets its `resourceType` and `id` without being changed.
-    pub fn write_json_with(&self, extra: &[(&'static str, &Value)], out: &mut Vec<u8>) {
+    pub fn write_json_with(&self, extra: &[(&'static str, &str)], out: &mut Vec<u8>) {
         out.push(b'{');
         let mut first = true;
-        let mut write = |out: &mut Vec<u8>, k: &str, v: &Value| {
+        let mut key = |out: &mut Vec<u8>, k: &str| {
             if !first {
                 out.push(b',');
             }
@@ -339,22 +339,24 @@ impl Map {
             out.push(b'"');
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b"\":");
-            v.write_json(out);
         };
         let mut extra = extra.iter().peekable();
         for (k, v) in &self.0 {
             let mut replaced = false;
             while let Some((ek, ev)) = extra.next_if(|(ek, _)| key_cmp(ek, k) != Ordering::Greater)
             {
-                write(out, ek, ev);
+                key(out, ek);
+                write_str(out, ev);
                 replaced |= ek == k;
             }
             if !replaced {
-                write(out, k, v);
+                key(out, k);
+                v.write_json(out);
             }
         }
         for (ek, ev) in extra {
-            write(out, ek, ev);
+            key(out, ek);
+            write_str(out, ev);
         }
         out.push(b'}');
     }
@@ -758,8 +760,8 @@ mod tests {
 
     #[test]
     fn merged_keys_write_as_if_inserted() {
-        let id = Value::Str("new-id");
-        let rt = Value::Str("Patient");
+        let id = "new-id";
+        let rt = "Patient";
         for keys in [
             &[][..],
             &["active"],
@@ -771,10 +773,10 @@ mod tests {
                 m.insert(k, Value::Str("old"));
             }
             let mut merged = Vec::new();
-            m.write_json_with(&[("id", &id), ("resourceType", &rt)], &mut merged);
+            m.write_json_with(&[("id", id), ("resourceType", rt)], &mut merged);
             let mut inserted = m.clone();
-            inserted.insert("id", id.clone());
-            inserted.insert("resourceType", rt.clone());
+            inserted.insert("id", Value::Str(id));
+            inserted.insert("resourceType", Value::Str(rt));
             let mut expected = Vec::new();
             inserted.write_json(&mut expected);
             assert_eq!(merged, expected, "{keys:?}");

@@ -55,7 +55,7 @@ pub fn al1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         a.insert("reaction", json!([r]));
     }
     put(&mut a, "onsetDateTime", ctx.date(s, 6).map(Value::from));
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let i = ctx.add("AllergyIntolerance", Request::Put, &[&pu, "AL1", &key], a);
     st.note = Some(NoteTarget::Annotation(i));
 }
@@ -116,7 +116,7 @@ pub fn dg1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     if let Some(id) = &ident {
         cond.insert("identifier", json!([id]));
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let i = add_keyed(
         ctx,
         (s, 20),
@@ -174,7 +174,7 @@ pub fn pr1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     if let Some(ei) = st.encounter {
         p.insert("encounter", ctx.reference(ei));
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let i = ctx.add(
         "Procedure",
         Request::Put,

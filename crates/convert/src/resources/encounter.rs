@@ -135,7 +135,7 @@ pub fn pv1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         }
         e.insert("identifier", json!([v]));
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let i = if let Some(req) = visit.as_ref().and_then(|v| super::request_for(Some(v))) {
         ctx.add("Encounter", req, &[], e)
     } else {

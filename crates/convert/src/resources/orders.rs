@@ -115,7 +115,7 @@ fn service_request<'a>(
             r.insert("requester", who);
         }
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let name_value = placer
         .as_ref()
         .or(filler.as_ref())
@@ -263,7 +263,7 @@ pub fn obr<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     if !interpreters.is_empty() {
         d.insert("resultsInterpreter", Value::Array(interpreters));
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let name_value = filler
         .as_ref()
         .or(placer.as_ref())
@@ -559,7 +559,7 @@ pub fn obx<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     let sub_id = ctx.code(s, 4).unwrap_or_default();
     st.obx_in_parent += 1;
     let parent = st.report.or(st.immunization).or(st.request).unwrap_or(pi);
-    let parent_uuid = ctx.entries[parent].uuid.clone();
+    let parent_uuid = ctx.entries[parent].uuid;
     let position = st.obx_in_parent.to_string();
     let i = add_keyed(
         ctx,
@@ -687,7 +687,7 @@ pub fn spm<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         sp.insert("identifier", Value::Array(ids));
     }
     let parent = st.report.unwrap_or(pi);
-    let pu = ctx.entries[parent].uuid.clone();
+    let pu = ctx.entries[parent].uuid;
     let i = add_keyed(
         ctx,
         (s, 2),

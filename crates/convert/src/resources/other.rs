@@ -80,7 +80,7 @@ pub fn txa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     if let Some(m) = &master {
         d.insert("masterIdentifier", m.clone());
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let name = master
         .as_ref()
         .and_then(|m| m.get("value"))
@@ -220,7 +220,7 @@ pub fn rxa<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     if !ids.is_empty() {
         im.insert("identifier", Value::Array(ids));
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let code_key = ctx.first(s, 5).and_then(first_text).unwrap_or_default();
     let i = add_keyed(
         ctx,
@@ -349,7 +349,7 @@ pub fn sch<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
     if !ids.is_empty() {
         a.insert("identifier", Value::Array(ids));
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let i = add_keyed(ctx, (s, 2), "Appointment", key, &[&pu, "SCH", &name], a);
     st.appointment = Some(i);
     st.note = Some(NoteTarget::Comment(i));
@@ -480,7 +480,7 @@ pub fn ft1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
     if let Some(t) = &txid {
         c.insert("identifier", json!([{ "value": t }]));
     }
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     let name = txid.unwrap_or_else(|| ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string().into()));
     let i = ctx.add("ChargeItem", Request::Put, &[&pu, "FT1", &name], c);
     st.note = Some(NoteTarget::Annotation(i));

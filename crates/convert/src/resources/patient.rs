@@ -231,7 +231,7 @@ pub fn pid<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) -> Result<
         a.insert("status", json!("active"));
         a.insert("subject", json!([ctx.reference(i)]));
         a.insert("identifier", json!([acct.clone()]));
-        let pu = ctx.entries[i].uuid.clone();
+        let pu = ctx.entries[i].uuid;
         st.account = Some(add_keyed(
             ctx,
             (s, 18),
@@ -378,7 +378,7 @@ pub fn nk1<'a>(ctx: &mut Ctx<'a, '_>, st: &mut State<'a>, s: Seg<'a>) {
         r.insert("identifier", Value::Array(ids));
     }
     let set_id = ctx.code(s, 1).unwrap_or_else(|| s.occ.to_string().into());
-    let pu = ctx.entries[pi].uuid.clone();
+    let pu = ctx.entries[pi].uuid;
     ctx.add("RelatedPerson", Request::Put, &[&pu, "NK1", &set_id], r);
     st.note = None;
 }
