@@ -132,6 +132,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: include_str!("../migrations/sqlite/0007_fhir_indexes.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/sqlite/0008_fhir_clustered.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -163,6 +167,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 7,
         sql: include_str!("../migrations/postgres/0007_fhir_indexes.sql"),
+    },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/postgres/0008_fhir_clustered.sql"),
     },
 ];
 

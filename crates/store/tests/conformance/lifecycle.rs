@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// The newest schema version (migrations 0001..=0007).
-const LATEST: i64 = 7;
+/// The newest schema version (migrations 0001..=0008).
+const LATEST: i64 = 8;
 
 /// Every version up to the newest.
 fn all_versions() -> Vec<i64> {
