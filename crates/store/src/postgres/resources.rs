@@ -5,6 +5,7 @@
 //! never make the same version.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -23,10 +24,10 @@ use crate::time::Timestamp;
 
 const D: Dialect = Dialect::Postgres;
 
-fn bound(params: &[Value]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+fn bound(params: &[Value]) -> Vec<Param> {
     params
         .iter()
-        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+        .map(|p| -> Param {
             match p {
                 Value::Text(t) => Box::new(t.clone()),
                 Value::Int(i) => Box::new(*i),
@@ -353,12 +354,15 @@ async fn claim_id(
     now: Timestamp,
 ) -> Result<Option<i64>> {
     const OP: &str = "write";
-    client
-        .query_opt(
+    let stmt = client
+        .prepare_cached(
             "INSERT INTO fhir_resource (type, id, version, last_updated, deleted)
              VALUES ($1, $2, 1, $3, false) ON CONFLICT (type, id) DO NOTHING RETURNING rid",
-            &[&rtype, &id, &now.as_micros()],
         )
+        .await
+        .map_err(StoreError::pg(OP))?;
+    client
+        .query_opt(&stmt, &[&rtype, &id, &now.as_micros()])
         .await
         .map_err(StoreError::pg(OP))?
         .map(|r| r.try_get(0))
@@ -377,10 +381,20 @@ async fn write_one(
         Target::Id(id) => id,
         Target::Done(outcome) => return Ok(outcome),
     };
-    let mut cur = current(client, rtype, &id).await?;
     let mut now = Timestamp::now();
-    let mut inserted = None;
-    if cur == Current::Absent && w.op != WriteOp::Delete {
+    // A create claims its id first (one round trip instead of a look then a claim); only an
+    // id that is taken needs the look.
+    let mut inserted = if w.op == WriteOp::Create {
+        claim_id(client, rtype, &id, now).await?
+    } else {
+        None
+    };
+    let mut cur = if inserted.is_some() {
+        Current::Absent
+    } else {
+        current(client, rtype, &id).await?
+    };
+    if cur == Current::Absent && inserted.is_none() && w.op != WriteOp::Delete {
         inserted = claim_id(client, rtype, &id, now).await?;
         if inserted.is_none() {
             cur = current(client, rtype, &id).await?;
@@ -419,61 +433,96 @@ async fn write_one(
             } else {
                 HistoryMethod::Update
             };
-            client
-                .execute(
-                    "UPDATE fhir_resource SET version = $2, last_updated = $3, deleted = $4
-                     WHERE rid = $1",
-                    &[
-                        &rid,
-                        &(version + 1),
-                        &now.as_micros(),
-                        &(op == WriteOp::Delete),
-                    ],
-                )
-                .await
-                .map_err(StoreError::pg(OP))?;
             (rid, version + 1, method)
         }
     };
-    let stored = store_version(client, w, (rid, id, version, method), now, crypto).await?;
+    let stored = store_version(client, w, (rid, id, version, method), now, cur, crypto).await?;
     Ok(resource_sql::outcome(stored, cur))
 }
 
-/// Stores the version row and replaces the index rows.
+/// Sends the statements of one version's rows together (tokio-postgres pipelines the
+/// requests of futures polled together, in the order first polled): one round trip for the
+/// resource row's update, the version, and the index rows' replacement, instead of one each.
+async fn pipelined(
+    client: &impl GenericClient,
+    statements: Vec<(tokio_postgres::Statement, Vec<Param>)>,
+) -> Result<()> {
+    let runs = statements.iter().map(|(stmt, params)| {
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        async move { client.execute(stmt, &refs).await }
+    });
+    futures_util::future::try_join_all(runs)
+        .await
+        .map_err(StoreError::pg("write"))?;
+    Ok(())
+}
+
+/// Stores the version row, updates the resource row (unless `before` is absent: the row was
+/// just inserted as version 1) and replaces the index rows, in one round trip.
 async fn store_version(
     client: &impl GenericClient,
     w: &ResourceWrite,
     (rid, id, version, method): (i64, String, i64, HistoryMethod),
     now: Timestamp,
+    before: Current,
     crypto: &Crypto,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
     let stored = resource_sql::new_version(w, id, version, method, now)?;
     let content = if stored.deleted {
-        std::borrow::Cow::Borrowed(&stored.content[..])
+        stored.content.clone()
     } else {
-        crypto.seal(
-            SealedRow::Resource(&stored.resource_type, &stored.id, version),
-            &stored.content,
-        )?
+        crypto
+            .seal(
+                SealedRow::Resource(&stored.resource_type, &stored.id, version),
+                &stored.content,
+            )?
+            .into_owned()
     };
-    client
-        .execute(
+    let mut statements = Vec::with_capacity(3);
+    if before != Current::Absent {
+        let update = client
+            .prepare_cached(
+                "UPDATE fhir_resource SET version = $2, last_updated = $3, deleted = $4
+                 WHERE rid = $1",
+            )
+            .await
+            .map_err(StoreError::pg(OP))?;
+        let params: Vec<Param> = vec![
+            Box::new(rid),
+            Box::new(version),
+            Box::new(now.as_micros()),
+            Box::new(stored.deleted),
+        ];
+        statements.push((update, params));
+    }
+    let insert = client
+        .prepare_cached(
             "INSERT INTO fhir_version (rid, version, last_updated, deleted, method, content)
              VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &rid,
-                &version,
-                &now.as_micros(),
-                &stored.deleted,
-                &resource_sql::method_code(method),
-                &content.as_ref(),
-            ],
         )
         .await
         .map_err(StoreError::pg(OP))?;
+    let params: Vec<Param> = vec![
+        Box::new(rid),
+        Box::new(version),
+        Box::new(now.as_micros()),
+        Box::new(stored.deleted),
+        Box::new(resource_sql::method_code(method)),
+        Box::new(content),
+    ];
+    statements.push((insert, params));
     let index: &[fhir::index::IndexEntry] = if stored.deleted { &[] } else { &w.index };
-    replace_index(client, rid, &w.resource_type, index, crypto).await?;
+    let fresh = before == Current::Absent;
+    if let Some(replace) =
+        replace_index(client, rid, &w.resource_type, index, fresh, crypto).await?
+    {
+        statements.push(replace);
+    }
+    pipelined(client, statements).await?;
     Ok(stored)
 }
 
@@ -526,33 +575,53 @@ impl Keys {
         self.grp.push(k.grp);
         self.pos.push(k.pos);
     }
+
+    /// The three key arrays as statement parameters (param, grp, pos).
+    fn into_params(self, params: &mut Vec<Param>) {
+        params.extend([boxed(self.param), boxed(self.grp), boxed(self.pos)]);
+    }
 }
 
 fn column<T: Clone, const N: usize>(rows: &[[T; N]], i: usize) -> Vec<T> {
     rows.iter().filter_map(|r| r.get(i).cloned()).collect()
 }
 
-/// Replaces the index rows of `rid` (two statements).
+/// The statement that replaces the index rows of `rid` (`fresh`: a row id just inserted,
+/// which has none to delete), with its parameters; `None` when there is nothing to do.
 async fn replace_index(
     client: &impl GenericClient,
     rid: i64,
     rtype: &str,
     entries: &[fhir::index::IndexEntry],
+    fresh: bool,
     crypto: &Crypto,
-) -> Result<()> {
+) -> Result<Option<(tokio_postgres::Statement, Vec<Param>)>> {
     const OP: &str = "write";
-    let delete = client
-        .prepare_cached(DELETE_INDEX_SQL)
-        .await
-        .map_err(StoreError::pg(OP))?;
-    client
-        .execute(&delete, &[&rid])
-        .await
-        .map_err(StoreError::pg(OP))?;
     if entries.is_empty() {
-        return Ok(());
+        if fresh {
+            return Ok(None);
+        }
+        let delete = client
+            .prepare_cached(DELETE_INDEX_SQL)
+            .await
+            .map_err(StoreError::pg(OP))?;
+        return Ok(Some((delete, vec![Box::new(rid)])));
     }
-    let rows = crypto.index_rows(IndexRows::new(entries));
+    let params = index_params(rid, rtype, &crypto.index_rows(IndexRows::new(entries)));
+    let sql = if fresh {
+        INSERT_INDEX_SQL
+    } else {
+        replace_index_sql()
+    };
+    let insert = client
+        .prepare_cached(sql)
+        .await
+        .map_err(StoreError::pg(OP))?;
+    Ok(Some((insert, params)))
+}
+
+/// The parameters of [`INSERT_INDEX_SQL`]: the rows of each kind as column arrays.
+fn index_params(rid: i64, rtype: &str, rows: &IndexRows) -> Vec<Param> {
     let (mut sk, mut tk, mut rk, mut dk, mut nk, mut qk, mut uk) = Default::default();
     let keys = |k: &mut Keys, key: &resource_sql::Key| k.add(key);
     let (mut s_norm, mut s_exact) = (Vec::new(), Vec::new());
@@ -604,25 +673,42 @@ async fn replace_index(
     let t: [Vec<Option<String>>; 5] = std::array::from_fn(|i| column(&t_cols, i));
     let r: [Vec<Option<String>>; 5] = std::array::from_fn(|i| column(&r_cols, i));
     let q: [Vec<Option<String>>; 3] = std::array::from_fn(|i| column(&q_cols, i));
-    let rtype = rtype.to_owned();
-    let params: Vec<&(dyn ToSql + Sync)> = vec![
-        &rid, &rtype, // rid, type
-        &sk.param, &sk.grp, &sk.pos, &s_norm, &s_exact, // string
-        &tk.param, &tk.grp, &tk.pos, &t[0], &t[1], &t[2], &t[3], &t[4], // token
-        &rk.param, &rk.grp, &rk.pos, &r[0], &r[1], &r[2], &r[3], &r[4], // reference
-        &dk.param, &dk.grp, &dk.pos, &d_low, &d_high, // date
-        &nk.param, &nk.grp, &nk.pos, &n_val, &n_low, &n_high, // number
-        &qk.param, &qk.grp, &qk.pos, &q[0], &q[1], &q[2], &q_val, &q_low, &q_high, // quantity
-        &uk.param, &uk.grp, &uk.pos, &u_val,  // uri
-        &d_fast, // date: fast
-    ];
-    let insert = client
-        .prepare_cached(INSERT_INDEX_SQL)
-        .await
-        .map_err(StoreError::pg(OP))?;
-    client
-        .execute(&insert, &params)
-        .await
-        .map_err(StoreError::pg(OP))?;
-    Ok(())
+    let mut p: Vec<Param> = vec![Box::new(rid), Box::new(rtype.to_owned())];
+    sk.into_params(&mut p);
+    p.extend([boxed(s_norm), boxed(s_exact)]);
+    tk.into_params(&mut p);
+    p.extend(t.map(boxed));
+    rk.into_params(&mut p);
+    p.extend(r.map(boxed));
+    dk.into_params(&mut p);
+    p.extend([boxed(d_low), boxed(d_high)]);
+    nk.into_params(&mut p);
+    p.extend([boxed(n_val), boxed(n_low), boxed(n_high)]);
+    qk.into_params(&mut p);
+    p.extend(q.map(boxed));
+    p.extend([boxed(q_val), boxed(q_low), boxed(q_high)]);
+    uk.into_params(&mut p);
+    p.extend([boxed(u_val), boxed(d_fast)]);
+    p
+}
+
+/// An owned statement parameter (of a statement sent in a pipeline).
+type Param = Box<dyn ToSql + Sync + Send>;
+
+fn boxed<T: ToSql + Sync + Send + 'static>(value: T) -> Param {
+    Box::new(value)
+}
+
+/// [`INSERT_INDEX_SQL`] with the deletion of the resource's old rows in the same statement:
+/// every data-modifying part of one statement works on the same snapshot, so the deletions
+/// see only the rows that were there before it, never the ones it inserts.
+fn replace_index_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut deletes = String::new();
+        for (i, table) in resource_sql::INDEX_TABLES.iter().enumerate() {
+            let _ = write!(deletes, " del{i} AS (DELETE FROM {table} WHERE rid = $1),");
+        }
+        INSERT_INDEX_SQL.replacen("WITH", &format!("WITH{deletes}"), 1)
+    });
+    &SQL
 }
