@@ -198,7 +198,7 @@ pub fn first_text(e: Element<'_>) -> Option<Text> {
 /// The text of part `n` (of its first subcomponent, when `n` is a component: a primitive
 /// component sent with subcomponents keeps its first).
 pub fn part_text(e: Element<'_>, n: usize) -> Option<Text> {
-    part_own_text(part(e, n)?)
+    Parts::of(e).text(n)
 }
 
 /// The text of a part: of its first subcomponent when it is a component.

@@ -116,6 +116,22 @@ pub fn code(s: &str) -> Option<Text> {
 
 /// [`code`] of a text: the text itself when it is already a code (no copy).
 pub fn code_of(s: Text) -> Option<Text> {
+    // ASCII (nearly every code): checked on the bytes, without reading the text as `str`
+    let bytes = s.as_bytes();
+    if bytes.is_ascii() {
+        // whitespace as `str::trim` and `split_whitespace` see it, in ASCII
+        let space = |b: u8| matches!(b, b'\t'..=b'\r' | b' ');
+        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+            return None;
+        };
+        if !space(first)
+            && !space(last)
+            && !bytes.windows(2).any(|w| w == b"  ")
+            && !bytes.iter().any(|&b| b != b' ' && space(b))
+        {
+            return Some(s);
+        }
+    }
     let single_spaced = s.len() == s.trim().len()
         && !s.contains("  ")
         && !s.contains(|c: char| c.is_whitespace() && c != ' ');
@@ -692,6 +708,46 @@ mod tests {
         );
         assert_eq!(coding_system("99LOCAL"), "99LOCAL");
         assert_eq!(coding_system("My System"), "My%20System");
+    }
+
+    #[test]
+    fn codes_of_texts_as_of_strings() {
+        // the rule before the ASCII shortcut, as the reference
+        let reference = |s: &str| {
+            let single_spaced = s.len() == s.trim().len()
+                && !s.contains("  ")
+                && !s.contains(|c: char| c.is_whitespace() && c != ' ');
+            if single_spaced {
+                (!s.is_empty()).then(|| s.to_owned())
+            } else {
+                code(s).map(Text::into_string)
+            }
+        };
+        for s in [
+            "",
+            " ",
+            "A",
+            "A B",
+            "A  B",
+            " A",
+            "A ",
+            "A\tB",
+            "\x0bA",
+            "A\x0c",
+            "\x1cA\x1f",
+            "a\u{a0}b",
+            "\u{85}",
+            "é",
+            "  A \r\n B  ",
+            "LN",
+            "mg/dL",
+        ] {
+            assert_eq!(
+                code_of(Text::new(s)).map(Text::into_string),
+                reference(s),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]
