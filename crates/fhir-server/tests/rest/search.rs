@@ -812,6 +812,23 @@ async fn totals_summary_elements(s: &TestServer) {
     assert!(entries(&b).is_empty(), "_summary=count has no entries: {b}");
     let b = s.search("Observation?_summary=count").await;
     assert_eq!(b["total"], 8, "{b}");
+    // Totals of several filters (on SQLite counted from the index rows: the driving filter's
+    // rows, the others checked per candidate) agree with the matches listed.
+    for (query, expected) in [
+        ("Patient?name=mu&gender=female&birthdate=ge1980", 1),
+        ("Patient?gender=female&birthdate=ge1980", 2),
+        ("Patient?address-city=boston&birthdate=ge1980", 2),
+        ("Patient?name=s&gender=male", 1),
+        ("Patient?identifier=1004&name=smi&gender=female", 1),
+        ("Patient?name=smi&gender=female&birthdate=lt1980", 0),
+    ] {
+        let b = s.search(&format!("{query}&_summary=count")).await;
+        assert_eq!(b["total"], expected, "{query}: {b}");
+        let listed = s.ids(&format!("{query}&_count=50")).await;
+        assert_eq!(listed.len(), expected, "{query}: {listed:?}");
+        let b = s.search(&format!("{query}&_count=1&_total=accurate")).await;
+        assert_eq!(b["total"], expected, "{query}: {b}");
+    }
 
     // _elements: the named elements, the mandatory ones, and a SUBSETTED tag.
     let b = s.search("Patient?_id=p1&_elements=name").await;

@@ -68,19 +68,73 @@ pub(crate) fn compile(dialect: Dialect, req: &SearchRequest, crypto: &Crypto) ->
     Ok(Compiled { page, count })
 }
 
-/// The count of a typed search with one filter of one positive value test, from that
-/// parameter's index rows alone: index rows exist only for live resources (a write replaces
-/// them, a delete removes them) and carry the resource type, so the count needs no visit to
+/// The count of a typed search whose filters are each one positive value test, from the
+/// index rows alone: index rows exist only for live resources (a write replaces them, a
+/// delete removes them) and carry the resource type, so the count needs no visit to
 /// `fhir_resource` (a `name=smi` at 1M resources counted 5,500 matches in 1.2 ms instead of
-/// 15 ms). `None` when the search is not of that shape.
+/// 15 ms). With several filters (SQLite), the driving filter's rows are the candidates and
+/// each other filter is a correlated `EXISTS` on the candidate's rows of its parameter (one
+/// seek into the table clustered by `(rid, param)`). `None` when the search is not of that
+/// shape.
 fn index_count(dialect: Dialect, req: &SearchRequest, crypto: &Crypto) -> Result<Option<Sql>> {
-    let (Some(t), [filter]) = (&req.resource_type, req.filters.as_slice()) else {
+    let Some(rtype) = &req.resource_type else {
         return Ok(None);
     };
-    let [p] = filter.any.as_slice() else {
+    let Some(tests) = req
+        .filters
+        .iter()
+        .map(plain_test)
+        .collect::<Option<Vec<_>>>()
+    else {
         return Ok(None);
     };
-    let simple = !matches!(p.param.as_str(), "_id" | "_lastUpdated")
+    let driver = match tests.len() {
+        0 => return Ok(None),
+        1 => 0,
+        // several filters: SQLite only (PostgreSQL plans the lists of row ids itself), and
+        // not with two bounds on one date parameter (answered together, see `date_group`)
+        _ if dialect == Dialect::Sqlite && date_groups(req).is_empty() => {
+            match driving_filter(req) {
+                Some(d) => d,
+                None => return Ok(None),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let mut g = Gen::new(dialect, crypto);
+    let (first, table) = tests[driver];
+    let a = g.alias();
+    g.push(&format!(
+        "SELECT count(DISTINCT x{a}.rid) FROM {table} x{a} WHERE x{a}.type = "
+    ))
+    .text(rtype)
+    .push(&format!(" AND x{a}.param = "))
+    .text(&first.param)
+    .push(" AND ");
+    g.value_test(&first.test, &format!("x{a}"), &first.param)?;
+    for (n, (other, table)) in tests.iter().enumerate() {
+        if n == driver {
+            continue;
+        }
+        let b = g.alias();
+        g.push(&format!(
+            " AND EXISTS (SELECT 1 FROM {table} x{b} WHERE x{b}.rid = x{a}.rid AND x{b}.param = "
+        ))
+        .text(&other.param)
+        .push(" AND ");
+        g.value_test(&other.test, &format!("x{b}"), &other.param)?;
+        g.push(")");
+    }
+    Ok(Some(g.sql))
+}
+
+/// A filter of one positive test answered by one index table's value index: the test and
+/// the table.
+fn plain_test(f: &fhir::search::Filter) -> Option<(&Predicate, &'static str)> {
+    let [p] = f.any.as_slice() else {
+        return None;
+    };
+    let plain = !matches!(p.param.as_str(), "_id" | "_lastUpdated")
         && !matches!(
             p.test,
             Test::Missing { .. }
@@ -89,19 +143,9 @@ fn index_count(dialect: Dialect, req: &SearchRequest, crypto: &Crypto) -> Result
                 | Test::Has { .. }
                 | Test::Composite(_)
         );
-    let Some(table) = table_of_test(&p.test).filter(|_| simple) else {
-        return Ok(None);
-    };
-    let mut g = Gen::new(dialect, crypto);
-    g.push(&format!(
-        "SELECT count(DISTINCT x1.rid) FROM {table} x1 WHERE x1.type = "
-    ))
-    .text(t)
-    .push(" AND x1.param = ")
-    .text(&p.param)
-    .push(" AND ");
-    g.value_test(&p.test, "x1", &p.param)?;
-    Ok(Some(g.sql))
+    table_of_test(&p.test)
+        .filter(|_| plain)
+        .map(|table| (p, table))
 }
 
 /// The total of a search when its page already tells it: a page that is not full and
