@@ -9,6 +9,20 @@
 -- write numbers them 0, 1, …; rows copied here keep their old rowid, unique in their table).
 -- The value indexes keep their names and columns; as indexes of WITHOUT ROWID tables they
 -- end with (rid, seq) instead of the rowid.
+--
+-- Planner statistics: dropping a table drops its rows of sqlite_stat1, and the search plans
+-- of a large store depend on them (the store gathers them with `PRAGMA optimize` at close).
+-- They are kept: a value index keeps its statistics as they were, the (rid, param) index's
+-- become the primary key's (rid, param, seq) with one row per key. A store that had none
+-- gets none.
+
+-- makes sure sqlite_stat1 exists (analysing sqlite_schema itself records nothing)
+ANALYZE sqlite_schema;
+CREATE TEMP TABLE fhir_idx_stat_kept AS
+    SELECT tbl, idx, stat FROM sqlite_stat1
+    WHERE tbl IN ('fhir_idx_string', 'fhir_idx_token', 'fhir_idx_reference', 'fhir_idx_date',
+                  'fhir_idx_number', 'fhir_idx_quantity', 'fhir_idx_uri')
+      AND idx IS NOT NULL;
 
 CREATE TABLE fhir_idx_string_new (
     rid        INTEGER NOT NULL,
@@ -157,3 +171,13 @@ INSERT INTO fhir_idx_uri_new (rid, param, seq, type, grp, pos, value)
 DROP TABLE fhir_idx_uri;
 ALTER TABLE fhir_idx_uri_new RENAME TO fhir_idx_uri;
 CREATE INDEX fhir_idx_uri_value ON fhir_idx_uri (type, param, value);
+
+INSERT INTO sqlite_stat1 (tbl, idx, stat)
+    SELECT tbl,
+           CASE WHEN idx = tbl || '_rid' THEN tbl ELSE idx END,
+           CASE WHEN idx = tbl || '_rid' THEN stat || ' 1' ELSE stat END
+    FROM temp.fhir_idx_stat_kept
+    WHERE idx = tbl || '_rid' OR idx IN (SELECT name FROM sqlite_schema WHERE type = 'index');
+DROP TABLE temp.fhir_idx_stat_kept;
+-- reloads the statistics for this connection
+ANALYZE sqlite_schema;
