@@ -16,7 +16,9 @@
 //! the source message. Fields that carry data but are not mapped are listed in
 //! [`Conversion::unmapped`] (where, how long, never the value), never silently dropped.
 //!
-//! Resources are built in a small JSON tree of the crate's own (static keys, sorted vectors);
+//! Resources are built in a small JSON tree of the crate's own (static keys, sorted vectors,
+//! message text held inline up to 30 bytes instead of in a `String`; values without escape
+//! sequences or non-ASCII bytes are read straight from the message's bytes);
 //! [`convert_bytes_to_json`] writes the Bundle from it straight to JSON bytes (the fast form,
 //! for callers that send or store the Bundle), [`convert_bytes`] moves it into a
 //! `serde_json::Value` (for callers that inspect it).
