@@ -4,7 +4,8 @@
 //! resource's index rows ([`fhir::index::IndexEntry`], extracted by the caller) in the same
 //! transaction, and searches ([`fhir::search::SearchRequest`]) are SQL over those index
 //! tables — never a scan of resource JSON. The tables are described in
-//! `migrations/<backend>/0003_fhir.sql`.
+//! `migrations/<backend>/0003_fhir.sql`; on SQLite the index tables are clustered by
+//! `(rid, param, seq)` since `0008_fhir_clustered.sql`.
 //!
 //! # Writes
 //!
