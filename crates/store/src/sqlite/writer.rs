@@ -105,10 +105,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel(max_batch.saturating_mul(4));
         let thread = std::thread::Builder::new()
             .name("plexus-store-writer".to_owned())
-            .spawn(move || {
-                raise_priority();
-                run(&conn, rx, max_batch, &counters);
-            })
+            .spawn(move || run(&conn, rx, max_batch, &counters))
             .map_err(|e| StoreError::Task {
                 op: "open",
                 detail: format!("cannot start the writer thread: {e}"),
@@ -168,24 +165,6 @@ impl Writer {
 }
 
 /// The writer thread: batch, commit, answer, until closed or every handle is dropped.
-/// The writer thread's nice value where the system allows it (Linux; needs `CAP_SYS_NICE` or
-/// an `RLIMIT_NICE` of at least 5). Every ACK and every queue step waits for this one thread:
-/// when it is runnable but waiting for a core busy with transformer scripts, senders or MLLP
-/// clients, the whole engine waits. In the channel benchmark on a loaded 2-core machine the
-/// writer spent about half its time in the run queue.
-const WRITER_NICE: i32 = -5;
-
-fn raise_priority() {
-    #[cfg(target_os = "linux")]
-    match rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE) {
-        Ok(()) => tracing::debug!(nice = WRITER_NICE, "store writer priority raised"),
-        Err(e) => tracing::info!(
-            error = %e,
-            "the store writer runs at normal priority (raising it needs CAP_SYS_NICE)"
-        ),
-    }
-}
-
 fn run(conn: &Connection, mut rx: mpsc::Receiver<Request>, max_batch: usize, counters: &Counters) {
     let mut closers = Vec::new();
     while let Some(first) = rx.blocking_recv() {
