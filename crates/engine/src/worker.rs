@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use connectors::SendError;
 use serde_json::{Map, Value};
 use store::{
-    DestinationUpdate, Enqueue, Journal as _, QueueItem, QueueState, Queues as _, Stage, Status,
-    StoredMessage, Timestamp, Transition,
+    DestinationUpdate, Enqueue, Journal as _, QueueItem, QueueState, Queues as _, Shared, Stage,
+    Status, StoredMessage, Timestamp, Transition,
 };
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -204,6 +204,12 @@ pub(crate) async fn process(
     if let Some(tr) = p.transformed {
         r.content.push((0, Stage::Transformed, tr));
     }
+    // what the source produced, as stored: a destination that encodes exactly these bytes
+    // shares them instead of storing a copy
+    let source_output = match r.content.first() {
+        Some((0, Stage::Transformed, tr)) => Some((Shared::ENCODED_IS_TRANSFORMED, tr.clone())),
+        _ => None,
+    };
     match p.status {
         Status::Filtered => ch.metrics.filtered.inc(),
         Status::Error => {
@@ -213,9 +219,14 @@ pub(crate) async fn process(
         _ => {}
     }
     for (n, name, routed) in p.routed {
+        let mut shared = Shared::NONE;
         let status = match routed {
             Routed::Encoded(bytes) => {
-                r.content.push((n, Stage::Encoded, bytes));
+                match &source_output {
+                    Some((flag, out)) if *out == bytes => shared = *flag,
+                    None if bytes == raw => shared = Shared::ENCODED_IS_RAW,
+                    _ => r.content.push((n, Stage::Encoded, bytes)),
+                }
                 r.enqueue.push(Enqueue {
                     queue: queue_name(ch.name(), n),
                     destination: n,
@@ -242,6 +253,7 @@ pub(crate) async fn process(
             name,
             status: status.0,
             error: status.1,
+            shared,
         });
     }
     ch.metrics.processed.inc();
@@ -434,7 +446,7 @@ async fn deliver(
         Ok(delivered) => {
             let mut t = Transition::new(item.message_id);
             t.complete = Some((item.id, owner.to_owned()));
-            t.content.push((n, Stage::Sent, encoded));
+            // what was sent is what was encoded: recorded as shared, not stored again
             let mut status = (Status::Sent, None);
             if let Some(resp) = &delivered.response {
                 match ch.pipeline.transform_response(n, &id, resp).await {
@@ -462,6 +474,7 @@ async fn deliver(
                 name: plan.name.clone(),
                 status: status.0,
                 error: status.1,
+                shared: Shared::SENT_IS_ENCODED,
             });
             t.refresh_status = true;
             Delivery::Done(Box::new(t))
@@ -508,6 +521,7 @@ async fn dead(
         name: plan.name.clone(),
         status: Status::Error,
         error: Some(error.to_owned()),
+        shared: Shared::NONE,
     });
     t.refresh_status = true;
     if let Err(e) = engine.store.apply(vec![t]).await {

@@ -91,8 +91,8 @@ pub use error::{Result, StoreError, Subject};
 pub use model::{
     Content, DEFAULT_LIST_LIMIT, Destination, DestinationStatus, DestinationUpdate, Enqueue,
     MAX_LIST_LIMIT, MessageFilter, MessageId, MessageSummary, NewMessage, ParseValueError,
-    QueueDepth, QueueItem, QueueItemId, QueueState, Stage, Status, StoreStats, StoredMessage,
-    Transition,
+    QueueDepth, QueueItem, QueueItemId, QueueState, Shared, Stage, Status, StoreStats,
+    StoredMessage, Transition,
 };
 pub use postgres::PgStore;
 pub use resources::{

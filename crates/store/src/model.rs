@@ -373,7 +373,7 @@ impl NewMessage {
     }
 
     /// The destination rows with only the last one of each destination kept.
-    pub(crate) fn last_destination_updates(&self) -> Vec<&DestinationUpdate> {
+    pub(crate) fn last_destination_updates(&self) -> Vec<(&DestinationUpdate, Shared)> {
         last_destination_updates(&self.destinations)
     }
 
@@ -383,12 +383,16 @@ impl NewMessage {
     }
 }
 
-/// `updates` with only the last one of each destination kept, in destination order.
-fn last_destination_updates(updates: &[DestinationUpdate]) -> Vec<&DestinationUpdate> {
-    let mut last: std::collections::BTreeMap<Destination, &DestinationUpdate> =
+/// `updates` with only the last one of each destination kept, in destination order, each with
+/// the shared flags of all of that destination's updates.
+fn last_destination_updates(updates: &[DestinationUpdate]) -> Vec<(&DestinationUpdate, Shared)> {
+    let mut last: std::collections::BTreeMap<Destination, (&DestinationUpdate, Shared)> =
         std::collections::BTreeMap::new();
     for d in updates {
-        last.insert(d.destination, d);
+        let shared = last
+            .get(&d.destination)
+            .map_or(d.shared, |(_, s)| s.union(d.shared));
+        last.insert(d.destination, (d, shared));
     }
     last.into_values().collect()
 }
@@ -584,6 +588,164 @@ pub struct DestinationUpdate {
     pub status: Status,
     /// Why the status is ERROR, if it is (cleared when `None`).
     pub error: Option<String>,
+    /// Content stages of this destination that are byte-for-byte another stage of the message
+    /// and so are not stored again (added to what the destination row already records).
+    #[serde(default)]
+    pub shared: Shared,
+}
+
+/// Content stages of a destination that are byte-for-byte another stored stage of the same
+/// message, recorded on the destination's row instead of as a second copy (a set of flags).
+///
+/// Most channels deliver what their transformer produced, and every sender sends what was
+/// encoded: storing those bytes two or three times was a fifth of the store writer's work per
+/// channel message. Readers never see the difference: [`crate::Journal::get`] and
+/// [`crate::Journal::contents`] return a shared stage as if it were stored. A stage stored
+/// explicitly always wins over a flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Shared(u8);
+
+impl Shared {
+    /// Nothing shared.
+    pub const NONE: Self = Self(0);
+    /// ENCODED is the source's TRANSFORMED content (destination 0).
+    pub const ENCODED_IS_TRANSFORMED: Self = Self(1);
+    /// ENCODED is the RAW content (destination 0).
+    pub const ENCODED_IS_RAW: Self = Self(2);
+    /// SENT is this destination's ENCODED content.
+    pub const SENT_IS_ENCODED: Self = Self(4);
+    const ALL: u8 = 7;
+
+    /// Both sets of flags.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether every flag of `other` is set.
+    #[must_use]
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The flags as stored.
+    #[must_use]
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Flags as stored; unknown bits (a newer version's) are dropped.
+    #[must_use]
+    pub fn from_bits(bits: i64) -> Self {
+        Self(u8::try_from(bits & i64::from(Self::ALL)).unwrap_or_default())
+    }
+
+    /// Where the bytes of `stage` of destination `destination` are stored when this set says
+    /// they are shared: the (destination, stage) to read instead (which may itself be shared).
+    #[must_use]
+    pub fn source(self, destination: Destination, stage: Stage) -> Option<(Destination, Stage)> {
+        match stage {
+            Stage::Encoded if self.contains(Self::ENCODED_IS_TRANSFORMED) => {
+                Some((0, Stage::Transformed))
+            }
+            Stage::Encoded if self.contains(Self::ENCODED_IS_RAW) => Some((0, Stage::Raw)),
+            Stage::Sent if self.contains(Self::SENT_IS_ENCODED) => {
+                Some((destination, Stage::Encoded))
+            }
+            _ => None,
+        }
+    }
+
+    /// The stages this set marks as shared.
+    pub fn stages(self) -> impl Iterator<Item = Stage> {
+        [
+            (
+                Self::ENCODED_IS_TRANSFORMED.union(Self::ENCODED_IS_RAW),
+                Stage::Encoded,
+            ),
+            (Self::SENT_IS_ENCODED, Stage::Sent),
+        ]
+        .into_iter()
+        .filter(move |(flags, _)| self.0 & flags.0 != 0)
+        .map(|(_, stage)| stage)
+    }
+}
+
+/// Adds the stages the destination rows mark as shared to `content` (a message's stored
+/// content), each with the bytes of the stage it shares and, for SENT, the destination row's
+/// time; a stage stored explicitly is left as it is. Sorted by (destination, stage) after.
+pub(crate) fn add_shared(
+    content: &mut Vec<Content>,
+    destinations: &[(Destination, Shared, Timestamp)],
+) {
+    for &(destination, shared, updated_at) in destinations {
+        for stage in shared.stages() {
+            if content
+                .iter()
+                .any(|c| c.destination == destination && c.stage == stage)
+            {
+                continue;
+            }
+            if let Some(found) = resolve(content, destinations, destination, stage) {
+                let created_at = if stage == Stage::Sent {
+                    updated_at
+                } else {
+                    found.created_at
+                };
+                let bytes = found.bytes.clone();
+                content.push(Content {
+                    destination,
+                    stage,
+                    bytes,
+                    created_at,
+                });
+            }
+        }
+    }
+    content.sort_by_key(|c| (c.destination, c.stage));
+}
+
+/// Of the `candidates` rows (destination, stage, bytes) of one message, takes the one that
+/// holds the bytes of (destination, stage): the stage itself if stored, else the stage
+/// `shared` (that destination's flags) says it shares, and so on.
+pub(crate) fn take_shared(
+    candidates: &mut Vec<(Destination, Stage, Vec<u8>)>,
+    shared: Shared,
+    destination: Destination,
+    stage: Stage,
+) -> Option<(Destination, Stage, Vec<u8>)> {
+    let (mut d, mut s) = (destination, stage);
+    // a chain is at most SENT -> ENCODED -> TRANSFORMED/RAW
+    for _ in 0..3 {
+        if let Some(i) = candidates.iter().position(|c| c.0 == d && c.1 == s) {
+            return Some(candidates.swap_remove(i));
+        }
+        (d, s) = shared.source(d, s)?;
+    }
+    None
+}
+
+/// The stored content that holds the bytes of (destination, stage), following shared flags.
+fn resolve<'c>(
+    content: &'c [Content],
+    destinations: &[(Destination, Shared, Timestamp)],
+    destination: Destination,
+    stage: Stage,
+) -> Option<&'c Content> {
+    let (mut d, mut s) = (destination, stage);
+    // a chain is at most SENT -> ENCODED -> TRANSFORMED/RAW
+    for _ in 0..3 {
+        if let Some(c) = content.iter().find(|c| c.destination == d && c.stage == s) {
+            return Some(c);
+        }
+        let flags = destinations
+            .iter()
+            .find(|(n, _, _)| *n == d)
+            .map_or(Shared::NONE, |(_, f, _)| *f);
+        (d, s) = flags.source(d, s)?;
+    }
+    None
 }
 
 /// One step of a message's processing, written atomically by [`crate::Journal::apply`]:
@@ -656,7 +818,7 @@ impl Transition {
 
     /// The destination updates with only the last one of each destination kept, in
     /// destination order (a row is written once per transition).
-    pub(crate) fn last_destination_updates(&self) -> Vec<&DestinationUpdate> {
+    pub(crate) fn last_destination_updates(&self) -> Vec<(&DestinationUpdate, Shared)> {
         last_destination_updates(&self.destinations)
     }
 
@@ -841,6 +1003,7 @@ mod tests {
             name: "lab-out".into(),
             status: Status::Queued,
             error: None,
+            shared: Shared::NONE,
         });
         let shown = format!("{m:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
@@ -942,14 +1105,28 @@ mod tests {
                 name: format!("d{d}"),
                 status,
                 error: None,
+                shared: Shared::NONE,
             });
         }
-        let last: Vec<(Destination, Status)> = t
+        t.destinations[2].shared = Shared::SENT_IS_ENCODED;
+        t.destinations[0].shared = Shared::ENCODED_IS_TRANSFORMED;
+        let last: Vec<(Destination, Status, Shared)> = t
             .last_destination_updates()
             .iter()
-            .map(|d| (d.destination, d.status))
+            .map(|(d, shared)| (d.destination, d.status, *shared))
             .collect();
-        assert_eq!(last, vec![(1, Status::Queued), (2, Status::Sent)]);
+        // the shared flags of every update of a destination add up
+        assert_eq!(
+            last,
+            vec![
+                (1, Status::Queued, Shared::NONE),
+                (
+                    2,
+                    Status::Sent,
+                    Shared::ENCODED_IS_TRANSFORMED.union(Shared::SENT_IS_ENCODED)
+                )
+            ]
+        );
         t.content.push((1, Stage::Encoded, b"a".to_vec()));
         t.content.push((1, Stage::Encoded, b"b".to_vec()));
         assert_eq!(t.last_content(), vec![(1, Stage::Encoded, &b"b"[..])]);

@@ -136,6 +136,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../migrations/sqlite/0008_fhir_clustered.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/sqlite/0009_shared_content.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -171,6 +175,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 8,
         sql: include_str!("../migrations/postgres/0008_fhir_clustered.sql"),
+    },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/postgres/0009_shared_content.sql"),
     },
 ];
 

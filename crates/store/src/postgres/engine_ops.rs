@@ -5,7 +5,7 @@
 //! and two applies of one message take turns), then sends every statement of every transition
 //! pipelined on the connection and commits once, or rolls everything back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::{try_join, try_join_all};
@@ -15,7 +15,10 @@ use tokio_postgres::types::ToSql;
 use super::group::Sealed;
 use super::{PgStore, rows};
 use crate::error::{Result, StoreError, Subject};
-use crate::model::{MessageId, QueueDepth, QueueItem, QueueItemId, QueueState, Transition};
+use crate::model::{
+    Destination, MessageId, QueueDepth, QueueItem, QueueItemId, QueueState, Shared, Stage,
+    Transition, take_shared,
+};
 use crate::sql::ITEM_COLUMNS;
 use crate::time::{Timestamp, duration_micros};
 
@@ -29,12 +32,13 @@ const COMPLETE_SQL: &str = "UPDATE queue_items SET state = 'DONE', lease_until =
 const STATUS_SQL: &str = "UPDATE messages SET status = $2, error = $3 WHERE id = $1::text";
 
 const DESTINATIONS_SQL: &str = "INSERT INTO message_destinations
-         (message_id, destination, name, status, error, updated_at)
-     SELECT $1::text, d.destination, d.name, d.status, d.error, now()
-     FROM unnest($2::int[], $3::text[], $4::text[], $5::text[])
-         AS d(destination, name, status, error)
+         (message_id, destination, name, status, error, updated_at, shared)
+     SELECT $1::text, d.destination, d.name, d.status, d.error, now(), d.shared
+     FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::smallint[])
+         AS d(destination, name, status, error, shared)
      ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name,
-         status = excluded.status, error = excluded.error, updated_at = excluded.updated_at";
+         status = excluded.status, error = excluded.error, updated_at = excluded.updated_at,
+         shared = message_destinations.shared | excluded.shared";
 
 const CONTENT_SQL: &str = "INSERT INTO message_content
          (message_id, destination, stage, created_at, bytes)
@@ -102,6 +106,7 @@ struct Params<'t> {
     dest_names: Vec<&'t str>,
     dest_statuses: Vec<&'static str>,
     dest_errors: Vec<Option<&'t str>>,
+    dest_shared: Vec<i16>,
     content_destinations: Vec<i32>,
     content_stages: Vec<&'static str>,
     content_bytes: Vec<&'t [u8]>,
@@ -135,11 +140,21 @@ impl<'t> Params<'t> {
                 .map(|(status, error)| (status.as_str(), error.as_deref())),
             dest_numbers: destinations
                 .iter()
-                .map(|d| i32::from(d.destination))
+                .map(|(d, _)| i32::from(d.destination))
                 .collect(),
-            dest_names: destinations.iter().map(|d| d.name.as_str()).collect(),
-            dest_statuses: destinations.iter().map(|d| d.status.as_str()).collect(),
-            dest_errors: destinations.iter().map(|d| d.error.as_deref()).collect(),
+            dest_names: destinations.iter().map(|(d, _)| d.name.as_str()).collect(),
+            dest_statuses: destinations
+                .iter()
+                .map(|(d, _)| d.status.as_str())
+                .collect(),
+            dest_errors: destinations
+                .iter()
+                .map(|(d, _)| d.error.as_deref())
+                .collect(),
+            dest_shared: destinations
+                .iter()
+                .map(|(_, s)| i16::from(s.bits()))
+                .collect(),
             content_destinations: content.iter().map(|(d, _, _)| i32::from(*d)).collect(),
             content_stages: content.iter().map(|(_, s, _)| s.as_str()).collect(),
             content_bytes: content.iter().map(|(_, _, b)| *b).collect(),
@@ -222,6 +237,7 @@ pub(super) async fn apply(store: &PgStore, transitions: Vec<Transition>) -> Resu
                     &p.dest_names,
                     &p.dest_statuses,
                     &p.dest_errors,
+                    &p.dest_shared,
                 ],
             ));
         }
@@ -311,12 +327,13 @@ const STATUS_MANY_SQL: &str = "UPDATE messages m SET status = s.status, error = 
      WHERE m.id = s.id";
 
 const DESTINATIONS_MANY_SQL: &str = "INSERT INTO message_destinations
-         (message_id, destination, name, status, error, updated_at)
-     SELECT d.id, d.destination, d.name, d.status, d.error, now()
-     FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[])
-         AS d(id, destination, name, status, error)
+         (message_id, destination, name, status, error, updated_at, shared)
+     SELECT d.id, d.destination, d.name, d.status, d.error, now(), d.shared
+     FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::smallint[])
+         AS d(id, destination, name, status, error, shared)
      ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name,
-         status = excluded.status, error = excluded.error, updated_at = excluded.updated_at";
+         status = excluded.status, error = excluded.error, updated_at = excluded.updated_at,
+         shared = message_destinations.shared | excluded.shared";
 
 const CONTENT_MANY_SQL: &str = "INSERT INTO message_content
          (message_id, destination, stage, created_at, bytes)
@@ -349,6 +366,7 @@ struct Columns<'t> {
     dest_names: Vec<&'t str>,
     dest_statuses: Vec<&'static str>,
     dest_errors: Vec<Option<&'t str>>,
+    dest_shared: Vec<i16>,
     refresh_ids: Vec<&'t str>,
     content_ids: Vec<&'t str>,
     content_destinations: Vec<i32>,
@@ -381,6 +399,7 @@ impl<'t> Columns<'t> {
             c.dest_names.extend(&p.dest_names);
             c.dest_statuses.extend(&p.dest_statuses);
             c.dest_errors.extend(&p.dest_errors);
+            c.dest_shared.extend(&p.dest_shared);
             if p.refresh {
                 c.refresh_ids.push(id);
             }
@@ -452,6 +471,7 @@ async fn apply_batch(store: &PgStore, transitions: &[Transition]) -> Result<bool
                 &c.dest_names,
                 &c.dest_statuses,
                 &c.dest_errors,
+                &c.dest_shared,
             ],
         ));
     }
@@ -730,7 +750,14 @@ pub(super) fn apply_subject(transitions: &[Transition]) -> Subject {
     }
 }
 
-/// `Journal::contents`: one stage of one destination for several messages, in one query.
+/// A message's shared flags and the candidate rows (destination, stage, bytes) of
+/// [`contents`].
+type Candidates = (Shared, Vec<(Destination, Stage, Vec<u8>)>);
+
+/// `Journal::contents`: one stage of one destination for several messages, in one query. A
+/// stage the destination row marks as shared (see [`Shared`]) is read from the stage it
+/// shares: the query returns the stage itself and, where the flags say so, the stages it may
+/// share, and the flags decide.
 pub(super) async fn contents(
     store: &PgStore,
     ids: &[MessageId],
@@ -744,8 +771,18 @@ pub(super) async fn contents(
     let client = store.client(OP).await?;
     let stmt = client
         .prepare_cached(
-            "SELECT message_id, bytes FROM message_content
-             WHERE message_id = ANY($1::text[]) AND destination = $2 AND stage = $3",
+            "SELECT c.message_id, c.destination, c.stage, c.bytes, coalesce(d.shared, 0::smallint)
+             FROM message_content c
+             LEFT JOIN message_destinations d
+                 ON d.message_id = c.message_id AND d.destination = $2
+             WHERE c.message_id = ANY($1::text[])
+               AND ((c.destination = $2 AND c.stage = $3)
+                 OR ($3 = 'SENT' AND c.destination = $2 AND c.stage = 'ENCODED'
+                     AND d.shared & 4 <> 0)
+                 OR ($3 IN ('SENT', 'ENCODED') AND c.destination = 0
+                     AND c.stage = 'TRANSFORMED' AND d.shared & 1 <> 0)
+                 OR ($3 IN ('SENT', 'ENCODED') AND c.destination = 0
+                     AND c.stage = 'RAW' AND d.shared & 2 <> 0))",
         )
         .await
         .map_err(StoreError::pg(OP))?;
@@ -754,18 +791,32 @@ pub(super) async fn contents(
         .query(&stmt, &[&texts, &i32::from(destination), &stage.as_str()])
         .await
         .map_err(StoreError::pg(OP))?;
-    rows.iter()
-        .map(|r| {
-            let id_text: String = rows::get(r, 0, OP)?;
-            let id = id_text
-                .parse::<MessageId>()
-                .map_err(|_| StoreError::Corrupt {
-                    op: OP,
-                    column: "message_content.message_id",
-                    value: id_text.clone(),
-                })?;
-            let row = crate::crypto::Row::Content(&id_text, destination, stage);
-            Ok((id, store.crypto.open(OP, row, rows::get(r, 1, OP)?)?))
-        })
-        .collect()
+    let mut found: HashMap<String, Candidates> = HashMap::new();
+    for r in &rows {
+        let id_text: String = rows::get(r, 0, OP)?;
+        let d: i32 = rows::get(r, 1, OP)?;
+        let d = Destination::try_from(d).map_err(|_| StoreError::Corrupt {
+            op: OP,
+            column: "message_content.destination",
+            value: d.to_string(),
+        })?;
+        let s = rows::parse(OP, "message_content.stage", rows::get::<String>(r, 2, OP)?)?;
+        let bits: i16 = rows::get(r, 4, OP)?;
+        let entry = found
+            .entry(id_text)
+            .or_insert_with(|| (Shared::from_bits(bits.into()), Vec::new()));
+        entry.1.push((d, s, rows::get(r, 3, OP)?));
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for id in ids {
+        let id_text = id.to_string();
+        let Some((shared, mut candidates)) = found.remove(&id_text) else {
+            continue;
+        };
+        if let Some((d, s, bytes)) = take_shared(&mut candidates, shared, destination, stage) {
+            let row = crate::crypto::Row::Content(&id_text, d, s);
+            out.push((*id, store.crypto.open(OP, row, bytes)?));
+        }
+    }
+    Ok(out)
 }

@@ -43,7 +43,7 @@ pub(super) const APPEND_SQL: &str = "WITH m AS (
 
 /// The statement an append that carries its source side's outcome runs (see
 /// [`carries_source_side`]): as [`APPEND_SQL`], plus content stages, destination rows and
-/// queue items LEASED when a lease owner is given. Parameters `$1..$29` of [`Row::params`].
+/// queue items LEASED when a lease owner is given. Parameters `$1..$30` of [`Row::params`].
 /// Plain appends keep the smaller statement, which costs the server less.
 pub(super) const APPEND_SOURCE_SIDE_SQL: &str = "WITH m AS (
          INSERT INTO messages (id, channel, received_at, peer_addr, tls_subject,
@@ -64,10 +64,10 @@ pub(super) const APPEND_SOURCE_SIDE_SQL: &str = "WITH m AS (
          FROM m, unnest($21::int[], $22::text[], $23::bytea[]) AS s(destination, stage, bytes)
      ), d AS (
          INSERT INTO message_destinations
-             (message_id, destination, name, status, error, updated_at)
-         SELECT m.id, r.destination, r.name, r.status, r.error, now()
-         FROM m, unnest($24::int[], $25::text[], $26::text[], $27::text[])
-             AS r(destination, name, status, error)
+             (message_id, destination, name, status, error, updated_at, shared)
+         SELECT m.id, r.destination, r.name, r.status, r.error, now(), r.shared
+         FROM m, unnest($24::int[], $25::text[], $26::text[], $27::text[], $30::smallint[])
+             AS r(destination, name, status, error, shared)
      )
      INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, state,
          lease_owner, lease_until)
@@ -361,6 +361,7 @@ struct Row<'m> {
     dest_names: Vec<&'m str>,
     dest_statuses: Vec<&'static str>,
     dest_errors: Vec<Option<&'m str>>,
+    dest_shared: Vec<i16>,
 }
 
 impl<'m> Row<'m> {
@@ -403,14 +404,15 @@ impl<'m> Row<'m> {
             content_destinations: content.iter().map(|(d, _, _)| i32::from(*d)).collect(),
             content_stages: content.iter().map(|(_, s, _)| s.as_str()).collect(),
             content_bytes: content.iter().map(|(_, _, b)| *b).collect(),
-            dest_numbers: rows.iter().map(|d| i32::from(d.destination)).collect(),
-            dest_names: rows.iter().map(|d| d.name.as_str()).collect(),
-            dest_statuses: rows.iter().map(|d| d.status.as_str()).collect(),
-            dest_errors: rows.iter().map(|d| d.error.as_deref()).collect(),
+            dest_numbers: rows.iter().map(|(d, _)| i32::from(d.destination)).collect(),
+            dest_names: rows.iter().map(|(d, _)| d.name.as_str()).collect(),
+            dest_statuses: rows.iter().map(|(d, _)| d.status.as_str()).collect(),
+            dest_errors: rows.iter().map(|(d, _)| d.error.as_deref()).collect(),
+            dest_shared: rows.iter().map(|(_, s)| i16::from(s.bits())).collect(),
         }
     }
 
-    fn params<'a>(&'a self, id: &'a String) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 29] {
+    fn params<'a>(&'a self, id: &'a String) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 30] {
         let m = self.m;
         [
             id,
@@ -442,6 +444,7 @@ impl<'m> Row<'m> {
             &self.dest_errors,
             &self.lease_owners,
             &self.lease_micros,
+            &self.dest_shared,
         ]
     }
 }

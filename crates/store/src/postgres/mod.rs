@@ -29,7 +29,8 @@ use crate::crypto::{Crypto, LoadedKeys, Row as SealedRow};
 use crate::error::{Result, StoreError, Subject};
 use crate::model::{
     Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueDepth, QueueItem,
-    QueueItemId, QueueState, Stage, Status, StoreStats, StoredMessage, Transition,
+    QueueItemId, QueueState, Shared, Stage, Status, StoreStats, StoredMessage, Transition,
+    add_shared,
 };
 use crate::resources::{
     HistoryPage, HistoryQuery, ResourceWrite, Resources, SearchPage, StoredResource, WriteOutcome,
@@ -385,13 +386,21 @@ impl Journal for PgStore {
                 .map_err(StoreError::pg(OP))?;
             let destinations = tx
                 .query(
-                    "SELECT destination, name, status, error, updated_at FROM message_destinations
-                     WHERE message_id = $1 ORDER BY destination",
+                    "SELECT destination, name, status, error, updated_at, shared
+                     FROM message_destinations WHERE message_id = $1 ORDER BY destination",
                     &[&id_text],
                 )
                 .await
                 .map_err(StoreError::pg(OP))?;
             tx.commit().await.map_err(StoreError::pg(OP))?;
+            let shared = destinations
+                .iter()
+                .map(|r| {
+                    let d = rows::destination_status(r, OP)?;
+                    let bits: i16 = rows::get(r, 5, OP)?;
+                    Ok((d.destination, Shared::from_bits(bits.into()), d.updated_at))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let destinations = destinations
                 .iter()
                 .map(|r| rows::destination_status(r, OP))
@@ -419,7 +428,7 @@ impl Journal for PgStore {
                     Ok(c)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            content.sort_by_key(|c| (c.destination, c.stage));
+            add_shared(&mut content, &shared);
             Ok(Some(StoredMessage {
                 summary,
                 metadata,

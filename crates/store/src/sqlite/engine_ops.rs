@@ -9,7 +9,9 @@ use super::ops::{
 };
 use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
-use crate::model::{MessageId, QueueDepth, QueueItem, QueueState, Status, Transition};
+use crate::model::{
+    MessageId, QueueDepth, QueueItem, QueueState, Shared, Status, Transition, take_shared,
+};
 use crate::sql::ITEM_COLUMNS;
 use crate::time::Timestamp;
 
@@ -308,7 +310,10 @@ pub(super) fn delete(conn: &Connection, ids: &[MessageId]) -> Result<u64> {
     Ok(deleted)
 }
 
-/// `Journal::contents`: one stage of one destination for several messages.
+/// `Journal::contents`: one stage of one destination for several messages. A stage the
+/// destination row marks as shared (see [`Shared`]) is read from the stage it shares: one
+/// query per message returns the stage itself and, where the flags say so, the stages it may
+/// share, and the flags decide.
 pub(super) fn contents(
     conn: &Connection,
     ids: &[MessageId],
@@ -319,22 +324,38 @@ pub(super) fn contents(
     const OP: &str = "contents";
     let mut stmt = conn
         .prepare_cached(
-            "SELECT bytes FROM message_content \
-             WHERE message_id = ?1 AND destination = ?2 AND stage = ?3",
+            "SELECT c.destination, c.stage, c.bytes, coalesce(d.shared, 0) \
+             FROM message_content c \
+             LEFT JOIN message_destinations d \
+                 ON d.message_id = c.message_id AND d.destination = ?2 \
+             WHERE c.message_id = ?1 \
+               AND ((c.destination = ?2 AND c.stage = ?3) \
+                 OR (?3 = 'SENT' AND c.destination = ?2 AND c.stage = 'ENCODED' \
+                     AND d.shared & 4 <> 0) \
+                 OR (?3 IN ('SENT', 'ENCODED') AND c.destination = 0 \
+                     AND c.stage = 'TRANSFORMED' AND d.shared & 1 <> 0) \
+                 OR (?3 IN ('SENT', 'ENCODED') AND c.destination = 0 \
+                     AND c.stage = 'RAW' AND d.shared & 2 <> 0))",
         )
         .map_err(StoreError::sqlite(OP))?;
     let mut out = Vec::with_capacity(ids.len());
+    let mut candidates = Vec::new();
     for id in ids {
-        let bytes: Option<Vec<u8>> = stmt
-            .query_row(params![id.to_string(), destination, stage.as_str()], |r| {
-                r.get(0)
-            })
-            .optional()
+        let id_text = id.to_string();
+        candidates.clear();
+        let mut shared = Shared::NONE;
+        let mut rows = stmt
+            .query(params![id_text, destination, stage.as_str()])
             .map_err(StoreError::sqlite(OP))?;
-        if let Some(b) = bytes {
-            let id_text = id.to_string();
-            let row = SealedRow::Content(&id_text, destination, stage);
-            out.push((*id, crypto.open(OP, row, b)?));
+        while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
+            let d = super::ops::destination(OP, get(row, 0, OP)?)?;
+            let s: crate::model::Stage = parse(OP, "message_content.stage", get(row, 1, OP)?)?;
+            shared = Shared::from_bits(get(row, 3, OP)?);
+            candidates.push((d, s, get::<Vec<u8>>(row, 2, OP)?));
+        }
+        if let Some((d, s, bytes)) = take_shared(&mut candidates, shared, destination, stage) {
+            let row = SealedRow::Content(&id_text, d, s);
+            out.push((*id, crypto.open(OP, row, bytes)?));
         }
     }
     Ok(out)

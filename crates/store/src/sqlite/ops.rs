@@ -10,8 +10,8 @@ use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
 use crate::model::{
     Content, Destination, DestinationStatus, DestinationUpdate, Enqueue, MessageFilter, MessageId,
-    MessageSummary, NewMessage, QueueItem, QueueItemId, QueueState, Stage, Status, StoredMessage,
-    route_only_from_text, route_only_to_text,
+    MessageSummary, NewMessage, QueueItem, QueueItemId, QueueState, Shared, Stage, Status,
+    StoredMessage, add_shared, route_only_from_text, route_only_to_text,
 };
 use crate::sql::{self, ITEM_COLUMNS, Param, SUMMARY_COLUMNS};
 use crate::time::{Timestamp, duration_micros};
@@ -214,13 +214,14 @@ pub(super) fn put_stages(
     Ok(())
 }
 
-/// Stores (or replaces) destination status rows of a message.
+/// Stores (or replaces) destination status rows of a message; shared content flags add to
+/// those already recorded.
 pub(super) fn put_destinations(
     conn: &Connection,
     op: &'static str,
     id_text: &str,
     now: i64,
-    destinations: &[&DestinationUpdate],
+    destinations: &[(&DestinationUpdate, Shared)],
 ) -> Result<()> {
     if destinations.is_empty() {
         return Ok(());
@@ -228,21 +229,22 @@ pub(super) fn put_destinations(
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO message_destinations \
-             (message_id, destination, name, status, error, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             (message_id, destination, name, status, error, updated_at, shared) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
              ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name, \
              status = excluded.status, error = excluded.error, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, shared = shared | excluded.shared",
         )
         .map_err(StoreError::sqlite(op))?;
-    for d in destinations {
+    for (d, shared) in destinations {
         stmt.execute(params![
             id_text,
             d.destination,
             d.name,
             d.status.as_str(),
             d.error,
-            now
+            now,
+            shared.bits()
         ])
         .map_err(StoreError::sqlite(op))?;
     }
@@ -540,24 +542,31 @@ pub(super) fn get_message(
         });
     }
     drop(rows);
-    content.sort_by_key(|c| (c.destination, c.stage));
     let mut destinations = Vec::new();
+    let mut shared = Vec::new();
     let mut stmt = tx
         .prepare_cached(
-            "SELECT destination, name, status, error, updated_at FROM message_destinations \
-             WHERE message_id = ?1 ORDER BY destination",
+            "SELECT destination, name, status, error, updated_at, shared \
+             FROM message_destinations WHERE message_id = ?1 ORDER BY destination",
         )
         .map_err(StoreError::sqlite(OP))?;
     let mut rows = stmt.query([&id_text]).map_err(StoreError::sqlite(OP))?;
     while let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? {
-        destinations.push(DestinationStatus {
+        let d = DestinationStatus {
             destination: destination(OP, get(row, 0, OP)?)?,
             name: get(row, 1, OP)?,
             status: parse(OP, "message_destinations.status", get(row, 2, OP)?)?,
             error: get(row, 3, OP)?,
             updated_at: Timestamp::from_micros(get(row, 4, OP)?),
-        });
+        };
+        shared.push((
+            d.destination,
+            Shared::from_bits(get(row, 5, OP)?),
+            d.updated_at,
+        ));
+        destinations.push(d);
     }
+    add_shared(&mut content, &shared);
     Ok(Some(StoredMessage {
         summary,
         metadata,

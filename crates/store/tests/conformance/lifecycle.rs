@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// The newest schema version (migrations 0001..=0008).
-const LATEST: i64 = 8;
+/// The newest schema version (migrations 0001..=0009).
+const LATEST: i64 = 9;
 
 /// Every version up to the newest.
 fn all_versions() -> Vec<i64> {
@@ -171,6 +171,7 @@ pub async fn version_1_database_is_migrated_and_keeps_its_data<B: Backend>(backe
         name: "out".into(),
         status: Status::Sent,
         error: None,
+        shared: Shared::NONE,
     });
     t.metadata.push(("Visit".into(), "V1".into()));
     store.apply(vec![t]).await.unwrap();

@@ -27,8 +27,8 @@ use std::time::Duration;
 use common::{Backend, adt};
 use store::{
     Destination, DestinationUpdate, Enqueue, Journal, MessageFilter, MessageId, NewMessage,
-    QueueDepth, QueueItem, QueueState, Queues, Stage, Status, Store, StoreError, StoredMessage,
-    Timestamp, Transition,
+    QueueDepth, QueueItem, QueueState, Queues, Shared, Stage, Status, Store, StoreError,
+    StoredMessage, Timestamp, Transition,
 };
 
 /// Instantiates every case for both backends, each on a fresh database.
@@ -101,6 +101,7 @@ conformance!(
     leased_items_wait_for_their_lease,
     append_with_a_stored_id_stores_nothing,
     append_refuses_raw_content,
+    shared_stages_read_as_stored,
     resource_versions_and_meta,
     resource_if_match_and_taken_ids,
     resource_multi_write_rolls_back_on_failure,

@@ -12,6 +12,7 @@ fn row(destination: Destination, name: &str, status: Status) -> DestinationUpdat
         name: name.into(),
         status,
         error: None,
+        shared: Shared::NONE,
     }
 }
 
@@ -378,4 +379,97 @@ pub async fn append_refuses_raw_content<B: Backend>(backend: &B) {
     assert_eq!(got.stage(1, Stage::Encoded), Some(&b"fine"[..]));
     assert_ne!(got.raw(), Some(&b"other bytes"[..]));
     store.close().await.unwrap();
+}
+
+fn shared_row(destination: Destination, shared: Shared) -> DestinationUpdate {
+    DestinationUpdate {
+        shared,
+        ..row(destination, &format!("d{destination}"), Status::Queued)
+    }
+}
+
+/// Stages recorded as shared read as if stored, in `get` and in `contents`; a stage stored
+/// explicitly wins over a flag, and flags of later writes add to earlier ones.
+pub async fn shared_stages_read_as_stored<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let mut m = adt("engine", "C1", "7");
+    m.status = Status::Queued;
+    m.content = vec![
+        (0, Stage::Transformed, b"transformed".to_vec()),
+        (3, Stage::Encoded, b"own bytes".to_vec()),
+    ];
+    m.destinations = vec![
+        shared_row(1, Shared::ENCODED_IS_TRANSFORMED),
+        shared_row(2, Shared::ENCODED_IS_RAW),
+        shared_row(3, Shared::ENCODED_IS_TRANSFORMED),
+        shared_row(4, Shared::NONE),
+    ];
+    let raw = m.raw.clone();
+    let id = store.append(m).await.unwrap();
+
+    let got = store.get(id).await.unwrap().unwrap();
+    assert_eq!(got.stage(1, Stage::Encoded), Some(&b"transformed"[..]));
+    assert_eq!(got.stage(2, Stage::Encoded), Some(raw.as_slice()));
+    assert_eq!(got.stage(3, Stage::Encoded), Some(&b"own bytes"[..]));
+    assert_eq!(got.stage(4, Stage::Encoded), None);
+    let stages: Vec<(Destination, Stage)> = got
+        .content
+        .iter()
+        .map(|c| (c.destination, c.stage))
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            (0, Stage::Raw),
+            (0, Stage::Transformed),
+            (1, Stage::Encoded),
+            (2, Stage::Encoded),
+            (3, Stage::Encoded),
+        ]
+    );
+    for d in 1..=4 {
+        let found = store.contents(&[id], d, Stage::Encoded).await.unwrap();
+        let want = got.stage(d, Stage::Encoded).map(|b| vec![(id, b.to_vec())]);
+        assert_eq!(found, want.unwrap_or_default(), "destination {d}");
+    }
+
+    // delivered: SENT shares ENCODED (which shares TRANSFORMED); the ENCODED flag stays
+    let mut t = Transition::new(id);
+    t.destinations.push(DestinationUpdate {
+        status: Status::Sent,
+        ..shared_row(1, Shared::SENT_IS_ENCODED)
+    });
+    t.content.push((1, Stage::Response, b"ACK".to_vec()));
+    t.refresh_status = true;
+    store.apply(vec![t]).await.unwrap();
+    let got = store.get(id).await.unwrap().unwrap();
+    assert_eq!(got.stage(1, Stage::Encoded), Some(&b"transformed"[..]));
+    assert_eq!(got.stage(1, Stage::Sent), Some(&b"transformed"[..]));
+    assert_eq!(got.stage(1, Stage::Response), Some(&b"ACK"[..]));
+    let sent = got
+        .content
+        .iter()
+        .find(|c| c.destination == 1 && c.stage == Stage::Sent)
+        .unwrap();
+    assert_eq!(sent.created_at, got.destinations[0].updated_at);
+    assert_eq!(
+        store.contents(&[id], 1, Stage::Sent).await.unwrap(),
+        vec![(id, b"transformed".to_vec())]
+    );
+    assert!(
+        store
+            .contents(&[id], 2, Stage::Sent)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // several messages at once, some without the stage
+    let other = store.append(adt("engine", "C2", "8")).await.unwrap();
+    assert_eq!(
+        store
+            .contents(&[other, id], 2, Stage::Encoded)
+            .await
+            .unwrap(),
+        vec![(id, raw)]
+    );
 }

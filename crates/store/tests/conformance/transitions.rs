@@ -28,6 +28,7 @@ fn update(
         name: name.into(),
         status,
         error: error.map(Into::into),
+        shared: Shared::NONE,
     }
 }
 
