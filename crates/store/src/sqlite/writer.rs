@@ -38,7 +38,9 @@ struct TypedJob<T, F> {
     messages: u64,
     work: F,
     outcome: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
+    /// The result, and the request itself: what it captured (a resource's JSON, a message's
+    /// bytes) is freed by the caller, not on the writer thread, which every write waits for.
+    reply: oneshot::Sender<(Result<T>, F)>,
 }
 
 impl<T, F> Job for TypedJob<T, F>
@@ -64,8 +66,14 @@ where
     }
 
     fn finish(self: Box<Self>, failure: Option<&str>) {
-        let op = self.op;
-        let result = match (self.outcome, failure) {
+        let Self {
+            op,
+            work,
+            outcome,
+            reply,
+            ..
+        } = *self;
+        let result = match (outcome, failure) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), None) => Ok(value),
             (_, Some(detail)) => Err(StoreError::BatchFailed {
@@ -79,7 +87,7 @@ where
             }),
         };
         // The caller may have gone away (its future dropped); the write stands regardless.
-        let _ = self.reply.send(result);
+        let _ = reply.send((result, work));
     }
 }
 
@@ -134,7 +142,9 @@ impl Writer {
             .send(Request::Job(Box::new(job)))
             .await
             .map_err(|_| StoreError::Closed { op })?;
-        answer.await.map_err(|_| StoreError::Closed { op })?
+        let (result, work) = answer.await.map_err(|_| StoreError::Closed { op })?;
+        drop(work);
+        result
     }
 
     /// Commits what is pending, stops the thread and waits for it.
@@ -254,4 +264,46 @@ fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), String>
 /// for every batch.
 fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use rusqlite::Connection;
+
+    use super::Writer;
+    use crate::counters::Counters;
+
+    /// Records the name of the thread it is dropped on.
+    struct DropSpy(Arc<Mutex<Option<String>>>);
+
+    impl Drop for DropSpy {
+        fn drop(&mut self) {
+            let name = std::thread::current().name().map(str::to_owned);
+            *self.0.lock().unwrap() = Some(name.unwrap_or_default());
+        }
+    }
+
+    /// What a write request captured is freed by its caller once answered, not on the writer
+    /// thread that every other write waits for.
+    #[tokio::test]
+    async fn requests_are_freed_by_their_callers() {
+        let conn = Connection::open_in_memory().unwrap();
+        let writer = Writer::start(conn, 8, Arc::new(Counters::default())).unwrap();
+        let dropped_on = Arc::new(Mutex::new(None));
+        let spy = DropSpy(Arc::clone(&dropped_on));
+        let answer = writer
+            .submit("test", 0, move |conn: &Connection| {
+                let _keep = &spy;
+                conn.query_row("SELECT 41 + 1", [], |r| r.get::<_, i64>(0))
+                    .map_err(crate::error::StoreError::sqlite("test"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer, 42);
+        let name = dropped_on.lock().unwrap().clone().expect("dropped");
+        assert_ne!(name, "plexus-store-writer");
+        writer.close().await.unwrap();
+    }
 }
