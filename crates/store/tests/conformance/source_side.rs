@@ -16,6 +16,11 @@ fn row(destination: Destination, name: &str, status: Status) -> DestinationUpdat
     }
 }
 
+/// The (destination, stage) of every content of a message, in order.
+fn stages_of(m: &StoredMessage) -> Vec<(Destination, Stage)> {
+    m.content.iter().map(|c| (c.destination, c.stage)).collect()
+}
+
 pub async fn append_stores_the_source_side_in_one_write<B: Backend>(backend: &B) {
     let store = open(backend).await;
     let id = MessageId::generate().unwrap();
@@ -57,13 +62,8 @@ pub async fn append_stores_the_source_side_in_one_write<B: Backend>(backend: &B)
     );
     assert_eq!(got.stage(2, Stage::Encoded), Some(&b"for 2"[..]));
     assert_eq!(got.stage(1, Stage::Raw), None);
-    let stages: Vec<(Destination, Stage)> = got
-        .content
-        .iter()
-        .map(|c| (c.destination, c.stage))
-        .collect();
     assert_eq!(
-        stages,
+        stages_of(&got),
         vec![
             (0, Stage::Raw),
             (0, Stage::Transformed),
@@ -412,13 +412,8 @@ pub async fn shared_stages_read_as_stored<B: Backend>(backend: &B) {
     assert_eq!(got.stage(2, Stage::Encoded), Some(raw.as_slice()));
     assert_eq!(got.stage(3, Stage::Encoded), Some(&b"own bytes"[..]));
     assert_eq!(got.stage(4, Stage::Encoded), None);
-    let stages: Vec<(Destination, Stage)> = got
-        .content
-        .iter()
-        .map(|c| (c.destination, c.stage))
-        .collect();
     assert_eq!(
-        stages,
+        stages_of(&got),
         vec![
             (0, Stage::Raw),
             (0, Stage::Transformed),
