@@ -97,7 +97,8 @@ pub struct SearchRequest {
     pub count: usize,
     /// Matches to skip (the page's start).
     pub offset: usize,
-    /// Whether to count all matches (`_total`).
+    /// Whether to count all matches (`_total`; [`TotalMode::Auto`] when a parsed search
+    /// has none).
     pub total: TotalMode,
     /// `_include` directives.
     pub include: Vec<Include>,
@@ -115,9 +116,14 @@ pub enum TotalMode {
     None,
     /// An estimate is enough (the store may count exactly).
     Estimate,
-    /// Count exactly (the default).
+    /// Count exactly (the default of a request built in code).
     #[default]
     Accurate,
+    /// No `_total` parameter: the server decides. The store gives the total when it is
+    /// cheap (the page shows the end of the matches, or one filter is counted from its
+    /// index) and omits it otherwise; a page without a total is then followed by more
+    /// matches.
+    Auto,
 }
 
 /// One search parameter occurrence: any of its values may match (OR).

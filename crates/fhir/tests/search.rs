@@ -51,7 +51,7 @@ fn err(ty: &str, key: &str, value: &str) -> SearchError {
 fn defaults_and_paging() {
     let r = ok("Patient", &[]);
     assert_eq!(r.resource_type.as_deref(), Some("Patient"));
-    assert_eq!((r.count, r.offset, r.total), (20, 0, TotalMode::Accurate));
+    assert_eq!((r.count, r.offset, r.total), (20, 0, TotalMode::Auto));
     let r = ok(
         "Patient",
         &[("_count", "5"), ("_offset", "40"), ("_total", "none")],
@@ -62,6 +62,10 @@ fn defaults_and_paging() {
     assert_eq!(
         ok("Patient", &[("_total", "estimate")]).total,
         TotalMode::Estimate
+    );
+    assert_eq!(
+        ok("Patient", &[("_total", "accurate")]).total,
+        TotalMode::Accurate
     );
     let opts = SearchOptions {
         default_count: 50,

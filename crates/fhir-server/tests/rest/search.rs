@@ -17,6 +17,7 @@ on_both_backends!(
     sorting,
     paging_visits_every_match_once,
     totals_summary_elements,
+    totals_by_mode,
     id_and_last_updated,
     post_search_and_system_search,
 );
@@ -798,6 +799,49 @@ async fn paging_visits_every_match_once(s: &TestServer) {
     assert_eq!(match_ids(&b).len(), 2);
     let prev = link(&b, "previous").expect("previous");
     assert_eq!(match_ids(&s.search(&prev).await).len(), 4);
+}
+
+/// `_total`: absent, the server counts only when it is cheap (the page shows the end of
+/// the matches, or one filter is counted from its index); `accurate` and `estimate` count;
+/// `none` never does. A page without a total has a `next` link exactly when more follow.
+async fn totals_by_mode(s: &TestServer) {
+    load(s).await;
+    let two = "Patient?gender=female&birthdate=ge1980";
+    let one = "Patient?gender=female";
+    for (query, total, next) in [
+        // several filters, more matches after the page: no total, a next link
+        (format!("{two}&_count=1"), Value::Null, true),
+        // the page shows the end (also when exactly full): the total from the page
+        (format!("{two}&_count=2"), json!(2), false),
+        (format!("{two}&_count=5"), json!(2), false),
+        (format!("{two}&_count=1&_offset=1"), json!(2), false),
+        // one filter: counted from its index
+        (format!("{one}&_count=1"), json!(4), true),
+        // no filter, more after the page: no total
+        ("Patient?_count=3".to_owned(), Value::Null, true),
+        (format!("{two}&_count=1&_total=accurate"), json!(2), true),
+        (format!("{two}&_count=1&_total=estimate"), json!(2), true),
+        (format!("{one}&_count=1&_total=none"), Value::Null, true),
+        (format!("{two}&_count=5&_total=none"), Value::Null, false),
+        (format!("{two}&_summary=count"), json!(2), false),
+    ] {
+        let b = s.search(&query).await;
+        assert_eq!(b["total"], total, "{query}: {b}");
+        assert_eq!(link(&b, "next").is_some(), next, "{query}: {b}");
+    }
+    // the pages of a search without totals visit each match once, and the last one (which
+    // shows the end) has the total
+    let mut seen = Vec::new();
+    let mut b = s.search(&format!("{two}&_count=1")).await;
+    loop {
+        seen.extend(match_ids(&b));
+        let Some(next) = link(&b, "next") else { break };
+        assert!(seen.len() < 5, "the next links do not end: {b}");
+        b = s.search(&next).await;
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_ne!(seen[0], seen[1]);
+    assert_eq!(b["total"], 2, "{b}");
 }
 
 async fn totals_summary_elements(s: &TestServer) {

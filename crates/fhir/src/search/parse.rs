@@ -54,6 +54,7 @@ pub fn parse(
     let mut request = SearchRequest {
         resource_type: resource_type.map(str::to_owned),
         count: options.default_count.min(options.max_count),
+        total: TotalMode::Auto,
         ..SearchRequest::default()
     };
     let mut seen_count = false;

@@ -156,12 +156,12 @@ pub(super) async fn search(
         .start()
         .await
         .map_err(StoreError::pg(OP))?;
-    let rids = match &compiled.page {
+    let mut rids = match &compiled.page {
         Some(sql) => query_ints(&tx, OP, sql).await?,
         None => Vec::new(),
     };
-    let total = match (&compiled.count, search::total_from_page(req, rids.len())) {
-        (Some(_), Some(known)) => Some(known),
+    let from_page = search::total_from_page(req, &compiled, &mut rids);
+    let counted = match (&compiled.count, from_page) {
         (Some(sql), None) => Some(
             query_ints(&tx, OP, sql)
                 .await?
@@ -170,8 +170,9 @@ pub(super) async fn search(
                 .unwrap_or(0)
                 .unsigned_abs(),
         ),
-        (None, _) => None,
+        _ => None,
     };
+    let total = search::total_of(req, from_page, counted);
     let mut plan = IncludePlan::new(D, req, &rids);
     while let Some(queries) = plan.next_round() {
         let mut found = Vec::new();

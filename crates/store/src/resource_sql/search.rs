@@ -18,7 +18,8 @@ use std::collections::HashSet;
 
 use fhir::defs::ParamType;
 use fhir::search::{
-    Include, Predicate, Prefix, SearchRequest, SortKey, StringMode, Test, TokenSystem, UriMode,
+    Include, Predicate, Prefix, SearchRequest, SortKey, StringMode, Test, TokenSystem, TotalMode,
+    UriMode,
 };
 
 use super::{Dialect, IN_CHUNK, Sql, Value, to_i64};
@@ -37,35 +38,62 @@ fn invalid(reason: String) -> StoreError {
 
 /// The SQL of one search.
 pub(crate) struct Compiled {
-    /// Row ids of the page, in order (absent when `count` is 0).
+    /// Row ids of the page, in order (absent when `count` is 0); with `probe`, one row
+    /// more than the page, to tell whether matches follow it.
     pub page: Option<Sql>,
-    /// The count of all matches (absent without `_total`).
+    /// The count of all matches, run when the page does not tell the total (absent without
+    /// `_total`, and with [`TotalMode::Auto`] when counting is not cheap).
     pub count: Option<Sql>,
+    /// Whether `page` asks for one row past the page ([`TotalMode::Auto`]).
+    pub probe: bool,
 }
 
 /// Compiles the page and count queries of `req`.
+///
+/// With [`TotalMode::Auto`] (no `_total`), the total is given only when it is cheap: the
+/// page query fetches one extra row, so a page that reaches the end of the matches tells
+/// the total; otherwise a search of one filter is counted from that filter's index rows
+/// ([`index_count`]), and any other search has no total: counting checks every candidate
+/// (at 1M resources, `name=<3 letters>&gender=female&birthdate=ge1980&_count=10` took
+/// 8.7-12.5 ms p50 over HTTP with its count, 1.1-1.6 ms without).
 pub(crate) fn compile(dialect: Dialect, req: &SearchRequest, crypto: &Crypto) -> Result<Compiled> {
+    let probe = req.total == TotalMode::Auto && req.count > 0;
     let page = if req.count > 0 {
         let mut g = Gen::new(dialect, crypto);
         g.sql.push("SELECT r.rid FROM fhir_resource r WHERE ");
         g.conditions(req)?;
         g.order_by(&req.sort)?;
-        g.sql.limit(to_i64(req.count), to_i64(req.offset));
+        let rows = if probe {
+            req.count.saturating_add(1)
+        } else {
+            req.count
+        };
+        g.sql.limit(to_i64(rows), to_i64(req.offset));
         Some(g.sql)
     } else {
         None
     };
-    let count = if req.total == fhir::search::TotalMode::None {
-        None
-    } else if let Some(sql) = index_count(dialect, req, crypto)? {
-        Some(sql)
-    } else {
-        let mut g = Gen::new(dialect, crypto);
-        g.sql.push("SELECT count(*) FROM fhir_resource r WHERE ");
-        g.conditions(req)?;
-        Some(g.sql)
+    let count = match req.total {
+        TotalMode::None => None,
+        TotalMode::Auto if req.count > 0 => {
+            if req.filters.len() == 1 {
+                index_count(dialect, req, crypto)?
+            } else {
+                None
+            }
+        }
+        _ => {
+            if let Some(sql) = index_count(dialect, req, crypto)? {
+                Some(sql)
+            } else {
+                let mut g = Gen::new(dialect, crypto);
+                g.sql.push("SELECT count(*) FROM fhir_resource r WHERE ");
+                g.conditions(req)?;
+                Some(g.sql)
+            }
+        }
     };
-    Ok(Compiled { page, count })
+    Ok(Compiled { page, count, probe })
 }
 
 /// The count of a typed search whose filters are each one positive value test, from the
@@ -148,13 +176,37 @@ fn plain_test(f: &fhir::search::Filter) -> Option<(&Predicate, &'static str)> {
         .map(|table| (p, table))
 }
 
-/// The total of a search when its page already tells it: a page that is not full and
-/// does not start past the end holds the last matches, so the total is the matches before it
-/// plus those in it (no count query needed). `None` when only a count can tell.
-pub(crate) fn total_from_page(req: &SearchRequest, on_page: usize) -> Option<u64> {
-    let not_full = req.count > 0 && on_page < req.count;
+/// The total of a search when its page already tells it, after dropping the probe row
+/// (see [`Compiled::probe`]) from `rids`: a page that is not full (or, with the probe, has
+/// no row after it) and does not start past the end holds the last matches, so the total is
+/// the matches before it plus those in it (no count query needed). `None` when only a
+/// count can tell.
+pub(crate) fn total_from_page(
+    req: &SearchRequest,
+    compiled: &Compiled,
+    rids: &mut Vec<i64>,
+) -> Option<u64> {
+    if compiled.probe && rids.len() > req.count {
+        rids.truncate(req.count);
+        return None;
+    }
+    let on_page = rids.len();
+    let ends = req.count > 0 && (on_page < req.count || compiled.probe);
     let reaches_page = on_page > 0 || req.offset == 0;
-    (not_full && reaches_page).then(|| (req.offset + on_page) as u64)
+    (ends && reaches_page).then(|| (req.offset + on_page) as u64)
+}
+
+/// The total of a search: none with `_total=none`, else what the page tells, else the
+/// result of `count` (the count query, run only when needed), else none.
+pub(crate) fn total_of(
+    req: &SearchRequest,
+    from_page: Option<u64>,
+    count: Option<u64>,
+) -> Option<u64> {
+    match req.total {
+        TotalMode::None => None,
+        _ => from_page.or(count),
+    }
 }
 
 /// Row ids of at most `limit` matches of `req`'s filters on `resource_type` (for conditional

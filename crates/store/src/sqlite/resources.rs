@@ -115,12 +115,12 @@ pub(super) fn search(
 ) -> Result<SearchPage> {
     const OP: &str = "search";
     let compiled = search::compile(D, req, crypto)?;
-    let rids = match &compiled.page {
+    let mut rids = match &compiled.page {
         Some(sql) => query_ints(conn, OP, sql)?,
         None => Vec::new(),
     };
-    let total = match (&compiled.count, search::total_from_page(req, rids.len())) {
-        (Some(_), Some(known)) => Some(known),
+    let from_page = search::total_from_page(req, &compiled, &mut rids);
+    let counted = match (&compiled.count, from_page) {
         (Some(sql), None) => Some(
             query_ints(conn, OP, sql)?
                 .first()
@@ -128,8 +128,9 @@ pub(super) fn search(
                 .unwrap_or(0)
                 .unsigned_abs(),
         ),
-        (None, _) => None,
+        _ => None,
     };
+    let total = search::total_of(req, from_page, counted);
     let mut plan = IncludePlan::new(D, req, &rids);
     while let Some(queries) = plan.next_round() {
         let mut found = Vec::new();

@@ -1695,6 +1695,24 @@ pub async fn resource_search_sort_paging_totals<B: Backend>(backend: &B) {
     whole.total = TotalMode::None;
     let page = store.search(&whole).await.unwrap();
     assert_eq!((page.matches.len(), page.total), (3, None));
+    // no `_total` (Auto): the total when the page shows the end of the matches (one row
+    // past the page is fetched to tell), else none; the pages still add up to the whole
+    whole.total = TotalMode::Auto;
+    let mut paged = Vec::new();
+    for offset in [0, 3, 6] {
+        whole.offset = offset;
+        let page = store.search(&whole).await.unwrap();
+        let expected = (offset == 6).then_some(7);
+        assert_eq!(page.total, expected, "offset {offset}");
+        paged.extend(page.matches.into_iter().map(|m| m.id));
+    }
+    assert_eq!(paged, all);
+    whole.offset = 0;
+    whole.count = 7;
+    let page = store.search(&whole).await.unwrap();
+    assert_eq!((page.matches.len(), page.total), (7, Some(7)));
+    whole.count = 0;
+    assert_eq!(store.search(&whole).await.unwrap().total, Some(7));
 
     // system search: every type
     let tag = pred(
@@ -1707,7 +1725,7 @@ pub async fn resource_search_sort_paging_totals<B: Backend>(backend: &B) {
     );
     let system = SearchRequest {
         resource_type: None,
-        ..one("Patient", tag)
+        ..one("Patient", tag.clone())
     };
     let page = store.search(&system).await.unwrap();
     assert_eq!(page.total, Some(8));
@@ -1716,6 +1734,38 @@ pub async fn resource_search_sort_paging_totals<B: Backend>(backend: &B) {
             .iter()
             .any(|m| m.resource_type == "Observation")
     );
+
+    // each `_total` on a page that is followed by more matches: one filter is counted
+    // without `_total` (from its index), two only when asked
+    let one_filter = SearchRequest {
+        count: 2,
+        ..one("Patient", tag.clone())
+    };
+    let two_filters = SearchRequest {
+        count: 2,
+        ..req("Patient", vec![vec![tag.clone()], vec![tag]])
+    };
+    for (mode, one_total, two_total) in [
+        (TotalMode::Auto, Some(7), None),
+        (TotalMode::Accurate, Some(7), Some(7)),
+        (TotalMode::Estimate, Some(7), Some(7)),
+        (TotalMode::None, None, None),
+    ] {
+        for (search, expected) in [(&one_filter, one_total), (&two_filters, two_total)] {
+            let search = SearchRequest {
+                total: mode,
+                ..search.clone()
+            };
+            let page = store.search(&search).await.unwrap();
+            assert_eq!(page.matches.len(), 2, "{mode:?}");
+            assert_eq!(
+                page.total,
+                expected,
+                "{mode:?}, {} filters",
+                search.filters.len()
+            );
+        }
+    }
 }
 
 pub async fn resource_search_includes<B: Backend>(backend: &B) {
