@@ -201,15 +201,12 @@ pub(crate) async fn process(
         destinations: Vec::new(),
         enqueue: Vec::new(),
     };
+    // what the source produced, as stored (TRANSFORMED, first in `content`, or RAW): a
+    // destination that encodes exactly these bytes shares them instead of storing a copy
+    let transformed = p.transformed.is_some();
     if let Some(tr) = p.transformed {
         r.content.push((0, Stage::Transformed, tr));
     }
-    // what the source produced, as stored: a destination that encodes exactly these bytes
-    // shares them instead of storing a copy
-    let source_output = match r.content.first() {
-        Some((0, Stage::Transformed, tr)) => Some((Shared::ENCODED_IS_TRANSFORMED, tr.clone())),
-        _ => None,
-    };
     match p.status {
         Status::Filtered => ch.metrics.filtered.inc(),
         Status::Error => {
@@ -222,10 +219,15 @@ pub(crate) async fn process(
         let mut shared = Shared::NONE;
         let status = match routed {
             Routed::Encoded(bytes) => {
-                match &source_output {
-                    Some((flag, out)) if *out == bytes => shared = *flag,
-                    None if bytes == raw => shared = Shared::ENCODED_IS_RAW,
-                    _ => r.content.push((n, Stage::Encoded, bytes)),
+                let (output, flag) = if transformed {
+                    (r.content[0].2.as_slice(), Shared::ENCODED_IS_TRANSFORMED)
+                } else {
+                    (raw, Shared::ENCODED_IS_RAW)
+                };
+                if bytes == output {
+                    shared = flag;
+                } else {
+                    r.content.push((n, Stage::Encoded, bytes));
                 }
                 r.enqueue.push(Enqueue {
                     queue: queue_name(ch.name(), n),

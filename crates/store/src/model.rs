@@ -706,24 +706,41 @@ pub(crate) fn add_shared(
     content.sort_by_key(|c| (c.destination, c.stage));
 }
 
+/// Follows the shared flags from (destination, stage) to the first stage `stored` finds:
+/// the stage itself if stored, else the stage its destination's flags (`flags_of`) say it
+/// shares, and so on.
+fn follow<T>(
+    flags_of: impl Fn(Destination) -> Shared,
+    destination: Destination,
+    stage: Stage,
+    mut stored: impl FnMut(Destination, Stage) -> Option<T>,
+) -> Option<T> {
+    let (mut d, mut s) = (destination, stage);
+    // a chain is at most SENT -> ENCODED -> TRANSFORMED/RAW
+    for _ in 0..3 {
+        if let Some(found) = stored(d, s) {
+            return Some(found);
+        }
+        (d, s) = flags_of(d).source(d, s)?;
+    }
+    None
+}
+
 /// Of the `candidates` rows (destination, stage, bytes) of one message, takes the one that
-/// holds the bytes of (destination, stage): the stage itself if stored, else the stage
-/// `shared` (that destination's flags) says it shares, and so on.
+/// holds the bytes of (destination, stage), following `shared` (that destination's flags).
 pub(crate) fn take_shared(
     candidates: &mut Vec<(Destination, Stage, Vec<u8>)>,
     shared: Shared,
     destination: Destination,
     stage: Stage,
 ) -> Option<(Destination, Stage, Vec<u8>)> {
-    let (mut d, mut s) = (destination, stage);
-    // a chain is at most SENT -> ENCODED -> TRANSFORMED/RAW
-    for _ in 0..3 {
-        if let Some(i) = candidates.iter().position(|c| c.0 == d && c.1 == s) {
-            return Some(candidates.swap_remove(i));
-        }
-        (d, s) = shared.source(d, s)?;
-    }
-    None
+    let i = follow(
+        |_| shared,
+        destination,
+        stage,
+        |d, s| candidates.iter().position(|c| c.0 == d && c.1 == s),
+    )?;
+    Some(candidates.swap_remove(i))
 }
 
 /// The stored content that holds the bytes of (destination, stage), following shared flags.
@@ -733,19 +750,15 @@ fn resolve<'c>(
     destination: Destination,
     stage: Stage,
 ) -> Option<&'c Content> {
-    let (mut d, mut s) = (destination, stage);
-    // a chain is at most SENT -> ENCODED -> TRANSFORMED/RAW
-    for _ in 0..3 {
-        if let Some(c) = content.iter().find(|c| c.destination == d && c.stage == s) {
-            return Some(c);
-        }
-        let flags = destinations
+    let flags_of = |d: Destination| {
+        destinations
             .iter()
             .find(|(n, _, _)| *n == d)
-            .map_or(Shared::NONE, |(_, f, _)| *f);
-        (d, s) = flags.source(d, s)?;
-    }
-    None
+            .map_or(Shared::NONE, |(_, f, _)| *f)
+    };
+    follow(flags_of, destination, stage, |d, s| {
+        content.iter().find(|c| c.destination == d && c.stage == s)
+    })
 }
 
 /// One step of a message's processing, written atomically by [`crate::Journal::apply`]:

@@ -393,17 +393,15 @@ impl Journal for PgStore {
                 .await
                 .map_err(StoreError::pg(OP))?;
             tx.commit().await.map_err(StoreError::pg(OP))?;
-            let shared = destinations
+            let mut shared = Vec::with_capacity(destinations.len());
+            let destinations = destinations
                 .iter()
                 .map(|r| {
                     let d = rows::destination_status(r, OP)?;
                     let bits: i16 = rows::get(r, 5, OP)?;
-                    Ok((d.destination, Shared::from_bits(bits.into()), d.updated_at))
+                    shared.push((d.destination, Shared::from_bits(bits.into()), d.updated_at));
+                    Ok(d)
                 })
-                .collect::<Result<Vec<_>>>()?;
-            let destinations = destinations
-                .iter()
-                .map(|r| rows::destination_status(r, OP))
                 .collect::<Result<Vec<_>>>()?;
             let metadata = meta
                 .iter()
