@@ -1109,6 +1109,30 @@ mod tests {
         }
     }
 
+    /// Stored flags read back as written; bits a newer version might write, and negative
+    /// values, give no flag instead of a wrong one; each flag names its source stage.
+    #[test]
+    fn shared_flags_round_trip_and_ignore_unknown_bits() {
+        let all = Shared::ENCODED_IS_TRANSFORMED.union(Shared::SENT_IS_ENCODED);
+        assert_eq!(Shared::from_bits(i64::from(all.bits())), all);
+        assert_eq!(Shared::from_bits(8 | 64), Shared::NONE);
+        assert_eq!(Shared::from_bits(8 | 4), Shared::SENT_IS_ENCODED);
+        assert_eq!(Shared::from_bits(-1).bits() & !7, 0);
+        assert_eq!(
+            all.stages().collect::<Vec<_>>(),
+            vec![Stage::Encoded, Stage::Sent]
+        );
+        assert_eq!(Shared::NONE.stages().count(), 0);
+        assert_eq!(all.source(2, Stage::Sent), Some((2, Stage::Encoded)));
+        assert_eq!(all.source(2, Stage::Encoded), Some((0, Stage::Transformed)));
+        assert_eq!(
+            Shared::ENCODED_IS_RAW.source(2, Stage::Encoded),
+            Some((0, Stage::Raw))
+        );
+        assert_eq!(all.source(2, Stage::Response), None);
+        assert_eq!(Shared::NONE.source(2, Stage::Sent), None);
+    }
+
     #[test]
     fn transition_keeps_the_last_of_duplicates() {
         let mut t = Transition::new(MessageId::generate().unwrap());
