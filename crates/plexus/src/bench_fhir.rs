@@ -43,6 +43,10 @@ pub struct FhirBenchArgs {
     /// Concurrent clients of the import.
     #[arg(long, default_value_t = 8)]
     pub import_clients: usize,
+    /// Patients per transaction Bundle of the import (each patient's resources are about 11
+    /// entries; the default 1 is one patient per Bundle).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub bundle_patients: u64,
     /// Concurrent clients of the CRUD mix and the floor.
     #[arg(long, default_value_t = 32)]
     pub clients: usize,
@@ -140,11 +144,21 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
     .await?;
 
     // 2. Import.
+    let before = ImportCost::now(store.stats());
     let loaded = if args.skip_import {
         stored_patients(&store).await?
+    } else if args.bundle_patients > 1 {
+        load_grouped(
+            &base,
+            args.patients,
+            args.bundle_patients,
+            args.import_clients,
+        )
+        .await?
     } else {
         load(&base, None, 1, 0..args.patients, args.import_clients).await?
     };
+    let import_cost = ImportCost::now(store.stats()).since(&before);
     let ids: Ids = Arc::new(Mutex::new(loaded.patient_ids.clone()));
     if loaded.patient_ids.is_empty() {
         bail!("the import created no patients");
@@ -184,7 +198,7 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
         drop_schema(&args.pg_url, &schema).await?;
     }
 
-    report(&args, &floor, &mix, &loaded)?;
+    report(&args, &floor, &mix, &loaded, &import_cost)?;
     if let Some(secured) = &secured_mix {
         report_secured(&mix, secured)?;
     }
@@ -278,6 +292,7 @@ fn report(
     floor: &Measured,
     mix: &Measured,
     loaded: &crate::fhir_cli::Loaded,
+    cost: &ImportCost,
 ) -> Result<()> {
     let import_rate = loaded.resources as f64 / loaded.took.as_secs_f64();
     let mut import_lat = loaded.latencies.clone();
@@ -328,12 +343,15 @@ fn report(
         out,
         "\ntransaction import: {} resources in {} Bundles in {:.1} s = **{import_rate:.0} resources/s** ({} clients), Bundle p50 {:.1} ms, p99 {:.1} ms",
         loaded.resources,
-        args.patients,
+        args.patients.div_ceil(args.bundle_patients),
         loaded.took.as_secs_f64(),
         args.import_clients,
         pct(&mut import_lat, 0.50),
         pct(&mut import_lat, 0.99),
     )?;
+    if loaded.resources > 0 {
+        writeln!(out, "import cost: {}", cost.describe(loaded.resources))?;
+    }
     writeln!(
         out,
         "peak RSS of the whole run: {:.1} MB",
@@ -343,6 +361,158 @@ fn report(
 }
 
 type Ids = Arc<Mutex<Vec<String>>>;
+
+/// What the import cost this process, from its counters: the store's commits and write
+/// requests, the CPU time of the SQLite writer and checkpoint threads and of all threads
+/// (`/proc/self/task/*/schedstat`, Linux; threads that ended meanwhile are missed), and the
+/// bytes written to storage (`/proc/self/io`: for SQLite the WAL and the checkpoint's copies;
+/// PostgreSQL writes in its own processes).
+#[derive(Debug, Default, Clone, Copy)]
+struct ImportCost {
+    commits: u64,
+    requests: u64,
+    writer_ns: u64,
+    checkpoint_ns: u64,
+    all_ns: u64,
+    written: u64,
+}
+
+impl ImportCost {
+    fn now(stats: store::StoreStats) -> Self {
+        let mut cost = Self {
+            commits: stats.commits,
+            requests: stats.items,
+            written: std::fs::read_to_string("/proc/self/io")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("write_bytes:"))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or(0),
+            ..Self::default()
+        };
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return cost;
+        };
+        for task in tasks.flatten() {
+            let path = task.path();
+            let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0);
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            // thread names are cut to 15 bytes: plexus-store-writer, plexus-store-checkpoint
+            match name.trim_end() {
+                "plexus-store-wr" => cost.writer_ns += ns,
+                "plexus-store-ch" => cost.checkpoint_ns += ns,
+                _ => {}
+            }
+            cost.all_ns += ns;
+        }
+        cost
+    }
+
+    fn since(self, before: &Self) -> Self {
+        Self {
+            commits: self.commits.saturating_sub(before.commits),
+            requests: self.requests.saturating_sub(before.requests),
+            writer_ns: self.writer_ns.saturating_sub(before.writer_ns),
+            checkpoint_ns: self.checkpoint_ns.saturating_sub(before.checkpoint_ns),
+            all_ns: self.all_ns.saturating_sub(before.all_ns),
+            written: self.written.saturating_sub(before.written),
+        }
+    }
+
+    fn describe(&self, resources: u64) -> String {
+        let per = |ns: u64| ns as f64 / 1000.0 / resources.max(1) as f64;
+        format!(
+            "{} commits of {:.1} write requests each; CPU per resource: writer thread {:.1} µs, checkpoint thread {:.1} µs, all threads {:.1} µs; {:.1} KB written per resource",
+            self.commits,
+            self.requests as f64 / self.commits.max(1) as f64,
+            per(self.writer_ns),
+            per(self.checkpoint_ns),
+            per(self.all_ns),
+            self.written as f64 / 1024.0 / resources.max(1) as f64,
+        )
+    }
+}
+
+/// The import with `per_bundle` patients in each transaction Bundle (`--bundle-patients`):
+/// the entries of their synthetic Bundles together (their `urn:uuid:` references stay
+/// distinct), `concurrency` Bundles at a time.
+async fn load_grouped(
+    server: &str,
+    patients: u64,
+    per_bundle: u64,
+    concurrency: usize,
+) -> Result<crate::fhir_cli::Loaded> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let client = crate::fhir_cli::http_client();
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let client = client.clone();
+        let next = Arc::clone(&next);
+        let url = format!("{}/", server.trim_end_matches('/'));
+        tasks.spawn(async move {
+            let (mut ids, mut latencies, mut resources) = (Vec::new(), Vec::new(), 0u64);
+            loop {
+                let first = next.fetch_add(per_bundle, Ordering::Relaxed);
+                if first >= patients {
+                    return Ok::<_, anyhow::Error>((ids, latencies, resources));
+                }
+                let mut entries = Vec::new();
+                for n in first..(first + per_bundle).min(patients) {
+                    let mut bundle = fhir_server::synth::patient_bundle(1, n);
+                    if let Some(e) = bundle["entry"].as_array_mut() {
+                        entries.append(e);
+                    }
+                }
+                let count = entries.len() as u64;
+                let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+                let t = Instant::now();
+                let (status, body) =
+                    crate::fhir_cli::post(&client, &url, serde_json::to_vec(&bundle)?, None)
+                        .await?;
+                latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                if !status.is_success() {
+                    bail!(
+                        "POST {url} of patients from {first} answered {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+                let reply: serde_json::Value = serde_json::from_slice(&body)
+                    .with_context(|| format!("the answer to patients from {first} is not JSON"))?;
+                for entry in reply["entry"].as_array().into_iter().flatten() {
+                    if let Some(id) = entry["response"]["location"]
+                        .as_str()
+                        .and_then(|l| l.strip_prefix("Patient/").or_else(|| l.split("/Patient/").nth(1)))
+                        .and_then(|rest| rest.split('/').next())
+                    {
+                        ids.push(id.to_owned());
+                    }
+                }
+                resources += count;
+            }
+        });
+    }
+    let mut loaded = crate::fhir_cli::Loaded {
+        resources: 0,
+        took: Duration::ZERO,
+        patient_ids: Vec::new(),
+        latencies: Vec::new(),
+    };
+    while let Some(r) = tasks.join_next().await {
+        let (ids, lat, resources) = r??;
+        loaded.patient_ids.extend(ids);
+        loaded.latencies.extend(lat);
+        loaded.resources += resources;
+    }
+    loaded.took = started.elapsed();
+    Ok(loaded)
+}
 
 fn row(
     out: &mut impl std::io::Write,
