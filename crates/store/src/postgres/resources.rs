@@ -472,7 +472,7 @@ async fn store_version(
     crypto: &Crypto,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
-    let stored = resource_sql::new_version(w, id, version, method, now)?;
+    let stored = resource_sql::new_version(w, id, version, method, now, None)?;
     let content = if stored.deleted {
         stored.content.clone()
     } else {

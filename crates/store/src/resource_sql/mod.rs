@@ -295,10 +295,13 @@ pub(crate) fn new_version(
     version: i64,
     method: HistoryMethod,
     now: Timestamp,
+    template: Option<&VersionTemplate>,
 ) -> Result<StoredResource> {
     let deleted = method == HistoryMethod::Delete;
     let content = if deleted {
         Vec::new()
+    } else if let Some(t) = template {
+        t.fill(&id, version, now)
     } else {
         version_content(w.resource.as_ref(), &w.resource_type, &id, version, now)?
     };
@@ -347,6 +350,138 @@ pub(crate) fn version_content(
         op: "write",
         reason: format!("{rtype}/{id} cannot be serialized: {e}"),
     })
+}
+
+/// A write's work that needs nothing from the database, done before it is queued for the
+/// SQLite writer thread (which every write waits for): its index rows grouped by table with
+/// encryption's blind indexes applied, and its version's JSON serialized with stand-ins.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    /// The index rows (those of a deletion are never written).
+    pub rows: IndexRows,
+    /// [`IndexRows::date_fast`] of `rows`.
+    pub date_fast: Vec<i32>,
+    /// The version's JSON, when it could be prepared (else the writer serializes it).
+    pub template: Option<VersionTemplate>,
+}
+
+impl Prepared {
+    /// Prepares `w` (with `crypto` applied to its index rows).
+    pub(crate) fn new(w: &ResourceWrite, crypto: &crate::crypto::Crypto) -> Self {
+        if w.op == WriteOp::Delete {
+            return Self::default();
+        }
+        let rows = crypto.index_rows(IndexRows::new(&w.index));
+        Self {
+            date_fast: rows.date_fast(),
+            rows,
+            template: VersionTemplate::new(w.resource.as_ref(), &w.resource_type),
+        }
+    }
+}
+
+/// What fills a stand-in of a [`VersionTemplate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Id,
+    VersionId,
+    LastUpdated,
+}
+
+impl Slot {
+    const ALL: [Self; 3] = [Self::Id, Self::VersionId, Self::LastUpdated];
+
+    /// The stand-in string (control characters, which serialize escaped, so the quoted text
+    /// below is what the JSON holds).
+    fn stand_in(self) -> &'static str {
+        match self {
+            Self::Id => "\u{1}plexus:id\u{1}",
+            Self::VersionId => "\u{1}plexus:versionId\u{1}",
+            Self::LastUpdated => "\u{1}plexus:lastUpdated\u{1}",
+        }
+    }
+
+    fn serialized(self) -> &'static [u8] {
+        match self {
+            Self::Id => br#""\u0001plexus:id\u0001""#,
+            Self::VersionId => br#""\u0001plexus:versionId\u0001""#,
+            Self::LastUpdated => br#""\u0001plexus:lastUpdated\u0001""#,
+        }
+    }
+}
+
+/// The JSON of a version, serialized (by [`version_content`]) before the id, version and
+/// time are known, with a stand-in for each: [`VersionTemplate::fill`] gives exactly the
+/// bytes `version_content` would, by copying.
+#[derive(Debug, Clone)]
+pub(crate) struct VersionTemplate {
+    bytes: Vec<u8>,
+    /// The stand-ins' byte ranges in `bytes`, in order.
+    slots: Vec<(std::ops::Range<usize>, Slot)>,
+}
+
+impl VersionTemplate {
+    /// `None` when `resource` is not an object, or holds a stand-in's text itself.
+    pub(crate) fn new(resource: Option<&serde_json::Value>, rtype: &str) -> Option<Self> {
+        let mut value = resource?.clone();
+        let obj = value.as_object_mut()?;
+        obj.insert("resourceType".to_owned(), rtype.into());
+        obj.insert("id".to_owned(), Slot::Id.stand_in().into());
+        let meta = obj
+            .entry("meta")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if !meta.is_object() {
+            *meta = serde_json::Value::Object(serde_json::Map::new());
+        }
+        let meta = meta.as_object_mut()?;
+        meta.insert("versionId".to_owned(), Slot::VersionId.stand_in().into());
+        meta.insert(
+            "lastUpdated".to_owned(),
+            Slot::LastUpdated.stand_in().into(),
+        );
+        let bytes = serde_json::to_vec(&value).ok()?;
+        let mut slots = Vec::with_capacity(3);
+        for slot in Slot::ALL {
+            let text = slot.serialized();
+            let mut found = bytes
+                .windows(text.len())
+                .enumerate()
+                .filter(|(_, w)| *w == text)
+                .map(|(i, _)| i);
+            let (Some(at), None) = (found.next(), found.next()) else {
+                return None;
+            };
+            slots.push((at..at + text.len(), slot));
+        }
+        slots.sort_by_key(|(r, _)| r.start);
+        Some(Self { bytes, slots })
+    }
+
+    /// The version's JSON with `id`, `meta.versionId` and `meta.lastUpdated` filled in.
+    pub(crate) fn fill(&self, id: &str, version: i64, last_updated: Timestamp) -> Vec<u8> {
+        let version = version.to_string();
+        let time = last_updated.to_string();
+        let mut out = Vec::with_capacity(self.bytes.len() + id.len() + 40);
+        let mut at = 0;
+        for (range, slot) in &self.slots {
+            out.extend_from_slice(&self.bytes[at..range.start]);
+            let text = match slot {
+                Slot::Id => id,
+                Slot::VersionId => &version,
+                Slot::LastUpdated => &time,
+            };
+            quote(&mut out, text);
+            at = range.end;
+        }
+        out.extend_from_slice(&self.bytes[at..]);
+        out
+    }
+}
+
+/// Appends `text` as a JSON string, as `serde_json` writes it.
+fn quote(out: &mut Vec<u8>, text: &str) {
+    // writing to a Vec cannot fail, and a str always serializes
+    let _ = serde_json::to_writer(&mut *out, text);
 }
 
 /// Index rows grouped by table, with composite components flattened.
@@ -572,6 +707,42 @@ mod tests {
         assert_eq!(back["meta"]["versionId"], "3");
         assert_eq!(back["meta"]["lastUpdated"], t.to_string());
         assert_eq!(back["meta"]["tag"], serde_json::json!([]));
+    }
+
+    /// A prepared version gives exactly the bytes of `version_content`, whatever the
+    /// resource holds where the stand-ins go.
+    #[test]
+    fn templates_fill_in_what_version_content_writes() {
+        let t = Timestamp::from_micros(1_795_892_400_123_456);
+        let resources = [
+            serde_json::json!({"resourceType": "Patient"}),
+            serde_json::json!({"resourceType": "Patient", "id": "old", "meta": {"versionId": "9", "tag": [{"code": "a"}]}}),
+            serde_json::json!({"resourceType": "Patient", "meta": "not an object", "active": true}),
+            serde_json::json!({"contained": [{"resourceType": "Organization", "id": "o1"}], "name": [{"family": "Ünïcode \"quoted\""}]}),
+            serde_json::json!({"resourceType": "Observation", "valueQuantity": {"value": 1.5}, "zzz": null}),
+        ];
+        for r in &resources {
+            for (id, version) in [("p1", 1), ("a-much.longer-id-0123456789", 12_345)] {
+                let template = VersionTemplate::new(Some(r), "Patient").expect("prepared");
+                assert_eq!(
+                    String::from_utf8(template.fill(id, version, t)).unwrap(),
+                    String::from_utf8(version_content(Some(r), "Patient", id, version, t).unwrap())
+                        .unwrap(),
+                    "{r}"
+                );
+            }
+        }
+    }
+
+    /// A resource that holds a stand-in's text, or is no object, is not prepared (the writer
+    /// serializes it as before), so its text is never replaced.
+    #[test]
+    fn templates_refuse_what_they_cannot_fill_safely() {
+        let tricky =
+            serde_json::json!({"resourceType": "Basic", "text": {"div": "\u{1}plexus:id\u{1}"}});
+        assert!(VersionTemplate::new(Some(&tricky), "Basic").is_none());
+        assert!(VersionTemplate::new(Some(&serde_json::json!([1])), "Basic").is_none());
+        assert!(VersionTemplate::new(None, "Basic").is_none());
     }
 
     #[test]

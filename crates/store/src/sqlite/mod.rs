@@ -517,8 +517,13 @@ impl Resources for SqliteStore {
             return Ok(Vec::new());
         }
         let crypto = self.crypto.clone();
+        // what needs no database is done here, not on the writer thread every write waits for
+        let prepared: Vec<_> = writes
+            .iter()
+            .map(|w| crate::resource_sql::Prepared::new(w, &crypto))
+            .collect();
         SqliteStore::write(self, "fhir_write", 0, move |conn| {
-            resources::write(conn, &writes, &crypto)
+            resources::write(conn, &writes, &prepared, &crypto)
         })
         .await
     }

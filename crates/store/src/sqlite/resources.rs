@@ -9,7 +9,7 @@ use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
 use crate::resource_sql::search::{self, IncludePlan};
 use crate::resource_sql::{
-    self, Current, Dialect, INDEX_TABLES, IndexRows, Key, ResourceRow, Sql, Target, Value,
+    self, Current, Dialect, INDEX_TABLES, Key, Prepared, ResourceRow, Sql, Target, Value,
 };
 use crate::resources::{
     HistoryMethod, HistoryPage, HistoryQuery, Precondition, ResourceWrite, SearchPage,
@@ -147,10 +147,12 @@ pub(super) fn search(
 }
 
 /// Runs the writes of one `Resources::write` call inside the writer's transaction, under a
-/// savepoint that is rolled back if a precondition fails.
+/// savepoint that is rolled back if a precondition fails. `prepared` holds what each write
+/// needs that was computed before it was queued (in order; see [`Prepared`]).
 pub(super) fn write(
     conn: &Connection,
     writes: &[ResourceWrite],
+    prepared: &[Prepared],
     crypto: &Crypto,
 ) -> Result<Vec<WriteOutcome>> {
     const OP: &str = "write";
@@ -160,11 +162,11 @@ pub(super) fn write(
         .iter()
         .all(|w| matches!(w.precondition, Precondition::None))
     {
-        return write_all(conn, writes, crypto);
+        return write_all(conn, writes, prepared, crypto);
     }
     conn.execute_batch("SAVEPOINT fhir_write")
         .map_err(StoreError::sqlite(OP))?;
-    let result = write_all(conn, writes, crypto);
+    let result = write_all(conn, writes, prepared, crypto);
     let keep = matches!(&result, Ok(outcomes) if !outcomes.iter().any(WriteOutcome::is_failure));
     let end = if keep {
         "RELEASE fhir_write"
@@ -178,12 +180,20 @@ pub(super) fn write(
 fn write_all(
     conn: &Connection,
     writes: &[ResourceWrite],
+    prepared: &[Prepared],
     crypto: &Crypto,
 ) -> Result<Vec<WriteOutcome>> {
+    if prepared.len() != writes.len() {
+        return Err(StoreError::Task {
+            op: "write",
+            detail: "a write without its prepared rows".to_owned(),
+        });
+    }
     let now = Timestamp::now();
     writes
         .iter()
-        .map(|w| write_one(conn, w, now, crypto))
+        .zip(prepared)
+        .map(|(w, p)| write_one(conn, w, p, now, crypto))
         .collect()
 }
 
@@ -239,6 +249,7 @@ fn resolve(conn: &Connection, w: &ResourceWrite, crypto: &Crypto) -> Result<Targ
 fn write_one(
     conn: &Connection,
     w: &ResourceWrite,
+    prepared: &Prepared,
     now: Timestamp,
     crypto: &Crypto,
 ) -> Result<WriteOutcome> {
@@ -301,7 +312,15 @@ fn write_one(
         }
     };
     let fresh = matches!(cur, Current::Absent);
-    let stored = store_version(conn, w, (rid, id, version, method), now, fresh, crypto)?;
+    let stored = store_version(
+        conn,
+        w,
+        prepared,
+        (rid, id, version, method),
+        now,
+        fresh,
+        crypto,
+    )?;
     Ok(resource_sql::outcome(stored, cur))
 }
 
@@ -310,13 +329,15 @@ fn write_one(
 fn store_version(
     conn: &Connection,
     w: &ResourceWrite,
+    prepared: &Prepared,
     (rid, id, version, method): (i64, String, i64, HistoryMethod),
     now: Timestamp,
     fresh: bool,
     crypto: &Crypto,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
-    let stored = resource_sql::new_version(w, id, version, method, now)?;
+    let stored =
+        resource_sql::new_version(w, id, version, method, now, prepared.template.as_ref())?;
     let content = if stored.deleted {
         std::borrow::Cow::Borrowed(&stored.content[..])
     } else {
@@ -340,8 +361,9 @@ fn store_version(
         ])
     })
     .map_err(StoreError::sqlite(OP))?;
-    let index: &[fhir::index::IndexEntry] = if stored.deleted { &[] } else { &w.index };
-    replace_index(conn, rid, &w.resource_type, index, fresh, crypto)?;
+    let none = Prepared::default();
+    let index = if stored.deleted { &none } else { prepared };
+    replace_index(conn, rid, &w.resource_type, index, fresh)?;
     Ok(stored)
 }
 
@@ -420,14 +442,13 @@ fn insert_rows<'a, R>(
     Ok(())
 }
 
-/// Replaces the index rows of `rid`.
+/// Replaces the index rows of `rid` with `prepared`'s.
 fn replace_index(
     conn: &Connection,
     rid: i64,
     rtype: &str,
-    entries: &[fhir::index::IndexEntry],
+    prepared: &Prepared,
     fresh: bool,
-    crypto: &Crypto,
 ) -> Result<()> {
     const OP: &str = "write";
     let e = StoreError::sqlite(OP);
@@ -438,7 +459,7 @@ fn replace_index(
                     .execute([rid])?;
             }
         }
-        let rows = crypto.index_rows(IndexRows::new(entries));
+        let rows = &prepared.rows;
         let most = [
             rows.strings.len(),
             rows.tokens.len(),
@@ -465,11 +486,10 @@ fn replace_index(
         insert_rows(conn, 2, key, &references, &seqs, |c, p| {
             p.extend(c.iter().map(|v| v as &dyn ToSql));
         })?;
-        let fast = rows.date_fast();
         let dates: Vec<_> = rows
             .dates
             .iter()
-            .zip(&fast)
+            .zip(&prepared.date_fast)
             .map(|((k, lo, hi), f)| (k, (lo, hi, f)))
             .collect();
         insert_rows(conn, 3, key, &dates, &seqs, |(lo, hi, f), p| {
