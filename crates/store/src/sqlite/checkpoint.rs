@@ -6,8 +6,8 @@
 //! shows as the writer's CPU and as the tail of ACK latency.
 //!
 //! Here the writer only counts: its WAL hook (which replaces the automatic checkpoint) wakes
-//! a checkpoint thread with its own connection once the WAL holds [`SOFT_PAGES`] frames, and
-//! that thread runs `PASSIVE` checkpoints, which never block the writer. A passive checkpoint
+//! a checkpoint thread with its own connection each time the WAL has grown by [`SOFT_PAGES`]
+//! frames, and that thread runs `PASSIVE` checkpoints, which never block the writer. A passive checkpoint
 //! cannot let the WAL start over while the writer keeps appending, so when the WAL reaches
 //! [`HARD_PAGES`] the writer waits for the thread's checkpoint in progress, if any, and
 //! checkpoints the (by then small) rest itself; the next transaction then rewinds the WAL to
@@ -24,10 +24,18 @@ use rusqlite::wal::CheckpointMode;
 
 use crate::error::{Result, StoreError};
 
-/// WAL frames after which the checkpoint thread is woken (SQLite's own default threshold).
-pub(super) const SOFT_PAGES: i32 = 1_000;
-/// WAL frames after which the writer checkpoints the rest itself, so the WAL can rewind.
-pub(super) const HARD_PAGES: i32 = 4_000;
+/// WAL frames appended after which the checkpoint thread is woken (12 MB of 4 KB pages). A
+/// checkpoint copies each page once however often the frames since the last one changed it
+/// (the tail pages of an index's frequent values are rewritten by every commit), so fewer,
+/// larger checkpoints copy less. Measured on the FHIR import (1,000 patients): waking the
+/// thread at every commit past 1,000 frames, as before, cost it 45–48 µs of CPU per resource
+/// and 66 KB written per resource; once per 2,000 frames 20 µs and 47 KB; once per 4,000
+/// frames (with a larger hard limit) 12 µs and 43 KB.
+pub(super) const SOFT_PAGES: i32 = 3_000;
+/// WAL frames after which the writer checkpoints the rest itself (what the thread has not
+/// copied yet, at most about [`SOFT_PAGES`] frames), so the WAL can rewind: a WAL file of at
+/// most about 47 MB.
+pub(super) const HARD_PAGES: i32 = 11_500;
 
 /// Installs the WAL hook on the writer connection and starts the checkpoint thread. The thread
 /// is not joined: it ends by itself when the writer connection is closed (the hook, and with
@@ -43,9 +51,10 @@ pub(super) fn start(writer: &mut Connection, file: &Path, busy: Duration) -> Res
     // held by whoever checkpoints, so the writer can wait for the thread at the hard limit
     let turn = Arc::new(Mutex::new(()));
     let thread_turn = Arc::clone(&turn);
+    let mut woke_at = 0;
     writer
         .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
-            on_commit(wal, pages, &wake, &turn);
+            on_commit(wal, pages, &mut woke_at, &wake, &turn);
             Ok(())
         }))
         .map_err(StoreError::sqlite(OP))?;
@@ -59,14 +68,22 @@ pub(super) fn start(writer: &mut Connection, file: &Path, busy: Duration) -> Res
         })
 }
 
-/// The writer's side, after each commit: `pages` is the number of frames in the WAL.
-fn on_commit(wal: &mut rusqlite::hooks::Wal, pages: i32, wake: &SyncSender<()>, turn: &Mutex<()>) {
+/// The writer's side, after each commit: `pages` is the number of frames in the WAL,
+/// `woke_at` the WAL's frames when the checkpoint thread was last woken.
+fn on_commit(
+    wal: &mut rusqlite::hooks::Wal,
+    pages: i32,
+    woke_at: &mut i32,
+    wake: &SyncSender<()>,
+    turn: &Mutex<()>,
+) {
     if pages >= HARD_PAGES {
         let _turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
             tracing::debug!(error = %e, pages, "writer checkpoint skipped");
         }
-    } else if pages >= SOFT_PAGES {
+        *woke_at = pages;
+    } else if wake_due(pages, woke_at) {
         match wake.try_send(()) {
             Ok(()) | Err(TrySendError::Full(())) => {}
             Err(TrySendError::Disconnected(())) => {
@@ -74,6 +91,20 @@ fn on_commit(wal: &mut rusqlite::hooks::Wal, pages: i32, wake: &SyncSender<()>, 
             }
         }
     }
+}
+
+/// Whether the checkpoint thread is due: the WAL has grown by [`SOFT_PAGES`] frames since it
+/// was last woken (or since the WAL started over). Records the wake in `woke_at`.
+fn wake_due(pages: i32, woke_at: &mut i32) -> bool {
+    if pages < *woke_at {
+        // the WAL started over
+        *woke_at = 0;
+    }
+    let due = pages >= woke_at.saturating_add(SOFT_PAGES);
+    if due {
+        *woke_at = pages;
+    }
+    due
 }
 
 fn run(conn: &Connection, woken: &Receiver<()>, turn: &Mutex<()>) {
@@ -92,7 +123,27 @@ mod tests {
 
     use rusqlite::Connection;
 
-    use super::{HARD_PAGES, start};
+    use super::{HARD_PAGES, SOFT_PAGES, start, wake_due};
+
+    /// The thread is woken once per [`SOFT_PAGES`] frames appended, not at every commit past
+    /// the threshold, and counting starts over with the WAL.
+    #[test]
+    fn the_thread_is_woken_once_per_window() {
+        let mut woke_at = 0;
+        let wakes: Vec<i32> = (1..=3 * SOFT_PAGES / 100)
+            .map(|n| n * 100)
+            .filter(|&pages| wake_due(pages, &mut woke_at))
+            .collect();
+        assert_eq!(wakes, vec![SOFT_PAGES, 2 * SOFT_PAGES, 3 * SOFT_PAGES]);
+        // a commit of many frames crosses the line once
+        assert!(!wake_due(3 * SOFT_PAGES + 10, &mut woke_at));
+        assert!(wake_due(4 * SOFT_PAGES + 350, &mut woke_at));
+        assert!(!wake_due(5 * SOFT_PAGES + 349, &mut woke_at));
+        // the WAL started over: the next window counts from its start
+        assert!(!wake_due(120, &mut woke_at));
+        assert!(!wake_due(SOFT_PAGES - 1, &mut woke_at));
+        assert!(wake_due(SOFT_PAGES, &mut woke_at));
+    }
 
     fn wal_bytes(dir: &std::path::Path) -> u64 {
         std::fs::metadata(dir.join("db-wal")).map_or(0, |m| m.len())
