@@ -196,10 +196,15 @@ pub(super) async fn write(store: &PgStore, writes: &[ResourceWrite]) -> Result<V
     const OP: &str = "write";
     let mut client = store.client(OP).await?;
     let tx = client.transaction().await.map_err(StoreError::pg(OP))?;
-    let mut outcomes = Vec::with_capacity(writes.len());
-    for w in writes {
-        outcomes.push(write_one(&tx, w, &store.crypto).await?);
-    }
+    let outcomes = if writes.len() > 1 && writes.iter().all(plain_create) {
+        create_all(&tx, writes, &store.crypto).await?
+    } else {
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for w in writes {
+            outcomes.push(write_one(&tx, w, &store.crypto).await?);
+        }
+        outcomes
+    };
     if outcomes.iter().any(WriteOutcome::is_failure) {
         tx.rollback().await.map_err(StoreError::pg(OP))?;
     } else {
@@ -371,6 +376,44 @@ async fn claim_id(
         .map_err(StoreError::pg(OP))
 }
 
+/// An unconditional create (what a transaction Bundle's POST entries are).
+fn plain_create(w: &ResourceWrite) -> bool {
+    w.op == WriteOp::Create && matches!(w.precondition, Precondition::None)
+}
+
+/// Several unconditional creates in two round trips instead of two per resource: every id
+/// is claimed in one pipeline, then every version with its index rows in another. Outcomes
+/// and errors are those of [`write_one`] for each in turn: a taken id fails the call with
+/// [`resource_sql::exists_error`] (also when two writes of the call name the same id: the
+/// second claim sees the first's row).
+async fn create_all(
+    client: &impl GenericClient,
+    writes: &[ResourceWrite],
+    crypto: &Crypto,
+) -> Result<Vec<WriteOutcome>> {
+    let now = Timestamp::now();
+    let claims = futures_util::future::try_join_all(
+        writes
+            .iter()
+            .map(|w| claim_id(client, &w.resource_type, &w.id, now)),
+    )
+    .await?;
+    let mut statements = Vec::with_capacity(writes.len() * 2);
+    let mut outcomes = Vec::with_capacity(writes.len());
+    for (w, claimed) in writes.iter().zip(claims) {
+        let Some(rid) = claimed else {
+            return Err(resource_sql::exists_error(&w.resource_type, &w.id));
+        };
+        let key = (rid, w.id.clone(), 1, HistoryMethod::Create);
+        let (stored, mut these) =
+            version_statements(client, w, key, now, Current::Absent, crypto).await?;
+        statements.append(&mut these);
+        outcomes.push(resource_sql::outcome(stored, Current::Absent));
+    }
+    pipelined(client, statements).await?;
+    Ok(outcomes)
+}
+
 async fn write_one(
     client: &impl GenericClient,
     w: &ResourceWrite,
@@ -466,11 +509,25 @@ async fn pipelined(
 async fn store_version(
     client: &impl GenericClient,
     w: &ResourceWrite,
-    (rid, id, version, method): (i64, String, i64, HistoryMethod),
+    key: (i64, String, i64, HistoryMethod),
     now: Timestamp,
     before: Current,
     crypto: &Crypto,
 ) -> Result<StoredResource> {
+    let (stored, statements) = version_statements(client, w, key, now, before, crypto).await?;
+    pipelined(client, statements).await?;
+    Ok(stored)
+}
+
+/// The version a write stores and the statements that store it (see [`store_version`]).
+async fn version_statements(
+    client: &impl GenericClient,
+    w: &ResourceWrite,
+    (rid, id, version, method): (i64, String, i64, HistoryMethod),
+    now: Timestamp,
+    before: Current,
+    crypto: &Crypto,
+) -> Result<(StoredResource, Vec<(tokio_postgres::Statement, Vec<Param>)>)> {
     const OP: &str = "write";
     let stored = resource_sql::new_version(w, id, version, method, now, None)?;
     let content = if stored.deleted {
@@ -523,8 +580,7 @@ async fn store_version(
     {
         statements.push(replace);
     }
-    pipelined(client, statements).await?;
-    Ok(stored)
+    Ok((stored, statements))
 }
 
 const DELETE_INDEX_SQL: &str = "WITH a AS (DELETE FROM fhir_idx_string WHERE rid = $1),

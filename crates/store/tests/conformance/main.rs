@@ -104,6 +104,7 @@ conformance!(
     shared_stages_read_as_stored,
     resource_versions_and_meta,
     resource_if_match_and_taken_ids,
+    resource_several_creates_in_one_call,
     resource_multi_write_rolls_back_on_failure,
     resource_conditional_writes,
     resource_concurrent_conditional_creates,

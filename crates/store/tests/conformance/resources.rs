@@ -394,6 +394,104 @@ pub async fn resource_if_match_and_taken_ids<B: Backend>(backend: &B) {
     put(&store, "Observation", "p1", vec![]).await;
 }
 
+/// A call of several plain creates (a transaction Bundle's POSTs): every resource is stored
+/// as version 1 with its meta and index rows, in order; a taken id, or the same id twice in
+/// one call, fails the whole call and stores nothing.
+pub async fn resource_several_creates_in_one_call<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let mut writes: Vec<ResourceWrite> = (0..12)
+        .map(|i| {
+            let mut w = create(
+                "Observation",
+                &format!("o{i:02}"),
+                vec![
+                    token("code", Some("http://loinc.org"), &format!("c{}", i % 3)),
+                    reference("subject", "Patient", "p1"),
+                    date("date", 1_000 * i, 1_000 * i + 999),
+                ],
+            );
+            w.resource = Some(json!({"resourceType": "Observation", "status": "final", "n": i}));
+            w
+        })
+        .collect();
+    writes.insert(0, create("Patient", "p1", vec![string("name", "Sämple")]));
+    let out = store.write(writes).await.unwrap();
+    assert_eq!(out.len(), 13);
+    for (i, o) in out.iter().enumerate().skip(1) {
+        let r = stored(o);
+        assert!(matches!(o, WriteOutcome::Created(_)), "{o:?}");
+        assert_eq!(
+            (r.id.as_str(), r.version),
+            (format!("o{:02}", i - 1).as_str(), 1)
+        );
+        let body = content(r);
+        assert_eq!(body["n"], i - 1);
+        assert_eq!(body["id"], r.id);
+        assert_eq!(body["meta"]["versionId"], "1");
+        assert_eq!(body["meta"]["lastUpdated"], r.last_updated.to_string());
+        let read = store
+            .read("Observation", &r.id, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.content, r.content);
+    }
+    let c1 = one(
+        "Observation",
+        pred(
+            "code",
+            Test::Token {
+                system: TokenSystem::Any,
+                code: Some("c1".into()),
+                negate: false,
+            },
+        ),
+    );
+    assert_eq!(ids(&store, &c1).await, names(&["o01", "o04", "o07", "o10"]));
+    let mut by_subject = ids(
+        &store,
+        &one(
+            "Observation",
+            pred(
+                "subject",
+                Test::Reference {
+                    target_type: Some("Patient".into()),
+                    id: "p1".into(),
+                },
+            ),
+        ),
+    )
+    .await;
+    by_subject.dedup();
+    assert_eq!(by_subject.len(), 12);
+    // the same id twice in one call, or an id already taken: nothing of the call is stored
+    for second in ["n1", "o03"] {
+        let err = store
+            .write(vec![
+                create("Observation", "n1", vec![]),
+                create("Observation", "n2", vec![]),
+                create("Observation", second, vec![]),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ResourceExists { .. }), "{err}");
+        assert!(
+            store
+                .read("Observation", "n1", None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .read("Observation", "n2", None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
 pub async fn resource_multi_write_rolls_back_on_failure<B: Backend>(backend: &B) {
     let store = open(backend).await;
     put(&store, "Patient", "b", vec![]).await;
