@@ -438,6 +438,29 @@ impl ImportCost {
     }
 }
 
+/// `json` (one patient's synthetic Bundle) with the first 8 hex digits of every `urn:uuid:`
+/// set to the patient's number: the generator's ids repeat between neighbouring patients
+/// (each one's random stream is its neighbour's shifted by a step), which is harmless in a
+/// Bundle of one patient but not when several patients share one.
+fn distinct_uuids(json: &str, patient: u64) -> String {
+    const URN: &str = "urn:uuid:";
+    let prefix = format!("{:08x}", patient & 0xffff_ffff);
+    let mut out = String::with_capacity(json.len());
+    let mut rest = json;
+    while let Some(at) = rest.find(URN) {
+        let (before, after) = rest.split_at(at + URN.len());
+        out.push_str(before);
+        if after.len() >= 8 && after.is_char_boundary(8) {
+            out.push_str(&prefix);
+            rest = &after[8..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The import with `per_bundle` patients in each transaction Bundle (`--bundle-patients`):
 /// the entries of their synthetic Bundles together (their `urn:uuid:` references stay
 /// distinct), `concurrency` Bundles at a time.
@@ -465,7 +488,9 @@ async fn load_grouped(
                 }
                 let mut entries = Vec::new();
                 for n in first..(first + per_bundle).min(patients) {
-                    let mut bundle = fhir_server::synth::patient_bundle(1, n);
+                    let bundle = fhir_server::synth::patient_bundle(1, n);
+                    let mut bundle: serde_json::Value =
+                        serde_json::from_str(&distinct_uuids(&bundle.to_string(), n))?;
                     if let Some(e) = bundle["entry"].as_array_mut() {
                         entries.append(e);
                     }
@@ -719,4 +744,48 @@ fn request(base: &str, rng: &mut fhir_server::synth::Rng, ids: &Ids, patients: u
 
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct_uuids;
+
+    /// Neighbouring patients' Bundles share `urn:uuid:` ids; once rewritten, the entries of
+    /// several patients have distinct fullUrls and each patient's references still point at
+    /// its own entries.
+    #[test]
+    fn grouped_patients_get_distinct_full_urls() {
+        let mut all = std::collections::HashSet::new();
+        let mut repeated = 0;
+        for n in 0..6 {
+            let original = fhir_server::synth::patient_bundle(1, n);
+            let bundle: serde_json::Value =
+                serde_json::from_str(&distinct_uuids(&original.to_string(), n)).unwrap();
+            let entries = bundle["entry"].as_array().unwrap();
+            let own: std::collections::HashSet<&str> = entries
+                .iter()
+                .map(|e| e["fullUrl"].as_str().unwrap())
+                .collect();
+            assert_eq!(own.len(), entries.len());
+            for e in entries {
+                for field in ["subject", "encounter"] {
+                    if let Some(r) = e["resource"][field]["reference"].as_str() {
+                        assert!(own.contains(r), "{r} is not an entry of patient {n}");
+                    }
+                }
+            }
+            for url in own {
+                assert!(url.starts_with(&format!("urn:uuid:{n:08x}-")), "{url}");
+                repeated += usize::from(!all.insert(url.to_owned()));
+            }
+            let before: std::collections::HashSet<&str> = original["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["fullUrl"].as_str().unwrap())
+                .collect();
+            assert_eq!(before.len(), entries.len());
+        }
+        assert_eq!(repeated, 0);
+    }
 }
