@@ -91,6 +91,11 @@ pub struct Channel {
     pub(crate) source_wake: Notify,
     pub(crate) destination_wake: Vec<Notify>,
     pub(crate) destination_paused: Vec<AtomicBool>,
+    /// Per destination, the lease a new message's queue item is stored with: an ordered
+    /// destination's items are leased at once to its worker on this node, which then reads
+    /// them instead of claiming them (see `worker::destination_worker`); `None` for parallel
+    /// workers, which claim.
+    pub(crate) hand_off: Vec<Option<(String, Duration)>>,
     pub(crate) tasks: Mutex<Tasks>,
     pub(crate) source_addr: Mutex<Option<SocketAddr>>,
     pub(crate) source_tls: Mutex<Option<mllp::ReloadableTls>>,
@@ -246,6 +251,18 @@ impl Engine {
                 .destinations
                 .iter()
                 .map(|d| AtomicBool::new(paused.contains(&d.name)))
+                .collect(),
+            hand_off: config
+                .destinations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let n = Destination::try_from(i + 1).unwrap_or(Destination::MAX);
+                    (d.queue.workers == 1).then(|| {
+                        let queue = queue_name(&config.name, n);
+                        (crate::worker::owner(self, &queue, 0), self.config.lease)
+                    })
+                })
                 .collect(),
             tasks: Mutex::new(Tasks::default()),
             source_addr: Mutex::new(None),

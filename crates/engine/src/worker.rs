@@ -58,7 +58,8 @@ async fn idle(ch: &Channel, wake: &tokio::sync::Notify, max: Duration) -> bool {
     ch.state() != ChannelState::Stopped
 }
 
-fn owner(engine: &Engine, queue: &str, worker: u32) -> String {
+/// The name worker `worker` of `queue` holds leases in.
+pub(crate) fn owner(engine: &Engine, queue: &str, worker: u32) -> String {
     format!("{}:{queue}#{worker}", engine.config.node)
 }
 
@@ -232,7 +233,11 @@ pub(crate) async fn process(
                 r.enqueue.push(Enqueue {
                     queue: queue_name(ch.name(), n),
                     destination: n,
-                    lease: None,
+                    lease: ch
+                        .hand_off
+                        .get(usize::from(n).wrapping_sub(1))
+                        .cloned()
+                        .flatten(),
                 });
                 (Status::Queued, None)
             }
@@ -294,6 +299,34 @@ async fn process_one(
     t
 }
 
+/// The apply of the batch sent last: it commits while the next batch is sent.
+struct Applying {
+    /// The batch's items: still leased to the worker until the apply commits.
+    items: Vec<store::QueueItemId>,
+    /// Whether the apply committed.
+    task: JoinHandle<bool>,
+}
+
+/// Waits for the apply in flight, if any; false if it failed (its messages will be sent
+/// again).
+async fn settle(applying: &mut Option<Applying>) -> bool {
+    match applying.take() {
+        None => true,
+        Some(a) => a.task.await.unwrap_or(false),
+    }
+}
+
+/// One destination worker: claims (or, ordered, reads the items the arrival leased to it),
+/// sends one message at a time, and records each batch while sending the next.
+///
+/// An ordered worker (one per destination) keeps the queue's order: new messages' items are
+/// stored leased to it (`Channel::hand_off`), so it reads the head it holds
+/// (`Queues::held_head`, a read) instead of claiming it (a write); it claims (`claim_head`)
+/// at start, after a failed send or apply, when the held head is empty (an item it does not
+/// hold may be first) and before a lease runs out. Claiming re-leases the items the worker
+/// holds from the head on, so it first waits for the apply in flight. A batch is sent only
+/// after the batch before it, and a failed send stops the batch: the rest waits behind the
+/// failed message, as before. A crash before an apply commits only sends its batch again.
 #[allow(clippy::too_many_lines)] // the delivery loop with its three outcomes
 async fn destination_worker(
     engine: Arc<Engine>,
@@ -322,36 +355,84 @@ async fn destination_worker(
         .config
         .idle_poll
         .min(queue_cfg.initial_backoff.max(Duration::from_millis(10)));
+    let mut applying: Option<Applying> = None;
+    // ordered: claim next (a write) rather than read the head the worker holds
+    let mut claim_next = true;
     while ch.state() != ChannelState::Stopped {
         if ch.destination_paused[usize::from(n) - 1].load(Ordering::Relaxed) {
+            settle(&mut applying).await;
+            claim_next = true;
             if !idle(&ch, wake, engine.config.idle_poll).await {
                 break;
             }
             continue;
         }
-        let claimed = if ordered {
-            store
-                .claim_head(&queue, &owner, engine.config.lease, queue_cfg.batch)
+        let items = if ordered && !claim_next {
+            let skip = applying
+                .as_ref()
+                .map(|a| a.items.clone())
+                .unwrap_or_default();
+            match store
+                .held_head(&queue, &owner, &skip, queue_cfg.batch)
                 .await
+            {
+                Ok(mut items) => {
+                    // a lease that would run out while the batch is sent is renewed by a claim
+                    let fresh = Timestamp::now().saturating_add(engine.config.lease / 2);
+                    if let Some(stale) = items
+                        .iter()
+                        .position(|i| i.lease_until.is_none_or(|u| u < fresh))
+                    {
+                        items.truncate(stale);
+                    }
+                    if items.is_empty() {
+                        // the head may be an item this worker does not hold: claim it
+                        claim_next = true;
+                        continue;
+                    }
+                    items
+                }
+                Err(e) => {
+                    warn!(channel = %ch.name(), destination = %plan.name, error = %e, "cannot read the queue head; claiming");
+                    claim_next = true;
+                    continue;
+                }
+            }
         } else {
-            store
-                .claim(&queue, &owner, engine.config.lease, queue_cfg.batch)
-                .await
-        };
-        let items = match claimed {
-            Ok(items) => items,
-            Err(e) => {
-                warn!(channel = %ch.name(), destination = %plan.name, error = %e, "cannot claim; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            if ordered {
+                // the claim re-leases what this worker holds from the head on, including a
+                // batch whose apply is in flight: let it commit first
+                settle(&mut applying).await;
+            }
+            let claimed = if ordered {
+                store
+                    .claim_head(&queue, &owner, engine.config.lease, queue_cfg.batch)
+                    .await
+            } else {
+                store
+                    .claim(&queue, &owner, engine.config.lease, queue_cfg.batch)
+                    .await
+            };
+            let items = match claimed {
+                Ok(items) => items,
+                Err(e) => {
+                    warn!(channel = %ch.name(), destination = %plan.name, error = %e, "cannot claim; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if items.is_empty() {
+                settle(&mut applying).await;
+                if !idle(&ch, wake, poll).await {
+                    break;
+                }
+                // woken by new messages: they are held by this worker
+                claim_next = false;
                 continue;
             }
+            claim_next = false;
+            items
         };
-        if items.is_empty() {
-            if !idle(&ch, wake, poll).await {
-                break;
-            }
-            continue;
-        }
         // the encoded content of the whole batch in one read
         let ids: Vec<store::MessageId> = items.iter().map(|i| i.message_id).collect();
         let mut encoded: std::collections::HashMap<store::MessageId, Vec<u8>> = match store
@@ -361,6 +442,7 @@ async fn destination_worker(
             Ok(found) => found.into_iter().collect(),
             Err(e) => {
                 warn!(channel = %ch.name(), destination = %plan.name, error = %e, "cannot read queued messages; retrying");
+                claim_next = true;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -369,6 +451,14 @@ async fn destination_worker(
         let mut ended = Vec::new();
         for item in &items {
             if ch.state() == ChannelState::Stopped {
+                break;
+            }
+            // the batch before failed to record: it is sent again after a claim, so stop
+            // here rather than send further ahead of it
+            if applying.as_ref().is_some_and(|a| a.task.is_finished())
+                && !settle(&mut applying).await
+            {
+                claim_next = true;
                 break;
             }
             let bytes = encoded.remove(&item.message_id);
@@ -380,6 +470,7 @@ async fn destination_worker(
                 }
                 Delivery::Retry { error } => {
                     // record what was sent before this one, then the failed attempt
+                    settle(&mut applying).await;
                     flush(&engine, &ch, &mut done, &mut ended).await;
                     let attempt = item.attempts + 1;
                     let retry_at = Timestamp::now().saturating_add(queue_cfg.backoff(attempt));
@@ -403,10 +494,12 @@ async fn destination_worker(
                     }
                     if ordered {
                         // the rest waits behind it: keep the order
+                        claim_next = true;
                         break;
                     }
                 }
                 Delivery::Fail { error } => {
+                    settle(&mut applying).await;
                     flush(&engine, &ch, &mut done, &mut ended).await;
                     let _ = store
                         .nack(item.id, &owner, Timestamp::now(), &error, item.attempts + 1)
@@ -416,8 +509,24 @@ async fn destination_worker(
                 }
             }
         }
-        flush(&engine, &ch, &mut done, &mut ended).await;
+        // at most one apply in flight: the one before this batch's has had the whole batch
+        if !settle(&mut applying).await {
+            claim_next = true;
+        }
+        if !done.is_empty() {
+            let items = done
+                .iter()
+                .filter_map(|t| t.complete.as_ref().map(|(id, _)| *id))
+                .collect();
+            let (engine, ch) = (Arc::clone(&engine), Arc::clone(&ch));
+            let task = tokio::spawn(async move {
+                let (mut done, mut ended) = (done, ended);
+                flush(&engine, &ch, &mut done, &mut ended).await
+            });
+            applying = Some(Applying { items, task });
+        }
     }
+    settle(&mut applying).await;
     sender.close().await;
     debug!(channel = %ch.name(), destination = %plan.name, "destination worker stopped");
 }
@@ -486,24 +595,26 @@ async fn deliver(
     }
 }
 
-/// Writes the transitions of sent messages and tells anyone waiting for them.
+/// Writes the transitions of sent messages and tells anyone waiting for them; false if they
+/// could not be written (the messages will be sent again).
 async fn flush(
     engine: &Engine,
     ch: &Channel,
     done: &mut Vec<Transition>,
     ended: &mut Vec<store::MessageId>,
-) {
+) -> bool {
     if done.is_empty() {
-        return;
+        return true;
     }
     if let Err(e) = engine.store.apply(std::mem::take(done)).await {
         warn!(channel = %ch.name(), error = %e, "cannot record deliveries; they will be sent again");
         ended.clear();
-        return;
+        return false;
     }
     for id in std::mem::take(ended) {
         notify_if_final(engine, id).await;
     }
+    true
 }
 
 /// Records a message that failed for good at a destination.

@@ -256,6 +256,26 @@ pub trait Queues: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<QueueItem>>> + Send;
 
+    /// Reads, changing nothing, the items at the head of `queue` that `owner` already holds:
+    /// looks at `queue`'s READY and LEASED items in id order, passes over those in `skip`
+    /// (items the caller is still delivering), and returns the longest prefix — at most
+    /// `limit` items — of items LEASED to `owner`, stopping at the first item that is not
+    /// (READY, or leased to another owner). Whether a lease ran out does not matter here:
+    /// the caller looks at `lease_until` itself.
+    ///
+    /// For an ordered worker whose items were enqueued already leased to it (see
+    /// [`Enqueue::lease`]): it delivers them in order without a claim, which is a write. It
+    /// claims ([`Queues::claim_head`]) when this returns nothing, since an item it does not
+    /// hold may be at the head, and to renew leases that are about to run out. On SQLite a
+    /// read on a read connection; on PostgreSQL one query.
+    fn held_head(
+        &self,
+        queue: &str,
+        owner: &str,
+        skip: &[QueueItemId],
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<QueueItem>>> + Send;
+
     /// Makes the lease `owner` holds on `item` run until `lease` from now. Fails with
     /// [`StoreError::LeaseNotHeld`] if the item is no longer leased to `owner` (another owner
     /// claimed it since, or it was acked or nacked).
@@ -451,6 +471,16 @@ impl Queues for AnyStore {
         limit: u32,
     ) -> Result<Vec<QueueItem>> {
         dispatch!(self, s => s.claim_head(queue, owner, lease, limit).await)
+    }
+
+    async fn held_head(
+        &self,
+        queue: &str,
+        owner: &str,
+        skip: &[QueueItemId],
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        dispatch!(self, s => s.held_head(queue, owner, skip, limit).await)
     }
 
     async fn extend_lease(&self, item: QueueItemId, owner: &str, lease: Duration) -> Result<()> {

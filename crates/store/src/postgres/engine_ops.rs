@@ -583,6 +583,51 @@ pub(super) async fn claim_head(
     Ok(items)
 }
 
+/// `Queues::held_head`: the head of `queue` with room for the skipped items, then the prefix
+/// leased to `owner` picked out here. A plain read: it takes no lock, and a claim that
+/// commits meanwhile only shortens what the next call returns.
+pub(super) async fn held_head(
+    store: &PgStore,
+    queue: &str,
+    owner: &str,
+    skip: &[QueueItemId],
+    limit: u32,
+) -> Result<Vec<QueueItem>> {
+    const OP: &str = "held_head";
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let client = store.client(OP).await?;
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM queue_items \
+             WHERE queue = $1 AND state IN ('READY', 'LEASED') ORDER BY id LIMIT $2"
+        ))
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let skip: HashSet<QueueItemId> = skip.iter().copied().collect();
+    let rows_wanted = i64::from(limit) + i64::try_from(skip.len()).unwrap_or(i64::MAX);
+    let found = client
+        .query(&stmt, &[&queue, &rows_wanted])
+        .await
+        .map_err(StoreError::pg(OP))?;
+    let mut items = Vec::new();
+    for row in &found {
+        if items.len() >= limit as usize {
+            break;
+        }
+        let item = rows::item(row, OP)?;
+        if skip.contains(&item.id) {
+            continue;
+        }
+        if item.state != QueueState::Leased || item.lease_owner.as_deref() != Some(owner) {
+            break;
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
 /// `Queues::extend_lease`.
 pub(super) async fn extend_lease(
     store: &PgStore,

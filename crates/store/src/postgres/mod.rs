@@ -714,6 +714,18 @@ impl Queues for PgStore {
             .map_err(|e| e.about(Subject::Queue(queue.to_owned())))
     }
 
+    async fn held_head(
+        &self,
+        queue: &str,
+        owner: &str,
+        skip: &[QueueItemId],
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        engine_ops::held_head(self, queue, owner, skip, limit)
+            .await
+            .map_err(|e| e.about(Subject::Queue(queue.to_owned())))
+    }
+
     async fn extend_lease(&self, item: QueueItemId, owner: &str, lease: Duration) -> Result<()> {
         engine_ops::extend_lease(self, item, owner, lease)
             .await

@@ -178,6 +178,46 @@ pub(super) fn claim_head(
     Ok(items)
 }
 
+/// The statement of [`held_head`]: the queue's unfinished items in id order, read row by row
+/// and no further than needed (no `LIMIT`: how many rows it takes depends on `skip`).
+pub(super) fn held_head_sql() -> String {
+    format!(
+        "SELECT {ITEM_COLUMNS} FROM queue_items WHERE queue = CAST(?1 AS TEXT) \
+         AND state IN ('READY', 'LEASED') ORDER BY id"
+    )
+}
+
+/// `Queues::held_head`: the prefix of `queue`'s unfinished items, `skip` (sorted) passed over,
+/// that is leased to `owner`, at most `limit` items. A read: runs on a read connection.
+pub(super) fn held_head(
+    conn: &Connection,
+    queue: &str,
+    owner: &str,
+    skip: &[crate::model::QueueItemId],
+    limit: u32,
+) -> Result<Vec<QueueItem>> {
+    const OP: &str = "held_head";
+    let mut stmt = conn
+        .prepare_cached(&held_head_sql())
+        .map_err(StoreError::sqlite(OP))?;
+    let mut rows = stmt.query([queue]).map_err(StoreError::sqlite(OP))?;
+    let mut items = Vec::new();
+    while items.len() < limit as usize {
+        let Some(row) = rows.next().map_err(StoreError::sqlite(OP))? else {
+            break;
+        };
+        let item = item(row, OP)?;
+        if skip.binary_search(&item.id).is_ok() {
+            continue;
+        }
+        if item.state != QueueState::Leased || item.lease_owner.as_deref() != Some(owner) {
+            break;
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
 /// Makes `owner`'s lease on `item` run until `lease_micros` from now.
 pub(super) fn extend_lease(
     conn: &Connection,
@@ -365,7 +405,7 @@ pub(super) fn contents(
 mod tests {
     use rusqlite::{Connection, StatementStatus};
 
-    use super::{claim_head, refresh_status};
+    use super::{claim_head, held_head, refresh_status};
     use crate::sqlite::ops::claim;
 
     /// Times SQLite compiled `sql` again after its first preparation.
@@ -418,6 +458,8 @@ mod tests {
             let owner = format!("w{round}");
             claim_head(&conn, "ordered", &owner, 0, 10).unwrap();
             claim(&conn, "parallel", &owner, 0, 10).unwrap();
+            let held = held_head(&conn, "ordered", &owner, &[], 10).unwrap();
+            assert_eq!(held.len(), 2, "{owner} holds the head it claimed");
         }
         let statuses: Vec<(String, Option<String>)> = conn
             .prepare("SELECT status, error FROM messages ORDER BY id")
@@ -438,9 +480,21 @@ mod tests {
             super::REFRESH_WRITE.to_owned(),
             super::claim_head_sql(10),
             crate::sqlite::ops::claim_sql(10),
+            super::held_head_sql(),
         ] {
             assert_eq!(reprepared(&conn, &sql), 0, "{sql}");
         }
+        // the read of the held head walks the head index in its order, no sort
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::held_head_sql()))
+            .unwrap()
+            .query_map(["q"], |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join("; ");
+        assert!(plan.contains("queue_items_head (queue=?)"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         // and the claims still search their partial index, in its order
         for (sql, index) in [
             (super::claim_head_sql(10), "queue_items_head (queue=?)"),

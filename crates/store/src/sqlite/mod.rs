@@ -482,6 +482,28 @@ impl Queues for SqliteStore {
         .map_err(|e| e.about(subject))
     }
 
+    async fn held_head(
+        &self,
+        queue: &str,
+        owner: &str,
+        skip: &[QueueItemId],
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let subject = Subject::Queue(queue.to_owned());
+        let (queue, owner) = (queue.to_owned(), owner.to_owned());
+        let mut skip = skip.to_vec();
+        skip.sort_unstable();
+        self.readers
+            .run("held_head", move |conn| {
+                engine_ops::held_head(conn, &queue, &owner, &skip, limit)
+            })
+            .await
+            .map_err(|e| e.about(subject))
+    }
+
     async fn extend_lease(&self, item: QueueItemId, owner: &str, lease: Duration) -> Result<()> {
         let owner = owner.to_owned();
         let lease = duration_micros(lease);

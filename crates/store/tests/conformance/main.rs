@@ -92,6 +92,7 @@ conformance!(
     claim_head_after_lease_expiry_keeps_order,
     claim_head_by_the_same_owner_renews_its_lease,
     concurrent_claim_head_never_overlaps,
+    held_head_reads_the_prefix_leased_to_its_owner,
     extend_lease_renews_and_refuses_other_owners,
     queue_depth_and_names_count_each_state,
     refresh_status_follows_the_destinations,

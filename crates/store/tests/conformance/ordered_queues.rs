@@ -352,3 +352,109 @@ pub async fn queue_depth_and_names_count_each_state<B: Backend>(backend: &B) {
     );
     store.close().await.unwrap();
 }
+
+pub async fn held_head_reads_the_prefix_leased_to_its_owner<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let leased =
+        |i: usize| adt("held", &format!("H{i}"), "1").enqueue_leased("held/1", 1, "w", LEASE);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(store.append(leased(i)).await.unwrap());
+    }
+    // a READY item, then one more leased to w: the READY one ends w's prefix
+    ids.extend(fill_queue(&store, "held/1", 1).await);
+    ids.push(store.append(leased(4)).await.unwrap());
+    let depth = store.queue_depth("held/1").await.unwrap();
+
+    let head = store.held_head("held/1", "w", &[], 10).await.unwrap();
+    assert_eq!(
+        messages_of(&head),
+        ids[..3],
+        "in order, up to the READY item"
+    );
+    for item in &head {
+        assert_eq!(item.state, QueueState::Leased);
+        assert_eq!(item.lease_owner.as_deref(), Some("w"));
+        assert!(item.lease_until.is_some());
+    }
+    assert!(head.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(
+        messages_of(&store.held_head("held/1", "w", &[], 2).await.unwrap()),
+        ids[..2],
+        "at most limit"
+    );
+    assert!(
+        store
+            .held_head("held/1", "other", &[], 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing of the head is leased to another owner"
+    );
+    assert!(
+        store
+            .held_head("held/1", "w", &[], 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .held_head("empty/1", "w", &[], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // items the caller is delivering are passed over, wherever they are in the list
+    let skip = [head[1].id, head[0].id];
+    assert_eq!(
+        messages_of(&store.held_head("held/1", "w", &skip, 10).await.unwrap()),
+        ids[2..3]
+    );
+    // a read: nothing changed, and the leases still keep other claimers out
+    assert_eq!(store.queue_depth("held/1").await.unwrap(), depth);
+    assert!(
+        store
+            .claim_head("held/1", "b", LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // completed items leave the head; a skipped id that is done does no harm
+    store.ack(head[0].id, "w").await.unwrap();
+    assert_eq!(
+        messages_of(
+            &store
+                .held_head("held/1", "w", &[head[0].id], 10)
+                .await
+                .unwrap()
+        ),
+        ids[1..3]
+    );
+    // once w claims the READY item, the whole queue is w's, in order
+    let claimed = store.claim_head("held/1", "w", LEASE, 10).await.unwrap();
+    assert_eq!(messages_of(&claimed), ids[1..]);
+    assert_eq!(
+        messages_of(&store.held_head("held/1", "w", &[], 10).await.unwrap()),
+        ids[1..]
+    );
+    // a nacked item waiting for its retry ends the prefix again, at the head
+    store
+        .nack(
+            claimed[0].id,
+            "w",
+            Timestamp::now().saturating_add(LEASE),
+            "down",
+            5,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .held_head("held/1", "w", &[], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
