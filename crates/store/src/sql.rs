@@ -140,6 +140,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 9,
         sql: include_str!("../migrations/sqlite/0009_shared_content.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../migrations/sqlite/0010_check_constraints.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -179,6 +183,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 9,
         sql: include_str!("../migrations/postgres/0009_shared_content.sql"),
+    },
+    Migration {
+        version: 10,
+        sql: include_str!("../migrations/postgres/0010_check_constraints.sql"),
     },
 ];
 

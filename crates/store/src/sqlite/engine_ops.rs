@@ -408,6 +408,72 @@ mod tests {
     use super::{claim_head, held_head, refresh_status};
     use crate::sqlite::ops::claim;
 
+    /// Every row written to the message tables checks its status, stage or state column;
+    /// written as `IN` with more than two values, that check built a temporary b-tree of the
+    /// list for each row (migration 0010 rewrote them as equalities). The statements of a
+    /// channel message's way through the store open no temporary table, and the checks
+    /// still refuse a value outside the list.
+    #[test]
+    fn message_table_writes_build_no_temporary_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn =
+            super::super::open_writer(&dir.path().join("db"), std::time::Duration::from_secs(1))
+                .unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        let id = "'01ARZ3NDEKTSV4RRFFQ69G5FAV'";
+        for sql in [
+            format!(
+                "INSERT INTO messages (id, channel, received_at, status) \
+                 VALUES ({id}, 'c', 1, 'QUEUED')"
+            ),
+            format!("UPDATE messages SET status = 'SENT', error = NULL WHERE id = {id}"),
+            format!(
+                "INSERT INTO message_content (message_id, destination, stage, created_at, bytes) \
+                 VALUES ({id}, 1, 'RESPONSE', 1, x'00') ON CONFLICT (message_id, destination, stage) \
+                 DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at"
+            ),
+            format!(
+                "INSERT INTO message_destinations \
+                 (message_id, destination, name, status, error, updated_at, shared) \
+                 VALUES ({id}, 1, 'out', 'SENT', NULL, 1, 4) \
+                 ON CONFLICT (message_id, destination) DO UPDATE SET name = excluded.name, \
+                 status = excluded.status, error = excluded.error, \
+                 updated_at = excluded.updated_at, shared = shared | excluded.shared"
+            ),
+            format!(
+                "INSERT INTO queue_items (queue, message_id, destination, attempts, available_at, \
+                 state, lease_owner, lease_until, created_at) \
+                 VALUES ('q', {id}, 1, 0, 1, 'LEASED', 'w', 1, 1)"
+            ),
+            "UPDATE queue_items SET state = 'DONE', lease_until = NULL \
+             WHERE id = 1 AND state = 'LEASED' AND lease_owner = 'w'"
+                .to_owned(),
+        ] {
+            let opcodes: Vec<String> = conn
+                .prepare(&format!("EXPLAIN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get(1))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(!opcodes.is_empty(), "{sql}");
+            assert!(
+                !opcodes.iter().any(|o| o == "OpenEphemeral"),
+                "{sql}: {opcodes:?}"
+            );
+            conn.execute(&sql, []).unwrap();
+        }
+        for bad in [
+            format!("UPDATE messages SET status = 'LOST' WHERE id = {id}"),
+            format!("UPDATE message_destinations SET status = 'LOST' WHERE message_id = {id}"),
+            format!("UPDATE message_content SET stage = 'LOST' WHERE message_id = {id}"),
+            "UPDATE queue_items SET state = 'LOST' WHERE id = 1".to_owned(),
+        ] {
+            let e = conn.execute(&bad, []).unwrap_err().to_string();
+            assert!(e.contains("CHECK constraint failed"), "{bad}: {e}");
+        }
+    }
+
     /// Times SQLite compiled `sql` again after its first preparation.
     fn reprepared(conn: &Connection, sql: &str) -> i32 {
         conn.prepare_cached(sql)
