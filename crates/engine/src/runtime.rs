@@ -94,7 +94,8 @@ pub struct Channel {
     /// Per destination, the lease a new message's queue item is stored with: an ordered
     /// destination's items are leased at once to its worker on this node, which then reads
     /// them instead of claiming them (see `worker::destination_worker`); `None` for parallel
-    /// workers, which claim.
+    /// workers, which claim, and on PostgreSQL, where claiming is not the single writer's
+    /// work and handing off measured no faster (see docs/BENCHMARKS.md).
     pub(crate) hand_off: Vec<Option<(String, Duration)>>,
     pub(crate) tasks: Mutex<Tasks>,
     pub(crate) source_addr: Mutex<Option<SocketAddr>>,
@@ -258,7 +259,7 @@ impl Engine {
                 .enumerate()
                 .map(|(i, d)| {
                     let n = Destination::try_from(i + 1).unwrap_or(Destination::MAX);
-                    (d.queue.workers == 1).then(|| {
+                    (d.queue.workers == 1 && self.store.kind() == "sqlite").then(|| {
                         let queue = queue_name(&config.name, n);
                         (crate::worker::owner(self, &queue, 0), self.config.lease)
                     })

@@ -319,11 +319,12 @@ async fn settle(applying: &mut Option<Applying>) -> bool {
 /// One destination worker: claims (or, ordered, reads the items the arrival leased to it),
 /// sends one message at a time, and records each batch while sending the next.
 ///
-/// An ordered worker (one per destination) keeps the queue's order: new messages' items are
-/// stored leased to it (`Channel::hand_off`), so it reads the head it holds
+/// An ordered worker (one per destination) keeps the queue's order. On SQLite new messages'
+/// items are stored leased to it (`Channel::hand_off`), so it reads the head it holds
 /// (`Queues::held_head`, a read) instead of claiming it (a write); it claims (`claim_head`)
 /// at start, after a failed send or apply, when the held head is empty (an item it does not
-/// hold may be first) and before a lease runs out. Claiming re-leases the items the worker
+/// hold may be first) and before a lease runs out; on PostgreSQL it claims every batch.
+/// Claiming re-leases the items the worker
 /// holds from the head on, so it first waits for the apply in flight. A batch is sent only
 /// after the batch before it, and a failed send stops the batch: the rest waits behind the
 /// failed message, as before. A crash before an apply commits only sends its batch again.
@@ -341,6 +342,12 @@ async fn destination_worker(
     };
     let queue_cfg = plan.queue.clone();
     let ordered = queue_cfg.workers == 1;
+    // new items come leased to this worker: it reads the head it holds
+    let held = ordered
+        && ch
+            .hand_off
+            .get(usize::from(n) - 1)
+            .is_some_and(Option::is_some);
     let wake = &ch.destination_wake[usize::from(n) - 1];
     let config = &ch.config.destinations[usize::from(n) - 1];
     let mut sender = match Sender::build(config, &engine).await {
@@ -367,7 +374,7 @@ async fn destination_worker(
             }
             continue;
         }
-        let items = if ordered && !claim_next {
+        let items = if held && !claim_next {
             let skip = applying
                 .as_ref()
                 .map(|a| a.items.clone())
