@@ -1,4 +1,4 @@
--- The CHECK constraints of the message tables that list more than two values, rewritten as
+-- The CHECK constraints of the message tables (and of FHIR's version table) that list more than two values, rewritten as
 -- equalities joined by OR. SQLite evaluates `x IN (a, b, c)` with more than two constants by
 -- building a temporary b-tree of the list, and a table's CHECK runs on every row written: one
 -- temporary b-tree (opened, filled, closed) per row written to messages, message_content,
@@ -24,6 +24,11 @@ UPDATE sqlite_schema SET sql = replace(sql,
     'CHECK (state IN (''READY'', ''LEASED'', ''DONE'', ''DEAD''))',
     'CHECK (state = ''READY'' OR state = ''LEASED'' OR state = ''DONE'' OR state = ''DEAD'')')
 WHERE type = 'table' AND name = 'queue_items';
+-- the FHIR history table, one row per resource version written
+UPDATE sqlite_schema SET sql = replace(sql,
+    'CHECK (method IN (''C'', ''U'', ''D''))',
+    'CHECK (method = ''C'' OR method = ''U'' OR method = ''D'')')
+WHERE type = 'table' AND name = 'fhir_version';
 -- this connection reads the definitions again
 PRAGMA writable_schema = RESET;
 -- and every other one too: a schema change moves the schema cookie they check

@@ -448,6 +448,12 @@ mod tests {
             "UPDATE queue_items SET state = 'DONE', lease_until = NULL \
              WHERE id = 1 AND state = 'LEASED' AND lease_owner = 'w'"
                 .to_owned(),
+            "INSERT INTO fhir_resource (type, id, version, last_updated, deleted) \
+             VALUES ('Patient', 'p', 1, 1, 0)"
+                .to_owned(),
+            "INSERT INTO fhir_version (rid, version, last_updated, deleted, method, content) \
+             VALUES (1, 1, 1, 0, 'C', x'00')"
+                .to_owned(),
         ] {
             let opcodes: Vec<String> = conn
                 .prepare(&format!("EXPLAIN {sql}"))
@@ -468,6 +474,7 @@ mod tests {
             format!("UPDATE message_destinations SET status = 'LOST' WHERE message_id = {id}"),
             format!("UPDATE message_content SET stage = 'LOST' WHERE message_id = {id}"),
             "UPDATE queue_items SET state = 'LOST' WHERE id = 1".to_owned(),
+            "UPDATE fhir_version SET method = 'X' WHERE rid = 1".to_owned(),
         ] {
             let e = conn.execute(&bad, []).unwrap_err().to_string();
             assert!(e.contains("CHECK constraint failed"), "{bad}: {e}");
