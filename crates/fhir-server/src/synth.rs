@@ -260,17 +260,22 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// The transaction Bundle of synthetic patient `n` (seeded by `seed`): 1 Patient, 1–3
-/// Encounters, 2–4 Observations per Encounter, 0–2 Conditions and 0–2 MedicationRequests.
-pub fn patient_bundle(seed: u64, n: u64) -> Value {
+/// The Patient of [`patient_bundle`]`(seed, n)` alone (its first entry's resource), without
+/// generating the rest of the Bundle.
+pub fn patient(seed: u64, n: u64) -> Value {
     let mut rng = Rng::new(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let patient_url = uuid(&mut rng);
+    let _patient_url = uuid(&mut rng);
+    patient_of(&mut rng, n)
+}
+
+/// The Patient of synthetic patient `n`, drawing from `rng` as [`patient_bundle`] does.
+fn patient_of(rng: &mut Rng, n: u64) -> Value {
     let family = *rng.pick(FAMILY);
     let given = *rng.pick(GIVEN);
     let (city, state, postal) = *rng.pick(CITIES);
     let birth = date_after(1940, rng.below(365 * 65));
     let gender = *rng.pick(&["male", "female", "other", "unknown"]);
-    let patient = json!({
+    json!({
         "resourceType": "Patient",
         "identifier": [{
             "use": "usual",
@@ -284,7 +289,15 @@ pub fn patient_bundle(seed: u64, n: u64) -> Value {
         "gender": gender,
         "birthDate": birth,
         "address": [{"line": [format!("{} Main St", 1 + rng.below(999))], "city": city, "state": state, "postalCode": postal, "country": "US"}],
-    });
+    })
+}
+
+/// The transaction Bundle of synthetic patient `n` (seeded by `seed`): 1 Patient, 1–3
+/// Encounters, 2–4 Observations per Encounter, 0–2 Conditions and 0–2 MedicationRequests.
+pub fn patient_bundle(seed: u64, n: u64) -> Value {
+    let mut rng = Rng::new(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let patient_url = uuid(&mut rng);
+    let patient = patient_of(&mut rng, n);
     let mut entries = vec![entry(&patient_url, patient)];
     for _ in 0..=rng.below(3) {
         let enc_url = uuid(&mut rng);
@@ -387,6 +400,14 @@ mod tests {
         assert_eq!(entries[0]["resource"]["identifier"][0]["value"], mrn(3));
         for e in &entries[1..] {
             assert_eq!(e["resource"]["subject"]["reference"], patient_url);
+        }
+    }
+
+    #[test]
+    fn the_patient_alone_is_the_bundles_first_resource() {
+        for n in [0, 1, 17, 999_999] {
+            let bundle = patient_bundle(7, n);
+            assert_eq!(patient(7, n), bundle["entry"][0]["resource"]);
         }
     }
 }
