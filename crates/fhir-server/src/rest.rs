@@ -169,8 +169,12 @@ impl Reply {
     }
 
     /// The HTTP response.
-    pub fn into_http(self, req: &Req, base: &str) -> Response {
-        let body = self.body_bytes(req);
+    pub fn into_http(mut self, req: &Req, base: &str) -> Response {
+        // a Bundle or OperationOutcome body is moved, not copied
+        let body = match self.body.take() {
+            Some(body) => body,
+            None => self.body_bytes(req),
+        };
         let mut headers = HeaderMap::new();
         if !body.is_empty() {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
