@@ -66,20 +66,23 @@ async fn query_rows(
     query(client, op, sql)
         .await?
         .iter()
-        .map(|r| {
-            Ok(ResourceRow {
-                rid: r.try_get(0)?,
-                resource_type: r.try_get(1)?,
-                id: r.try_get(2)?,
-                version: r.try_get(3)?,
-                last_updated: r.try_get(4)?,
-                deleted: r.try_get(5)?,
-                method: r.try_get(6)?,
-                content: r.try_get(7)?,
-            })
-        })
+        .map(resource_row)
         .collect::<std::result::Result<_, tokio_postgres::Error>>()
         .map_err(StoreError::pg(op))
+}
+
+/// A row of [`resource_sql::RESOURCE_COLUMNS`].
+fn resource_row(r: &Row) -> std::result::Result<ResourceRow, tokio_postgres::Error> {
+    Ok(ResourceRow {
+        rid: r.try_get(0)?,
+        resource_type: r.try_get(1)?,
+        id: r.try_get(2)?,
+        version: r.try_get(3)?,
+        last_updated: r.try_get(4)?,
+        deleted: r.try_get(5)?,
+        method: r.try_get(6)?,
+        content: r.try_get(7)?,
+    })
 }
 
 /// The current versions of `rids`, in that order.
@@ -148,7 +151,30 @@ pub(super) async fn search(
     const OP: &str = "search";
     let compiled = search::compile(D, req, &store.crypto)?;
     let mut client = store.client(OP).await?;
-    // one snapshot for the page, the total and the includes
+    let Some(page) = &compiled.page else {
+        // `_count=0` / `_summary=count`: the count alone, one statement
+        let counted = match &compiled.count {
+            Some(sql) => Some(first_count(&client, OP, sql).await?),
+            None => None,
+        };
+        return Ok(SearchPage {
+            matches: Vec::new(),
+            included: Vec::new(),
+            total: search::total_of(req, None, counted),
+        });
+    };
+    // The page, its resources and the count are one statement (one snapshot, one round
+    // trip); with includes, the queries that follow share its snapshot in a read-only
+    // transaction.
+    let fused = search::page_with_resources(page, compiled.count.as_ref());
+    if req.include.is_empty() && req.revinclude.is_empty() {
+        let (matches, total) = fused_page(&client, req, &compiled, &fused, &store.crypto).await?;
+        return Ok(SearchPage {
+            matches: matches.into_iter().map(|m| m.1).collect(),
+            included: Vec::new(),
+            total,
+        });
+    }
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -156,39 +182,79 @@ pub(super) async fn search(
         .start()
         .await
         .map_err(StoreError::pg(OP))?;
-    let mut rids = match &compiled.page {
-        Some(sql) => query_ints(&tx, OP, sql).await?,
-        None => Vec::new(),
-    };
-    let from_page = search::total_from_page(req, &compiled, &mut rids);
-    let counted = match (&compiled.count, from_page) {
-        (Some(sql), None) => Some(
-            query_ints(&tx, OP, sql)
-                .await?
-                .first()
-                .copied()
-                .unwrap_or(0)
-                .unsigned_abs(),
-        ),
-        _ => None,
-    };
-    let total = search::total_of(req, from_page, counted);
+    let (matches, total) = fused_page(&tx, req, &compiled, &fused, &store.crypto).await?;
+    let rids: Vec<i64> = matches.iter().map(|m| m.0).collect();
     let mut plan = IncludePlan::new(D, req, &rids);
+    let mut loaded = HashMap::new();
     while let Some(queries) = plan.next_round() {
         let mut found = Vec::new();
         for q in &queries {
-            found.extend(query_ints(&tx, OP, q).await?);
+            for r in query_rows(&tx, OP, &search::resources_of(q)).await? {
+                found.push(r.rid);
+                loaded.insert(r.rid, r);
+            }
         }
         plan.found(found);
     }
-    let matches = load(&tx, OP, &rids, &store.crypto).await?;
-    let included = load(&tx, OP, &plan.included, &store.crypto).await?;
     tx.commit().await.map_err(StoreError::pg(OP))?;
+    let included = plan
+        .included
+        .iter()
+        .filter_map(|rid| loaded.remove(rid))
+        .map(|r| r.into_stored(OP, &store.crypto))
+        .collect::<Result<_>>()?;
     Ok(SearchPage {
-        matches,
+        matches: matches.into_iter().map(|m| m.1).collect(),
         included,
         total,
     })
+}
+
+/// Runs the statement of [`search::page_with_resources`]: the page's resources (with their
+/// row ids, the probe row dropped) and the search's total.
+async fn fused_page(
+    client: &impl GenericClient,
+    req: &fhir::search::SearchRequest,
+    compiled: &search::Compiled,
+    fused: &Sql,
+    crypto: &Crypto,
+) -> Result<(Vec<(i64, StoredResource)>, Option<u64>)> {
+    const OP: &str = "search";
+    let rows = query(client, OP, fused).await?;
+    let mut counted = None;
+    let mut page = Vec::with_capacity(rows.len());
+    for r in &rows {
+        if compiled.count.is_some() {
+            let n: i64 = r.try_get(8).map_err(StoreError::pg(OP))?;
+            counted = Some(n.unsigned_abs());
+        }
+        page.push(resource_row(r).map_err(StoreError::pg(OP))?);
+    }
+    let mut rids: Vec<i64> = page.iter().map(|r| r.rid).collect();
+    let from_page = search::total_from_page(req, compiled, &mut rids);
+    page.truncate(rids.len());
+    if from_page.is_none()
+        && counted.is_none()
+        && let Some(sql) = &compiled.count
+    {
+        // an empty page past the end of the matches: no row carried the count
+        counted = Some(first_count(client, OP, sql).await?);
+    }
+    let matches = page
+        .into_iter()
+        .map(|r| Ok((r.rid, r.into_stored(OP, crypto)?)))
+        .collect::<Result<_>>()?;
+    Ok((matches, search::total_of(req, from_page, counted)))
+}
+
+/// The first row's count of a count query.
+async fn first_count(client: &impl GenericClient, op: &'static str, sql: &Sql) -> Result<u64> {
+    Ok(query_ints(client, op, sql)
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(0)
+        .unsigned_abs())
 }
 
 /// Runs the writes of one `Resources::write` call in one transaction.

@@ -1156,6 +1156,63 @@ impl<'a> IncludePlan<'a> {
     }
 }
 
+/// PostgreSQL: the page of a search and its resources (current versions, in page order) in
+/// one statement, so a search costs one round trip instead of one per query: the columns of
+/// [`super::RESOURCE_COLUMNS`], then, with `count`, the count of all matches as a ninth column
+/// (the same in every row; an uncorrelated sub-select, run once). `ARRAY(…)` keeps the
+/// page's `ORDER BY` order, which `WITH ORDINALITY` numbers. Counting with the page costs at
+/// most the page's own work when the page is not full (its matches are all there is) and
+/// saves the count's round trip when it is.
+pub(crate) fn page_with_resources(page: &Sql, count: Option<&Sql>) -> Sql {
+    let mut sql = Sql::new(Dialect::Postgres);
+    sql.push("SELECT ").push(super::RESOURCE_COLUMNS);
+    if let Some(count) = count {
+        sql.push(", (");
+        append_renumbered(&mut sql, count);
+        sql.push(")");
+    }
+    sql.push(" FROM unnest(ARRAY(");
+    append_renumbered(&mut sql, page);
+    sql.push(
+        ")) WITH ORDINALITY AS p(rid, n) JOIN fhir_resource r ON r.rid = p.rid \
+         JOIN fhir_version v ON v.rid = r.rid AND v.version = r.version ORDER BY p.n",
+    );
+    sql
+}
+
+/// PostgreSQL: the current versions of the resources an include query (returning row ids)
+/// finds, in one statement (any order).
+pub(crate) fn resources_of(rids: &Sql) -> Sql {
+    let mut sql = Sql::new(Dialect::Postgres);
+    sql.push("SELECT ").push(super::RESOURCE_COLUMNS).push(
+        " FROM fhir_resource r JOIN fhir_version v ON v.rid = r.rid \
+             AND v.version = r.version WHERE r.rid IN (",
+    );
+    append_renumbered(&mut sql, rids);
+    sql.push(")");
+    sql
+}
+
+/// Appends PostgreSQL statement `part` to `sql`, its `$n` placeholders renumbered after
+/// `sql`'s (the SQL text of a search never holds a `$` other than a placeholder: values are
+/// always bound).
+fn append_renumbered(sql: &mut Sql, part: &Sql) {
+    let shift = sql.params.len();
+    let mut rest = part.text.as_str();
+    while let Some(at) = rest.find('$') {
+        sql.text.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => sql.text.push_str(&(n + shift).to_string()),
+            Err(_) => sql.text.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    sql.text.push_str(rest);
+    sql.params.extend(part.params.iter().cloned());
+}
+
 /// Targets of (or, `reverse`, resources pointing at) the resources `rids` by one directive.
 fn include_sql(dialect: Dialect, inc: &Include, rids: &[i64], reverse: bool) -> Sql {
     let mut sql = Sql::new(dialect);
@@ -1201,6 +1258,58 @@ mod tests {
         assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
         assert_eq!(prefix_successor("\u{10FFFF}"), None);
         assert_eq!(prefix_successor(""), None);
+    }
+
+    #[test]
+    fn fused_page_statement_renumbers_the_placeholders() {
+        let mut page = Sql::new(Dialect::Postgres);
+        page.push("SELECT r.rid FROM fhir_resource r WHERE r.type = ")
+            .bind(Value::text("Patient"))
+            .push(" AND r.rid > ")
+            .bind(Value::Int(7))
+            .limit(11, 0);
+        let mut count = Sql::new(Dialect::Postgres);
+        count
+            .push("SELECT count(*) FROM fhir_resource r WHERE r.type = ")
+            .bind(Value::text("Patient"));
+        let fused = page_with_resources(&page, Some(&count));
+        assert!(
+            fused.text.contains("WHERE r.type = $1)"),
+            "count first: {}",
+            fused.text
+        );
+        assert!(
+            fused
+                .text
+                .contains("WHERE r.type = $2 AND r.rid > $3 LIMIT $4 OFFSET $5)"),
+            "page after it: {}",
+            fused.text
+        );
+        assert_eq!(fused.params.len(), 5);
+        assert_eq!(fused.params[0], Value::text("Patient"));
+        assert_eq!(fused.params[2], Value::Int(7));
+        assert_eq!(fused.params[3], Value::Int(11));
+        let alone = page_with_resources(&page, None);
+        assert!(
+            alone.text.contains("r.rid > $2 LIMIT $3 OFFSET $4)"),
+            "{}",
+            alone.text
+        );
+        assert!(alone.text.ends_with("ORDER BY p.n"), "{}", alone.text);
+        let loaded = resources_of(&count);
+        assert!(
+            loaded.text.ends_with("WHERE r.type = $1)"),
+            "{}",
+            loaded.text
+        );
+        // two-digit placeholders keep their digits together
+        let mut many = Sql::new(Dialect::Postgres);
+        many.push("SELECT 1 WHERE 1 IN (")
+            .bind_list((0..12).map(Value::Int))
+            .push(")");
+        let shifted = page_with_resources(&page, Some(&many));
+        assert!(shifted.text.contains("$11, $12)"), "{}", shifted.text);
+        assert!(shifted.text.contains("r.type = $13"), "{}", shifted.text);
     }
 
     #[test]
