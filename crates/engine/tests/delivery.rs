@@ -1,6 +1,6 @@
 //! Ordered delivery on both stores: a destination that fails again and again, while messages
 //! keep arriving, still gets every message exactly once and in the order they were accepted;
-//! messages an engine leased to its ordered worker are delivered by the next engine of the
+//! messages leased to an engine's ordered worker are delivered by the next engine of the
 //! same node at once, also when the lease is long.
 //!
 //! The destination is a channel writer to a channel `out`: while `out` is not deployed, every
@@ -219,8 +219,9 @@ async fn failing_destination_keeps_order_and_loses_nothing(b: Backend) {
 }
 
 /// Messages accepted while the destination cannot deliver are leased to the ordered worker
-/// of this node; after a restart, the next engine of the same node delivers them at once and
-/// in order, although their lease (10 minutes) still runs.
+/// of this node (on SQLite at arrival; on PostgreSQL, which hands nothing off, by the
+/// worker's claims); after a restart, the next engine of the same node delivers them at once
+/// and in order, although their lease (10 minutes) still runs.
 async fn held_messages_are_delivered_by_the_next_engine_of_the_node(b: Backend) {
     const N: usize = 40;
     let store = b.store().await;
