@@ -15,91 +15,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use engine::{ChannelConfig, Engine, EngineConfig};
-use store::{
-    AnyStore, Journal as _, MessageFilter, NewMessage, PostgresConfig, Queues as _, SqliteConfig,
-    Status, Store as _, StoreConfig,
-};
+use store::{AnyStore, Journal as _, MessageFilter, NewMessage, Queues as _, Status, Store as _};
 
-/// A store for one test, and what to clean up after it.
-struct Backend {
-    config: StoreConfig,
-    _dir: tempfile::TempDir,
-    schema: Option<(String, String)>,
-}
-
-impl Backend {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            config: StoreConfig::Sqlite(SqliteConfig::new(dir.path().join("data"))),
-            _dir: dir,
-            schema: None,
-        }
-    }
-
-    fn postgres() -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let url = std::env::var("PLEXUS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!(
-            "plexus_delivery_{}_{nanos}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        Self {
-            config: StoreConfig::Postgres(PostgresConfig {
-                url: url.clone(),
-                schema: schema.clone(),
-                pool_size: 8,
-                encryption: None,
-            }),
-            _dir: tempfile::tempdir().unwrap(),
-            schema: Some((url, schema)),
-        }
-    }
-
-    async fn store(&self) -> Arc<AnyStore> {
-        Arc::new(AnyStore::open(&self.config).await.unwrap())
-    }
-}
-
-impl Drop for Backend {
-    /// Drops the PostgreSQL schema on a thread of its own (a drop cannot await), also while a
-    /// failing test unwinds.
-    fn drop(&mut self) {
-        let Some((url, schema)) = self.schema.take() else {
-            return;
-        };
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop a test schema: {dropped:?}");
-        }
-    }
-}
+mod common;
+use common::Backend;
 
 /// An engine of node `test` whose leases run `lease`.
 fn engine(store: &Arc<AnyStore>, lease: Duration) -> Arc<Engine> {
@@ -259,7 +181,7 @@ async fn sqlite_failing_destination_keeps_order_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_failing_destination_keeps_order_and_loses_nothing() {
-    failing_destination_keeps_order_and_loses_nothing(Backend::postgres()).await;
+    failing_destination_keeps_order_and_loses_nothing(Backend::postgres("delivery")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,5 +191,5 @@ async fn sqlite_held_messages_are_delivered_by_the_next_engine_of_the_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_held_messages_are_delivered_by_the_next_engine_of_the_node() {
-    held_messages_are_delivered_by_the_next_engine_of_the_node(Backend::postgres()).await;
+    held_messages_are_delivered_by_the_next_engine_of_the_node(Backend::postgres("delivery")).await;
 }

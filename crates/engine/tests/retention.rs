@@ -10,62 +10,21 @@
 
 use std::collections::BTreeSet;
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use engine::{ChannelConfig, Engine, EngineConfig};
 use serde_json::Value;
-use store::{
-    AnyStore, Journal as _, MessageFilter, MessageId, NewMessage, PostgresConfig, SqliteConfig,
-    Status, Store as _, StoreConfig,
-};
+use store::{AnyStore, Journal as _, MessageFilter, MessageId, NewMessage, Status, Store as _};
 
-/// A store for one test, and what to clean up after it.
-struct Backend {
-    config: StoreConfig,
-    dir: tempfile::TempDir,
-    schema: Option<(String, String)>,
-}
+mod common;
+use common::Backend;
 
+/// The retention suites' engine and channel files, in the test's directory.
 impl Backend {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            config: StoreConfig::Sqlite(SqliteConfig::new(dir.path().join("data"))),
-            dir,
-            schema: None,
-        }
-    }
-
-    fn postgres() -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let url = std::env::var("PLEXUS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!(
-            "plexus_retention_{}_{nanos}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        Self {
-            config: StoreConfig::Postgres(PostgresConfig {
-                url: url.clone(),
-                schema: schema.clone(),
-                pool_size: 8,
-                encryption: None,
-            }),
-            dir: tempfile::tempdir().unwrap(),
-            schema: Some((url, schema)),
-        }
-    }
-
     async fn engine(&self) -> (Arc<AnyStore>, Arc<Engine>) {
-        let store = Arc::new(AnyStore::open(&self.config).await.unwrap());
+        let store = self.store().await;
         let engine = Engine::new(
             Arc::clone(&store),
             EngineConfig {
@@ -77,10 +36,6 @@ impl Backend {
         (store, engine)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// Writes a channel file and deploys it.
     async fn deploy(&self, engine: &Engine, name: &str, text: &str) {
         let file = self.path(&format!("{name}.toml"));
@@ -89,36 +44,6 @@ impl Backend {
             .deploy(ChannelConfig::load(&file).unwrap())
             .await
             .unwrap();
-    }
-}
-
-impl Drop for Backend {
-    /// Drops the PostgreSQL schema on a thread of its own (a drop cannot await), also while a
-    /// failing test unwinds.
-    fn drop(&mut self) {
-        let Some((url, schema)) = self.schema.take() else {
-            return;
-        };
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop a test schema: {dropped:?}");
-        }
     }
 }
 
@@ -435,7 +360,7 @@ async fn sqlite_keeps_the_newest_and_archives_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_keeps_the_newest_and_archives_the_rest() {
-    keeps_the_newest_and_archives_the_rest(Backend::postgres()).await;
+    keeps_the_newest_and_archives_the_rest(Backend::postgres("retention")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,7 +370,7 @@ async fn sqlite_pruning_does_not_hold_up_ingest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_pruning_does_not_hold_up_ingest() {
-    pruning_does_not_hold_up_ingest(Backend::postgres()).await;
+    pruning_does_not_hold_up_ingest(Backend::postgres("retention")).await;
 }
 
 /// Two prunes of one channel at once (the schedule and the admin API) archive and delete
