@@ -124,3 +124,47 @@ fn a_minimal_document_converts() {
 fn newlines(bytes: &[u8]) -> usize {
     bytes.split(|&b| b == b'\n').count() - 1
 }
+
+/// An identifier root or code system that is not a UID (here: cut off and run into the text
+/// after it) is refused with the element's path and line, not turned into a system URI with
+/// spaces in it.
+#[test]
+fn roots_and_code_systems_must_be_uids() {
+    let doc = |id: &str, code: &str| {
+        format!(
+            "<ClinicalDocument xmlns=\"urn:hl7-org:v3\">\n<id {id}/>\n<code code=\"34133-9\" {code}/>\n\
+             <recordTarget><patientRole><id root=\"2.16.840.1.113883.19.5\" extension=\"1\"/>\
+             </patientRole></recordTarget></ClinicalDocument>"
+        )
+    };
+    let err = convert(&doc(
+        "root=\"1.3.6.1.4.1SUMMARIZATION OF EPISODE NOTE\"",
+        "codeSystem=\"2.16.840.1.113883.6.1\"",
+    ))
+    .expect_err("root with spaces");
+    assert_eq!(
+        err,
+        CcdaError::Invalid {
+            path: "/ClinicalDocument/id".into(),
+            line: 2,
+            message: "root \"1.3.6.1.4.1SUMMARIZATION OF EPISODE NOTE\" is not a UID (an OID, UUID or RUID)".into(),
+        }
+    );
+    let err = convert(&doc(
+        "root=\"2.16.840.1.113883.19.5\"",
+        "codeSystem=\"LOINC codes\"",
+    ))
+    .expect_err("code system with a space");
+    assert!(
+        matches!(&err, CcdaError::Invalid { path, line: 3, message } if path == "/ClinicalDocument/code" && message.starts_with("codeSystem \"LOINC codes\"")),
+        "{err:?}"
+    );
+    // OIDs, UUIDs and RUIDs, with surrounding blanks, convert
+    for id in [
+        "root=\" 2.16.840.1.113883.19.5 \"",
+        "root=\"1F8E2D6A-3B4C-4D5E-8F90-A1B2C3D4E5F6\"",
+        "root=\"MyRuid-1\"",
+    ] {
+        convert(&doc(id, "codeSystem=\"2.16.840.1.113883.6.1\"")).unwrap();
+    }
+}

@@ -40,6 +40,7 @@ pub fn to_fhir(xml: &[u8], options: &Options) -> Result<Conversion, CcdaError> {
             line: root.line(),
         });
     }
+    check_uids(root)?;
     let seed = match root.child("id").and_then(|id| id_key(id)) {
         Some(k) => k,
         None => uuid_from(&[text]),
@@ -227,6 +228,31 @@ impl Ctx<'_> {
             unmapped: self.unmapped,
         }
     }
+}
+
+/// Every `root` (of an instance identifier) and `codeSystem` in the document is a UID: an OID,
+/// a UUID or an RUID, so letters, digits, dots and hyphens only. They become FHIR URIs
+/// (`urn:oid:…`, `urn:uuid:…`), which cannot hold anything else; a document with another value
+/// there is refused, naming the element, rather than converted with a system that is not one.
+fn check_uids(root: El<'_, '_>) -> Result<(), CcdaError> {
+    let mut stack = vec![root];
+    while let Some(el) = stack.pop() {
+        for name in ["root", "codeSystem"] {
+            if let Some(v) = el.attr(name).map(str::trim)
+                && !v.is_empty()
+                && !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            {
+                return Err(invalid(
+                    el,
+                    format!("{name} {v:?} is not a UID (an OID, UUID or RUID)"),
+                ));
+            }
+        }
+        stack.extend(el.children());
+    }
+    Ok(())
 }
 
 fn invalid(el: El<'_, '_>, message: impl Into<String>) -> CcdaError {
