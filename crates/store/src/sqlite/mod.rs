@@ -213,13 +213,26 @@ impl ReadPool {
         }
     }
 
-    fn connection(&self, op: &'static str) -> Result<Connection> {
-        if let Some(conn) = self
-            .idle
+    /// An idle read connection, if one is open.
+    fn take_idle(&self) -> Option<Connection> {
+        self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop()
-        {
+    }
+
+    /// Keeps a connection for the next read, unless the pool was closed meanwhile.
+    fn give_back(&self, conn: Connection) {
+        if !self.closed.load(Ordering::Acquire) {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+
+    fn connection(&self, op: &'static str) -> Result<Connection> {
+        if let Some(conn) = self.take_idle() {
             return Ok(conn);
         }
         let conn = Connection::open_with_flags(
@@ -251,12 +264,7 @@ impl ReadPool {
             let _permit = permit;
             let conn = pool.connection(op)?;
             let result = read(&conn);
-            if !pool.closed.load(Ordering::Acquire) {
-                pool.idle
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(conn);
-            }
+            pool.give_back(conn);
             result
         })
         .await
@@ -279,23 +287,13 @@ impl ReadPool {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed { op });
         }
-        if let Ok(permit) = self.permits.try_acquire() {
-            let idle = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            if let Some(conn) = idle {
-                let result = read(&conn);
-                if !self.closed.load(Ordering::Acquire) {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(conn);
-                }
-                drop(permit);
-                return result;
-            }
+        if let Ok(permit) = self.permits.try_acquire()
+            && let Some(conn) = self.take_idle()
+        {
+            let result = read(&conn);
+            self.give_back(conn);
+            drop(permit);
+            return result;
         }
         self.run(op, read).await
     }
