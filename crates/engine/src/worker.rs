@@ -375,14 +375,8 @@ async fn destination_worker(
             continue;
         }
         let items = if held && !claim_next {
-            let skip = applying
-                .as_ref()
-                .map(|a| a.items.clone())
-                .unwrap_or_default();
-            match store
-                .held_head(&queue, &owner, &skip, queue_cfg.batch)
-                .await
-            {
+            let skip = applying.as_ref().map_or(&[][..], |a| &a.items[..]);
+            match store.held_head(&queue, &owner, skip, queue_cfg.batch).await {
                 Ok(mut items) => {
                     // a lease that would run out while the batch is sent is renewed by a claim
                     let fresh = Timestamp::now().saturating_add(engine.config.lease / 2);
