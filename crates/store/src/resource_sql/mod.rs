@@ -443,11 +443,7 @@ impl VersionTemplate {
         let mut slots = Vec::with_capacity(3);
         for slot in Slot::ALL {
             let text = slot.serialized();
-            let mut found = bytes
-                .windows(text.len())
-                .enumerate()
-                .filter(|(_, w)| *w == text)
-                .map(|(i, _)| i);
+            let mut found = memchr::memmem::find_iter(&bytes, text);
             let (Some(at), None) = (found.next(), found.next()) else {
                 return None;
             };
