@@ -141,10 +141,11 @@ impl Reply {
             .map(|r| format!("{}/{}/_history/{}", r.resource_type, r.id, r.version))
     }
 
-    /// The body to send: the resource (shaped as asked), an OperationOutcome, or nothing.
-    pub fn body_bytes(&self, req: &Req) -> Vec<u8> {
-        if let Some(body) = &self.body {
-            return body.clone();
+    /// The body to send: a Bundle or OperationOutcome body (moved out, not copied), the
+    /// resource (shaped as asked), an OperationOutcome, or nothing.
+    fn take_body(&mut self, req: &Req) -> Vec<u8> {
+        if let Some(body) = self.body.take() {
+            return body;
         }
         let Some(stored) = &self.resource else {
             return Vec::new();
@@ -170,11 +171,7 @@ impl Reply {
 
     /// The HTTP response.
     pub fn into_http(mut self, req: &Req, base: &str) -> Response {
-        // a Bundle or OperationOutcome body is moved, not copied
-        let body = match self.body.take() {
-            Some(body) => body,
-            None => self.body_bytes(req),
-        };
+        let body = self.take_body(req);
         let mut headers = HeaderMap::new();
         if !body.is_empty() {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
