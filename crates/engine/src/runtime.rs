@@ -259,7 +259,7 @@ impl Engine {
                 .enumerate()
                 .map(|(i, d)| {
                     let n = Destination::try_from(i + 1).unwrap_or(Destination::MAX);
-                    (d.queue.workers == 1 && self.store.kind() == "sqlite").then(|| {
+                    (d.queue.workers == 1 && self.store.prefers_hand_off()).then(|| {
                         let queue = queue_name(&config.name, n);
                         (crate::worker::owner(self, &queue, 0), self.config.lease)
                     })
