@@ -37,15 +37,23 @@
 //! - composite: per node the parameter's expression finds, the components' expressions
 //!   evaluated on that node, and a row per combination of their values (at most 64).
 //!
+//! Some parameters' rows repeat other parameters' rows of the same resource
+//! (`Observation.combo-code` is `code` and `component-code` together; `code-value-quantity`
+//! pairs the Observation's own `code` and `value-quantity`): [`derivation`] tells which, so a
+//! store can leave them out and answer their searches from the rows they repeat.
+//! [`extract`] still gives their entries (scope checks match resources against them).
+//!
 //! Not indexed: `_id` and `_lastUpdated` (the store answers them from the resource row),
 //! special parameters (`near`), and parameters without expression (`_text`, `_content`,
 //! `_query`). An expression that fails on a resource skips that parameter only
 //! ([`Extraction::skipped`]); the write goes on.
 
 mod convert;
+mod derived;
 mod extract;
 mod values;
 
+pub use derived::{Derivation, derivation, deriving_types};
 pub use extract::{Extraction, extract, extract_with_skipped};
 pub use values::{date_range, normalize, number_range};
 
