@@ -730,7 +730,11 @@ async fn replace_index(
             .map_err(StoreError::pg(OP))?;
         return Ok(Some((delete, vec![Box::new(rid)])));
     }
-    let params = index_params(rid, rtype, &crypto.index_rows(IndexRows::new(entries)));
+    let params = index_params(
+        rid,
+        rtype,
+        &crypto.index_rows(IndexRows::new(rtype, entries)),
+    );
     let sql = if fresh {
         INSERT_INDEX_SQL
     } else {

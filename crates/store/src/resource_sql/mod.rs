@@ -371,7 +371,7 @@ impl Prepared {
         if w.op == WriteOp::Delete {
             return Self::default();
         }
-        let rows = crypto.index_rows(IndexRows::new(&w.index));
+        let rows = crypto.index_rows(IndexRows::new(&w.resource_type, &w.index));
         Self {
             date_fast: rows.date_fast(),
             rows,
@@ -530,12 +530,17 @@ impl IndexRows {
             .collect()
     }
 
-    /// Groups `entries` by table. Numbers and quantities that are not finite are skipped
-    /// (no search could match them), as are composites nested in composites.
-    pub(crate) fn new(entries: &[IndexEntry]) -> Self {
+    /// Groups `entries` of a `resource_type` by table. Numbers and quantities that are not
+    /// finite are skipped (no search could match them), as are composites nested in
+    /// composites, and the entries of parameters whose values are other parameters' rows
+    /// ([`fhir::index::derivation`]: searches answer them from those rows).
+    pub(crate) fn new(resource_type: &str, entries: &[IndexEntry]) -> Self {
         let mut rows = Self::default();
         let mut grp = 0;
         for e in entries {
+            if fhir::index::derivation(resource_type, &e.param).is_some() {
+                continue;
+            }
             if let IndexValue::Composite { components } = &e.value {
                 grp += 1;
                 for (pos, c) in components.iter().enumerate() {
@@ -762,7 +767,7 @@ mod tests {
                 },
             },
         ];
-        let rows = IndexRows::new(&entries);
+        let rows = IndexRows::new("Observation", &entries);
         assert_eq!(rows.uris[0].0.grp, 1);
         assert_eq!(rows.dates[0].0.pos, 1);
         assert!(rows.numbers.is_empty());

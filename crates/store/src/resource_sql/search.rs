@@ -9,6 +9,11 @@
 //! generator (so chains nest); `_has` does the same from the referring side. Sort keys are
 //! correlated sub-selects on the `(rid, param)` index, `NULLS LAST`, then `r.rid`.
 //!
+//! A parameter whose rows the store does not write because they would repeat other
+//! parameters' rows ([`fhir::index::derivation`]) is answered from those: a union
+//! (`Observation.combo-code`) as the test of any of its parameters, a composite on the
+//! resource itself (`code-value-quantity`) as each component's test on its own parameter.
+//!
 //! On SQLite, a list of row ids is built whole before the search runs; when several filters
 //! of a typed search are answered by index tables, only the likely most selective one
 //! ([`driving_filter`]) is such a list and the others are correlated `EXISTS` on the
@@ -62,7 +67,8 @@ pub(crate) fn compile(dialect: Dialect, req: &SearchRequest, crypto: &Crypto) ->
         let mut g = Gen::new(dialect, crypto);
         g.sql.push("SELECT r.rid FROM fhir_resource r WHERE ");
         g.conditions(req)?;
-        g.order_by(&req.sort)?;
+        let types: Vec<String> = req.resource_type.iter().cloned().collect();
+        g.order_by(&req.sort, &types)?;
         let rows = if probe {
             req.count.saturating_add(1)
         } else {
@@ -163,6 +169,7 @@ fn plain_test(f: &fhir::search::Filter) -> Option<(&Predicate, &'static str)> {
         return None;
     };
     let plain = !matches!(p.param.as_str(), "_id" | "_lastUpdated")
+        && fhir::index::deriving_types(&p.param).is_empty()
         && !matches!(
             p.test,
             Test::Missing { .. }
@@ -292,6 +299,7 @@ fn date_groups(req: &SearchRequest) -> Vec<DateGroup> {
         if let [p] = f.any.as_slice()
             && let Test::Date { prefix, low, high } = p.test
             && p.param != "_lastUpdated"
+            && fhir::index::deriving_types(&p.param).is_empty()
         {
             match groups.iter_mut().find(|(param, _)| *param == p.param) {
                 Some((_, tests)) => tests.push((prefix, low, high)),
@@ -301,6 +309,18 @@ fn date_groups(req: &SearchRequest) -> Vec<DateGroup> {
     }
     groups.retain(|(_, tests)| tests.len() > 1);
     groups
+}
+
+/// The types in context (all when none) on which `param` is derived, with how.
+fn derived_in(
+    param: &str,
+    types: &[String],
+) -> Vec<(&'static str, &'static fhir::index::Derivation)> {
+    fhir::index::deriving_types(param)
+        .iter()
+        .filter(|t| types.is_empty() || types.iter().any(|c| c == *t))
+        .filter_map(|t| fhir::index::derivation(t, param).map(|d| (*t, d)))
+        .collect()
 }
 
 /// The index table of a parameter kind.
@@ -572,6 +592,16 @@ impl Gen {
         match (pred.param.as_str(), &pred.test) {
             ("_id", test) => self.id_test(res, test),
             ("_lastUpdated", test) => self.last_updated_test(res, test),
+            (param, _) if !fhir::index::deriving_types(param).is_empty() => {
+                self.derived(pred, res, types)
+            }
+            _ => self.stored(pred, res, types),
+        }
+    }
+
+    /// A condition on the resource row alias `r` from the rows of the parameter itself.
+    fn stored(&mut self, pred: &Predicate, res: &str, types: &[String]) -> Result<()> {
+        match (pred.param.as_str(), &pred.test) {
             (_, Test::Missing { missing, kind }) => {
                 self.missing(&pred.param, *missing, *kind, res);
                 Ok(())
@@ -655,6 +685,202 @@ impl Gen {
                 Ok(())
             }
         }
+    }
+
+    /// A test of a parameter that is derived on some of the types in context (see
+    /// [`fhir::index::derivation`]): on those, the test of the rows it is derived from; on
+    /// the others, the test of its own rows. A positive test holds when one part holds, a
+    /// negative one (`:not`, `:missing=true`) when every part holds.
+    fn derived(&mut self, pred: &Predicate, res: &str, types: &[String]) -> Result<()> {
+        let derived = derived_in(&pred.param, types);
+        let own: Vec<String> = types
+            .iter()
+            .filter(|t| !derived.iter().any(|(d, _)| d == t))
+            .cloned()
+            .collect();
+        // with no type in context, the types that write the parameter's own rows
+        let writes_own = if types.is_empty() {
+            fhir::defs::resource_types().iter().any(|t| {
+                fhir::defs::search_param(t, &pred.param).is_some()
+                    && fhir::index::derivation(t, &pred.param).is_none()
+            })
+        } else {
+            !own.is_empty()
+        };
+        let negative = matches!(
+            pred.test,
+            Test::Token { negate: true, .. } | Test::Missing { missing: true, .. }
+        );
+        let join = if negative { " AND " } else { " OR " };
+        // guard each derived part by the resource's type unless it is the only one
+        let guard = types.len() != 1;
+        self.push("(");
+        let mut first = true;
+        if writes_own {
+            // derived types have no rows of the parameter: only the others answer here
+            self.push("(");
+            self.stored(pred, res, &own)?;
+            self.push(")");
+            first = false;
+        }
+        for (ty, derivation) in derived {
+            if !first {
+                self.push(join);
+            }
+            first = false;
+            self.push("(");
+            if guard {
+                self.push(&format!(
+                    "{res}.type {} ",
+                    if negative { "<>" } else { "=" }
+                ))
+                .text(ty)
+                .push(if negative { " OR " } else { " AND " });
+            }
+            let on_type = [ty.to_owned()];
+            match derivation {
+                fhir::index::Derivation::Union(sources) => {
+                    self.push("(");
+                    for (i, s) in sources.iter().enumerate() {
+                        if i > 0 {
+                            self.push(join);
+                        }
+                        let part = Predicate {
+                            param: (*s).to_owned(),
+                            test: pred.test.clone(),
+                        };
+                        self.push("(");
+                        self.predicate(&part, res, &on_type)?;
+                        self.push(")");
+                    }
+                    self.push(")");
+                }
+                fhir::index::Derivation::Components(sources) => {
+                    self.components(pred, sources, ty, res)?;
+                }
+            }
+            self.push(")");
+        }
+        if first {
+            self.push(if negative { "1 = 1" } else { "1 = 0" });
+        }
+        self.push(")");
+        Ok(())
+    }
+
+    /// A composite on the resource itself, from its components' own parameters: each
+    /// component test holds for one row of its parameter (`:missing`: each has a row).
+    fn components(
+        &mut self,
+        pred: &Predicate,
+        sources: &[&'static str],
+        ty: &str,
+        res: &str,
+    ) -> Result<()> {
+        let on_type = [ty.to_owned()];
+        let tests: Vec<Test> = match &pred.test {
+            Test::Composite(tests) => {
+                if tests.len() != sources.len() {
+                    return Err(invalid(format!(
+                        "composite {} has {} components, not {}",
+                        pred.param,
+                        sources.len(),
+                        tests.len()
+                    )));
+                }
+                let mut tables = Vec::with_capacity(tests.len());
+                for t in tests {
+                    let table = match t {
+                        Test::Token { negate: true, .. } => None,
+                        t => table_of_test(t),
+                    }
+                    .ok_or_else(|| {
+                        invalid(format!("unsupported component test in {}", pred.param))
+                    })?;
+                    tables.push(table);
+                }
+                return self.component_rows(sources, &tables, tests, ty, res);
+            }
+            Test::Missing { missing, .. } => {
+                if *missing {
+                    self.push("NOT ");
+                }
+                sources
+                    .iter()
+                    .map(|s| Test::Missing {
+                        missing: false,
+                        kind: fhir::defs::search_param(ty, s)
+                            .map_or(ParamType::Special, |d| d.kind),
+                    })
+                    .collect()
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "unsupported test on composite {}",
+                    pred.param
+                )));
+            }
+        };
+        self.push("(");
+        for (i, (s, test)) in sources.iter().zip(tests).enumerate() {
+            if i > 0 {
+                self.push(" AND ");
+            }
+            let part = Predicate {
+                param: (*s).to_owned(),
+                test,
+            };
+            self.push("(");
+            self.predicate(&part, res, &on_type)?;
+            self.push(")");
+        }
+        self.push(")");
+        Ok(())
+    }
+
+    /// Each component test holds for a row of its parameter (in `tables`) of one resource
+    /// of type `ty`: the first component's rows joined to the others' rows of the same
+    /// resource (one seek each into the tables clustered by `(rid, param)`), as one list of
+    /// row ids or, for a filter that does not drive the search, checked per candidate.
+    fn component_rows(
+        &mut self,
+        sources: &[&'static str],
+        tables: &[&'static str],
+        tests: &[Test],
+        ty: &str,
+        res: &str,
+    ) -> Result<()> {
+        let base = self.alias();
+        let correlated = self.correlate && res == "r";
+        if correlated {
+            self.push(&format!("EXISTS (SELECT 1 FROM {} c{base}_0", tables[0]));
+        } else {
+            self.push(&format!(
+                "{res}.rid IN (SELECT c{base}_0.rid FROM {} c{base}_0",
+                tables[0]
+            ));
+        }
+        for (i, (table, source)) in tables.iter().zip(sources).enumerate().skip(1) {
+            self.push(&format!(
+                " JOIN {table} c{base}_{i} ON c{base}_{i}.rid = c{base}_0.rid \
+                 AND c{base}_{i}.param = "
+            ))
+            .text(source);
+        }
+        self.push(" WHERE ");
+        if correlated {
+            self.push(&format!("c{base}_0.rid = {res}.rid AND "));
+        }
+        self.push(&format!("c{base}_0.param = ")).text(sources[0]);
+        if !correlated {
+            self.push(&format!(" AND c{base}_0.type = ")).text(ty);
+        }
+        for (i, (t, source)) in tests.iter().zip(sources).enumerate() {
+            self.push(" AND ");
+            self.value_test(t, &format!("c{base}_{i}"), source)?;
+        }
+        self.push(")");
+        Ok(())
     }
 
     /// `:missing`: whether the resource has rows of `param` in `kind`'s table(s).
@@ -1037,7 +1263,7 @@ impl Gen {
     }
 
     /// `ORDER BY` the sort keys (missing values last), then the row id.
-    fn order_by(&mut self, keys: &[SortKey]) -> Result<()> {
+    fn order_by(&mut self, keys: &[SortKey], types: &[String]) -> Result<()> {
         self.push(" ORDER BY ");
         for k in keys {
             let dir = if k.descending { "DESC" } else { "ASC" };
@@ -1076,14 +1302,35 @@ impl Gen {
                     let a = self.alias();
                     self.push(&format!(
                         "(SELECT {agg}(x{a}.{col}) FROM {table} x{a} WHERE x{a}.rid = r.rid \
-                         AND x{a}.grp = 0 AND x{a}.param = "
-                    ))
-                    .text(param)
-                    .push(&format!(") {dir} NULLS LAST, "));
+                         AND x{a}.grp = 0 AND "
+                    ));
+                    self.sort_rows(param, &format!("x{a}"), types)?;
+                    self.push(&format!(") {dir} NULLS LAST, "));
                 }
             }
         }
         self.push("r.rid ASC");
+        Ok(())
+    }
+}
+
+impl Gen {
+    /// The rows `a` of `param` a sort key reads: its own, and on the types where it is a
+    /// union of other parameters (see [`fhir::index::derivation`]), theirs.
+    fn sort_rows(&mut self, param: &str, a: &str, types: &[String]) -> Result<()> {
+        let derived = derived_in(param, types);
+        self.push(&format!("({a}.param = ")).text(param);
+        for (ty, derivation) in derived {
+            let fhir::index::Derivation::Union(sources) = derivation else {
+                return Err(invalid(format!("cannot sort by {param}")));
+            };
+            self.push(" OR (r.type = ")
+                .text(ty)
+                .push(&format!(" AND {a}.param IN ("));
+            self.sql.bind_list(sources.iter().map(|s| Value::text(*s)));
+            self.push("))");
+        }
+        self.push(")");
         Ok(())
     }
 }

@@ -116,6 +116,7 @@ conformance!(
     resource_search_numbers_and_quantities,
     resource_search_references_chains_has,
     resource_search_composites_and_missing,
+    resource_search_derived_parameters,
     resource_search_sort_paging_totals,
     resource_search_includes,
     audit_append_chains_and_get_round_trips,
