@@ -158,16 +158,23 @@ impl Format {
 
     /// Stored resource bytes as they should be sent: unchanged when nothing asks otherwise.
     pub fn resource_bytes(&self, stored: &[u8]) -> Vec<u8> {
+        self.shaped(stored).unwrap_or_else(|| stored.to_vec())
+    }
+
+    /// [`Format::resource_bytes`] of bytes the caller gives up: returned as they are (not
+    /// copied) when nothing asks otherwise.
+    pub fn resource_body(&self, stored: Vec<u8>) -> Vec<u8> {
+        self.shaped(&stored).unwrap_or(stored)
+    }
+
+    /// The resource reshaped or pretty-printed as asked; `None` when it is sent as stored.
+    fn shaped(&self, stored: &[u8]) -> Option<Vec<u8>> {
         if !self.pretty && !self.reshapes() {
-            return stored.to_vec();
+            return None;
         }
-        match serde_json::from_slice::<Value>(stored) {
-            Ok(mut v) => {
-                self.reshape(&mut v);
-                self.to_bytes(&v)
-            }
-            Err(_) => stored.to_vec(),
-        }
+        let mut v = serde_json::from_slice::<Value>(stored).ok()?;
+        self.reshape(&mut v);
+        Some(self.to_bytes(&v))
     }
 }
 

@@ -141,13 +141,14 @@ impl Reply {
             .map(|r| format!("{}/{}/_history/{}", r.resource_type, r.id, r.version))
     }
 
-    /// The body to send: a Bundle or OperationOutcome body (moved out, not copied), the
-    /// resource (shaped as asked), an OperationOutcome, or nothing.
+    /// The body to send: a Bundle or OperationOutcome body or the resource (moved out, not
+    /// copied; the resource shaped as asked), an OperationOutcome, or nothing. The resource
+    /// keeps everything but its content (the headers come from it).
     fn take_body(&mut self, req: &Req) -> Vec<u8> {
         if let Some(body) = self.body.take() {
             return body;
         }
-        let Some(stored) = &self.resource else {
+        let Some(stored) = &mut self.resource else {
             return Vec::new();
         };
         let ret = if self.write {
@@ -165,7 +166,9 @@ impl Reply {
                 ),
             )])),
             Return::Representation if stored.deleted => Vec::new(),
-            Return::Representation => req.format.resource_bytes(&stored.content),
+            Return::Representation => req
+                .format
+                .resource_body(std::mem::take(&mut stored.content)),
         }
     }
 

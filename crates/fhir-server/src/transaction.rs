@@ -47,14 +47,17 @@ pub async fn batch_or_transaction(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let entries = parse_entries(state, &bundle)?;
+    let entries = parse_entries(state, bundle)?;
     match kind.as_str() {
         "batch" => Ok(batch(state, entries, req).await),
-        "transaction" => match transaction(state, entries.clone(), req).await {
+        "transaction" => match transaction(state, entries, req).await {
             // A conditional create's match appeared while the transaction was planned:
-            // nothing was stored; plan it again, now seeing that match.
+            // nothing was stored; plan it again, now seeing that match. The entries were
+            // consumed (their resources moved into the writes), so they are read again from
+            // the body: rarer than a copy of every resource for every transaction.
             Err(e) if e.issues.iter().any(|i| i.code == "transient") => {
-                transaction(state, entries, req).await
+                let bundle = rest::parse_body(&req.headers, body, Some("Bundle"))?;
+                transaction(state, parse_entries(state, bundle)?, req).await
             }
             other => other,
         },
@@ -64,17 +67,19 @@ pub async fn batch_or_transaction(
     }
 }
 
-fn parse_entries(state: &FhirState, bundle: &Value) -> Result<Vec<EntryRequest>, FhirError> {
-    let Some(entries) = bundle.get("entry") else {
+/// The entries of a Bundle; their resources are moved out of it, not copied.
+fn parse_entries(state: &FhirState, mut bundle: Value) -> Result<Vec<EntryRequest>, FhirError> {
+    let Some(entries) = bundle.get_mut("entry") else {
         return Ok(Vec::new());
     };
     let entries = entries
-        .as_array()
+        .as_array_mut()
         .ok_or_else(|| FhirError::bad_request("Bundle.entry must be an array"))?;
     entries
-        .iter()
+        .iter_mut()
         .enumerate()
         .map(|(i, e)| {
+            let resource = e.get_mut("resource").map(Value::take);
             let request = e.get("request").ok_or_else(|| {
                 FhirError::bad_request(format!("Bundle.entry[{i}] has no request"))
             })?;
@@ -97,7 +102,7 @@ fn parse_entries(state: &FhirState, bundle: &Value) -> Result<Vec<EntryRequest>,
                 method,
                 path,
                 query,
-                resource: e.get("resource").cloned(),
+                resource,
                 full_url: e.get("fullUrl").and_then(Value::as_str).map(str::to_owned),
                 if_none_exist: text("ifNoneExist"),
                 if_match: text("ifMatch"),
@@ -165,7 +170,7 @@ fn entry_req(entry: &EntryRequest, outer: &Req) -> Req {
 /// Runs one entry on its own (batch entries, and the reads of a transaction).
 async fn run_entry(
     state: &FhirState,
-    entry: &EntryRequest,
+    entry: &mut EntryRequest,
     outer: &Req,
 ) -> Result<Reply, FhirError> {
     let req = entry_req(entry, outer);
@@ -178,7 +183,7 @@ async fn run_entry(
         ("GET", [t, id, "_history"]) => rest::history(state, Some(t), Some(id), &req).await,
         ("GET", [t, id, "_history", v]) => rest::vread(state, t, id, v, &req.guard).await,
         ("POST", [t]) => {
-            let resource = entry_resource(entry, t)?;
+            let resource = take_resource(&mut entry.resource, &entry.method, &entry.path, t)?;
             rest::create(
                 state,
                 t,
@@ -189,12 +194,12 @@ async fn run_entry(
             .await
         }
         ("PUT", [t]) => {
-            let resource = entry_resource(entry, t)?;
+            let resource = take_resource(&mut entry.resource, &entry.method, &entry.path, t)?;
             let query = entry.query.clone().unwrap_or_default();
             rest::conditional_update(state, t, resource, &query, &req.guard).await
         }
         ("PUT", [t, id]) => {
-            let resource = entry_resource(entry, t)?;
+            let resource = take_resource(&mut entry.resource, &entry.method, &entry.path, t)?;
             rest::update(state, t, id, resource, &req).await
         }
         ("DELETE", [t]) => rest::delete(state, t, None, entry.query.as_deref(), &req.guard).await,
@@ -215,14 +220,42 @@ async fn run_entry(
     }
 }
 
-fn entry_resource(entry: &EntryRequest, resource_type: &str) -> Result<Value, FhirError> {
-    let resource = entry.resource.clone().ok_or_else(|| {
-        FhirError::bad_request(format!("{} {} has no resource", entry.method, entry.path))
-    })?;
+/// An entry's resource, which must be a `resource_type`.
+fn entry_resource<'e>(
+    entry: &'e EntryRequest,
+    resource_type: &str,
+) -> Result<&'e Value, FhirError> {
+    check_resource(
+        entry.resource.as_ref(),
+        &entry.method,
+        &entry.path,
+        resource_type,
+    )
+}
+
+/// An entry's resource (its `resource`, `method` and `path`), moved out of the entry: the
+/// entry is not written twice.
+fn take_resource(
+    resource: &mut Option<Value>,
+    method: &str,
+    path: &str,
+    resource_type: &str,
+) -> Result<Value, FhirError> {
+    check_resource(resource.as_ref(), method, path, resource_type)?;
+    Ok(resource.take().unwrap_or_default())
+}
+
+fn check_resource<'v>(
+    resource: Option<&'v Value>,
+    method: &str,
+    path: &str,
+    resource_type: &str,
+) -> Result<&'v Value, FhirError> {
+    let resource = resource
+        .ok_or_else(|| FhirError::bad_request(format!("{method} {path} has no resource")))?;
     if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type) {
         return Err(FhirError::bad_request(format!(
-            "the resource of {} {} is not a {resource_type}",
-            entry.method, entry.path
+            "the resource of {method} {path} is not a {resource_type}"
         )));
     }
     Ok(resource)
@@ -235,19 +268,16 @@ fn with_resource(req: &Req) -> bool {
 
 /// Adds one response entry.
 fn push_reply(bundle: &mut BundleWriter, reply: &Reply, req: &Req, base: &str, is_read: bool) {
-    let body;
     let resource = if is_read || with_resource(req) {
-        body = if reply.body.is_some() {
-            reply.body.clone().unwrap_or_default()
-        } else {
-            reply
+        let body = match &reply.body {
+            Some(body) => body.as_slice(),
+            None => reply
                 .resource
                 .as_ref()
                 .filter(|r| !r.deleted)
-                .map(|r| r.content.clone())
-                .unwrap_or_default()
+                .map_or(&[][..], |r| r.content.as_slice()),
         };
-        (!body.is_empty()).then_some(body.as_slice())
+        (!body.is_empty()).then_some(body)
     } else {
         None
     };
@@ -269,8 +299,8 @@ fn push_reply(bundle: &mut BundleWriter, reply: &Reply, req: &Req, base: &str, i
 async fn batch(state: &FhirState, entries: Vec<EntryRequest>, req: &Req) -> Reply {
     let base = &state.config.base_url;
     let mut bundle = BundleWriter::new("batch-response", None, &[]);
-    for entry in &entries {
-        match run_entry(state, entry, req).await {
+    for mut entry in entries {
+        match run_entry(state, &mut entry, req).await {
             Ok(reply) => push_reply(&mut bundle, &reply, req, base, entry.method == "GET"),
             Err(e) => bundle.entry(
                 &Entry {
@@ -311,7 +341,7 @@ async fn transaction(
         if let Some((t, id)) = &target {
             if let Some(j) = targets
                 .iter()
-                .position(|other| other.as_ref() == Some(&(t.clone(), id.clone())))
+                .position(|other| other.as_ref().is_some_and(|(ot, oi)| ot == t && oi == id))
             {
                 return Err(at_entry(
                     i,
@@ -333,7 +363,7 @@ async fn transaction(
     let mut writes: Vec<ResourceWrite> = Vec::new();
     let mut planned: Vec<Option<Planned>> = (0..entries.len()).map(|_| None).collect();
     for pass in ["DELETE", "POST", "PUT", "PATCH"] {
-        for (i, entry) in entries.iter().enumerate() {
+        for (i, entry) in entries.iter_mut().enumerate() {
             if entry.method != pass {
                 continue;
             }
@@ -372,13 +402,14 @@ async fn transaction(
         let t = targets[i].as_ref().map_or("resource", |(t, _)| t.as_str());
         return Err(at_entry(i, crate::rest::outcome_error_for(t, bad)));
     }
+    let mut outcomes: Vec<Option<WriteOutcome>> = outcomes.into_iter().map(Some).collect();
     // 5. The response, in the order of the request.
     let mut bundle = BundleWriter::new("transaction-response", None, &[]);
     for (i, plan) in planned.into_iter().enumerate() {
         let reply = match plan {
-            Some(Planned::Write(k)) => write_reply(outcomes.get(k)),
+            Some(Planned::Write(k)) => write_reply(outcomes.get_mut(k).and_then(Option::take)),
             Some(Planned::Existing(reply)) => reply,
-            Some(Planned::Read) | None => match run_entry(state, &entries[i], req).await {
+            Some(Planned::Read) | None => match run_entry(state, &mut entries[i], req).await {
                 Ok(reply) => reply,
                 Err(e) => {
                     bundle.entry(
@@ -463,13 +494,13 @@ async fn target_of(
 }
 
 /// The reply of a transaction entry whose write had this outcome.
-fn write_reply(outcome: Option<&WriteOutcome>) -> Reply {
+fn write_reply(outcome: Option<WriteOutcome>) -> Reply {
     match outcome {
-        Some(WriteOutcome::Created(s)) => Reply::written(StatusCode::CREATED, s.clone()),
+        Some(WriteOutcome::Created(s)) => Reply::written(StatusCode::CREATED, s),
         Some(WriteOutcome::Updated(s) | WriteOutcome::Existing(s)) => {
-            Reply::written(StatusCode::OK, s.clone())
+            Reply::written(StatusCode::OK, s)
         }
-        Some(WriteOutcome::Deleted(s)) => Reply::resource(StatusCode::NO_CONTENT, s.clone()),
+        Some(WriteOutcome::Deleted(s)) => Reply::resource(StatusCode::NO_CONTENT, s),
         _ => Reply {
             status: StatusCode::NO_CONTENT,
             resource: None,
@@ -524,7 +555,7 @@ async fn rewrite_all(
 /// checked against the caller's grant.
 async fn checked_write(
     state: &FhirState,
-    entry: &EntryRequest,
+    entry: &mut EntryRequest,
     target: Option<&(String, String)>,
     guard: &Guard,
 ) -> Result<ResourceWrite, FhirError> {
@@ -540,13 +571,13 @@ async fn checked_write(
 /// The store write of one transaction entry.
 fn plan_write(
     state: &FhirState,
-    entry: &EntryRequest,
+    entry: &mut EntryRequest,
     target: Option<&(String, String)>,
 ) -> Result<ResourceWrite, FhirError> {
     let segments: Vec<&str> = entry.path.split('/').filter(|s| !s.is_empty()).collect();
     match (entry.method.as_str(), segments.as_slice(), target) {
         ("POST", [t], Some((_, id))) => {
-            let resource = entry_resource(entry, t)?;
+            let resource = take_resource(&mut entry.resource, &entry.method, &entry.path, t)?;
             let precondition = match &entry.if_none_exist {
                 // Planning found no match; if one appears before the commit, the whole
                 // transaction fails (other entries may refer to this one's planned id) and is
@@ -557,7 +588,7 @@ fn plan_write(
             rest::prepare_write(WriteOp::Create, t, id, resource, precondition)
         }
         ("PUT", [t, ..], Some((_, id))) => {
-            let mut resource = entry_resource(entry, t)?;
+            let mut resource = take_resource(&mut entry.resource, &entry.method, &entry.path, t)?;
             if let Some(body_id) = resource.get("id").and_then(Value::as_str)
                 && body_id != id
             {
