@@ -196,6 +196,49 @@ pub(crate) fn fsync_rate(path: &std::path::Path, for_: Duration) -> Result<f64> 
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
+/// CPU time this process's threads spent, from `/proc/self/task/*/schedstat` (Linux; threads
+/// that ended meanwhile are missed): the SQLite store's writer and checkpoint threads and all
+/// threads together, in nanoseconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ThreadCpu {
+    pub(crate) writer: u64,
+    pub(crate) checkpoint: u64,
+    pub(crate) all: u64,
+}
+
+impl ThreadCpu {
+    pub(crate) fn now() -> Self {
+        let mut cpu = Self::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return cpu;
+        };
+        for task in tasks.flatten() {
+            let path = task.path();
+            let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0);
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            // thread names are cut to 15 bytes: plexus-store-writer, plexus-store-checkpoint
+            match name.trim_end() {
+                "plexus-store-wr" => cpu.writer += ns,
+                "plexus-store-ch" => cpu.checkpoint += ns,
+                _ => {}
+            }
+            cpu.all += ns;
+        }
+        cpu
+    }
+
+    pub(crate) fn since(self, before: Self) -> Self {
+        Self {
+            writer: self.writer.saturating_sub(before.writer),
+            checkpoint: self.checkpoint.saturating_sub(before.checkpoint),
+            all: self.all.saturating_sub(before.all),
+        }
+    }
+}
+
 pub(crate) fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -20,7 +20,7 @@ use clap::{Args, ValueEnum};
 use mllp::{Handler, HandlerReply, MllpServer, PeerInfo, ServerConfig};
 use store::{AnyStore, Store as _};
 
-use crate::bench::{BenchStore, drive, drop_schema, peak_rss_kb};
+use crate::bench::{BenchStore, ThreadCpu, drive, drop_schema, peak_rss_kb};
 
 /// The transformer of the measured channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,48 +84,7 @@ struct Row {
     end_to_end_rate: f64,
     backlog_at_stop: u64,
     /// CPU of the phase per message (delivered, or ingested for ingest only).
-    cost: (Cpu, u64),
-}
-
-/// CPU time this process spent, from `/proc/self/task/*/schedstat` (Linux; threads that ended
-/// meanwhile are missed): the SQLite writer thread's and all threads'.
-#[derive(Debug, Default, Clone, Copy)]
-struct Cpu {
-    writer_ns: u64,
-    all_ns: u64,
-}
-
-impl Cpu {
-    fn now() -> Self {
-        let mut cpu = Self::default();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return cpu;
-        };
-        for task in tasks.flatten() {
-            let path = task.path();
-            let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0);
-            // thread names are cut to 15 bytes: plexus-store-writer
-            if std::fs::read_to_string(path.join("comm"))
-                .unwrap_or_default()
-                .trim_end()
-                == "plexus-store-wr"
-            {
-                cpu.writer_ns += ns;
-            }
-            cpu.all_ns += ns;
-        }
-        cpu
-    }
-
-    fn since(self, before: Self) -> Self {
-        Self {
-            writer_ns: self.writer_ns.saturating_sub(before.writer_ns),
-            all_ns: self.all_ns.saturating_sub(before.all_ns),
-        }
-    }
+    cost: (ThreadCpu, u64),
 }
 
 /// Runs the benchmark and prints a report (Markdown).
@@ -152,11 +111,11 @@ pub async fn run(args: ChannelBenchArgs) -> Result<()> {
         let task = tokio::spawn(server.serve(async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         }));
-        let cpu = Cpu::now();
+        let cpu = ThreadCpu::now();
         let started = Instant::now();
         let (n, lat) = drive(addr, args.connections, args.seconds, 0).await?;
         let rate = n as f64 / started.elapsed().as_secs_f64();
-        let cpu = Cpu::now().since(cpu);
+        let cpu = ThreadCpu::now().since(cpu);
         let _ = stop_tx.send(true);
         task.await??;
         rows.push(Row {
@@ -205,8 +164,8 @@ pub async fn run(args: ChannelBenchArgs) -> Result<()> {
             out,
             "CPU per message, {}: writer thread {:.1} µs, all threads {:.1} µs",
             r.what,
-            per(cpu.writer_ns),
-            per(cpu.all_ns)
+            per(cpu.writer),
+            per(cpu.all)
         )?;
     }
     writeln!(
@@ -250,7 +209,7 @@ async fn channel_phase(args: &ChannelBenchArgs, t: Transformer) -> Result<Row> {
         .source_addr()
         .context("the channel has no source address")?;
 
-    let cpu = Cpu::now();
+    let cpu = ThreadCpu::now();
     let started = Instant::now();
     let (n, lat) = drive(addr, args.connections, args.seconds, 0).await?;
     let sending = started.elapsed().as_secs_f64();
@@ -260,7 +219,7 @@ async fn channel_phase(args: &ChannelBenchArgs, t: Transformer) -> Result<Row> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let delivered = received.load(Ordering::Relaxed);
-    let cpu = Cpu::now().since(cpu);
+    let cpu = ThreadCpu::now().since(cpu);
     if delivered < n {
         eprintln!(
             "warning: {} of {n} messages were not delivered within {} s",

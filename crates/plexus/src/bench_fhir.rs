@@ -25,7 +25,7 @@ use clap::Args;
 use http_body_util::{BodyExt, Full};
 use store::{AnyStore, Store as _};
 
-use crate::bench::{BenchStore, drop_schema, peak_rss_kb, store_config};
+use crate::bench::{BenchStore, ThreadCpu, drop_schema, peak_rss_kb, store_config};
 use crate::fhir_cli::{http_client, load};
 
 /// Options of `plexus bench fhir`.
@@ -371,17 +371,16 @@ type Ids = Arc<Mutex<Vec<String>>>;
 struct ImportCost {
     commits: u64,
     requests: u64,
-    writer_ns: u64,
-    checkpoint_ns: u64,
-    all_ns: u64,
+    cpu: ThreadCpu,
     written: u64,
 }
 
 impl ImportCost {
     fn now(stats: store::StoreStats) -> Self {
-        let mut cost = Self {
+        Self {
             commits: stats.commits,
             requests: stats.items,
+            cpu: ThreadCpu::now(),
             written: std::fs::read_to_string("/proc/self/io")
                 .ok()
                 .and_then(|s| {
@@ -390,36 +389,14 @@ impl ImportCost {
                         .and_then(|v| v.trim().parse().ok())
                 })
                 .unwrap_or(0),
-            ..Self::default()
-        };
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return cost;
-        };
-        for task in tasks.flatten() {
-            let path = task.path();
-            let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0);
-            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-            // thread names are cut to 15 bytes: plexus-store-writer, plexus-store-checkpoint
-            match name.trim_end() {
-                "plexus-store-wr" => cost.writer_ns += ns,
-                "plexus-store-ch" => cost.checkpoint_ns += ns,
-                _ => {}
-            }
-            cost.all_ns += ns;
         }
-        cost
     }
 
     fn since(self, before: &Self) -> Self {
         Self {
             commits: self.commits.saturating_sub(before.commits),
             requests: self.requests.saturating_sub(before.requests),
-            writer_ns: self.writer_ns.saturating_sub(before.writer_ns),
-            checkpoint_ns: self.checkpoint_ns.saturating_sub(before.checkpoint_ns),
-            all_ns: self.all_ns.saturating_sub(before.all_ns),
+            cpu: self.cpu.since(before.cpu),
             written: self.written.saturating_sub(before.written),
         }
     }
@@ -430,9 +407,9 @@ impl ImportCost {
             "{} commits of {:.1} write requests each; CPU per resource: writer thread {:.1} µs, checkpoint thread {:.1} µs, all threads {:.1} µs; {:.1} KB written per resource",
             self.commits,
             self.requests as f64 / self.commits.max(1) as f64,
-            per(self.writer_ns),
-            per(self.checkpoint_ns),
-            per(self.all_ns),
+            per(self.cpu.writer),
+            per(self.cpu.checkpoint),
+            per(self.cpu.all),
             self.written as f64 / 1024.0 / resources.max(1) as f64,
         )
     }
@@ -511,11 +488,7 @@ async fn load_grouped(
                 let reply: serde_json::Value = serde_json::from_slice(&body)
                     .with_context(|| format!("the answer to patients from {first} is not JSON"))?;
                 for entry in reply["entry"].as_array().into_iter().flatten() {
-                    if let Some(id) = entry["response"]["location"]
-                        .as_str()
-                        .and_then(|l| l.strip_prefix("Patient/").or_else(|| l.split("/Patient/").nth(1)))
-                        .and_then(|rest| rest.split('/').next())
-                    {
+                    if let Some(id) = entry["response"]["location"].as_str().and_then(location_id) {
                         ids.push(id.to_owned());
                     }
                 }
@@ -633,6 +606,15 @@ where
                     .await
                     .with_context(|| format!("{method} {url}"))?;
                 let status = resp.status();
+                // A create's id from its Location (`…/Patient/<id>/_history/1`): reading it
+                // from the body would parse the whole answer in this process, whose CPU the
+                // server's figures include.
+                let created = (op == Op::Create)
+                    .then(|| resp.headers().get(hyper::header::LOCATION))
+                    .flatten()
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(location_id)
+                    .map(str::to_owned);
                 let bytes = resp.into_body().collect().await?.to_bytes();
                 let took = u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX);
                 if !status.is_success() {
@@ -641,13 +623,13 @@ where
                         String::from_utf8_lossy(&bytes)
                     );
                 }
-                if op == Op::Create
-                    && let Some(id) = serde_json::from_slice::<serde_json::Value>(&bytes)
-                        .ok()
-                        .and_then(|v| v["id"].as_str().map(str::to_owned))
-                    && let Ok(mut ids) = ids.lock()
-                {
-                    ids.push(id);
+                if op == Op::Create {
+                    let Some(id) = created else {
+                        bail!("{method} {url} answered {status} without a Patient Location");
+                    };
+                    if let Ok(mut ids) = ids.lock() {
+                        ids.push(id);
+                    }
                 }
                 samples.push((op, took));
             }
@@ -743,13 +725,33 @@ fn request(base: &str, rng: &mut fhir_server::synth::Rng, ids: &Ids, patients: u
     }
 }
 
+/// The Patient id of a `Location` or `response.location` (`…/Patient/<id>/_history/1`).
+fn location_id(location: &str) -> Option<&str> {
+    location
+        .strip_prefix("Patient/")
+        .or_else(|| location.split("/Patient/").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty())
+}
+
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::distinct_uuids;
+    use super::{distinct_uuids, location_id};
+
+    #[test]
+    fn location_gives_the_patient_id() {
+        assert_eq!(
+            location_id("http://127.0.0.1:1/fhir/Patient/01abc/_history/1"),
+            Some("01abc")
+        );
+        assert_eq!(location_id("Patient/x.1/_history/2"), Some("x.1"));
+        assert_eq!(location_id("http://h/fhir/Observation/1/_history/1"), None);
+        assert_eq!(location_id("http://h/fhir/Patient/"), None);
+    }
 
     /// Neighbouring patients' Bundles share `urn:uuid:` ids; once rewritten, the entries of
     /// several patients have distinct fullUrls and each patient's references still point at
