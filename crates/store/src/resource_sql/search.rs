@@ -323,6 +323,18 @@ fn derived_in(
         .collect()
 }
 
+/// The index table of each component test of composite `param` (a negated token has none).
+fn component_tables(param: &str, tests: &[Test]) -> Result<Vec<&'static str>> {
+    tests
+        .iter()
+        .map(|t| match t {
+            Test::Token { negate: true, .. } => None,
+            t => table_of_test(t),
+        })
+        .map(|table| table.ok_or_else(|| invalid(format!("unsupported component test in {param}"))))
+        .collect()
+}
+
 /// The index table of a parameter kind.
 fn table_of(kind: ParamType) -> Option<&'static str> {
     Some(match kind {
@@ -788,17 +800,7 @@ impl Gen {
                         tests.len()
                     )));
                 }
-                let mut tables = Vec::with_capacity(tests.len());
-                for t in tests {
-                    let table = match t {
-                        Test::Token { negate: true, .. } => None,
-                        t => table_of_test(t),
-                    }
-                    .ok_or_else(|| {
-                        invalid(format!("unsupported component test in {}", pred.param))
-                    })?;
-                    tables.push(table);
-                }
+                let tables = component_tables(&pred.param, tests)?;
                 return self.component_rows(sources, &tables, tests, ty, res);
             }
             Test::Missing { missing, .. } => {
@@ -965,15 +967,7 @@ impl Gen {
             return Err(invalid(format!("composite {} without components", p.param)));
         }
         let base = self.alias();
-        let mut tables = Vec::new();
-        for t in tests {
-            let table = match t {
-                Test::Token { negate: true, .. } => None,
-                t => table_of_test(t),
-            }
-            .ok_or_else(|| invalid(format!("unsupported component test in {}", p.param)))?;
-            tables.push(table);
-        }
+        let tables = component_tables(&p.param, tests)?;
         self.push(&format!(
             "{r}.rid IN (SELECT c{base}_0.rid FROM {} c{base}_0",
             tables[0]
