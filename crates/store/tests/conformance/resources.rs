@@ -1900,6 +1900,24 @@ pub async fn resource_search_derived_parameters<B: Backend>(backend: &B) {
         pair("8462-4", Prefix::Eq, 80.0),
     );
     assert_eq!(ids(&store, &diastolic).await, names(&["o2"]));
+    // requests built in code that the URL parser would refuse are refused, not mis-answered:
+    // a composite on the resource with a component missing, or with a negated component
+    let short = obs(
+        "code-value-quantity",
+        Test::Composite(vec![token("8867-4", false)]),
+    );
+    assert!(matches!(
+        store.search(&short).await,
+        Err(StoreError::InvalidArgument { .. })
+    ));
+    let negated = obs(
+        "code-value-quantity",
+        Test::Composite(vec![token("8867-4", true), quantity(Prefix::Gt, 70.0)]),
+    );
+    assert!(matches!(
+        store.search(&negated).await,
+        Err(StoreError::InvalidArgument { .. })
+    ));
 }
 
 pub async fn resource_search_sort_paging_totals<B: Backend>(backend: &B) {
