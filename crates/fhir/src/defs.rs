@@ -236,6 +236,33 @@ pub fn element(type_name: &str, path: &str) -> Option<&'static ElementDef> {
         .map(|i| &def.elements[i])
 }
 
+/// The element `name` of a node whose full path is `parent_path` (`Patient.contact`) in
+/// `type_name` (`Patient`), or else the choice element `name[x]`, with whether it is the
+/// choice; as [`element`] with `parent_path.name`, without building that path.
+pub fn child_element(
+    type_name: &str,
+    parent_path: &str,
+    name: &str,
+) -> Option<(&'static ElementDef, bool)> {
+    let elements = type_def(type_name)?.elements;
+    let find = |suffix: &str| {
+        let wanted = || {
+            parent_path
+                .bytes()
+                .chain(std::iter::once(b'.'))
+                .chain(name.bytes())
+                .chain(suffix.bytes())
+        };
+        elements
+            .binary_search_by(|e| e.path.bytes().cmp(wanted()))
+            .ok()
+            .map(|i| &elements[i])
+    };
+    find("")
+        .map(|e| (e, false))
+        .or_else(|| find("[x]").map(|e| (e, true)))
+}
+
 /// The children of a node of a type: the elements whose path is `parent_path` plus `.name`
 /// (`parent_path` is a full path such as `Patient.contact`), in path order.
 pub fn children<'a>(

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use fhir::defs::{
-    ParamType, SOURCE_PARAMS, TypeKind, children, element, is_resource_type, patient_compartment,
-    primitive_regex, required_codes, required_value_set, resource_types, search_param,
-    search_param_by_url, search_params, type_def,
+    ParamType, SOURCE_PARAMS, TypeKind, child_element, children, element, is_resource_type,
+    patient_compartment, primitive_regex, required_codes, required_value_set, resource_types,
+    search_param, search_param_by_url, search_params, type_def,
 };
 
 #[test]
@@ -196,6 +196,55 @@ fn elements_of_patient_and_observation() {
     assert_eq!(children("Nope", "Nope").count(), 0);
     let family = element("HumanName", "family").unwrap();
     assert_eq!(family.types, ["string"]);
+}
+
+/// `child_element` finds what `element` finds at `parent.name`, or the choice `name[x]`.
+#[test]
+fn child_elements_by_parent_path_and_name() {
+    let found = |t, parent, name| child_element(t, parent, name).map(|(e, c)| (e.path, c));
+    assert_eq!(
+        found("Patient", "Patient.contact", "name"),
+        Some(("Patient.contact.name", false))
+    );
+    assert_eq!(
+        found("Patient", "Patient", "contact"),
+        Some(("Patient.contact", false))
+    );
+    assert_eq!(
+        found("Observation", "Observation", "value"),
+        Some(("Observation.value[x]", true))
+    );
+    assert_eq!(
+        found("Observation", "Observation.component", "value"),
+        Some(("Observation.component.value[x]", true))
+    );
+    assert_eq!(
+        found("HumanName", "HumanName", "family"),
+        Some(("HumanName.family", false))
+    );
+    assert_eq!(
+        found("Questionnaire", "Questionnaire.item", "item"),
+        Some(("Questionnaire.item.item", false))
+    );
+    // a prefix of an element's name, a name that only starts the path, unknown names
+    assert_eq!(found("Patient", "Patient", "contac"), None);
+    assert_eq!(
+        found("Patient", "Patient", "contact.name"),
+        Some(("Patient.contact.name", false))
+    );
+    assert_eq!(found("Patient", "Patient", "valu"), None);
+    assert_eq!(found("Patient", "Patient", "nope"), None);
+    assert_eq!(found("Nope", "Nope", "id"), None);
+    for (t, parent, name) in [
+        ("Patient", "Patient", "gender"),
+        ("Observation", "Observation", "subject"),
+        ("Patient", "Patient.contact", "telecom"),
+    ] {
+        assert_eq!(
+            child_element(t, parent, name).map(|(e, _)| e),
+            element(t, &format!("{parent}.{name}"))
+        );
+    }
 }
 
 #[test]

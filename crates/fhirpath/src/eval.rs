@@ -187,10 +187,7 @@ impl<'a> Evaluator<'_, 'a> {
             let element = underscore_get(map, name);
             if value.is_some() || element.is_some() {
                 let typing = |_: &'a Value| match &model_type {
-                    Some(t) => (
-                        Some(Cow::Owned(t.type_name.clone())),
-                        Some(Cow::Owned(t.type_path.clone())),
-                    ),
+                    Some(t) => (Some(t.type_name.clone()), Some(t.type_path.clone())),
                     None => (None, None),
                 };
                 push_values(value.unwrap_or(&NULL), element, out, &typing);

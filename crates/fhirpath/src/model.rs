@@ -1,14 +1,18 @@
 //! The optional type model a caller (the `fhir` crate) supplies so nodes carry FHIR types.
 
+use std::borrow::Cow;
+
 /// The type of a child element, as the [`Model`] knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildType {
     /// Where to look up this child's own children next: a type name (`"HumanName"`) or, for
     /// backbone elements, the element path (`"Patient.contact"`).
-    pub type_path: String,
+    ///
+    /// Borrowed when the model's tables hold the text (no allocation per navigation step).
+    pub type_path: Cow<'static, str>,
     /// The FHIR type name (`"HumanName"`, `"string"`, `"BackboneElement"`). For a choice element
     /// the evaluator ignores it and takes the type from the JSON key's suffix.
-    pub type_name: String,
+    pub type_name: Cow<'static, str>,
     /// Whether the element is a choice (`value[x]`): its JSON keys are `value` + a type suffix.
     pub choice: bool,
 }

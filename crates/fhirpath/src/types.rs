@@ -102,12 +102,17 @@ pub(crate) fn system_type_of(fhir_primitive: &str) -> Option<&'static str> {
 /// `"DateTime"` → `"dateTime"`), if the suffix is a data type.
 pub(crate) fn choice_suffix_type(suffix: &str) -> Option<Cow<'static, str>> {
     let mut chars = suffix.chars();
-    let first = chars.next()?;
-    let lowered: String = first.to_ascii_lowercase().to_string() + chars.as_str();
-    if let Some((p, _)) = PRIMITIVES.iter().find(|(p, _)| *p == lowered) {
+    let first = chars.next()?.to_ascii_lowercase();
+    let rest = chars.as_str();
+    // the suffix with its first letter in lower case, compared without building it
+    let lowered_is = |name: &str| {
+        let mut n = name.chars();
+        n.next() == Some(first) && n.as_str() == rest
+    };
+    if let Some((p, _)) = PRIMITIVES.iter().find(|(p, _)| lowered_is(p)) {
         return Some(Cow::Borrowed(p));
     }
-    if lowered == "time" {
+    if lowered_is("time") {
         return Some(Cow::Borrowed("time"));
     }
     CHOICE_COMPLEX

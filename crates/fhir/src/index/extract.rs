@@ -1,6 +1,7 @@
 //! Extraction: the search parameters' FHIRPath expressions, compiled once per resource type,
 //! evaluated on a resource, their results turned into [`IndexValue`]s.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -94,30 +95,23 @@ impl Model for DefsModel {
             .split('.')
             .next()
             .unwrap_or(parent_type_path);
-        let path = format!("{parent_type_path}.{element}");
-        let (def, choice) = match defs::element(type_name, &path) {
-            Some(d) => (d, false),
-            None => (defs::element(type_name, &format!("{path}[x]"))?, true),
-        };
+        let (def, choice) = defs::child_element(type_name, parent_type_path, element)?;
         if let Some(target) = def.content_reference {
             return Some(ChildType {
-                type_path: target.trim_start_matches('#').to_owned(),
-                type_name: "BackboneElement".to_owned(),
+                type_path: Cow::Borrowed(target.trim_start_matches('#')),
+                type_name: Cow::Borrowed("BackboneElement"),
                 choice: false,
             });
         }
         let first = *def.types.first()?;
-        let type_path = if matches!(first, "BackboneElement" | "Element") && !choice {
-            path
-        } else if first == "code" && def.required_binding.is_some() {
-            // Conversions find the binding (and so the code system) from the path.
-            path
-        } else {
-            first.to_owned()
-        };
+        // A backbone element's children, and a bound code's binding (conversions find the
+        // code system from it), are looked up by the element's path; a choice's type path is
+        // not used (the evaluator types choices by their key's suffix).
+        let by_path = matches!(first, "BackboneElement" | "Element")
+            || (first == "code" && def.required_binding.is_some());
         Some(ChildType {
-            type_path,
-            type_name: first.to_owned(),
+            type_path: Cow::Borrowed(if by_path { def.path } else { first }),
+            type_name: Cow::Borrowed(first),
             choice,
         })
     }
