@@ -245,22 +245,49 @@ pub fn child_element(
     name: &str,
 ) -> Option<(&'static ElementDef, bool)> {
     let elements = type_def(type_name)?.elements;
-    let find = |suffix: &str| {
-        let wanted = || {
-            parent_path
-                .bytes()
-                .chain(std::iter::once(b'.'))
-                .chain(name.bytes())
-                .chain(suffix.bytes())
-        };
+    // `parent.name[x]`, joined on the stack (the longest path of the definitions is under
+    // 100 bytes)
+    let (mut stack, mut heap) = ([0u8; 128], Vec::new());
+    let buf = join_bytes(
+        &mut stack,
+        &mut heap,
+        &[parent_path.as_bytes(), b".", name.as_bytes(), b"[x]"],
+    );
+    let len = buf.len() - 3;
+    let find = |path: &[u8]| {
+        let path = std::str::from_utf8(path).ok()?;
         elements
-            .binary_search_by(|e| e.path.bytes().cmp(wanted()))
+            .binary_search_by(|e| e.path.cmp(path))
             .ok()
             .map(|i| &elements[i])
     };
-    find("")
+    find(&buf[..len])
         .map(|e| (e, false))
-        .or_else(|| find("[x]").map(|e| (e, true)))
+        .or_else(|| find(buf).map(|e| (e, true)))
+}
+
+/// `parts` joined in `stack` when they fit, else in `heap`: a key or path built without an
+/// allocation in the usual case.
+pub(crate) fn join_bytes<'b>(
+    stack: &'b mut [u8; 128],
+    heap: &'b mut Vec<u8>,
+    parts: &[&[u8]],
+) -> &'b [u8] {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len <= stack.len() {
+        let mut at = 0;
+        for p in parts {
+            stack[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        &stack[..len]
+    } else {
+        heap.clear();
+        for p in parts {
+            heap.extend_from_slice(p);
+        }
+        heap
+    }
 }
 
 /// The children of a node of a type: the elements whose path is `parent_path` plus `.name`

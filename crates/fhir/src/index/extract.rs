@@ -2,6 +2,7 @@
 //! evaluated on a resource, their results turned into [`IndexValue`]s.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -89,32 +90,69 @@ fn is_indexed(def: &SearchParamDef) -> bool {
 /// Address and an Identifier from a ContactPoint without guessing from the JSON.
 struct DefsModel;
 
+/// Most answers [`DefsModel`] keeps per thread; past it the cache starts again (element
+/// names also come from the data, so the set of questions is not bounded by the definitions).
+const CHILD_TYPE_CACHE: usize = 4096;
+
+thread_local! {
+    /// `parent type path` NUL `element` → the answer: the same few hundred questions come up
+    /// for every resource, and a hash lookup costs less than the definitions' binary searches.
+    static CHILD_TYPES: RefCell<HashMap<Box<str>, Option<ChildType>>> =
+        RefCell::new(HashMap::new());
+}
+
 impl Model for DefsModel {
     fn child_type(&self, parent_type_path: &str, element: &str) -> Option<ChildType> {
-        let type_name = parent_type_path
-            .split('.')
-            .next()
-            .unwrap_or(parent_type_path);
-        let (def, choice) = defs::child_element(type_name, parent_type_path, element)?;
-        if let Some(target) = def.content_reference {
-            return Some(ChildType {
-                type_path: Cow::Borrowed(target.trim_start_matches('#')),
-                type_name: Cow::Borrowed("BackboneElement"),
-                choice: false,
-            });
-        }
-        let first = *def.types.first()?;
-        // A backbone element's children, and a bound code's binding (conversions find the
-        // code system from it), are looked up by the element's path; a choice's type path is
-        // not used (the evaluator types choices by their key's suffix).
-        let by_path = matches!(first, "BackboneElement" | "Element")
-            || (first == "code" && def.required_binding.is_some());
-        Some(ChildType {
-            type_path: Cow::Borrowed(if by_path { def.path } else { first }),
-            type_name: Cow::Borrowed(first),
-            choice,
+        // the key on the stack: a lookup allocates nothing
+        let (mut stack, mut heap) = ([0u8; 128], Vec::new());
+        let buf = defs::join_bytes(
+            &mut stack,
+            &mut heap,
+            &[parent_type_path.as_bytes(), b"\0", element.as_bytes()],
+        );
+        let Ok(key) = std::str::from_utf8(buf) else {
+            return child_type(parent_type_path, element);
+        };
+        CHILD_TYPES.with(|cache| {
+            if let Some(found) = cache.borrow().get(key) {
+                return found.clone();
+            }
+            let found = child_type(parent_type_path, element);
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= CHILD_TYPE_CACHE {
+                cache.clear();
+            }
+            cache.insert(Box::from(key), found.clone());
+            found
         })
     }
+}
+
+/// The type of `element` in a node at `parent_type_path`, from the definitions.
+fn child_type(parent_type_path: &str, element: &str) -> Option<ChildType> {
+    let type_name = parent_type_path
+        .split('.')
+        .next()
+        .unwrap_or(parent_type_path);
+    let (def, choice) = defs::child_element(type_name, parent_type_path, element)?;
+    if let Some(target) = def.content_reference {
+        return Some(ChildType {
+            type_path: Cow::Borrowed(target.trim_start_matches('#')),
+            type_name: Cow::Borrowed("BackboneElement"),
+            choice: false,
+        });
+    }
+    let first = *def.types.first()?;
+    // A backbone element's children, and a bound code's binding (conversions find the
+    // code system from it), are looked up by the element's path; a choice's type path is
+    // not used (the evaluator types choices by their key's suffix).
+    let by_path = matches!(first, "BackboneElement" | "Element")
+        || (first == "code" && def.required_binding.is_some());
+    Some(ChildType {
+        type_path: Cow::Borrowed(if by_path { def.path } else { first }),
+        type_name: Cow::Borrowed(first),
+        choice,
+    })
 }
 
 /// The index rows of a resource (see [`extract_with_skipped`]).
