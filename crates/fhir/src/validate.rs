@@ -28,6 +28,7 @@
 //! `Bundle.entry[0].resource.subject`).
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
@@ -248,15 +249,29 @@ impl Validator {
             );
             return;
         }
-        let kids: Vec<&'static ElementDef> =
-            defs::children(node.type_name, node.def_path).collect();
+        let kids: Vec<Kid> = defs::children(node.type_name, node.def_path)
+            .map(|def| (def, def.name()))
+            .collect();
         let mut seen_choice: Vec<(&str, &str)> = Vec::new();
+        // the elements present (by a value or by an `_element`), for the minimum check
+        let mut present: Vec<&'static str> = Vec::new();
+        // one buffer for the location of every property, one for `_key` lookups
+        let mut here = String::with_capacity(loc.len() + 32);
+        here.push_str(loc);
+        here.push('.');
+        let stem = here.len();
+        let underscored = obj.keys().any(|k| k.starts_with('_'));
+        let mut ext_key = String::new();
         for (key, value) in obj {
             if is_resource && key == "resourceType" {
                 continue;
             }
-            let here = format!("{loc}.{key}");
+            here.truncate(stem);
+            here.push_str(key);
             if let Some(base) = key.strip_prefix('_') {
+                if let Some((elem, _)) = find_element(&kids, base) {
+                    present.push(elem.path);
+                }
                 self.primitive_extension(obj, base, value, &kids, node, &here, depth);
                 continue;
             }
@@ -268,6 +283,7 @@ impl Validator {
                 );
                 continue;
             };
+            present.push(elem.path);
             if elem.choice {
                 if let Some((_, other)) = seen_choice.iter().find(|(p, _)| *p == elem.path) {
                     self.issue(
@@ -278,18 +294,21 @@ impl Validator {
                 }
                 seen_choice.push((elem.path, key));
             }
-            let ext = obj.get(&format!("_{key}"));
+            let ext = if underscored {
+                ext_key.clear();
+                ext_key.push('_');
+                ext_key.push_str(key);
+                obj.get(&ext_key)
+            } else {
+                None
+            };
             self.element(value, ext, elem, ty, node, &here, depth);
         }
-        for elem in kids.iter().filter(|e| e.min > 0) {
-            let present = obj.keys().any(|k| {
-                let k = k.strip_prefix('_').unwrap_or(k);
-                find_element(&kids, k).is_some_and(|(e, _)| e.path == elem.path)
-            });
-            if !present {
+        for (elem, name) in kids.iter().filter(|(e, _)| e.min > 0) {
+            if !present.contains(&elem.path) {
                 self.issue(
                     IssueCode::Required,
-                    &format!("{loc}.{}", elem.name()),
+                    &format!("{loc}.{name}"),
                     format_args!("{} is required (minimum {})", elem.path, elem.min),
                 );
             }
@@ -335,8 +354,10 @@ impl Validator {
                 );
             }
             let exts = ext.and_then(Value::as_array);
+            let mut here = String::with_capacity(loc.len() + 8);
             for (i, item) in items.iter().enumerate() {
-                let here = format!("{loc}[{i}]");
+                here.clear();
+                let _ = write!(here, "{loc}[{i}]");
                 let has_ext = exts.and_then(|e| e.get(i)).is_some_and(|e| !e.is_null());
                 if item.is_null() && has_ext && is_primitive(ty) {
                     continue; // the value is only in `_name`
@@ -446,7 +467,7 @@ impl Validator {
         obj: &Map<String, Value>,
         base: &str,
         value: &Value,
-        kids: &[&'static ElementDef],
+        kids: &[Kid],
         node: Node<'_>,
         loc: &str,
         depth: usize,
@@ -759,14 +780,13 @@ impl Validator {
     }
 }
 
+/// A child element of a node and its name (the last part of its path, `value[x]` for a choice).
+type Kid = (&'static ElementDef, &'static str);
+
 /// The element of `kids` a JSON property names, with the type it has there (the chosen type
 /// of a choice element).
-fn find_element(
-    kids: &[&'static ElementDef],
-    key: &str,
-) -> Option<(&'static ElementDef, &'static str)> {
-    for e in kids {
-        let name = e.name();
+fn find_element(kids: &[Kid], key: &str) -> Option<(&'static ElementDef, &'static str)> {
+    for &(e, name) in kids {
         if let Some(stem) = name.strip_suffix("[x]") {
             let Some(suffix) = key.strip_prefix(stem) else {
                 continue;
