@@ -293,9 +293,9 @@ pub fn validate(resource: &Value) -> Result<(), FhirError> {
     })
 }
 
-/// The search index rows of a resource.
+/// The search index rows of a resource that the store keeps.
 pub fn index(resource: &Value) -> Result<Vec<fhir::index::IndexEntry>, FhirError> {
-    fhir::index::extract(resource)
+    fhir::index::extract_stored(resource)
         .map_err(|e| FhirError::unprocessable(vec![Issue::error("processing", e.to_string())]))
 }
 

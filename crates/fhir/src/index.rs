@@ -54,7 +54,7 @@ mod extract;
 mod values;
 
 pub use derived::{Derivation, derivation, deriving_types};
-pub use extract::{Extraction, extract, extract_with_skipped};
+pub use extract::{Extraction, extract, extract_stored, extract_with_skipped};
 pub use values::{date_range, normalize, number_range};
 
 /// Why a JSON value could not be indexed at all.

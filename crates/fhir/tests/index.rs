@@ -5,7 +5,8 @@
 
 use fhir::defs;
 use fhir::index::{
-    IndexEntry, IndexError, IndexValue, date_range, extract, extract_with_skipped, normalize,
+    IndexEntry, IndexError, IndexValue, date_range, derivation, extract, extract_stored,
+    extract_with_skipped, normalize,
 };
 use serde_json::{Value, json};
 
@@ -151,6 +152,34 @@ pub fn observation() -> Value {
             }
         ]
     })
+}
+
+/// What a store keeps is what `extract` finds less the derived parameters' rows, in the same
+/// order; on an Observation with components some rows go, on a Patient none.
+#[test]
+fn stored_rows_are_the_rows_of_parameters_not_derived() {
+    for resource in [observation(), patient()] {
+        let ty = resource["resourceType"].as_str().unwrap();
+        let all = extract(&resource).unwrap();
+        let kept: Vec<IndexEntry> = all
+            .iter()
+            .filter(|e| derivation(ty, &e.param).is_none())
+            .cloned()
+            .collect();
+        assert_eq!(extract_stored(&resource).unwrap(), kept, "{ty}");
+        let left_out = all.len() - kept.len();
+        if ty == "Observation" {
+            assert!(left_out >= 6, "{left_out} rows of derived parameters");
+            assert!(all.iter().any(|e| e.param == "combo-code"));
+            assert!(all.iter().any(|e| e.param == "code-value-quantity"));
+        } else {
+            assert_eq!(left_out, 0);
+        }
+    }
+    assert_eq!(
+        extract_stored(&json!({"id": "x"})),
+        Err(IndexError::NotAResource)
+    );
 }
 
 #[test]

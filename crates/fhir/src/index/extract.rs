@@ -30,6 +30,9 @@ struct Compiled {
     expr: Option<Expr>,
     /// For composites: each component's type and expression, in order.
     components: Vec<(ParamType, Option<Expr>)>,
+    /// Whether its rows only repeat other parameters' rows ([`super::derivation`]): a store
+    /// keeps none of them.
+    derived: bool,
 }
 
 /// The compiled parameters of every resource type, each type compiled on first use.
@@ -73,6 +76,7 @@ fn compile(resource_type: &str) -> Vec<Compiled> {
                 def,
                 expr: fhirpath::parse(&for_type(def.expression, resource_type)).ok(),
                 components,
+                derived: super::derivation(resource_type, def.code).is_some(),
             }
         })
         .collect()
@@ -160,10 +164,23 @@ pub fn extract(resource: &Value) -> Result<Vec<IndexEntry>, IndexError> {
     extract_with_skipped(resource).map(|e| e.entries)
 }
 
+/// The index rows a store keeps of a resource: those of [`extract`] without the rows of
+/// derived parameters ([`super::derivation`]), which searches answer from the rows they
+/// repeat; their expressions are not evaluated (for an Observation, the `combo-*` unions and
+/// the composites of its own code and value).
+pub fn extract_stored(resource: &Value) -> Result<Vec<IndexEntry>, IndexError> {
+    extract_params(resource, false).map(|e| e.entries)
+}
+
 /// The index rows of a resource: for every indexed search parameter of its type, the
 /// values its expression finds, converted by parameter type. A parameter whose expression
 /// fails on this resource is skipped and named in [`Extraction::skipped`].
 pub fn extract_with_skipped(resource: &Value) -> Result<Extraction, IndexError> {
+    extract_params(resource, true)
+}
+
+/// [`extract_with_skipped`], with or without the derived parameters.
+fn extract_params(resource: &Value, derived: bool) -> Result<Extraction, IndexError> {
     let resource_type = resource
         .get("resourceType")
         .and_then(Value::as_str)
@@ -174,7 +191,7 @@ pub fn extract_with_skipped(resource: &Value) -> Result<Extraction, IndexError> 
     let ctx = Context::new().with_model(&model).with_resource(resource);
     let mut out = Extraction::default();
     let mut values = Vec::new();
-    for param in params {
+    for param in params.iter().filter(|p| derived || !p.derived) {
         let Some(expr) = &param.expr else {
             out.skipped.push(param.def.code);
             continue;
