@@ -463,21 +463,28 @@ async fn load_grouped(
                 if first >= patients {
                     return Ok::<_, anyhow::Error>((ids, latencies, resources));
                 }
-                let mut entries = Vec::new();
+                // the body is written as text: each patient's entries serialized once, their
+                // `urn:uuid:` ids made distinct, joined into one transaction Bundle
+                let mut body =
+                    String::from(r#"{"resourceType":"Bundle","type":"transaction","entry":["#);
+                let mut count = 0u64;
                 for n in first..(first + per_bundle).min(patients) {
                     let bundle = fhir_server::synth::patient_bundle(1, n);
-                    let mut bundle: serde_json::Value =
-                        serde_json::from_str(&distinct_uuids(&bundle.to_string(), n))?;
-                    if let Some(e) = bundle["entry"].as_array_mut() {
-                        entries.append(e);
+                    let Some(entries) = bundle["entry"].as_array().filter(|e| !e.is_empty()) else {
+                        continue;
+                    };
+                    count += entries.len() as u64;
+                    let text = distinct_uuids(&serde_json::to_string(entries)?, n);
+                    if !body.ends_with('[') {
+                        body.push(',');
                     }
+                    // the array's items, without its brackets
+                    body.push_str(&text[1..text.len() - 1]);
                 }
-                let count = entries.len() as u64;
-                let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+                body.push_str("]}");
                 let t = Instant::now();
                 let (status, body) =
-                    crate::fhir_cli::post(&client, &url, serde_json::to_vec(&bundle)?, None)
-                        .await?;
+                    crate::fhir_cli::post(&client, &url, body.into_bytes(), None).await?;
                 latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
                 if !status.is_success() {
                     bail!(
@@ -485,10 +492,11 @@ async fn load_grouped(
                         String::from_utf8_lossy(&body)
                     );
                 }
-                let reply: serde_json::Value = serde_json::from_slice(&body)
+                // only the locations are read: the entries' resources are skipped, not built
+                let reply: TransactionReply = serde_json::from_slice(&body)
                     .with_context(|| format!("the answer to patients from {first} is not JSON"))?;
-                for entry in reply["entry"].as_array().into_iter().flatten() {
-                    if let Some(id) = entry["response"]["location"].as_str().and_then(location_id) {
+                for entry in reply.entry {
+                    if let Some(id) = entry.response.location.as_deref().and_then(location_id) {
                         ids.push(id.to_owned());
                     }
                 }
@@ -725,6 +733,25 @@ fn request(base: &str, rng: &mut fhir_server::synth::Rng, ids: &Ids, patients: u
     }
 }
 
+/// What the import reads of a transaction-response Bundle.
+#[derive(serde::Deserialize)]
+struct TransactionReply {
+    #[serde(default)]
+    entry: Vec<ReplyEntry>,
+}
+
+/// An entry of a transaction-response Bundle: its `response.location`.
+#[derive(serde::Deserialize)]
+struct ReplyEntry {
+    #[serde(default)]
+    response: ReplyResponse,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ReplyResponse {
+    location: Option<String>,
+}
+
 /// The Patient id of a `Location` or `response.location` (`…/Patient/<id>/_history/1`).
 fn location_id(location: &str) -> Option<&str> {
     location
@@ -740,7 +767,34 @@ fn urlencode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{distinct_uuids, location_id};
+    use super::{TransactionReply, distinct_uuids, location_id};
+
+    /// The import reads each entry's `response.location` and skips the rest, resources too.
+    #[test]
+    fn transaction_replies_give_their_locations() {
+        let reply: TransactionReply = serde_json::from_str(
+            r#"{"resourceType": "Bundle", "type": "transaction-response", "entry": [
+                {"resource": {"resourceType": "Patient", "id": "p1", "name": [{"family": "X"}]},
+                 "response": {"status": "201 Created", "location": "Patient/p1/_history/1"}},
+                {"response": {"status": "200 OK"}},
+                {"fullUrl": "urn:uuid:1"}
+            ]}"#,
+        )
+        .unwrap();
+        let locations: Vec<Option<String>> = reply
+            .entry
+            .into_iter()
+            .map(|e| e.response.location)
+            .collect();
+        assert_eq!(
+            locations,
+            [Some("Patient/p1/_history/1".to_owned()), None, None]
+        );
+        let empty: TransactionReply =
+            serde_json::from_str(r#"{"resourceType": "Bundle"}"#).unwrap();
+        assert!(empty.entry.is_empty());
+        assert!(serde_json::from_str::<TransactionReply>("[1]").is_err());
+    }
 
     #[test]
     fn location_gives_the_patient_id() {
