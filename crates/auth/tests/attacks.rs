@@ -234,7 +234,7 @@ async fn forged_and_tampered_access_tokens_are_refused() {
             "{reason} audited: {refused:?}"
         );
     }
-    h.finish().await;
+    h.finish();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +322,7 @@ async fn client_assertions_are_checked() {
             .iter()
             .any(|(k, d)| *k == AuthEventKind::TokenRefused && d.contains("jti was used before"))
     );
-    h.finish().await;
+    h.finish();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,7 +435,7 @@ async fn pkce_and_redirect_uri_attacks() {
     )
     .await;
     assert_eq!(other.json()["error"], "invalid_grant");
-    h.finish().await;
+    h.finish();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,7 +484,7 @@ async fn code_reuse_revokes_what_the_code_gave() {
         exchange(&h, "made-up", VERIFIER).await.json()["error"],
         "invalid_grant"
     );
-    h.finish().await;
+    h.finish();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -672,7 +672,7 @@ async fn bad_requests_to_the_endpoints() {
         .filter(|(k, _)| *k == AuthEventKind::LoginFailed)
         .count();
     assert_eq!(failures, 6);
-    h.finish().await;
+    h.finish();
 }
 
 mod properties {
@@ -711,7 +711,7 @@ mod properties {
                 for token in [text.clone(), shaped, format!("plx_{text}")] {
                     prop_assert!(h.server.verify_bearer(&token).await.is_err());
                 }
-                h.finish().await;
+                h.finish();
                 Ok(())
             })?;
         }
@@ -745,7 +745,7 @@ mod properties {
                         prop_assert!((400..500).contains(&status), "{path}: {status}");
                     }
                 }
-                h.finish().await;
+                h.finish();
                 Ok(())
             })?;
         }

@@ -18,7 +18,7 @@ macro_rules! on_both_stores {
                 async fn $case() {
                     let h = crate::common::Harness::start(crate::common::Db::Sqlite).await;
                     crate::$case(&h).await;
-                    h.finish().await;
+                    h.finish();
                 }
             )+
         }
@@ -28,7 +28,7 @@ macro_rules! on_both_stores {
                 async fn $case() {
                     let h = crate::common::Harness::start(crate::common::Db::Postgres).await;
                     crate::$case(&h).await;
-                    h.finish().await;
+                    h.finish();
                 }
             )+
         }
@@ -656,7 +656,7 @@ async fn configured_rsa_key_signs_rs384() {
             conf["id_token_signing_alg_values_supported"],
             json!(["RS384"])
         );
-        h.finish().await;
+        h.finish();
     }
     // the generated key: mode 0600, reused on restart
     let h = Harness::start(Db::Sqlite).await;
@@ -696,5 +696,5 @@ async fn configured_rsa_key_signs_rs384() {
     .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.input("txn").is_some());
-    h.finish().await;
+    h.finish();
 }

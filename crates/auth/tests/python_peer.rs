@@ -140,5 +140,5 @@ async fn python_smart_client_runs_every_flow() {
         assert!(out.contains("replayed assertion refused"), "{out}");
         assert!(out.contains("OK backend"), "{out}");
     }
-    h.finish().await;
+    h.finish();
 }

@@ -58,6 +58,6 @@ async fn verify_and_issue_rates() {
             "{db:?}: verify_bearer SMART token {one:.0}/s (1 task), {eight:.0}/s (8 tasks); \
              API token {api:.0}/s; client_credentials over HTTP {issue:.0} tokens/s (1 client)"
         );
-        h.finish().await;
+        h.finish();
     }
 }

@@ -40,10 +40,7 @@ impl Recorder {
     }
 }
 
-pub fn postgres_url() -> String {
-    std::env::var("PLEXUS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+pub use testkit::postgres_url;
 
 /// Which store a harness runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +128,10 @@ impl Harness {
 
     /// Stops the server and drops the PostgreSQL schema (also done on drop, when a test
     /// fails before it gets here).
-    pub async fn finish(mut self) {
+    pub fn finish(mut self) {
         self.task.abort();
         if let Some(schema) = self.schema.take() {
-            drop_schema(schema).await;
+            testkit::drop_schema(&postgres_url(), &schema);
         }
     }
 
@@ -257,31 +254,12 @@ impl Harness {
     }
 }
 
-async fn drop_schema(schema: String) {
-    let (client, conn) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
-}
-
 impl Drop for Harness {
     fn drop(&mut self) {
         self.task.abort();
+        // a failed test: the schema was not dropped by `finish`
         if let Some(schema) = self.schema.take() {
-            // a failed test: drop the schema from a runtime of its own
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    rt.block_on(drop_schema(schema));
-                }
-            })
-            .join();
+            testkit::drop_schema(&postgres_url(), &schema);
         }
     }
 }

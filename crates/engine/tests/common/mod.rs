@@ -30,8 +30,7 @@ impl Backend {
     /// A fresh schema named after `suite`, the process and a counter.
     pub fn postgres(suite: &str) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
-        let url = std::env::var("PLEXUS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let url = testkit::postgres_url();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -66,31 +65,10 @@ impl Backend {
 }
 
 impl Drop for Backend {
-    /// Drops the PostgreSQL schema on a thread of its own (a drop cannot await), also while a
-    /// failing test unwinds.
+    /// Drops the PostgreSQL schema, also while a failing test unwinds.
     fn drop(&mut self) {
-        let Some((url, schema)) = self.schema.take() else {
-            return;
-        };
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop a test schema: {dropped:?}");
+        if let Some((url, schema)) = self.schema.take() {
+            testkit::drop_schema(&url, &schema);
         }
     }
 }

@@ -49,10 +49,7 @@ pub enum Backend {
 
 /// The PostgreSQL server the tests use (`PLEXUS_TEST_POSTGRES_URL`, by default the local
 /// one with trust auth).
-pub fn postgres_url() -> String {
-    std::env::var("PLEXUS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+pub use testkit::postgres_url;
 
 /// A PostgreSQL schema dropped when this is dropped (on a thread of its own: a drop cannot
 /// await, and it also runs while a failing test unwinds).
@@ -63,27 +60,7 @@ struct PgSchema {
 
 impl Drop for PgSchema {
     fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test schema {}: {dropped:?}", self.schema);
-        }
+        testkit::drop_schema(&self.url, &self.schema);
     }
 }
 

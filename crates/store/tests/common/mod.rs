@@ -22,10 +22,7 @@ pub const V1_CHANNEL: &str = "old";
 pub const V1_QUEUE: &str = "old/1";
 
 /// The PostgreSQL server the tests use.
-pub fn postgres_url() -> String {
-    std::env::var("PLEXUS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+pub use testkit::postgres_url;
 
 /// A place a store lives, that a test can open (again and again) and poke at directly.
 pub trait Backend: Send + Sync + Sized + 'static {
@@ -305,30 +302,9 @@ impl Backend for Postgres {
 }
 
 impl Drop for Postgres {
-    /// Drops the schema on a thread of its own (a drop cannot await), also while a failing
-    /// test unwinds.
+    /// Drops the schema, also while a failing test unwinds.
     fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test schema {}: {dropped:?}", self.schema);
-        }
+        testkit::drop_schema(&self.url, &self.schema);
     }
 }
 
