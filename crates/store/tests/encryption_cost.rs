@@ -84,8 +84,7 @@ async fn run(kind: &str, encrypted: bool) {
         "plexus_cost_{}",
         ulid::Ulid::new().to_string().to_lowercase()
     );
-    let url = std::env::var("PLEXUS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let url = testkit::postgres_url();
     let config = if kind == "sqlite" {
         StoreConfig::Sqlite(SqliteConfig {
             encryption,

@@ -14,10 +14,7 @@ use tokio_postgres::NoTls;
 
 use crate::common::fields;
 
-fn url() -> String {
-    std::env::var("PLEXUS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use testkit::postgres_url as url;
 
 async fn client() -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&url(), NoTls).await.unwrap();
