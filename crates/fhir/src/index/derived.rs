@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use super::extract::for_type;
 use crate::defs::{self, ParamType, SearchParamDef};
 
 /// Where the values of a derived parameter are found.
@@ -220,16 +221,6 @@ fn root_components(
         sources.push(def.code);
     }
     (!sources.is_empty()).then_some(Derivation::Components(sources))
-}
-
-/// `Resource.x` / `DomainResource.x` as `Type.x` (as extraction evaluates them).
-fn for_type(expression: &str, ty: &str) -> String {
-    for base in ["Resource.", "DomainResource."] {
-        if let Some(rest) = expression.strip_prefix(base) {
-            return format!("{ty}.{rest}");
-        }
-    }
-    expression.to_owned()
 }
 
 #[cfg(test)]

@@ -49,8 +49,9 @@ fn compiled(resource_type: &str) -> Option<&'static [Compiled]> {
 }
 
 /// Rewrites `Resource.x` / `DomainResource.x` (the expressions of the parameters every type
-/// shares) to `Type.x`, so evaluation needs no type hierarchy.
-fn for_type(expression: &str, resource_type: &str) -> String {
+/// shares) to `Type.x`, so evaluation needs no type hierarchy (derivations compare the
+/// expressions as extraction evaluates them, so they use it too).
+pub(super) fn for_type(expression: &str, resource_type: &str) -> String {
     for base in ["Resource.", "DomainResource."] {
         if let Some(rest) = expression.strip_prefix(base) {
             return format!("{resource_type}.{rest}");
