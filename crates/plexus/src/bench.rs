@@ -282,3 +282,57 @@ pub(crate) fn store_config(
         }
     }
 }
+
+/// What a phase cost this process, from its counters: the store's commits and write
+/// requests, the CPU time of the SQLite writer and checkpoint threads and of all threads
+/// (`/proc/self/task/*/schedstat`, Linux; threads that ended meanwhile are missed), and the
+/// bytes written to storage (`/proc/self/io`: for SQLite the WAL and the checkpoint's copies;
+/// PostgreSQL writes in its own processes).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct WriteCost {
+    commits: u64,
+    requests: u64,
+    cpu: ThreadCpu,
+    written: u64,
+}
+
+impl WriteCost {
+    pub(crate) fn now(stats: store::StoreStats) -> Self {
+        Self {
+            commits: stats.commits,
+            requests: stats.items,
+            cpu: ThreadCpu::now(),
+            written: std::fs::read_to_string("/proc/self/io")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("write_bytes:"))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or(0),
+        }
+    }
+
+    pub(crate) fn since(self, before: &Self) -> Self {
+        Self {
+            commits: self.commits.saturating_sub(before.commits),
+            requests: self.requests.saturating_sub(before.requests),
+            cpu: self.cpu.since(before.cpu),
+            written: self.written.saturating_sub(before.written),
+        }
+    }
+
+    /// The cost per unit (`unit`: "resource", "message") of `units` units.
+    pub(crate) fn describe(&self, units: u64, unit: &str) -> String {
+        let per = |ns: u64| ns as f64 / 1000.0 / units.max(1) as f64;
+        format!(
+            "{} commits of {:.1} write requests each; CPU per {unit}: writer thread {:.1} µs, checkpoint thread {:.1} µs, all threads {:.1} µs; {:.1} KB written per {unit}",
+            self.commits,
+            self.requests as f64 / self.commits.max(1) as f64,
+            per(self.cpu.writer),
+            per(self.cpu.checkpoint),
+            per(self.cpu.all),
+            self.written as f64 / 1024.0 / units.max(1) as f64,
+        )
+    }
+}

@@ -20,7 +20,7 @@ use clap::{Args, ValueEnum};
 use mllp::{Handler, HandlerReply, MllpServer, PeerInfo, ServerConfig};
 use store::{AnyStore, Store as _};
 
-use crate::bench::{BenchStore, ThreadCpu, drive, drop_schema, peak_rss_kb};
+use crate::bench::{BenchStore, WriteCost, drive, drop_schema, peak_rss_kb};
 
 /// The transformer of the measured channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,8 +83,8 @@ struct Row {
     delivered: u64,
     end_to_end_rate: f64,
     backlog_at_stop: u64,
-    /// CPU of the phase per message (delivered, or ingested for ingest only).
-    cost: (ThreadCpu, u64),
+    /// What the phase cost, and its messages (delivered, or ingested for ingest only).
+    cost: (WriteCost, u64),
 }
 
 /// Runs the benchmark and prints a report (Markdown).
@@ -111,11 +111,11 @@ pub async fn run(args: ChannelBenchArgs) -> Result<()> {
         let task = tokio::spawn(server.serve(async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         }));
-        let cpu = ThreadCpu::now();
+        let before = WriteCost::now(store.stats());
         let started = Instant::now();
         let (n, lat) = drive(addr, args.connections, args.seconds, 0).await?;
         let rate = n as f64 / started.elapsed().as_secs_f64();
-        let cpu = ThreadCpu::now().since(cpu);
+        let cost = WriteCost::now(store.stats()).since(&before);
         let _ = stop_tx.send(true);
         task.await??;
         rows.push(Row {
@@ -126,7 +126,7 @@ pub async fn run(args: ChannelBenchArgs) -> Result<()> {
             delivered: 0,
             end_to_end_rate: rate,
             backlog_at_stop: 0,
-            cost: (cpu, n),
+            cost: (cost, n),
         });
         close(store, schema, &args.pg_url).await?;
     }
@@ -158,15 +158,8 @@ pub async fn run(args: ChannelBenchArgs) -> Result<()> {
     }
     writeln!(out)?;
     for r in &rows {
-        let (cpu, n) = r.cost;
-        let per = |ns: u64| ns as f64 / 1000.0 / n.max(1) as f64;
-        writeln!(
-            out,
-            "CPU per message, {}: writer thread {:.1} µs, all threads {:.1} µs",
-            r.what,
-            per(cpu.writer),
-            per(cpu.all)
-        )?;
+        let (cost, n) = &r.cost;
+        writeln!(out, "{}: {}", r.what, cost.describe(*n, "message"))?;
     }
     writeln!(
         out,
@@ -209,7 +202,7 @@ async fn channel_phase(args: &ChannelBenchArgs, t: Transformer) -> Result<Row> {
         .source_addr()
         .context("the channel has no source address")?;
 
-    let cpu = ThreadCpu::now();
+    let before = WriteCost::now(store.stats());
     let started = Instant::now();
     let (n, lat) = drive(addr, args.connections, args.seconds, 0).await?;
     let sending = started.elapsed().as_secs_f64();
@@ -219,7 +212,7 @@ async fn channel_phase(args: &ChannelBenchArgs, t: Transformer) -> Result<Row> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let delivered = received.load(Ordering::Relaxed);
-    let cpu = ThreadCpu::now().since(cpu);
+    let cost = WriteCost::now(store.stats()).since(&before);
     if delivered < n {
         eprintln!(
             "warning: {} of {n} messages were not delivered within {} s",
@@ -245,7 +238,7 @@ async fn channel_phase(args: &ChannelBenchArgs, t: Transformer) -> Result<Row> {
         delivered,
         end_to_end_rate: delivered as f64 / total,
         backlog_at_stop: backlog,
-        cost: (cpu, delivered),
+        cost: (cost, delivered),
     })
 }
 

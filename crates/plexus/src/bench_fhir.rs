@@ -25,7 +25,7 @@ use clap::Args;
 use http_body_util::{BodyExt, Full};
 use store::{AnyStore, Store as _};
 
-use crate::bench::{BenchStore, ThreadCpu, drop_schema, peak_rss_kb, store_config};
+use crate::bench::{BenchStore, WriteCost, drop_schema, peak_rss_kb, store_config};
 use crate::fhir_cli::{http_client, load};
 
 /// Options of `plexus bench fhir`.
@@ -144,7 +144,7 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
     .await?;
 
     // 2. Import.
-    let before = ImportCost::now(store.stats());
+    let before = WriteCost::now(store.stats());
     let loaded = if args.skip_import {
         stored_patients(&store).await?
     } else if args.bundle_patients > 1 {
@@ -158,7 +158,7 @@ pub async fn run(args: FhirBenchArgs) -> Result<()> {
     } else {
         load(&base, None, 1, 0..args.patients, args.import_clients).await?
     };
-    let import_cost = ImportCost::now(store.stats()).since(&before);
+    let import_cost = WriteCost::now(store.stats()).since(&before);
     let ids: Ids = Arc::new(Mutex::new(loaded.patient_ids.clone()));
     if loaded.patient_ids.is_empty() {
         bail!("the import created no patients");
@@ -292,7 +292,7 @@ fn report(
     floor: &Measured,
     mix: &Measured,
     loaded: &crate::fhir_cli::Loaded,
-    cost: &ImportCost,
+    cost: &WriteCost,
 ) -> Result<()> {
     let import_rate = loaded.resources as f64 / loaded.took.as_secs_f64();
     let mut import_lat = loaded.latencies.clone();
@@ -350,7 +350,11 @@ fn report(
         pct(&mut import_lat, 0.99),
     )?;
     if loaded.resources > 0 {
-        writeln!(out, "import cost: {}", cost.describe(loaded.resources))?;
+        writeln!(
+            out,
+            "import cost: {}",
+            cost.describe(loaded.resources, "resource")
+        )?;
     }
     writeln!(
         out,
@@ -361,59 +365,6 @@ fn report(
 }
 
 type Ids = Arc<Mutex<Vec<String>>>;
-
-/// What the import cost this process, from its counters: the store's commits and write
-/// requests, the CPU time of the SQLite writer and checkpoint threads and of all threads
-/// (`/proc/self/task/*/schedstat`, Linux; threads that ended meanwhile are missed), and the
-/// bytes written to storage (`/proc/self/io`: for SQLite the WAL and the checkpoint's copies;
-/// PostgreSQL writes in its own processes).
-#[derive(Debug, Default, Clone, Copy)]
-struct ImportCost {
-    commits: u64,
-    requests: u64,
-    cpu: ThreadCpu,
-    written: u64,
-}
-
-impl ImportCost {
-    fn now(stats: store::StoreStats) -> Self {
-        Self {
-            commits: stats.commits,
-            requests: stats.items,
-            cpu: ThreadCpu::now(),
-            written: std::fs::read_to_string("/proc/self/io")
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("write_bytes:"))
-                        .and_then(|v| v.trim().parse().ok())
-                })
-                .unwrap_or(0),
-        }
-    }
-
-    fn since(self, before: &Self) -> Self {
-        Self {
-            commits: self.commits.saturating_sub(before.commits),
-            requests: self.requests.saturating_sub(before.requests),
-            cpu: self.cpu.since(before.cpu),
-            written: self.written.saturating_sub(before.written),
-        }
-    }
-
-    fn describe(&self, resources: u64) -> String {
-        let per = |ns: u64| ns as f64 / 1000.0 / resources.max(1) as f64;
-        format!(
-            "{} commits of {:.1} write requests each; CPU per resource: writer thread {:.1} µs, checkpoint thread {:.1} µs, all threads {:.1} µs; {:.1} KB written per resource",
-            self.commits,
-            self.requests as f64 / self.commits.max(1) as f64,
-            per(self.cpu.writer),
-            per(self.cpu.checkpoint),
-            per(self.cpu.all),
-            self.written as f64 / 1024.0 / resources.max(1) as f64,
-        )
-    }
-}
 
 /// `json` (one patient's synthetic Bundle) with the first 8 hex digits of every `urn:uuid:`
 /// set to the patient's number: the generator's ids repeat between neighbouring patients

@@ -24,11 +24,17 @@ pub(crate) struct Where {
     pub params: Vec<Param>,
 }
 
+/// The condition on a control id where it is a column of `messages` with an index of its own
+/// (PostgreSQL).
+pub(crate) const CONTROL_ID_COLUMN: &str = "m.control_id = ?";
+
 /// Builds the `WHERE` clause for `filter` over `messages m`; `placeholder(n)` spells the
-/// n-th (1-based) parameter. `paging` adds the `before_id` condition.
+/// n-th (1-based) parameter. `paging` adds the `before_id` condition. `control` is the
+/// backend's condition on the control id: each of its `?` is bound to the control id sought.
 pub(crate) fn filter_clause(
     filter: &MessageFilter,
     paging: bool,
+    control: &str,
     placeholder: impl Fn(usize) -> String,
 ) -> Where {
     let mut conds: Vec<String> = Vec::new();
@@ -54,11 +60,12 @@ pub(crate) fn filter_clause(
         ("m.channel = ?", &filter.channel),
         ("m.message_type = ?", &filter.message_type),
         ("m.trigger_event = ?", &filter.trigger_event),
-        ("m.control_id = ?", &filter.control_id),
+        (control, &filter.control_id),
     ];
     for (template, value) in texts {
         if let Some(v) = value {
-            push(template, vec![Param::Text(v.clone())], &mut conds);
+            let values = template.matches('?').map(|_| Param::Text(v.clone()));
+            push(template, values.collect(), &mut conds);
         }
     }
     if let Some(original) = filter.original_id {
@@ -144,6 +151,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 10,
         sql: include_str!("../migrations/sqlite/0010_check_constraints.sql"),
     },
+    Migration {
+        version: 11,
+        sql: include_str!("../migrations/sqlite/0011_batched_control_index.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -187,6 +198,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 10,
         sql: include_str!("../migrations/postgres/0010_check_constraints.sql"),
+    },
+    Migration {
+        version: 11,
+        sql: include_str!("../migrations/postgres/0011_batched_control_index.sql"),
     },
 ];
 
@@ -246,7 +261,7 @@ mod tests {
             metadata: vec![("MRN".into(), "1".into())],
             ..MessageFilter::default()
         };
-        let w = filter_clause(&f, true, |n| format!("${n}"));
+        let w = filter_clause(&f, true, CONTROL_ID_COLUMN, |n| format!("${n}"));
         assert_eq!(
             w.sql,
             "WHERE m.channel = $1 AND m.status = $2 AND m.id IN (SELECT md.message_id \
@@ -254,12 +269,25 @@ mod tests {
         );
         assert_eq!(w.params.len(), 4);
         assert!(
-            filter_clause(&MessageFilter::default(), true, |n| format!("?{n}"))
-                .sql
-                .is_empty()
+            filter_clause(&MessageFilter::default(), true, CONTROL_ID_COLUMN, |n| {
+                format!("?{n}")
+            })
+            .sql
+            .is_empty()
         );
-        let w = filter_clause(&f, false, |n| format!("?{n}"));
+        let w = filter_clause(&f, false, CONTROL_ID_COLUMN, |n| format!("?{n}"));
         assert!(w.sql.contains("md.key = ?3 AND md.value = ?4"), "{}", w.sql);
+        // a control condition with two placeholders is given the control id twice
+        let f = MessageFilter {
+            control_id: Some("C1".into()),
+            status: Some(Status::Sent),
+            ..MessageFilter::default()
+        };
+        let w = filter_clause(&f, false, "(m.a = ? OR m.b = ?)", |n| format!("?{n}"));
+        assert_eq!(w.sql, "WHERE (m.a = ?1 OR m.b = ?2) AND m.status = ?3");
+        assert!(
+            matches!(&w.params[..], [Param::Text(a), Param::Text(b), Param::Text(_)] if a == "C1" && b == "C1")
+        );
     }
 
     #[test]

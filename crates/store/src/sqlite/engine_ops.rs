@@ -336,18 +336,28 @@ pub(super) fn prunable(
     Ok(ids)
 }
 
-/// Deletes messages; the foreign keys cascade to metadata, content, destination rows and
-/// queue items.
+/// Deletes messages and their control-id rows; the foreign keys cascade to metadata, content,
+/// destination rows and queue items.
 pub(super) fn delete(conn: &Connection, ids: &[MessageId]) -> Result<u64> {
     const OP: &str = "delete";
+    let mut control = conn
+        .prepare_cached(
+            "DELETE FROM message_control WHERE message_id = ?1 \
+             AND control_id = (SELECT control_id FROM messages WHERE id = ?1)",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let mut pending = conn
+        .prepare_cached("DELETE FROM message_control_pending WHERE message_id = ?1")
+        .map_err(StoreError::sqlite(OP))?;
     let mut stmt = conn
         .prepare_cached("DELETE FROM messages WHERE id = ?1")
         .map_err(StoreError::sqlite(OP))?;
     let mut deleted = 0u64;
     for id in ids {
-        deleted += stmt
-            .execute([id.to_string()])
-            .map_err(StoreError::sqlite(OP))? as u64;
+        let id = id.to_string();
+        control.execute([&id]).map_err(StoreError::sqlite(OP))?;
+        pending.execute([&id]).map_err(StoreError::sqlite(OP))?;
+        deleted += stmt.execute([&id]).map_err(StoreError::sqlite(OP))? as u64;
     }
     Ok(deleted)
 }

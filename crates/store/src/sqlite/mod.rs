@@ -43,6 +43,7 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     counters: Arc<Counters>,
     crypto: Crypto,
+    control: Arc<ops::ControlIndex>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -66,21 +67,24 @@ impl SqliteStore {
         let file = dir.join(SqliteConfig::DB_FILE);
         let busy = Duration::from_millis(config.busy_timeout_ms);
         let encryption = config.encryption.clone();
-        let (opened, crypto) = {
+        let (opened, crypto, control) = {
             let file = file.clone();
-            tokio::task::spawn_blocking(move || -> Result<(Connection, Crypto)> {
-                let keys = encryption.as_ref().map(LoadedKeys::load).transpose()?;
-                std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
-                    op: "open",
-                    path: dir.clone(),
-                    source,
-                })?;
-                let mut conn = open_writer(&file, busy)?;
-                migrate(&mut conn)?;
-                checkpoint::start(&mut conn, &file, busy)?;
-                let crypto = crypto_ops::setup(&mut conn, keys)?;
-                Ok((conn, crypto))
-            })
+            tokio::task::spawn_blocking(
+                move || -> Result<(Connection, Crypto, ops::ControlIndex)> {
+                    let keys = encryption.as_ref().map(LoadedKeys::load).transpose()?;
+                    std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+                        op: "open",
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    let mut conn = open_writer(&file, busy)?;
+                    migrate(&mut conn)?;
+                    checkpoint::start(&mut conn, &file, busy)?;
+                    let crypto = crypto_ops::setup(&mut conn, keys)?;
+                    let control = ops::ControlIndex::open(&conn)?;
+                    Ok((conn, crypto, control))
+                },
+            )
             .await
             .map_err(|e| StoreError::Task {
                 op: "open",
@@ -96,6 +100,7 @@ impl SqliteStore {
             readers: Arc::new(ReadPool::new(file, busy, config.read_connections)),
             counters,
             crypto,
+            control: Arc::new(control),
         })
     }
 
@@ -322,8 +327,9 @@ impl Journal for SqliteStore {
         message.validate()?;
         let subject = Subject::Channel(message.channel.clone());
         let crypto = self.crypto.clone();
+        let control = Arc::clone(&self.control);
         self.write("append", 1, move |conn| {
-            ops::append(conn, &message, &crypto)
+            ops::append(conn, &message, &crypto, &control)
         })
         .await
         .map_err(|e| e.about(subject))

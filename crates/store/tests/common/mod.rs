@@ -62,7 +62,7 @@ pub struct Sqlite {
 }
 
 impl Sqlite {
-    fn db(&self) -> rusqlite::Connection {
+    pub fn db(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(self.dir.path().join(SqliteConfig::DB_FILE))
             .expect("open the test database");
         conn.busy_timeout(std::time::Duration::from_secs(10))

@@ -299,3 +299,57 @@ async fn wal_stays_bounded_under_continuous_appends() {
     assert!(size < 48 << 20, "the WAL grew to {size} bytes");
     store.close().await.unwrap();
 }
+
+/// The control-id index is filled in batches: the 1,024th append moves every pending control
+/// id into it, and deleting a message removes its row from whichever table holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn control_ids_move_to_their_index_in_batches() {
+    let backend = Sqlite::create().await;
+    let store = backend.open().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..1_030 {
+        ids.push(
+            store
+                .append(adt("ctl", &format!("C{i}"), "1"))
+                .await
+                .unwrap(),
+        );
+    }
+    let rows = |table: &str| -> i64 {
+        backend
+            .db()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows("message_control"), 1_024);
+    assert_eq!(rows("message_control_pending"), 6);
+    // one filed in the index, one still pending
+    let (filed, pending) = (ids[3], ids[1_027]);
+    assert_eq!(backend.count_rows("message_control", filed).await, 1);
+    assert_eq!(
+        backend.count_rows("message_control_pending", pending).await,
+        1
+    );
+    assert_eq!(store.delete(&[filed, pending]).await.unwrap(), 2);
+    assert_eq!(backend.count_rows("message_control", filed).await, 0);
+    assert_eq!(
+        backend.count_rows("message_control_pending", pending).await,
+        0
+    );
+    assert_eq!(
+        rows("message_control") + rows("message_control_pending"),
+        1_028
+    );
+    // a store opened again counts the pending rows it finds
+    store.close().await.unwrap();
+    let store = backend.open().await.unwrap();
+    for i in 0..1_019 {
+        store
+            .append(adt("ctl", &format!("D{i}"), "1"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(rows("message_control_pending"), 0);
+    assert_eq!(rows("message_control"), 2_047);
+    store.close().await.unwrap();
+}
