@@ -1,8 +1,11 @@
 //! Search parameters whose index rows would repeat other parameters' rows of the same
 //! resource, so a store need not write them and answers their searches from those rows.
 //!
-//! Two shapes are recognised from the definitions (nothing is listed by hand):
+//! Three shapes are recognised from the definitions (nothing is listed by hand):
 //!
+//! - the same: the parameter's expression is another parameter's of the same type and kind
+//!   (`Patient.phonetic` and `Patient.name` are both `Patient.name` in R4); the one whose code
+//!   sorts first keeps the rows;
 //! - a union: the parameter's expression is the union of other parameters' expressions of
 //!   the same type and kind (`Observation.combo-code` is `Observation.code |
 //!   Observation.component.code`, the expressions of `code` and `component-code`). Its
@@ -154,6 +157,20 @@ fn of_type(ty: &'static str) -> Vec<(&'static str, Derivation)> {
             }
             continue;
         }
+        let same_kind = |q: &SearchParamDef| {
+            q.code != p.code
+                && q.kind == p.kind
+                && (p.kind != ParamType::Composite || components(q) == components(p))
+        };
+        // another parameter with the very same parts: the one whose code sorts first keeps
+        // the rows (`Patient.phonetic` is `Patient.name`, as the definitions spell it)
+        if let Some(q) = params
+            .iter()
+            .find(|q| same_kind(q) && q.code < p.code && parts_of(q).as_ref() == Some(&own))
+        {
+            out.push((p.code, Derivation::Union(vec![q.code])));
+            continue;
+        }
         if own.len() < 2 {
             continue;
         }
@@ -161,10 +178,7 @@ fn of_type(ty: &'static str) -> Vec<(&'static str, Derivation)> {
         let mut covered: Vec<String> = Vec::new();
         let mut sources = Vec::new();
         for q in &params {
-            if q.code == p.code || q.kind != p.kind {
-                continue;
-            }
-            if p.kind == ParamType::Composite && components(q) != components(p) {
+            if !same_kind(q) {
                 continue;
             }
             let Some(theirs) = parts_of(q) else { continue };
@@ -267,6 +281,25 @@ mod tests {
         }
         assert!(deriving_types("combo-code").contains(&"Observation"));
         assert!(deriving_types("code").is_empty());
+    }
+
+    /// A parameter whose expression is another's is answered from that one's rows.
+    #[test]
+    fn parameters_with_the_same_expression_share_rows() {
+        let u = |v: &[&'static str]| Some(Derivation::Union(v.to_vec()));
+        for ty in ["Patient", "Practitioner", "Person", "RelatedPerson"] {
+            assert_eq!(derivation(ty, "phonetic").cloned(), u(&["name"]), "{ty}");
+            assert_eq!(derivation(ty, "name"), None, "{ty}");
+        }
+        assert_eq!(
+            derivation("CapabilityStatement", "version").cloned(),
+            u(&["fhirversion"])
+        );
+        // references keep their own rows (includes, chains and `_has` read them by name)
+        assert_eq!(derivation("Coverage", "patient"), None);
+        assert_eq!(derivation("Coverage", "beneficiary"), None);
+        // different expressions: written
+        assert_eq!(derivation("Patient", "family"), None);
     }
 
     /// Every source of a derivation is a parameter of the type, of the same kind (union), and

@@ -1757,6 +1757,41 @@ pub async fn resource_search_derived_parameters<B: Backend>(backend: &B) {
         .await
         .unwrap();
     assert!(matches!(out[0], WriteOutcome::Created(_)), "{out:?}");
+    // `phonetic` has the expression of `name`: it is answered from the name's rows
+    let patient =
+        json!({"resourceType": "Patient", "name": [{"family": "Zoltan", "given": ["Ida"]}]});
+    let out = store
+        .write(vec![ResourceWrite {
+            op: WriteOp::Create,
+            resource_type: "Patient".into(),
+            id: "pz".into(),
+            index: fhir::index::extract(&patient).unwrap(),
+            resource: Some(patient),
+            precondition: Precondition::None,
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], WriteOutcome::Created(_)), "{out:?}");
+    let starts = |param: &str, value: &str| {
+        one(
+            "Patient",
+            pred(
+                param,
+                Test::String {
+                    value: value.into(),
+                    mode: StringMode::StartsWith,
+                },
+            ),
+        )
+    };
+    for value in ["zol", "ida"] {
+        assert_eq!(
+            ids(&store, &starts("phonetic", value)).await,
+            names(&["pz"])
+        );
+        assert_eq!(ids(&store, &starts("name", value)).await, names(&["pz"]));
+    }
+    assert!(ids(&store, &starts("phonetic", "ann")).await.is_empty());
 
     let token = |code: &str, negate| Test::Token {
         system: TokenSystem::Is("http://loinc.org".into()),
@@ -1888,7 +1923,7 @@ pub async fn resource_search_derived_parameters<B: Backend>(backend: &B) {
             &everywhere(pred("combo-code", token("8480-6", true)))
         )
         .await,
-        names(&["c1", "o1", "o3"])
+        names(&["c1", "o1", "o3", "pz"])
     );
     assert_eq!(
         ids(&store, &everywhere(pred("code", token("8867-4", false)))).await,
