@@ -55,6 +55,10 @@ pub struct ChannelBenchArgs {
     /// Script threads of the channel.
     #[arg(long, default_value_t = 1)]
     pub script_threads: usize,
+    /// Give the channel two searchable metadata fields whose values differ per message, as the
+    /// example channels' MRN and visit number do (here PID-3-1 and MSH-10).
+    #[arg(long)]
+    pub metadata: bool,
 }
 
 /// An MLLP receiver that answers AA at once and counts what it got.
@@ -191,7 +195,12 @@ async fn channel_phase(args: &ChannelBenchArgs, t: Transformer) -> Result<Row> {
         Transformer::Declarative => "[[transformer]]\ntype = \"set\"\npath = \"MSH-5\"\nvalue = \"LAB\"\n[[transformer]]\ntype = \"set\"\npath = \"MSH-6\"\nvalue = \"LABHOSP\"\n[[transformer]]\ntype = \"set\"\npath = \"PV1-3-1\"\nvalue = \"${PV1-3-1}-B\"\n".to_owned(),
     };
     let text = format!(
-        "[source.mllp]\nbind = \"127.0.0.1:0\"\n[script]\nthreads = {}\n{steps}\n[[destination]]\nname = \"sink\"\n[destination.mllp]\nhost = \"127.0.0.1\"\nport = {}\n[destination.queue]\nbatch = 256\n",
+        "{}[source.mllp]\nbind = \"127.0.0.1:0\"\n[script]\nthreads = {}\n{steps}\n[[destination]]\nname = \"sink\"\n[destination.mllp]\nhost = \"127.0.0.1\"\nport = {}\n[destination.queue]\nbatch = 256\n",
+        if args.metadata {
+            "metadata = { MRN = \"PID-3-1\", VISIT = \"MSH-10\" }\n"
+        } else {
+            ""
+        },
         args.script_threads,
         sink_addr.port()
     );
@@ -231,7 +240,14 @@ async fn channel_phase(args: &ChannelBenchArgs, t: Transformer) -> Result<Row> {
         bail!("nothing was delivered");
     }
     Ok(Row {
-        what: format!("channel, {t:?} transformer, MLLP out"),
+        what: format!(
+            "channel, {t:?} transformer{}, MLLP out",
+            if args.metadata {
+                " and 2 metadata fields"
+            } else {
+                ""
+            }
+        ),
         ingested: n,
         ingest_rate: n as f64 / sending,
         p99_ack_ms: p99(lat),

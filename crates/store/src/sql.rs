@@ -13,6 +13,7 @@ pub(crate) const ITEM_COLUMNS: &str = "id, queue, message_id, destination, attem
      available_at, lease_owner, lease_until, state, last_error";
 
 /// A bound value of a filter query.
+#[derive(Clone)]
 pub(crate) enum Param {
     Text(String),
     Time(Timestamp),
@@ -24,27 +25,41 @@ pub(crate) struct Where {
     pub params: Vec<Param>,
 }
 
-/// The condition on a control id where it is a column of `messages` with an index of its own
-/// (PostgreSQL).
-pub(crate) const CONTROL_ID_COLUMN: &str = "m.control_id = ?";
+/// How a backend finds messages by control id and by metadata pair: conditions over
+/// `messages m` whose `?`s take the values sought in turn, starting again after the last
+/// (the control id; the key and the value).
+pub(crate) struct Lookups {
+    pub control_id: &'static str,
+    pub metadata: &'static str,
+}
+
+/// The lookups where the control id is a column of `messages` and the metadata table has an
+/// index on `(key, value)` (PostgreSQL).
+pub(crate) const INDEXED_COLUMNS: Lookups = Lookups {
+    control_id: "m.control_id = ?",
+    // IN rather than a correlated EXISTS: the (key, value) index drives the search, instead
+    // of a scan of every message testing each.
+    metadata: "m.id IN (SELECT md.message_id FROM message_metadata md \
+               WHERE md.key = ? AND md.value = ?)",
+};
 
 /// Builds the `WHERE` clause for `filter` over `messages m`; `placeholder(n)` spells the
-/// n-th (1-based) parameter. `paging` adds the `before_id` condition. `control` is the
-/// backend's condition on the control id: each of its `?` is bound to the control id sought.
+/// n-th (1-based) parameter. `paging` adds the `before_id` condition; `lookups` are the
+/// backend's conditions on control ids and metadata.
 pub(crate) fn filter_clause(
     filter: &MessageFilter,
     paging: bool,
-    control: &str,
+    lookups: &Lookups,
     placeholder: impl Fn(usize) -> String,
 ) -> Where {
     let mut conds: Vec<String> = Vec::new();
     let mut params = Vec::new();
     let mut push = |template: &str, values: Vec<Param>, conds: &mut Vec<String>| {
-        // Templates hold one `?` per value and no other `?`.
+        // Templates hold no `?` but placeholders; they take the values in turn, cycling.
         let mut parts = template.split('?');
         let mut sql = parts.next().unwrap_or_default().to_owned();
-        for (part, value) in parts.zip(values) {
-            params.push(value);
+        for (part, value) in parts.zip(values.iter().cycle()) {
+            params.push(value.clone());
             sql.push_str(&placeholder(params.len()));
             sql.push_str(part);
         }
@@ -60,12 +75,11 @@ pub(crate) fn filter_clause(
         ("m.channel = ?", &filter.channel),
         ("m.message_type = ?", &filter.message_type),
         ("m.trigger_event = ?", &filter.trigger_event),
-        (control, &filter.control_id),
+        (lookups.control_id, &filter.control_id),
     ];
     for (template, value) in texts {
         if let Some(v) = value {
-            let values = template.matches('?').map(|_| Param::Text(v.clone()));
-            push(template, values.collect(), &mut conds);
+            push(template, vec![Param::Text(v.clone())], &mut conds);
         }
     }
     if let Some(original) = filter.original_id {
@@ -84,10 +98,7 @@ pub(crate) fn filter_clause(
     }
     for (key, value) in &filter.metadata {
         push(
-            // IN rather than a correlated EXISTS: the (key, value) index drives the search,
-            // instead of a scan of every message testing each.
-            "m.id IN (SELECT md.message_id FROM message_metadata md \
-             WHERE md.key = ? AND md.value = ?)",
+            lookups.metadata,
             vec![Param::Text(key.clone()), Param::Text(value.clone())],
             &mut conds,
         );
@@ -155,6 +166,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 11,
         sql: include_str!("../migrations/sqlite/0011_batched_control_index.sql"),
     },
+    Migration {
+        version: 12,
+        sql: include_str!("../migrations/sqlite/0012_batched_metadata_index.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -202,6 +217,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 11,
         sql: include_str!("../migrations/postgres/0011_batched_control_index.sql"),
+    },
+    Migration {
+        version: 12,
+        sql: include_str!("../migrations/postgres/0012_batched_metadata_index.sql"),
     },
 ];
 
@@ -261,7 +280,7 @@ mod tests {
             metadata: vec![("MRN".into(), "1".into())],
             ..MessageFilter::default()
         };
-        let w = filter_clause(&f, true, CONTROL_ID_COLUMN, |n| format!("${n}"));
+        let w = filter_clause(&f, true, &INDEXED_COLUMNS, |n| format!("${n}"));
         assert_eq!(
             w.sql,
             "WHERE m.channel = $1 AND m.status = $2 AND m.id IN (SELECT md.message_id \
@@ -269,25 +288,46 @@ mod tests {
         );
         assert_eq!(w.params.len(), 4);
         assert!(
-            filter_clause(&MessageFilter::default(), true, CONTROL_ID_COLUMN, |n| {
+            filter_clause(&MessageFilter::default(), true, &INDEXED_COLUMNS, |n| {
                 format!("?{n}")
             })
             .sql
             .is_empty()
         );
-        let w = filter_clause(&f, false, CONTROL_ID_COLUMN, |n| format!("?{n}"));
+        let w = filter_clause(&f, false, &INDEXED_COLUMNS, |n| format!("?{n}"));
         assert!(w.sql.contains("md.key = ?3 AND md.value = ?4"), "{}", w.sql);
-        // a control condition with two placeholders is given the control id twice
+        // placeholders take the values in turn, cycling
         let f = MessageFilter {
             control_id: Some("C1".into()),
             status: Some(Status::Sent),
             ..MessageFilter::default()
         };
-        let w = filter_clause(&f, false, "(m.a = ? OR m.b = ?)", |n| format!("?{n}"));
+        let twice = Lookups {
+            control_id: "(m.a = ? OR m.b = ?)",
+            metadata: "(m.k = ? AND m.v = ? OR m.k2 = ? AND m.v2 = ?)",
+        };
+        let texts = |w: &Where| -> Vec<String> {
+            w.params
+                .iter()
+                .map(|p| match p {
+                    Param::Text(t) => t.clone(),
+                    Param::Time(_) => "time".to_owned(),
+                })
+                .collect()
+        };
+        let w = filter_clause(&f, false, &twice, |n| format!("?{n}"));
         assert_eq!(w.sql, "WHERE (m.a = ?1 OR m.b = ?2) AND m.status = ?3");
-        assert!(
-            matches!(&w.params[..], [Param::Text(a), Param::Text(b), Param::Text(_)] if a == "C1" && b == "C1")
+        assert_eq!(texts(&w), ["C1", "C1", "SENT"]);
+        let f = MessageFilter {
+            metadata: vec![("MRN".into(), "7".into())],
+            ..MessageFilter::default()
+        };
+        let w = filter_clause(&f, false, &twice, |n| format!("?{n}"));
+        assert_eq!(
+            w.sql,
+            "WHERE (m.k = ?1 AND m.v = ?2 OR m.k2 = ?3 AND m.v2 = ?4)"
         );
+        assert_eq!(texts(&w), ["MRN", "7", "MRN", "7"]);
     }
 
     #[test]

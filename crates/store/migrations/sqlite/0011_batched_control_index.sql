@@ -8,7 +8,7 @@
 --
 -- Now an append adds (message_id, control_id) to message_control_pending, whose key follows
 -- the message ids (time-ordered): one page at the end. Every so many appends (see
--- `sqlite::ops::ControlIndex`) the writer moves the pending rows into message_control in
+-- `sqlite::ops::BatchedIndexes`) the writer moves the pending rows into message_control in
 -- control-id order, in the same transaction, so one write of a hot leaf page carries all the
 -- rows it received since the last move. A search by control id reads both tables: the
 -- index, and the pending rows (at most a few thousand, read whole). Deleting a message deletes

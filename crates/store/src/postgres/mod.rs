@@ -441,7 +441,7 @@ impl Journal for PgStore {
     async fn list(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
         const OP: &str = "list";
         let filter = &*self.crypto.filter(filter);
-        let w = sql::filter_clause(filter, true, sql::CONTROL_ID_COLUMN, |n| format!("${n}"));
+        let w = sql::filter_clause(filter, true, &sql::INDEXED_COLUMNS, |n| format!("${n}"));
         let query = format!(
             "SELECT {SUMMARY_COLUMNS} FROM messages m {} ORDER BY m.id DESC LIMIT ${}",
             w.sql,
@@ -464,7 +464,7 @@ impl Journal for PgStore {
     async fn count(&self, filter: &MessageFilter) -> Result<u64> {
         const OP: &str = "count";
         let filter = &*self.crypto.filter(filter);
-        let w = sql::filter_clause(filter, false, sql::CONTROL_ID_COLUMN, |n| format!("${n}"));
+        let w = sql::filter_clause(filter, false, &sql::INDEXED_COLUMNS, |n| format!("${n}"));
         let query = format!("SELECT count(*) FROM messages m {}", w.sql);
         let params = pg_params(w.params);
         let bound: Vec<&(dyn ToSql + Sync)> = params

@@ -5,7 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::ops::{
-    enqueue, get, item, lease_error, parse, put_destinations, put_metadata, put_stages,
+    BatchedIndexes, enqueue, get, item, lease_error, parse, put_destinations, put_metadata,
+    put_stages,
 };
 use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
@@ -76,7 +77,12 @@ fn refresh_status(conn: &Connection, id: &str) -> Result<()> {
 
 /// Writes every transition, in order; the first failure fails the request, and with it the
 /// transaction (the writer rolls it back), so nothing is written.
-pub(super) fn apply(conn: &Connection, transitions: &[Transition], crypto: &Crypto) -> Result<()> {
+pub(super) fn apply(
+    conn: &Connection,
+    transitions: &[Transition],
+    crypto: &Crypto,
+    indexes: &BatchedIndexes,
+) -> Result<()> {
     const OP: &str = "apply";
     let now = Timestamp::now().as_micros();
     for t in transitions {
@@ -125,6 +131,7 @@ pub(super) fn apply(conn: &Connection, transitions: &[Transition], crypto: &Cryp
                 .and_then(|mut s| s.query_row([&id_text], |r| r.get(0)))
                 .map_err(StoreError::sqlite(OP))?;
             put_metadata(conn, OP, &id_text, next, &t.metadata, crypto)?;
+            indexes.note(conn, OP, &id_text, None, true)?;
         }
     }
     Ok(())
@@ -336,8 +343,8 @@ pub(super) fn prunable(
     Ok(ids)
 }
 
-/// Deletes messages and their control-id rows; the foreign keys cascade to metadata, content,
-/// destination rows and queue items.
+/// Deletes messages and their rows in the batched search indexes; the foreign keys cascade to
+/// metadata, content, destination rows and queue items.
 pub(super) fn delete(conn: &Connection, ids: &[MessageId]) -> Result<u64> {
     const OP: &str = "delete";
     let mut control = conn
@@ -349,6 +356,15 @@ pub(super) fn delete(conn: &Connection, ids: &[MessageId]) -> Result<u64> {
     let mut pending = conn
         .prepare_cached("DELETE FROM message_control_pending WHERE message_id = ?1")
         .map_err(StoreError::sqlite(OP))?;
+    let mut metadata = conn
+        .prepare_cached(
+            "DELETE FROM message_metadata_index WHERE (key, value, message_id) IN \
+             (SELECT key, value, message_id FROM message_metadata WHERE message_id = ?1)",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let mut metadata_pending = conn
+        .prepare_cached("DELETE FROM message_metadata_pending WHERE message_id = ?1")
+        .map_err(StoreError::sqlite(OP))?;
     let mut stmt = conn
         .prepare_cached("DELETE FROM messages WHERE id = ?1")
         .map_err(StoreError::sqlite(OP))?;
@@ -357,6 +373,10 @@ pub(super) fn delete(conn: &Connection, ids: &[MessageId]) -> Result<u64> {
         let id = id.to_string();
         control.execute([&id]).map_err(StoreError::sqlite(OP))?;
         pending.execute([&id]).map_err(StoreError::sqlite(OP))?;
+        metadata.execute([&id]).map_err(StoreError::sqlite(OP))?;
+        metadata_pending
+            .execute([&id])
+            .map_err(StoreError::sqlite(OP))?;
         deleted += stmt.execute([&id]).map_err(StoreError::sqlite(OP))? as u64;
     }
     Ok(deleted)

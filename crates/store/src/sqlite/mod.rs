@@ -43,7 +43,7 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     counters: Arc<Counters>,
     crypto: Crypto,
-    control: Arc<ops::ControlIndex>,
+    indexes: Arc<ops::BatchedIndexes>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -67,10 +67,10 @@ impl SqliteStore {
         let file = dir.join(SqliteConfig::DB_FILE);
         let busy = Duration::from_millis(config.busy_timeout_ms);
         let encryption = config.encryption.clone();
-        let (opened, crypto, control) = {
+        let (opened, crypto, indexes) = {
             let file = file.clone();
             tokio::task::spawn_blocking(
-                move || -> Result<(Connection, Crypto, ops::ControlIndex)> {
+                move || -> Result<(Connection, Crypto, ops::BatchedIndexes)> {
                     let keys = encryption.as_ref().map(LoadedKeys::load).transpose()?;
                     std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
                         op: "open",
@@ -81,8 +81,8 @@ impl SqliteStore {
                     migrate(&mut conn)?;
                     checkpoint::start(&mut conn, &file, busy)?;
                     let crypto = crypto_ops::setup(&mut conn, keys)?;
-                    let control = ops::ControlIndex::open(&conn)?;
-                    Ok((conn, crypto, control))
+                    let indexes = ops::BatchedIndexes::open(&conn)?;
+                    Ok((conn, crypto, indexes))
                 },
             )
             .await
@@ -100,7 +100,7 @@ impl SqliteStore {
             readers: Arc::new(ReadPool::new(file, busy, config.read_connections)),
             counters,
             crypto,
-            control: Arc::new(control),
+            indexes: Arc::new(indexes),
         })
     }
 
@@ -327,9 +327,9 @@ impl Journal for SqliteStore {
         message.validate()?;
         let subject = Subject::Channel(message.channel.clone());
         let crypto = self.crypto.clone();
-        let control = Arc::clone(&self.control);
+        let indexes = Arc::clone(&self.indexes);
         self.write("append", 1, move |conn| {
-            ops::append(conn, &message, &crypto, &control)
+            ops::append(conn, &message, &crypto, &indexes)
         })
         .await
         .map_err(|e| e.about(subject))
@@ -398,8 +398,9 @@ impl Journal for SqliteStore {
         };
         // One request: the transitions commit together, in a batch with other requests.
         let crypto = self.crypto.clone();
+        let indexes = Arc::clone(&self.indexes);
         self.write("apply", 0, move |conn| {
-            engine_ops::apply(conn, &transitions, &crypto)
+            engine_ops::apply(conn, &transitions, &crypto, &indexes)
         })
         .await
         .map_err(|e| e.about(subject))

@@ -537,24 +537,33 @@ pub async fn unknown_ids_are_errors<B: Backend>(backend: &B) {
     store.close().await.unwrap();
 }
 
-/// A search by control id finds every message with it, whether the store has filed it in its
-/// index yet or not (SQLite fills that index in batches of about a thousand appends), and no
-/// deleted message.
-pub async fn control_id_search_finds_every_message<B: Backend>(backend: &B) {
+/// A search by control id or by metadata pair finds every message with it, whether the store
+/// has filed it in its index yet or not (SQLite fills those indexes in batches of 512
+/// appends), and no deleted message.
+pub async fn control_id_and_metadata_search_find_every_message<B: Backend>(backend: &B) {
     let store = Arc::new(open(backend).await);
-    // forty interleaved series, as from forty senders, and ten messages sharing one id
+    // forty interleaved series, as from forty senders, and ten messages sharing one id and
+    // one MRN
+    let dup = |i: usize| i % 260 == 7;
     let control = |i: usize| {
-        if i % 260 == 7 {
+        if dup(i) {
             "DUP".to_owned()
         } else {
             format!("S{}-{}", i % 40, i / 40)
+        }
+    };
+    let mrn = |i: usize| {
+        if dup(i) {
+            "M-DUP".to_owned()
+        } else {
+            format!("M{}", (i * 7_919) % 10_007)
         }
     };
     let mut ids = Vec::new();
     for chunk in (0..2_600).collect::<Vec<_>>().chunks(100) {
         let appends = chunk.iter().map(|&i| {
             let store = Arc::clone(&store);
-            let m = adt("ctl", &control(i), "1");
+            let m = adt("ctl", &control(i), &mrn(i));
             async move { store.append(m).await.unwrap() }
         });
         ids.extend(futures_util::future::join_all(appends).await);
@@ -563,39 +572,51 @@ pub async fn control_id_search_finds_every_message<B: Backend>(backend: &B) {
         control_id: Some(c.to_owned()),
         ..MessageFilter::default()
     };
-    let found = |c: String| {
+    let by_mrn = |v: &str| MessageFilter {
+        metadata: vec![("MRN".into(), v.to_owned())],
+        ..MessageFilter::default()
+    };
+    let found = |filter: MessageFilter| {
         let store = Arc::clone(&store);
         async move {
-            let list = store.list(&by_control(&c)).await.unwrap();
-            assert_eq!(
-                store.count(&by_control(&c)).await.unwrap(),
-                list.len() as u64
-            );
+            let list = store.list(&filter).await.unwrap();
+            assert_eq!(store.count(&filter).await.unwrap(), list.len() as u64);
             list.into_iter().map(|m| m.id).collect::<Vec<_>>()
         }
     };
-    for i in [0, 1, 39, 40, 1_023, 1_024, 1_500, 2_047, 2_048, 2_599] {
-        assert_eq!(found(control(i)).await, vec![ids[i]], "message {i}");
+    for i in [
+        0, 1, 39, 40, 511, 512, 1_023, 1_024, 1_500, 2_047, 2_048, 2_599,
+    ] {
+        assert_eq!(
+            found(by_control(&control(i))).await,
+            vec![ids[i]],
+            "message {i}"
+        );
+        assert_eq!(found(by_mrn(&mrn(i))).await, vec![ids[i]], "message {i}");
     }
-    let mut dups: Vec<MessageId> = (0..2_600)
-        .filter(|i| i % 260 == 7)
-        .map(|i| ids[i])
-        .collect();
+    let mut dups: Vec<MessageId> = (0..2_600).filter(|&i| dup(i)).map(|i| ids[i]).collect();
     dups.sort_unstable_by(|a, b| b.cmp(a));
-    assert_eq!(found("DUP".into()).await, dups);
-    assert!(found("S0-999".into()).await.is_empty());
-    // with another condition
-    let with_status = MessageFilter {
+    assert_eq!(found(by_control("DUP")).await, dups);
+    assert_eq!(found(by_mrn("M-DUP")).await, dups);
+    assert!(found(by_control("S0-999")).await.is_empty());
+    assert!(found(by_mrn("M-none")).await.is_empty());
+    // with other conditions
+    let both = MessageFilter {
         status: Some(Status::Received),
+        metadata: vec![("MRN".into(), "M-DUP".into())],
         ..by_control("DUP")
     };
-    assert_eq!(store.count(&with_status).await.unwrap(), 10);
+    assert_eq!(store.count(&both).await.unwrap(), 10);
 
-    // deleted messages are found no more, wherever their control id was filed
+    // deleted messages are found no more, wherever their rows were filed
     let gone = [ids[0], ids[2_599], dups[0], dups[9]];
     assert_eq!(store.delete(&gone).await.unwrap(), 4);
-    assert!(found(control(0)).await.is_empty());
-    assert!(found(control(2_599)).await.is_empty());
-    assert_eq!(found("DUP".into()).await, dups[1..9].to_vec());
-    assert_eq!(found(control(1)).await, vec![ids[1]]);
+    for i in [0, 2_599] {
+        assert!(found(by_control(&control(i))).await.is_empty());
+        assert!(found(by_mrn(&mrn(i))).await.is_empty());
+    }
+    assert_eq!(found(by_control("DUP")).await, dups[1..9].to_vec());
+    assert_eq!(found(by_mrn("M-DUP")).await, dups[1..9].to_vec());
+    assert_eq!(found(by_control(&control(1))).await, vec![ids[1]]);
+    assert_eq!(found(by_mrn(&mrn(1))).await, vec![ids[1]]);
 }

@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// The newest schema version (migrations 0001..=0011).
-const LATEST: i64 = 11;
+/// The newest schema version (migrations 0001..=0012).
+const LATEST: i64 = 12;
 
 /// Every version up to the newest.
 fn all_versions() -> Vec<i64> {

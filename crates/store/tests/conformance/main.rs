@@ -68,7 +68,7 @@ conformance!(
     list_filters_each_field,
     list_pages_newest_first,
     metadata_search,
-    control_id_search_finds_every_message,
+    control_id_and_metadata_search_find_every_message,
     set_status_and_put_content,
     unknown_ids_are_errors,
     enqueue_with_append_is_atomic,

@@ -300,20 +300,21 @@ async fn wal_stays_bounded_under_continuous_appends() {
     store.close().await.unwrap();
 }
 
-/// The control-id index is filled in batches: the 1,024th append moves every pending control
-/// id into it, and deleting a message removes its row from whichever table holds it.
+/// The control-id and metadata indexes are filled in batches: the 512th append files every
+/// pending row into them, and deleting a message removes its rows from whichever table holds
+/// them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn control_ids_move_to_their_index_in_batches() {
+async fn search_indexes_are_filled_in_batches() {
     let backend = Sqlite::create().await;
     let store = backend.open().await.unwrap();
     let mut ids = Vec::new();
-    for i in 0..1_030 {
-        ids.push(
-            store
-                .append(adt("ctl", &format!("C{i}"), "1"))
-                .await
-                .unwrap(),
-        );
+    for i in 0..518 {
+        // each with a control id and one metadata pair (MRN)
+        let id = store
+            .append(adt("ctl", &format!("C{i}"), &format!("M{i}")))
+            .await
+            .unwrap();
+        ids.push(id);
     }
     let rows = |table: &str| -> i64 {
         backend
@@ -321,35 +322,56 @@ async fn control_ids_move_to_their_index_in_batches() {
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(rows("message_control"), 1_024);
+    assert_eq!(rows("message_control"), 512);
     assert_eq!(rows("message_control_pending"), 6);
-    // one filed in the index, one still pending
-    let (filed, pending) = (ids[3], ids[1_027]);
-    assert_eq!(backend.count_rows("message_control", filed).await, 1);
-    assert_eq!(
-        backend.count_rows("message_control_pending", pending).await,
-        1
-    );
+    assert_eq!(rows("message_metadata_index"), 512);
+    assert_eq!(rows("message_metadata_pending"), 6);
+    // metadata added by a transition is noted too
+    let mut t = Transition::new(ids[517]);
+    t.metadata.push(("VISIT".into(), "V1".into()));
+    store.apply(vec![t]).await.unwrap();
+    assert_eq!(rows("message_metadata_pending"), 6);
+    let visit = MessageFilter {
+        metadata: vec![("VISIT".into(), "V1".into())],
+        ..MessageFilter::default()
+    };
+    assert_eq!(store.count(&visit).await.unwrap(), 1);
+    // one filed in the indexes, one still pending
+    let (filed, pending) = (ids[3], ids[515]);
+    for table in ["message_control", "message_metadata_index"] {
+        assert_eq!(backend.count_rows(table, filed).await, 1, "{table}");
+    }
+    for table in ["message_control_pending", "message_metadata_pending"] {
+        assert_eq!(backend.count_rows(table, pending).await, 1, "{table}");
+    }
     assert_eq!(store.delete(&[filed, pending]).await.unwrap(), 2);
-    assert_eq!(backend.count_rows("message_control", filed).await, 0);
-    assert_eq!(
-        backend.count_rows("message_control_pending", pending).await,
-        0
-    );
+    for table in [
+        "message_control",
+        "message_metadata_index",
+        "message_control_pending",
+        "message_metadata_pending",
+    ] {
+        assert_eq!(backend.count_rows(table, filed).await, 0, "{table}");
+        assert_eq!(backend.count_rows(table, pending).await, 0, "{table}");
+    }
     assert_eq!(
         rows("message_control") + rows("message_control_pending"),
-        1_028
+        516
     );
-    // a store opened again counts the pending rows it finds
+    // a store opened again counts the pending rows it finds (5 + 5 now)
     store.close().await.unwrap();
     let store = backend.open().await.unwrap();
-    for i in 0..1_019 {
+    for i in 0..502 {
         store
             .append(adt("ctl", &format!("D{i}"), "1"))
             .await
             .unwrap();
     }
     assert_eq!(rows("message_control_pending"), 0);
-    assert_eq!(rows("message_control"), 2_047);
+    assert_eq!(rows("message_metadata_pending"), 0);
+    assert_eq!(rows("message_control"), 511 + 5 + 502);
+    // the VISIT pair of the last message filed with its MRN
+    assert_eq!(rows("message_metadata_index"), 511 + 5 + 1 + 502);
+    assert_eq!(store.count(&visit).await.unwrap(), 1);
     store.close().await.unwrap();
 }
