@@ -188,11 +188,14 @@ impl BatchedIndexes {
     /// Files every pending row into its index.
     pub(super) fn file_pending(conn: &Connection, op: &'static str) -> Result<()> {
         for sql in [
-            "INSERT INTO message_control (control_id, message_id) \
+            // OR IGNORE: a row filed already is no reason to stop filing (and every append
+            // after it); none should be, as deleting a message deletes its rows from both
+            "INSERT OR IGNORE INTO message_control (control_id, message_id) \
              SELECT control_id, message_id FROM message_control_pending \
              ORDER BY control_id, message_id",
             "DELETE FROM message_control_pending",
-            // OR IGNORE: a message may carry the same pair twice
+            // OR IGNORE: a message may carry the same pair twice, and a message given more
+            // pairs by a transition is listed again with its pairs filed already
             "INSERT OR IGNORE INTO message_metadata_index (key, value, message_id) \
              SELECT md.key, md.value, md.message_id FROM message_metadata_pending p \
              CROSS JOIN message_metadata md ON md.message_id = p.message_id \

@@ -1701,6 +1701,23 @@ pub async fn resource_search_composites_and_missing<B: Backend>(backend: &B) {
 
 /// An Observation as written through the FHIR API: its JSON and the index rows extracted
 /// from it.
+/// Creates `body` under `id` with the index rows `extract` finds in it.
+async fn create_extracted<S: Resources>(store: &S, id: &str, body: serde_json::Value) {
+    let resource_type = body["resourceType"].as_str().unwrap().to_owned();
+    let out = store
+        .write(vec![ResourceWrite {
+            op: WriteOp::Create,
+            resource_type,
+            id: id.into(),
+            index: fhir::index::extract(&body).unwrap(),
+            resource: Some(body),
+            precondition: Precondition::None,
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], WriteOutcome::Created(_)), "{out:?}");
+}
+
 fn observation(id: &str, body: serde_json::Value) -> ResourceWrite {
     let mut resource = body;
     resource["resourceType"] = json!("Observation");
@@ -1745,33 +1762,11 @@ pub async fn resource_search_derived_parameters<B: Backend>(backend: &B) {
         "{out:?}"
     );
     let condition = json!({"resourceType": "Condition", "code": coding("8867-4")});
-    let out = store
-        .write(vec![ResourceWrite {
-            op: WriteOp::Create,
-            resource_type: "Condition".into(),
-            id: "c1".into(),
-            index: fhir::index::extract(&condition).unwrap(),
-            resource: Some(condition),
-            precondition: Precondition::None,
-        }])
-        .await
-        .unwrap();
-    assert!(matches!(out[0], WriteOutcome::Created(_)), "{out:?}");
+    create_extracted(&store, "c1", condition).await;
     // `phonetic` has the expression of `name`: it is answered from the name's rows
     let patient =
         json!({"resourceType": "Patient", "name": [{"family": "Zoltan", "given": ["Ida"]}]});
-    let out = store
-        .write(vec![ResourceWrite {
-            op: WriteOp::Create,
-            resource_type: "Patient".into(),
-            id: "pz".into(),
-            index: fhir::index::extract(&patient).unwrap(),
-            resource: Some(patient),
-            precondition: Precondition::None,
-        }])
-        .await
-        .unwrap();
-    assert!(matches!(out[0], WriteOutcome::Created(_)), "{out:?}");
+    create_extracted(&store, "pz", patient).await;
     let starts = |param: &str, value: &str| {
         one(
             "Patient",
