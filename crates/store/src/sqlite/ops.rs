@@ -818,8 +818,9 @@ mod tests {
         ];
         for f in &filters {
             let p = plan(&conn, f);
-            // the only table read whole is the control ids waiting for the index (a few
-            // thousand rows at most)
+            // the only tables read whole are those of rows waiting to be filed in the batched
+            // indexes (the pending control ids, `p` the pending message list): a few hundred
+            // rows
             let scans: Vec<&str> = p
                 .split("; ")
                 .filter(|step| {
