@@ -134,7 +134,7 @@ impl BatchedIndexes {
     /// (1,024 messages with a control id and two metadata pairs each added 1.5–3.5 ms to the
     /// p99 ACK of the channel benchmark, hence half that). Searches read at most about this
     /// many pending rows (more if a filing's transaction failed).
-    pub(super) const BATCH: usize = 512;
+    const BATCH: usize = 512;
 
     /// The indexes of the store behind `conn`, counting the pending rows.
     pub(super) fn open(conn: &Connection) -> Result<Self> {
@@ -186,7 +186,7 @@ impl BatchedIndexes {
     }
 
     /// Files every pending row into its index.
-    pub(super) fn file_pending(conn: &Connection, op: &'static str) -> Result<()> {
+    fn file_pending(conn: &Connection, op: &'static str) -> Result<()> {
         for sql in [
             // OR IGNORE: a row filed already is no reason to stop filing (and every append
             // after it); none should be, as deleting a message deletes its rows from both
