@@ -104,7 +104,7 @@ fn parts(expression: &str, kind: ParamType) -> Option<Vec<String>> {
 }
 
 /// Splits at `|` outside parentheses; `None` when the parentheses do not balance.
-fn split_top(expression: &str) -> Option<Vec<&str>> {
+pub(super) fn split_top(expression: &str) -> Option<Vec<&str>> {
     let mut depth = 0usize;
     let mut start = 0;
     let mut out = Vec::new();

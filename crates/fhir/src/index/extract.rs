@@ -33,6 +33,100 @@ struct Compiled {
     /// Whether its rows only repeat other parameters' rows ([`super::derivation`]): a store
     /// keeps none of them.
     derived: bool,
+    /// The resource's elements the expression starts from, when it finds nothing on a
+    /// resource that has none of them ([`roots`]); `None`: always evaluated.
+    roots: Option<Vec<String>>,
+}
+
+/// Functions that give nothing on an empty input whatever their arguments.
+const EMPTY_ON_EMPTY: &[&str] = &[
+    "where",
+    "as",
+    "ofType",
+    "resolve",
+    "first",
+    "last",
+    "extension",
+    "single",
+    "distinct",
+];
+
+/// The first element of every `|`-separated part of `expression` (on `resource_type`), when
+/// each part is a path from the resource whose steps and functions all give nothing on an
+/// empty input (`Observation.value.as(Quantity)`, `Observation.subject.where(resolve() is
+/// Patient)`); `None` otherwise: an operator or a function such as `exists()` can find a value
+/// on a resource without the element (`Patient.deceased.exists() and …` gives `false`).
+fn roots(expression: &str, resource_type: &str) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for part in super::derived::split_top(expression)? {
+        // the part's text outside parentheses: the arguments of `where(…)` and the like do
+        // not matter on an empty input
+        let mut part = part.trim();
+        while part.starts_with('(')
+            && part.ends_with(')')
+            && super::derived::split_top(&part[1..part.len() - 1]).is_some()
+        {
+            part = part[1..part.len() - 1].trim();
+        }
+        let mut top = String::new();
+        let mut depth = 0usize;
+        for c in part.chars() {
+            match c {
+                '(' => {
+                    if depth == 0 {
+                        top.push('(');
+                    }
+                    depth += 1;
+                }
+                ')' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        top.push(')');
+                    }
+                }
+                _ if depth == 0 => top.push(c),
+                _ => {}
+            }
+        }
+        let mut rest = top.as_str();
+        // a cast of the whole part: `Observation.value as Quantity`
+        if let Some((path, ty)) = rest.rsplit_once(" as ")
+            && ty.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            rest = path;
+        }
+        let rest = rest.strip_prefix(resource_type)?.strip_prefix('.')?;
+        let mut steps = rest.split('.');
+        // `extension('url')` on the resource reads its `extension` element
+        let root = steps
+            .next()
+            .map(|r| if r == "extension()" { "extension" } else { r })?;
+        if root.is_empty() || !root.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return None;
+        }
+        for step in steps {
+            let ok = match step.strip_suffix("()") {
+                Some(f) => EMPTY_ON_EMPTY.contains(&f),
+                None => !step.is_empty() && step.bytes().all(|b| b.is_ascii_alphanumeric()),
+            };
+            if !ok {
+                return None;
+            }
+        }
+        out.push(root.to_owned());
+    }
+    Some(out)
+}
+
+/// Whether `resource` has an element a path starting at `root` can reach: `root` itself,
+/// its primitive extension `_root`, or a choice `root[x]` (`valueQuantity`).
+fn has_root(resource: &serde_json::Map<String, Value>, root: &str) -> bool {
+    resource.keys().any(|k| {
+        let k = k.strip_prefix('_').unwrap_or(k);
+        k.strip_prefix(root).is_some_and(|rest| {
+            rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_uppercase())
+        })
+    })
 }
 
 /// The compiled parameters of every resource type, each type compiled on first use.
@@ -73,11 +167,13 @@ fn compile(resource_type: &str) -> Vec<Compiled> {
                     (kind, fhirpath::parse(c.expression).ok())
                 })
                 .collect();
+            let expression = for_type(def.expression, resource_type);
             Compiled {
                 def,
-                expr: fhirpath::parse(&for_type(def.expression, resource_type)).ok(),
+                expr: fhirpath::parse(&expression).ok(),
                 components,
                 derived: super::derivation(resource_type, def.code).is_some(),
+                roots: roots(&expression, resource_type),
             }
         })
         .collect()
@@ -192,11 +288,17 @@ fn extract_params(resource: &Value, derived: bool) -> Result<Extraction, IndexEr
     let ctx = Context::new().with_model(&model).with_resource(resource);
     let mut out = Extraction::default();
     let mut values = Vec::new();
+    let object = resource.as_object();
     for param in params.iter().filter(|p| derived || !p.derived) {
         let Some(expr) = &param.expr else {
             out.skipped.push(param.def.code);
             continue;
         };
+        if let (Some(roots), Some(object)) = (&param.roots, object)
+            && !roots.iter().any(|r| has_root(object, r))
+        {
+            continue;
+        }
         let Ok(items) = expr.evaluate(resource, &ctx) else {
             out.skipped.push(param.def.code);
             continue;
@@ -290,4 +392,98 @@ pub(crate) fn typed<'a>(value: &'a Value, type_name: &'a str) -> Item<'a> {
         type_path: Some(type_name.into()),
         primitive_element: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn roots_are_found_for_plain_paths_only() {
+        let r = |e: &str, t: &str| roots(e, t);
+        let some = |v: &[&str]| Some(v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(r("Patient.name", "Patient"), some(&["name"]));
+        assert_eq!(
+            r(
+                "Observation.subject.where(resolve() is Patient)",
+                "Observation"
+            ),
+            some(&["subject"])
+        );
+        assert_eq!(
+            r(
+                "(Observation.value as Quantity) | (Observation.value as SampledData)",
+                "Observation"
+            ),
+            some(&["value", "value"])
+        );
+        assert_eq!(
+            r(
+                "Patient.address.city | Patient.telecom.where(system='phone')",
+                "Patient"
+            ),
+            some(&["address", "telecom"])
+        );
+        assert_eq!(
+            r("Patient.extension('http://x|y').value", "Patient"),
+            some(&["extension"])
+        );
+        // can find a value on a resource without the element
+        assert_eq!(
+            r(
+                "Patient.deceased.exists() and Patient.deceased != false",
+                "Patient"
+            ),
+            None
+        );
+        assert_eq!(r("Patient.name.empty()", "Patient"), None);
+        assert_eq!(r("Patient.name.count()", "Patient"), None);
+        assert_eq!(r("Patient.active | true", "Patient"), None);
+        // not a path from the resource
+        assert_eq!(r("Observation", "Observation"), None);
+        assert_eq!(r("Bundle.entry[0].resource", "Bundle"), None);
+        assert_eq!(r("Observation.name", "Patient"), None);
+        assert_eq!(r("(Patient.name", "Patient"), None);
+    }
+
+    /// What makes skipping sound: an expression with roots finds nothing on a resource
+    /// without those elements. Checked by evaluating every such parameter of every type on
+    /// a resource that has no element at all.
+    #[test]
+    fn parameters_with_roots_find_nothing_without_them() {
+        let mut with_roots = 0;
+        let mut all = 0;
+        for ty in defs::resource_types() {
+            let resource = json!({ "resourceType": ty });
+            let model = DefsModel;
+            let ctx = Context::new().with_model(&model).with_resource(&resource);
+            for param in compiled(ty).unwrap_or_default() {
+                all += 1;
+                let (Some(roots), Some(expr)) = (&param.roots, &param.expr) else {
+                    continue;
+                };
+                with_roots += 1;
+                assert!(!roots.is_empty(), "{ty}.{}", param.def.code);
+                let found = expr
+                    .evaluate(&resource, &ctx)
+                    .unwrap_or_else(|e| panic!("{ty}.{}: {e}", param.def.code));
+                assert!(found.is_empty(), "{ty}.{} found {found:?}", param.def.code);
+            }
+        }
+        // nearly every parameter is a plain path (the rest are always evaluated)
+        assert!(with_roots * 10 > all * 9, "{with_roots} of {all}");
+        println!("{with_roots} of {all} parameters have roots");
+    }
+
+    #[test]
+    fn choices_and_primitive_extensions_are_roots() {
+        let o = json!({"valueQuantity": {"value": 1}, "_status": {"id": "s"}, "codes": 1});
+        let o = o.as_object().unwrap_or_else(|| unreachable!());
+        assert!(has_root(o, "value"));
+        assert!(has_root(o, "status"));
+        assert!(!has_root(o, "code"));
+        assert!(!has_root(o, "val"));
+        assert!(!has_root(o, "subject"));
+    }
 }
