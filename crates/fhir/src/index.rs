@@ -88,6 +88,10 @@ pub enum IndexValue {
         normalized: String,
         /// The text as written.
         exact: String,
+        /// The HumanName or Address element the text is (`family`, `city`, …), when the
+        /// value is part of one: a parameter on that element alone (`address-city`) is
+        /// answered from these rows ([`Derivation::Part`]).
+        part: Option<&'static str>,
     },
     /// `token`: a Coding, CodeableConcept coding, Identifier, ContactPoint, code, boolean,
     /// id or string. `display` holds Coding.display / CodeableConcept.text /

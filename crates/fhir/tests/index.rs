@@ -5,8 +5,8 @@
 
 use fhir::defs;
 use fhir::index::{
-    IndexEntry, IndexError, IndexValue, date_range, derivation, extract, extract_stored,
-    extract_with_skipped, normalize,
+    Derivation, IndexEntry, IndexError, IndexValue, date_range, derivation, extract,
+    extract_stored, extract_with_skipped, normalize,
 };
 use serde_json::{Value, json};
 
@@ -173,11 +173,45 @@ fn stored_rows_are_the_rows_of_parameters_not_derived() {
             assert!(all.iter().any(|e| e.param == "combo-code"));
             assert!(all.iter().any(|e| e.param == "code-value-quantity"));
         } else {
-            // `phonetic` has the expression of `name`: its rows are the name's
+            // `phonetic` has the expression of `name`: its rows are the name's; `family`,
+            // `given` and `address-city`… are parts of `name` and `address`
             let of = |param: &str| all.iter().filter(|e| e.param == param).count();
             assert!(of("name") > 0);
-            assert_eq!(left_out, of("phonetic"));
             assert_eq!(of("phonetic"), of("name"));
+            let parts: usize = ["family", "given", "address-city", "address-postalcode"]
+                .iter()
+                .map(|p| of(p))
+                .sum();
+            assert!(parts >= 4, "{parts}");
+            assert_eq!(
+                left_out,
+                of("phonetic") + parts + of("address-state") + of("address-country")
+            );
+        }
+        // every row of a part is its source's row tagged with the part
+        for e in &all {
+            let Some(Derivation::Part { source, part }) = derivation(ty, &e.param) else {
+                continue;
+            };
+            let IndexValue::String {
+                normalized,
+                exact,
+                part: None,
+            } = &e.value
+            else {
+                panic!("{ty}.{}: {:?}", e.param, e.value);
+            };
+            assert!(
+                kept.iter().any(|k| k.param == *source
+                    && k.value
+                        == IndexValue::String {
+                            normalized: normalized.clone(),
+                            exact: exact.clone(),
+                            part: Some(part),
+                        }),
+                "{ty}.{} {exact}",
+                e.param
+            );
         }
     }
     assert_eq!(

@@ -515,7 +515,7 @@ impl Crypto {
     pub(crate) fn index_rows(&self, mut rows: IndexRows) -> IndexRows {
         let Some(k) = &self.0 else { return rows };
         let mut strings = Vec::with_capacity(rows.strings.len() * 8);
-        for (key, normalized, exact) in rows.strings {
+        for (key, normalized, exact, part) in rows.strings {
             // only the whole value's row carries the exact value's index; the prefix rows
             // share one constant (`:exact` finds the whole value's row by its normalized
             // blind index, then compares this column)
@@ -527,7 +527,7 @@ impl Crypto {
                 } else {
                     String::new()
                 };
-                strings.push((key.clone(), k.blind("str", &key.param, prefix), exact));
+                strings.push((key.clone(), k.blind("str", &key.param, prefix), exact, part));
             }
         }
         rows.strings = strings;

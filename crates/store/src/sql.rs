@@ -170,6 +170,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 12,
         sql: include_str!("../migrations/sqlite/0012_batched_metadata_index.sql"),
     },
+    Migration {
+        version: 13,
+        sql: include_str!("../migrations/sqlite/0013_string_parts.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -221,6 +225,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 12,
         sql: include_str!("../migrations/postgres/0012_batched_metadata_index.sql"),
+    },
+    Migration {
+        version: 13,
+        sql: include_str!("../migrations/postgres/0013_string_parts.sql"),
     },
 ];
 

@@ -46,12 +46,15 @@ fn family(i: usize) -> String {
     )
 }
 
-fn string(param: &str, text: &str) -> IndexEntry {
+/// A row of `param` (a HumanName or Address) converted from its `part`, as extraction
+/// gives it: `family=…` and `address-city=…` are answered from these.
+fn part_of(param: &str, part: &'static str, text: &str) -> IndexEntry {
     IndexEntry {
         param: param.into(),
         value: IndexValue::String {
             normalized: text.to_lowercase(),
             exact: text.into(),
+            part: Some(part),
         },
     }
 }
@@ -74,11 +77,9 @@ fn patient(i: usize) -> ResourceWrite {
     let given = SYLLABLES[(i / 7) % 20].to_owned() + "a";
     let day = 86_400_000_i64 * i64::try_from(i % 20_000).unwrap();
     let index = vec![
-        string("family", &fam),
-        string("given", &given),
-        string("name", &fam),
-        string("name", &given),
-        string("address-city", SYLLABLES[(i / 3) % 20]),
+        part_of("name", "family", &fam),
+        part_of("name", "given", &given),
+        part_of("address", "city", SYLLABLES[(i / 3) % 20]),
         token("identifier", Some("urn:mrn"), &format!("MRN{i}")),
         token(
             "gender",

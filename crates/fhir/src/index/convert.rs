@@ -46,18 +46,19 @@ fn str_field<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v str> {
         .filter(|s| !s.is_empty())
 }
 
-fn push_string(s: &str, out: &mut Vec<IndexValue>) {
+fn push_string(s: &str, part: Option<&'static str>, out: &mut Vec<IndexValue>) {
     if s.trim().is_empty() {
         return;
     }
     out.push(IndexValue::String {
         normalized: normalize(s),
         exact: s.to_owned(),
+        part,
     });
 }
 
 /// HumanName and Address parts that a string search looks at.
-const STRING_PARTS: &[&str] = &[
+pub(super) const STRING_PARTS: &[&str] = &[
     "family",
     "given",
     "prefix",
@@ -73,7 +74,7 @@ const STRING_PARTS: &[&str] = &[
 
 fn string(item: &Item<'_>, out: &mut Vec<IndexValue>) {
     if let Some(s) = text(item) {
-        push_string(s, out);
+        push_string(s, None, out);
         return;
     }
     let Some(Value::Object(map)) = item.as_json() else {
@@ -81,10 +82,10 @@ fn string(item: &Item<'_>, out: &mut Vec<IndexValue>) {
     };
     for part in STRING_PARTS {
         match map.get(*part) {
-            Some(Value::String(s)) => push_string(s, out),
+            Some(Value::String(s)) => push_string(s, Some(*part), out),
             Some(Value::Array(items)) => {
                 for s in items.iter().filter_map(Value::as_str) {
-                    push_string(s, out);
+                    push_string(s, Some(*part), out);
                 }
             }
             _ => {}

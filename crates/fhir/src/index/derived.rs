@@ -1,7 +1,7 @@
 //! Search parameters whose index rows would repeat other parameters' rows of the same
 //! resource, so a store need not write them and answers their searches from those rows.
 //!
-//! Three shapes are recognised from the definitions (nothing is listed by hand):
+//! Four shapes are recognised from the definitions (nothing is listed by hand):
 //!
 //! - the same: the parameter's expression is another parameter's of the same type and kind
 //!   (`Patient.phonetic` and `Patient.name` are both `Patient.name` in R4); the one whose code
@@ -26,6 +26,8 @@ use std::sync::OnceLock;
 
 use super::extract::for_type;
 use crate::defs::{self, ParamType, SearchParamDef};
+#[cfg(doc)]
+use crate::index::IndexValue;
 
 /// Where the values of a derived parameter are found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,14 @@ pub enum Derivation {
     /// A composite on the resource itself: per component, in order, the parameter whose
     /// values are the component's.
     Components(Vec<&'static str>),
+    /// The rows of the string parameter `source` converted from the HumanName or Address
+    /// part `part` (`family`, `city`, …).
+    Part {
+        /// The parameter whose rows hold the values.
+        source: &'static str,
+        /// The element of the HumanName or Address the values come from.
+        part: &'static str,
+    },
 }
 
 /// All derivations, by resource type (only types with some) and parameter code.
@@ -151,6 +161,12 @@ fn of_type(ty: &'static str) -> Vec<(&'static str, Derivation)> {
             continue;
         }
         let Some(own) = parts_of(p) else { continue };
+        if p.kind == ParamType::String
+            && let Some(d) = part_of(&own, &params, &parts_of)
+        {
+            out.push((p.code, d));
+            continue;
+        }
         if p.kind == ParamType::Composite && own == [ty] {
             if let Some(d) = root_components(ty, p, &params) {
                 out.push((p.code, d));
@@ -203,8 +219,42 @@ fn of_type(ty: &'static str) -> Vec<(&'static str, Derivation)> {
             .iter()
             .all(|s| !derived.contains(s) || out_is_components(ty, s)),
         Derivation::Components(sources) => sources.iter().all(|s| !derived.contains(s)),
+        Derivation::Part { source, .. } => !derived.contains(source),
     });
     out
+}
+
+/// A string parameter whose parts are all `X.k` for the parts `X` of one other string
+/// parameter, each `X` a HumanName or Address element and `k` one of its parts that string
+/// conversion tags ([`super::convert::STRING_PARTS`]).
+fn part_of(
+    own: &[String],
+    params: &[&'static SearchParamDef],
+    parts_of: &dyn Fn(&SearchParamDef) -> Option<Vec<String>>,
+) -> Option<Derivation> {
+    let (_, k) = own.first()?.rsplit_once('.')?;
+    let part = *super::convert::STRING_PARTS.iter().find(|p| **p == k)?;
+    let mut bases: Vec<String> = Vec::new();
+    for p in own {
+        let base = p.strip_suffix(part)?.strip_suffix('.')?;
+        let (ty, _) = base.split_once('.')?;
+        let element = defs::element(ty, base)?;
+        if !matches!(element.types, ["HumanName" | "Address"])
+            || defs::element(element.types[0], part).is_none()
+        {
+            return None;
+        }
+        bases.push(base.to_owned());
+    }
+    bases.sort();
+    bases.dedup();
+    let source = params
+        .iter()
+        .find(|q| q.kind == ParamType::String && parts_of(q).as_ref() == Some(&bases))?;
+    Some(Derivation::Part {
+        source: source.code,
+        part,
+    })
 }
 
 /// Whether `code` on `ty` is a composite on the resource itself (answered from written rows).
@@ -298,8 +348,49 @@ mod tests {
         // references keep their own rows (includes, chains and `_has` read them by name)
         assert_eq!(derivation("Coverage", "patient"), None);
         assert_eq!(derivation("Coverage", "beneficiary"), None);
-        // different expressions: written
-        assert_eq!(derivation("Patient", "family"), None);
+    }
+
+    /// A parameter on one part of a HumanName or Address is answered from the rows of the
+    /// parameter on the whole element that came from that part.
+    #[test]
+    fn name_and_address_parts_are_derived() {
+        let part = |source, part| Some(Derivation::Part { source, part });
+        for ty in ["Patient", "Practitioner"] {
+            assert_eq!(
+                derivation(ty, "family").cloned(),
+                part("name", "family"),
+                "{ty}"
+            );
+            assert_eq!(
+                derivation(ty, "given").cloned(),
+                part("name", "given"),
+                "{ty}"
+            );
+        }
+        for ty in ["Patient", "Practitioner", "Person", "RelatedPerson"] {
+            for (code, p) in [
+                ("address-city", "city"),
+                ("address-state", "state"),
+                ("address-postalcode", "postalCode"),
+                ("address-country", "country"),
+            ] {
+                assert_eq!(
+                    derivation(ty, code).cloned(),
+                    part("address", p),
+                    "{ty}.{code}"
+                );
+            }
+            assert_eq!(derivation(ty, "address"), None, "{ty}");
+            // a token: its rows say nothing of the ContactPoint's system
+            assert_eq!(derivation(ty, "phone"), None, "{ty}");
+            assert_eq!(derivation(ty, "address-use"), None, "{ty}");
+        }
+        // Location.address is one Address
+        assert_eq!(
+            derivation("Location", "address-city").cloned(),
+            part("address", "city")
+        );
+        assert!(deriving_types("family").contains(&"Patient"));
     }
 
     /// Every source of a derivation is a parameter of the type, of the same kind (union), and
@@ -312,12 +403,13 @@ mod tests {
         for (ty, code, d) in pairs {
             let def = defs::search_param(ty, code).expect("defined");
             let sources = match d {
-                Derivation::Union(s) | Derivation::Components(s) => s,
+                Derivation::Union(s) | Derivation::Components(s) => s.clone(),
+                Derivation::Part { source, .. } => vec![*source],
             };
             assert!(!sources.is_empty(), "{ty}.{code}");
             for s in sources {
                 let src = defs::search_param(ty, s).expect("source defined");
-                if let Derivation::Union(_) = d {
+                if let Derivation::Union(_) | Derivation::Part { .. } = d {
                     assert_eq!(src.kind, def.kind, "{ty}.{code} from {s}");
                 }
                 match derivation(ty, s) {
@@ -325,7 +417,9 @@ mod tests {
                     Some(Derivation::Components(_)) => {
                         assert!(matches!(d, Derivation::Union(_)), "{ty}.{code}");
                     }
-                    Some(Derivation::Union(_)) => panic!("{ty}.{code} from derived {s}"),
+                    Some(Derivation::Union(_) | Derivation::Part { .. }) => {
+                        panic!("{ty}.{code} from derived {s}")
+                    }
                 }
             }
         }

@@ -659,9 +659,9 @@ const DELETE_INDEX_SQL: &str = "WITH a AS (DELETE FROM fhir_idx_string WHERE rid
 
 /// Every index row of a resource in one statement (data-modifying CTEs, one per table).
 const INSERT_INDEX_SQL: &str = "WITH
- s AS (INSERT INTO fhir_idx_string (rid, type, param, grp, pos, normalized, exact)
+ s AS (INSERT INTO fhir_idx_string (rid, type, param, grp, pos, normalized, exact, part)
    SELECT $1::bigint, $2::text, u.* FROM unnest($3::text[], $4::int[], $5::int[], $6::text[],
-     $7::text[]) AS u),
+     $7::text[], $49::text[]) AS u),
  t AS (INSERT INTO fhir_idx_token (rid, type, param, grp, pos, system, code, display,
      type_system, type_code)
    SELECT $1::bigint, $2::text, u.* FROM unnest($8::text[], $9::int[], $10::int[], $11::text[],
@@ -751,11 +751,12 @@ async fn replace_index(
 fn index_params(rid: i64, rtype: &str, rows: &IndexRows) -> Vec<Param> {
     let (mut sk, mut tk, mut rk, mut dk, mut nk, mut qk, mut uk) = Default::default();
     let keys = |k: &mut Keys, key: &resource_sql::Key| k.add(key);
-    let (mut s_norm, mut s_exact) = (Vec::new(), Vec::new());
-    for (k, n, x) in &rows.strings {
+    let (mut s_norm, mut s_exact, mut s_part) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, n, x, part) in &rows.strings {
         keys(&mut sk, k);
         s_norm.push(n.clone());
         s_exact.push(x.clone());
+        s_part.push(part.map(str::to_owned));
     }
     let mut t_cols = Vec::new();
     for (k, c) in &rows.tokens {
@@ -815,7 +816,7 @@ fn index_params(rid: i64, rtype: &str, rows: &IndexRows) -> Vec<Param> {
     p.extend(q.map(boxed));
     p.extend([boxed(q_val), boxed(q_low), boxed(q_high)]);
     uk.into_params(&mut p);
-    p.extend([boxed(u_val), boxed(d_fast)]);
+    p.extend([boxed(u_val), boxed(d_fast), boxed(s_part)]);
     p
 }
 

@@ -483,7 +483,8 @@ fn quote(out: &mut Vec<u8>, text: &str) {
 /// Index rows grouped by table, with composite components flattened.
 #[derive(Debug, Default)]
 pub(crate) struct IndexRows {
-    pub strings: Vec<(Key, String, String)>,
+    /// normalized, exact, the HumanName/Address part
+    pub strings: Vec<(Key, String, String, Option<&'static str>)>,
     pub tokens: Vec<(Key, [Option<String>; 5])>,
     pub references: Vec<(Key, [Option<String>; 5])>,
     pub dates: Vec<(Key, i64, i64)>,
@@ -565,8 +566,12 @@ impl IndexRows {
 
     fn add(&mut self, key: Key, value: &IndexValue) {
         match value.clone() {
-            IndexValue::String { normalized, exact } => {
-                self.strings.push((key, normalized, exact));
+            IndexValue::String {
+                normalized,
+                exact,
+                part,
+            } => {
+                self.strings.push((key, normalized, exact, part));
             }
             IndexValue::Token {
                 system,

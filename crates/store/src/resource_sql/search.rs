@@ -12,7 +12,10 @@
 //! A parameter whose rows the store does not write because they would repeat other
 //! parameters' rows ([`fhir::index::derivation`]) is answered from those: a union
 //! (`Observation.combo-code`) as the test of any of its parameters, a composite on the
-//! resource itself (`code-value-quantity`) as each component's test on its own parameter.
+//! resource itself (`code-value-quantity`) as each component's test on its own parameter, a
+//! HumanName or Address part (`Patient.address-city`) as the test of the whole element's
+//! rows (`address`) that carry the part — or of the rows the parameter got before it was
+//! derived (schema version 13), which stay until the resource is written again.
 //!
 //! On SQLite, a list of row ids is built whole before the search runs; when several filters
 //! of a typed search are answered by index tables, only the likely most selective one
@@ -422,6 +425,9 @@ struct Gen {
     correlate: bool,
     /// With encryption at rest: string and token values are compared as blind indexes.
     crypto: Crypto,
+    /// While a parameter on a HumanName or Address part is answered from the rows of the
+    /// whole element ([`fhir::index::Derivation::Part`]): the part those rows must carry.
+    part: Option<&'static str>,
 }
 
 impl Gen {
@@ -431,7 +437,17 @@ impl Gen {
             next_alias: 0,
             correlate: false,
             crypto: crypto.clone(),
+            part: None,
         }
+    }
+
+    /// `{a}.param = ?` for `param`, and the part its rows must carry (see [`Gen::part`]).
+    fn param_is(&mut self, a: &str, param: &str) -> &mut Self {
+        self.push(&format!("{a}.param = ")).text(param);
+        if let Some(part) = self.part {
+            self.push(&format!(" AND {a}.part = ")).text(part);
+        }
+        self
     }
 
     fn alias(&mut self) -> usize {
@@ -676,20 +692,19 @@ impl Gen {
                 let a = self.alias();
                 if self.correlate && !negate && res == "r" {
                     self.push(&format!(
-                        "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid \
-                         AND x{a}.param = "
+                        "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid AND "
                     ));
-                    self.text(&pred.param);
+                    self.param_is(&format!("x{a}"), &pred.param);
                     self.push(" AND ");
                     self.value_test(test, &format!("x{a}"), &pred.param)?;
                     self.push(")");
                     return Ok(());
                 }
                 self.push(&format!(
-                    "{res}.rid {}IN (SELECT x{a}.rid FROM {table} x{a} WHERE x{a}.param = ",
+                    "{res}.rid {}IN (SELECT x{a}.rid FROM {table} x{a} WHERE ",
                     if negate { "NOT " } else { "" }
                 ));
-                self.text(&pred.param);
+                self.param_is(&format!("x{a}"), &pred.param);
                 self.type_filter(&format!("x{a}.type"), types);
                 self.push(" AND ");
                 self.value_test(test, &format!("x{a}"), &pred.param)?;
@@ -769,6 +784,22 @@ impl Gen {
                 }
                 fhir::index::Derivation::Components(sources) => {
                     self.components(pred, sources, ty, res)?;
+                }
+                fhir::index::Derivation::Part { source, part } => {
+                    // the source's rows of that part, and rows the parameter was given
+                    // before it was derived (kept until the resource is written again)
+                    let from_source = Predicate {
+                        param: (*source).to_owned(),
+                        test: pred.test.clone(),
+                    };
+                    self.push("((");
+                    self.part = Some(part);
+                    let done = self.stored(&from_source, res, &on_type);
+                    self.part = None;
+                    done?;
+                    self.push(")").push(join).push("(");
+                    self.stored(pred, res, &on_type)?;
+                    self.push("))");
                 }
             }
             self.push(")");
@@ -901,10 +932,9 @@ impl Gen {
             }
             let a = self.alias();
             self.push(&format!(
-                "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid \
-                 AND x{a}.param = "
+                "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid AND "
             ))
-            .text(param)
+            .param_is(&format!("x{a}"), param)
             .push(")");
         }
         self.push(")");
@@ -1310,19 +1340,30 @@ impl Gen {
 
 impl Gen {
     /// The rows `a` of `param` a sort key reads: its own, and on the types where it is a
-    /// union of other parameters (see [`fhir::index::derivation`]), theirs.
+    /// union of other parameters (see [`fhir::index::derivation`]) theirs, where it is a
+    /// HumanName or Address part the whole element's rows of that part.
     fn sort_rows(&mut self, param: &str, a: &str, types: &[String]) -> Result<()> {
         let derived = derived_in(param, types);
         self.push(&format!("({a}.param = ")).text(param);
         for (ty, derivation) in derived {
-            let fhir::index::Derivation::Union(sources) = derivation else {
-                return Err(invalid(format!("cannot sort by {param}")));
-            };
-            self.push(" OR (r.type = ")
-                .text(ty)
-                .push(&format!(" AND {a}.param IN ("));
-            self.sql.bind_list(sources.iter().map(|s| Value::text(*s)));
-            self.push("))");
+            self.push(" OR (r.type = ").text(ty);
+            match derivation {
+                fhir::index::Derivation::Union(sources) => {
+                    self.push(&format!(" AND {a}.param IN ("));
+                    self.sql.bind_list(sources.iter().map(|s| Value::text(*s)));
+                    self.push("))");
+                }
+                fhir::index::Derivation::Part { source, part } => {
+                    self.push(&format!(" AND {a}.param = "))
+                        .text(source)
+                        .push(&format!(" AND {a}.part = "))
+                        .text(part)
+                        .push(")");
+                }
+                fhir::index::Derivation::Components(_) => {
+                    return Err(invalid(format!("cannot sort by {param}")));
+                }
+            }
         }
         self.push(")");
         Ok(())

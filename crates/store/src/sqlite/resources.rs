@@ -370,7 +370,7 @@ fn store_version(
 /// The index tables' columns after `rid, type, param, seq, grp, pos`, in
 /// [`resource_sql::INDEX_TABLES`] order.
 const INDEX_COLUMNS: [&str; 7] = [
-    "normalized, exact",
+    "normalized, exact, part",
     "system, code, display, type_system, type_code",
     "target_type, target_id, url, identifier_system, identifier_value",
     "low, high, fast",
@@ -474,9 +474,13 @@ fn replace_index(
         .unwrap_or(0);
         let seqs: Vec<i64> = (0..i64::try_from(most).unwrap_or(i64::MAX)).collect();
         let key = &(rid, rtype);
-        let strings: Vec<_> = rows.strings.iter().map(|(k, n, x)| (k, (n, x))).collect();
-        insert_rows(conn, 0, key, &strings, &seqs, |(n, x), p| {
-            p.extend([*n as &dyn ToSql, *x]);
+        let strings: Vec<_> = rows
+            .strings
+            .iter()
+            .map(|(k, n, x, part)| (k, (n, x, part)))
+            .collect();
+        insert_rows(conn, 0, key, &strings, &seqs, |(n, x, part), p| {
+            p.extend([*n as &dyn ToSql, *x, *part]);
         })?;
         let tokens: Vec<_> = rows.tokens.iter().map(|(k, c)| (k, c)).collect();
         insert_rows(conn, 1, key, &tokens, &seqs, |c, p| {

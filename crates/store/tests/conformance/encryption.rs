@@ -48,12 +48,15 @@ async fn open_with<B: Backend>(backend: &B, enc: Option<EncryptionConfig>) -> An
         .expect("open the store")
 }
 
-fn string(param: &str, text: &str) -> IndexEntry {
+/// A row of `param` (a HumanName or Address) converted from its `part`, as extraction
+/// gives it: `family=…` and `address-city=…` are answered from these.
+fn part_of(param: &str, part: &'static str, text: &str) -> IndexEntry {
     IndexEntry {
         param: param.into(),
         value: IndexValue::String {
             normalized: text.to_lowercase(),
             exact: text.into(),
+            part: Some(part),
         },
     }
 }
@@ -82,8 +85,7 @@ fn patient(id: &str, family: &str, mrn: &str, birth_ms: i64) -> ResourceWrite {
             "identifier": [{"system": MRN_SYSTEM, "value": mrn}],
         })),
         index: vec![
-            string("name", family),
-            string("family", family),
+            part_of("name", "family", family),
             token("identifier", MRN_SYSTEM, mrn),
             IndexEntry {
                 param: "birthdate".into(),

@@ -112,6 +112,7 @@ conformance!(
     resource_concurrent_conditional_creates,
     resource_history_pages_newest_first,
     resource_search_strings_tokens_uris,
+    part_parameters_read_the_whole_elements_rows,
     resource_search_dates_and_precision,
     resource_search_date_ranges,
     resource_search_numbers_and_quantities,

@@ -23,6 +23,20 @@ fn string(param: &str, text: &str) -> IndexEntry {
         value: IndexValue::String {
             normalized: fold(text),
             exact: text.into(),
+            part: None,
+        },
+    }
+}
+
+/// A row of `param` (a HumanName or Address) converted from its `part`, as extraction
+/// gives it: `family=…` and `address-city=…` are answered from these.
+fn part_of(param: &str, part: &'static str, text: &str) -> IndexEntry {
+    IndexEntry {
+        param: param.into(),
+        value: IndexValue::String {
+            normalized: fold(text),
+            exact: text.into(),
+            part: Some(part),
         },
     }
 }
@@ -811,6 +825,120 @@ pub async fn resource_history_pages_newest_first<B: Backend>(backend: &B) {
 }
 
 // ---- searches ---------------------------------------------------------------------------
+
+/// A parameter on a HumanName or Address part (`family`, `address-city`) has no rows of its
+/// own: it is answered from the whole element's rows that carry the part, in every form of
+/// search that reads string rows (value, `:exact`, `:missing`, sort).
+pub async fn part_parameters_read_the_whole_elements_rows<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    put(
+        &store,
+        "Patient",
+        "p1",
+        vec![
+            part_of("name", "family", "Salem"),
+            part_of("address", "line", "Salem Rd"),
+            part_of("address", "city", "Boston"),
+        ],
+    )
+    .await;
+    put(
+        &store,
+        "Patient",
+        "p2",
+        vec![
+            part_of("name", "given", "Salem"),
+            part_of("name", "family", "Adams"),
+            part_of("address", "city", "Salem"),
+            part_of("address", "state", "Boston"),
+        ],
+    )
+    .await;
+    put(
+        &store,
+        "Patient",
+        "p3",
+        vec![part_of("name", "family", "Brown")],
+    )
+    .await;
+    let s = |param: &str, value: &str, mode| {
+        one(
+            "Patient",
+            pred(
+                param,
+                Test::String {
+                    value: value.into(),
+                    mode,
+                },
+            ),
+        )
+    };
+    let start = StringMode::StartsWith;
+    assert_eq!(
+        ids(&store, &s("address", "boston", start)).await,
+        ["p1", "p2"]
+    );
+    assert_eq!(
+        ids(&store, &s("address-city", "boston", start)).await,
+        ["p1"]
+    );
+    assert_eq!(
+        ids(&store, &s("address-state", "boston", start)).await,
+        ["p2"]
+    );
+    assert_eq!(
+        ids(&store, &s("address", "salem", start)).await,
+        ["p1", "p2"]
+    );
+    assert_eq!(
+        ids(&store, &s("address-city", "salem", start)).await,
+        ["p2"]
+    );
+    assert_eq!(ids(&store, &s("name", "salem", start)).await, ["p1", "p2"]);
+    assert_eq!(ids(&store, &s("family", "salem", start)).await, ["p1"]);
+    assert_eq!(ids(&store, &s("given", "salem", start)).await, ["p2"]);
+    assert_eq!(
+        ids(&store, &s("family", "Adams", StringMode::Exact)).await,
+        ["p2"]
+    );
+    assert!(
+        ids(&store, &s("family", "adams", StringMode::Exact))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        ids(&store, &s("address-city", "ost", StringMode::Contains)).await,
+        ["p1"]
+    );
+    let missing = |param: &str, missing| {
+        one(
+            "Patient",
+            pred(
+                param,
+                Test::Missing {
+                    missing,
+                    kind: ParamType::String,
+                },
+            ),
+        )
+    };
+    assert_eq!(ids(&store, &missing("address-city", true)).await, ["p3"]);
+    assert_eq!(
+        ids(&store, &missing("address-city", false)).await,
+        ["p1", "p2"]
+    );
+    assert_eq!(ids(&store, &missing("given", true)).await, ["p1", "p3"]);
+    let mut by_family = req("Patient", vec![]);
+    by_family.sort = vec![SortKey {
+        param: "family".into(),
+        descending: false,
+        kind: ParamType::String,
+    }];
+    assert_eq!(ordered(&store, &by_family).await, ["p2", "p3", "p1"]);
+    by_family.sort[0].param = "given".into();
+    // no given name sorts last, then by row id
+    assert_eq!(ordered(&store, &by_family).await, ["p2", "p1", "p3"]);
+}
 
 pub async fn resource_search_strings_tokens_uris<B: Backend>(backend: &B) {
     let store = open(backend).await;
@@ -1968,7 +2096,7 @@ pub async fn resource_search_sort_paging_totals<B: Backend>(backend: &B) {
     for (id, family, birth) in people {
         let mut index = vec![token("_tag", Some("t"), "x")];
         if let Some(f) = family {
-            index.push(string("family", f));
+            index.push(part_of("name", "family", f));
         }
         if let Some(b) = birth {
             index.push(day(b));
@@ -2250,4 +2378,61 @@ pub async fn resource_search_includes<B: Backend>(backend: &B) {
     let page = store.search(&s).await.unwrap();
     assert_eq!(page.matches.len(), 3);
     assert_eq!(included(&page), names(&["Patient/p1", "Patient/p2"]));
+}
+
+/// Rows a part parameter got before schema version 13, when it had rows of its own, are
+/// still found until the resource is written again (SQLite: the rows are made by hand).
+#[tokio::test]
+async fn part_rows_written_before_version_13_are_still_found() {
+    let backend = <crate::common::Sqlite as Backend>::create().await;
+    let store = open(&backend).await;
+    put(
+        &store,
+        "Patient",
+        "old",
+        vec![part_of("name", "family", "Old")],
+    )
+    .await;
+    store.close().await.unwrap();
+    backend
+        .db()
+        .execute(
+            "INSERT INTO fhir_idx_string (rid, param, seq, type, normalized, exact)
+             SELECT rid, 'address-city', 100, 'Patient', 'springfield', 'Springfield'
+             FROM fhir_resource WHERE id = 'old'",
+            [],
+        )
+        .unwrap();
+    let store = open(&backend).await;
+    let city = |value: &str| {
+        one(
+            "Patient",
+            pred(
+                "address-city",
+                Test::String {
+                    value: value.into(),
+                    mode: StringMode::StartsWith,
+                },
+            ),
+        )
+    };
+    assert_eq!(ids(&store, &city("spring")).await, ["old"]);
+    let has_city = one(
+        "Patient",
+        pred(
+            "address-city",
+            Test::Missing {
+                missing: false,
+                kind: ParamType::String,
+            },
+        ),
+    );
+    assert_eq!(ids(&store, &has_city).await, ["old"]);
+    // written again: its rows are what extraction gives now
+    let mut again = update("Patient", "old", json!({"resourceType": "Patient"}));
+    again.index = vec![part_of("address", "city", "Salem")];
+    store.write(vec![again]).await.unwrap();
+    assert!(ids(&store, &city("spring")).await.is_empty());
+    assert_eq!(ids(&store, &city("salem")).await, ["old"]);
+    store.close().await.unwrap();
 }
