@@ -174,6 +174,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 13,
         sql: include_str!("../migrations/sqlite/0013_string_parts.sql"),
     },
+    Migration {
+        version: 14,
+        sql: include_str!("../migrations/sqlite/0014_date_high_slow_rows.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, oldest first.
@@ -229,6 +233,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 13,
         sql: include_str!("../migrations/postgres/0013_string_parts.sql"),
+    },
+    Migration {
+        version: 14,
+        sql: include_str!("../migrations/postgres/0014_date_high_slow_rows.sql"),
     },
 ];
 

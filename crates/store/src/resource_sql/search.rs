@@ -180,6 +180,8 @@ fn plain_test(f: &fhir::search::Filter) -> Option<(&Predicate, &'static str)> {
                 | Test::Chain { .. }
                 | Test::Has { .. }
                 | Test::Composite(_)
+                // the rows that are fast and those that are not take two index ranges
+                | Test::Date { .. }
         );
     table_of_test(&p.test)
         .filter(|_| plain)
@@ -500,7 +502,7 @@ impl Gen {
         let grouped = date_groups(req);
         for (param, tests) in &grouped {
             self.push(" AND ");
-            self.date_group(param, tests, &types);
+            self.date_group(param, tests, &types, "r");
         }
         for (n, f) in req.filters.iter().enumerate() {
             if let [p] = f.any.as_slice()
@@ -536,8 +538,15 @@ impl Gen {
     /// row ids, intersected. Rows flagged `fast` are their resource's only value of the
     /// parameter and narrower than a day: for those one row must satisfy every bound, and the
     /// bounds imply a closed range on `low` that one index range scan answers. Only resources
-    /// without a fast row need the intersection.
-    fn date_group(&mut self, param: &str, tests: &[(Prefix, i64, i64)], types: &[String]) {
+    /// without a fast row need the intersection. A single bound is answered the same way
+    /// (the `(type, param, high, low)` index holds only the rows that are not fast).
+    fn date_group(
+        &mut self,
+        param: &str,
+        tests: &[(Prefix, i64, i64)],
+        types: &[String],
+        res: &str,
+    ) {
         let now = Timestamp::now().as_micros() / 1000;
         let (mut from, mut to) = (i64::MIN, i64::MAX);
         for &(prefix, sl, sh) in tests {
@@ -561,7 +570,7 @@ impl Gen {
         let test = |&(prefix, low, high): &(Prefix, i64, i64)| Test::Date { prefix, low, high };
         let a = self.alias();
         self.push(&format!(
-            "(r.rid IN (SELECT x{a}.rid FROM fhir_idx_date x{a} WHERE x{a}.param = "
+            "({res}.rid IN (SELECT x{a}.rid FROM fhir_idx_date x{a} WHERE x{a}.param = "
         ))
         .text(param);
         self.type_filter(&format!("x{a}.type"), types);
@@ -581,19 +590,13 @@ impl Gen {
             }
             let b = self.alias();
             self.push(&format!(
-                "r.rid IN (SELECT x{b}.rid FROM fhir_idx_date x{b} WHERE x{b}.param = "
+                "{res}.rid IN (SELECT x{b}.rid FROM fhir_idx_date x{b} WHERE x{b}.param = "
             ))
             .text(param);
             self.type_filter(&format!("x{b}.type"), types);
+            // the literal lets the partial indexes of the rows that are not fast answer
             self.push(&format!(" AND x{b}.fast = 0 AND "));
-            // SQLite: `+` keeps the bound off the (type, param, high, low) index, which holds
-            // the fast rows too (a bound like `ge` matches about half of them), so the
-            // (type, param, fast, low) index answers with the few rows that are not fast.
-            let col = match self.sql.dialect() {
-                Dialect::Sqlite => format!("+x{b}"),
-                Dialect::Postgres => format!("x{b}"),
-            };
-            let _ = self.value_test(&test(t), &col, param);
+            let _ = self.value_test(&test(t), &format!("x{b}"), param);
             self.push(")");
         }
         self.push("))");
@@ -689,8 +692,14 @@ impl Gen {
                     invalid(format!("unsupported test on parameter {}", pred.param))
                 })?;
                 let negate = matches!(test, Test::Token { negate: true, .. });
+                let correlated = self.correlate && !negate && res == "r";
+                if let (false, &Test::Date { prefix, low, high }) = (correlated, test) {
+                    // fast rows by their start, the others by either end (see `date_group`)
+                    self.date_group(&pred.param, &[(prefix, low, high)], types, res);
+                    return Ok(());
+                }
                 let a = self.alias();
-                if self.correlate && !negate && res == "r" {
+                if correlated {
                     self.push(&format!(
                         "EXISTS (SELECT 1 FROM {table} x{a} WHERE x{a}.rid = {res}.rid AND "
                     ));
