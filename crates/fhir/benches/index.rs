@@ -1,4 +1,5 @@
-//! Index extraction throughput on the write path: a realistic Patient and Observation.
+//! The write path of a FHIR resource: validation and index extraction of a realistic Patient
+//! and Observation.
 
 use std::hint::black_box;
 
@@ -56,6 +57,14 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("extract Observation", |b| {
         b.iter(|| fhir::index::extract(black_box(&observation)));
+    });
+    assert!(fhir::validate::validate(&patient).is_ok());
+    assert!(fhir::validate::validate(&observation).is_ok());
+    c.bench_function("validate Patient", |b| {
+        b.iter(|| fhir::validate::validate(black_box(&patient)));
+    });
+    c.bench_function("validate Observation", |b| {
+        b.iter(|| fhir::validate::validate(black_box(&observation)));
     });
 }
 

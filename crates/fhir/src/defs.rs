@@ -316,6 +316,30 @@ pub fn children<'a>(
         .map(|(e, _)| e)
 }
 
+/// [`children`] with their names, from a table built once of every element's direct children
+/// (a validator looks them up for every object it checks; scanning the type's elements for
+/// them took half of the time of validating a Patient, two thirds for an Observation).
+pub(crate) fn named_children(
+    type_name: &'static str,
+    parent_path: &'static str,
+) -> &'static [(&'static ElementDef, &'static str)] {
+    type Named = Vec<(&'static ElementDef, &'static str)>;
+    static ALL: LazyLock<HashMap<(&'static str, &'static str), Named>> = LazyLock::new(|| {
+        let mut all: HashMap<(&'static str, &'static str), Named> = HashMap::new();
+        for t in types::TYPES {
+            // in path order, as `children` gives them
+            for e in t.elements {
+                if let Some((parent, _)) = e.path.rsplit_once('.') {
+                    all.entry((t.name, parent)).or_default().push((e, e.name()));
+                }
+            }
+        }
+        all
+    });
+    ALL.get(&(type_name, parent_path))
+        .map_or(&[], Vec::as_slice)
+}
+
 /// The regular expression (XML Schema style, implicitly anchored) that the value of a
 /// primitive type matches, from the definitions (`[A-Za-z0-9\-\.]{1,64}` for `id`); `None`
 /// for types without one (`xhtml`) and for non-primitive names.
@@ -418,4 +442,30 @@ pub fn profile(url: &str) -> Option<&'static ProfileDef> {
 /// The canonical urls of the profiles [`profile`] knows, sorted.
 pub fn profile_urls() -> impl Iterator<Item = &'static str> {
     profiles::PROFILES.iter().map(|p| p.url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table of children gives, for every type and element, what the scan of the
+    /// type's elements gives, in the same order.
+    #[test]
+    fn named_children_are_the_children() {
+        let mut parents = 0;
+        for t in types::TYPES {
+            for parent in std::iter::once(t.name).chain(t.elements.iter().map(|e| e.path)) {
+                let scanned: Vec<(&str, &str)> = children(t.name, parent)
+                    .map(|e| (e.path, e.name()))
+                    .collect();
+                let table: Vec<(&str, &str)> = named_children(t.name, parent)
+                    .iter()
+                    .map(|(e, name)| (e.path, *name))
+                    .collect();
+                assert_eq!(table, scanned, "{} {parent}", t.name);
+                parents += usize::from(!table.is_empty());
+            }
+        }
+        assert!(parents > 800, "{parents}");
+    }
 }

@@ -133,9 +133,9 @@ struct Validator {
 
 /// Where an element's definition lives: the type whose table holds it and the path there.
 #[derive(Clone, Copy)]
-struct Node<'a> {
+struct Node {
     type_name: &'static str,
-    def_path: &'a str,
+    def_path: &'static str,
 }
 
 impl Validator {
@@ -228,7 +228,7 @@ impl Validator {
     fn object(
         &mut self,
         obj: &Map<String, Value>,
-        node: Node<'_>,
+        node: Node,
         loc: &str,
         is_resource: bool,
         depth: usize,
@@ -249,9 +249,7 @@ impl Validator {
             );
             return;
         }
-        let kids: Vec<Kid> = defs::children(node.type_name, node.def_path)
-            .map(|def| (def, def.name()))
-            .collect();
+        let kids: &[Kid] = defs::named_children(node.type_name, node.def_path);
         let mut seen_choice: Vec<(&str, &str)> = Vec::new();
         // the elements present (by a value or by an `_element`), for the minimum check
         let mut present: Vec<&'static str> = Vec::new();
@@ -269,13 +267,13 @@ impl Validator {
             here.truncate(stem);
             here.push_str(key);
             if let Some(base) = key.strip_prefix('_') {
-                if let Some((elem, _)) = find_element(&kids, base) {
+                if let Some((elem, _)) = find_element(kids, base) {
                     present.push(elem.path);
                 }
-                self.primitive_extension(obj, base, value, &kids, node, &here, depth);
+                self.primitive_extension(obj, base, value, kids, node, &here, depth);
                 continue;
             }
-            let Some((elem, ty)) = find_element(&kids, key) else {
+            let Some((elem, ty)) = find_element(kids, key) else {
                 self.issue(
                     IssueCode::Structure,
                     &here,
@@ -323,7 +321,7 @@ impl Validator {
         ext: Option<&Value>,
         elem: &'static ElementDef,
         ty: &'static str,
-        node: Node<'_>,
+        node: Node,
         loc: &str,
         depth: usize,
     ) {
@@ -381,7 +379,7 @@ impl Validator {
         value: &Value,
         elem: &'static ElementDef,
         ty: &'static str,
-        node: Node<'_>,
+        node: Node,
         loc: &str,
         depth: usize,
     ) {
@@ -406,7 +404,7 @@ impl Validator {
             return;
         }
         if matches!(ty, "BackboneElement" | "Element")
-            && defs::children(node.type_name, elem.path).next().is_some()
+            && !defs::named_children(node.type_name, elem.path).is_empty()
         {
             let Some(obj) = self.expect_object(value, loc) else {
                 return;
@@ -468,7 +466,7 @@ impl Validator {
         base: &str,
         value: &Value,
         kids: &[Kid],
-        node: Node<'_>,
+        node: Node,
         loc: &str,
         depth: usize,
     ) {
