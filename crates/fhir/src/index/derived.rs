@@ -92,10 +92,7 @@ pub fn deriving_types(code: &str) -> &'static [&'static str] {
 fn parts(expression: &str, kind: ParamType) -> Option<Vec<String>> {
     let mut out = Vec::new();
     for part in split_top(expression)? {
-        let mut p = part.trim();
-        while p.starts_with('(') && p.ends_with(')') && split_top(&p[1..p.len() - 1]).is_some() {
-            p = p[1..p.len() - 1].trim();
-        }
+        let p = unwrap_parens(part);
         let p = match p.rsplit_once(" as ") {
             Some((x, t)) if !t.contains(['(', ')', ' ', '.']) => format!("{x}.as({t})"),
             _ => p.to_owned(),
@@ -111,6 +108,15 @@ fn parts(expression: &str, kind: ParamType) -> Option<Vec<String>> {
     out.sort();
     out.dedup();
     Some(out)
+}
+
+/// `part` trimmed and without the parentheses that enclose all of it (`((X))` is `X`).
+pub(super) fn unwrap_parens(part: &str) -> &str {
+    let mut p = part.trim();
+    while p.starts_with('(') && p.ends_with(')') && split_top(&p[1..p.len() - 1]).is_some() {
+        p = p[1..p.len() - 1].trim();
+    }
+    p
 }
 
 /// Splits at `|` outside parentheses; `None` when the parentheses do not balance.

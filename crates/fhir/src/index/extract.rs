@@ -61,13 +61,7 @@ fn roots(expression: &str, resource_type: &str) -> Option<Vec<String>> {
     for part in super::derived::split_top(expression)? {
         // the part's text outside parentheses: the arguments of `where(…)` and the like do
         // not matter on an empty input
-        let mut part = part.trim();
-        while part.starts_with('(')
-            && part.ends_with(')')
-            && super::derived::split_top(&part[1..part.len() - 1]).is_some()
-        {
-            part = part[1..part.len() - 1].trim();
-        }
+        let part = super::derived::unwrap_parens(part);
         let mut top = String::new();
         let mut depth = 0usize;
         for c in part.chars() {
