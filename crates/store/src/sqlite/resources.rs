@@ -95,6 +95,10 @@ pub(super) fn read(
 }
 
 pub(super) fn history(conn: &Connection, q: &HistoryQuery, crypto: &Crypto) -> Result<HistoryPage> {
+    in_snapshot(conn, "history", || history_in(conn, q, crypto))
+}
+
+fn history_in(conn: &Connection, q: &HistoryQuery, crypto: &Crypto) -> Result<HistoryPage> {
     const OP: &str = "history";
     let (page, count) = resource_sql::history_sql(D, q)?;
     let versions = query_rows(conn, OP, &page)?
@@ -108,7 +112,39 @@ pub(super) fn history(conn: &Connection, q: &HistoryQuery, crypto: &Crypto) -> R
     })
 }
 
+/// Runs `read`'s statements in one read transaction: they see one snapshot of the database
+/// (a page, its total, its includes and the resources loaded agree with each other), and the
+/// connection's page cache lasts from one to the next — SQLite empties it whenever a read
+/// transaction starts after another connection committed, which under a steady stream of
+/// writes is nearly every statement run on its own.
+fn in_snapshot<T>(
+    conn: &Connection,
+    op: &'static str,
+    read: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let run = |sql: &str| -> Result<()> {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(StoreError::sqlite(op))
+    };
+    run("BEGIN")?;
+    let result = read();
+    // nothing was written: ending the transaction either way keeps the database as it was
+    let end = run(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let value = result?;
+    end.map(|()| value)
+}
+
 pub(super) fn search(
+    conn: &Connection,
+    req: &fhir::search::SearchRequest,
+    crypto: &Crypto,
+) -> Result<SearchPage> {
+    in_snapshot(conn, "search", || search_in(conn, req, crypto))
+}
+
+fn search_in(
     conn: &Connection,
     req: &fhir::search::SearchRequest,
     crypto: &Crypto,
@@ -529,6 +565,41 @@ mod tests {
     use rusqlite::Connection;
 
     use super::*;
+
+    /// The statements of one search read one snapshot: a commit made meanwhile by another
+    /// connection is not seen until the search ends, and the connection is back in autocommit
+    /// afterwards, whether the search succeeded or failed.
+    #[test]
+    fn a_search_reads_one_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        let (writer, _) =
+            super::super::open_writer(&file, std::time::Duration::from_secs(5)).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let reader = Connection::open(&file).unwrap();
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        let seen = in_snapshot(&reader, "test", || {
+            let before = count(&reader);
+            writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+            Ok((before, count(&reader)))
+        })
+        .unwrap();
+        assert_eq!(seen, (1, 1), "the second statement saw a later commit");
+        assert!(reader.is_autocommit());
+        assert_eq!(count(&reader), 2);
+        let failed: Result<()> =
+            in_snapshot(&reader, "test", || Err(StoreError::Config("no".to_owned())));
+        assert!(failed.is_err());
+        assert!(
+            reader.is_autocommit(),
+            "a failed search left its transaction open"
+        );
+    }
 
     /// Every date prefix, alone or in a chain, is answered through an index: the rows that
     /// are not `fast` are the only ones in `(type, param, high, low)` (schema version 14),
