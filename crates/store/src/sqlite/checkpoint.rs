@@ -157,7 +157,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db");
         let busy = Duration::from_secs(5);
-        let mut writer = super::super::open_writer(&file, busy).unwrap();
+        let (mut writer, _) = super::super::open_writer(&file, busy).unwrap();
         // fsyncs are not what this test is about
         writer.pragma_update(None, "synchronous", "OFF").unwrap();
         writer

@@ -448,7 +448,7 @@ mod tests {
     #[test]
     fn message_table_writes_build_no_temporary_tables() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn =
+        let (mut conn, _) =
             super::super::open_writer(&dir.path().join("db"), std::time::Duration::from_secs(1))
                 .unwrap();
         super::super::migrate(&mut conn).unwrap();
@@ -527,7 +527,7 @@ mod tests {
     #[test]
     fn hot_statements_are_not_prepared_again_on_each_run() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn =
+        let (mut conn, _) =
             super::super::open_writer(&dir.path().join("db"), std::time::Duration::from_secs(1))
                 .unwrap();
         super::super::migrate(&mut conn).unwrap();

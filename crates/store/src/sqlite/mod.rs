@@ -19,7 +19,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-use writer::Writer;
+use writer::{Durability, Writer};
 
 use crate::config::SqliteConfig;
 use crate::counters::Counters;
@@ -67,22 +67,33 @@ impl SqliteStore {
         let file = dir.join(SqliteConfig::DB_FILE);
         let busy = Duration::from_millis(config.busy_timeout_ms);
         let encryption = config.encryption.clone();
-        let (opened, crypto, indexes) = {
+        let (opened, crypto, indexes, durability) = {
             let file = file.clone();
             tokio::task::spawn_blocking(
-                move || -> Result<(Connection, Crypto, ops::BatchedIndexes)> {
+                move || -> Result<(Connection, Crypto, ops::BatchedIndexes, Durability)> {
                     let keys = encryption.as_ref().map(LoadedKeys::load).transpose()?;
                     std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
                         op: "open",
                         path: dir.clone(),
                         source,
                     })?;
-                    let mut conn = open_writer(&file, busy)?;
+                    let (mut conn, wal) = open_writer(&file, busy)?;
                     migrate(&mut conn)?;
                     checkpoint::start(&mut conn, &file, busy)?;
                     let crypto = crypto_ops::setup(&mut conn, keys)?;
                     let indexes = ops::BatchedIndexes::open(&conn)?;
-                    Ok((conn, crypto, indexes))
+                    // from here on every write goes through the writer thread, whose sync
+                    // thread fsyncs the WAL before any caller is answered: SQLite need not
+                    // sync each commit itself (it still syncs around checkpoints)
+                    let durability = match wal {
+                        Some(wal) => {
+                            conn.pragma_update(None, "synchronous", "NORMAL")
+                                .map_err(StoreError::sqlite("open"))?;
+                            Durability::SyncWal(wal)
+                        }
+                        None => Durability::Commit,
+                    };
+                    Ok((conn, crypto, indexes, durability))
                 },
             )
             .await
@@ -92,7 +103,7 @@ impl SqliteStore {
             })??
         };
         let counters = Arc::new(Counters::default());
-        let writer = Writer::start(opened, config.max_batch, Arc::clone(&counters))?;
+        let writer = Writer::start(opened, config.max_batch, Arc::clone(&counters), durability)?;
         tracing::info!(path = %file.display(), "SQLite store opened");
         Ok(Self {
             path: file.clone(),
@@ -141,17 +152,23 @@ fn configure(conn: &Connection, busy: Duration, op: &'static str) -> Result<()> 
 }
 
 /// Opens the write connection: WAL, and `synchronous=FULL` so that a committed (and so
-/// ACKed) message survives a power loss.
-fn open_writer(file: &Path, busy: Duration) -> Result<Connection> {
+/// ACKed) message survives a power loss. With the WAL it also returns the WAL file's path:
+/// once the writer thread runs, it syncs that file itself ([`writer::Durability`]).
+fn open_writer(file: &Path, busy: Duration) -> Result<(Connection, Option<PathBuf>)> {
     const OP: &str = "open";
     let conn = Connection::open(file).map_err(StoreError::sqlite(OP))?;
     configure(&conn, busy, OP)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
         .map_err(StoreError::sqlite(OP))?;
-    if !mode.eq_ignore_ascii_case("wal") {
+    let wal = if mode.eq_ignore_ascii_case("wal") {
+        let mut name = file.as_os_str().to_owned();
+        name.push("-wal");
+        Some(PathBuf::from(name))
+    } else {
         tracing::warn!(mode, "SQLite refused WAL mode; writes will be slower");
-    }
+        None
+    };
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(StoreError::sqlite(OP))?;
     // the writer's working set (index pages under the newest ids) stays in memory
@@ -159,7 +176,7 @@ fn open_writer(file: &Path, busy: Duration) -> Result<Connection> {
         .map_err(StoreError::sqlite(OP))?;
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(StoreError::sqlite(OP))?;
-    Ok(conn)
+    Ok((conn, wal))
 }
 
 /// Brings the schema to the newest version in one transaction.
@@ -661,7 +678,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db");
         let busy = Duration::from_secs(5);
-        let writer = super::open_writer(&file, busy).unwrap();
+        let (writer, _) = super::open_writer(&file, busy).unwrap();
         writer
             .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7)")
             .unwrap();
@@ -704,7 +721,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db");
         let busy = Duration::from_secs(5);
-        let mut writer = super::open_writer(&file, busy).unwrap();
+        let (mut writer, _) = super::open_writer(&file, busy).unwrap();
         super::migrate(&mut writer).unwrap();
         let pool = ReadPool::new(file, busy, 1);
         let reader = pool.connection("test").unwrap();

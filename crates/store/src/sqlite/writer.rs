@@ -5,6 +5,18 @@
 //! once and then answers every caller. One fsync then carries a whole batch: under load the
 //! batch grows by itself, because requests pile up while the previous commit is syncing.
 //!
+//! In WAL mode the writer connection does not sync its commits itself (`synchronous=NORMAL`):
+//! a sync thread fsyncs the WAL after each commit and only then answers that commit's callers,
+//! while the writer already runs the next batch. A commit's fsync (a large part of its time
+//! under load, and none of it CPU the writer could use) so overlaps the next batch's work, and
+//! one fsync covers every commit made while the previous one ran. Nothing is answered before
+//! it is durable: the frames of a commit are in the WAL file when `COMMIT` returns, and the
+//! fsync that answers them starts after that. A commit is visible to readers from `COMMIT`
+//! on, slightly before its callers are answered; a crash in between can lose a write that was
+//! seen but never acknowledged (its sender, unanswered, sends it again). If an fsync fails,
+//! its callers get an error and the store takes no more writes: after a failed fsync the
+//! kernel may have dropped the unsynced pages, so no later sync could vouch for what follows.
+//!
 //! Requests almost never fail, so the batch runs without per-request savepoints (they cost a
 //! sub-journal copy of every page touched). When one does fail, the batch is rolled back and
 //! every request of it is run again in a transaction of its own, so a failing request is
@@ -12,7 +24,9 @@
 //! closures (`FnMut`) whose effects live only in the database.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -96,6 +110,23 @@ enum Request {
     Close(oneshot::Sender<()>),
 }
 
+/// Who makes a commit durable before its callers are answered.
+pub(super) enum Durability {
+    /// The connection syncs every commit itself (`synchronous=FULL`, or a database without a
+    /// WAL).
+    Commit,
+    /// The connection does not sync its commits (`synchronous=NORMAL` in WAL mode): the sync
+    /// thread fsyncs this WAL file after each commit, then answers its callers.
+    SyncWal(PathBuf),
+}
+
+/// A request run, and the failure of its batch to answer it with (`None`: committed).
+type Finished = (Box<dyn Job>, Option<String>);
+
+/// Committed batches waiting for the sync thread, at most: beyond them the writer waits (the
+/// sync thread takes all waiting batches at once, so it only lags behind a slow disk).
+const SYNC_QUEUE: usize = 8;
+
 /// Handle to the writer thread.
 pub(super) struct Writer {
     tx: mpsc::Sender<Request>,
@@ -108,12 +139,14 @@ impl Writer {
         conn: Connection,
         max_batch: usize,
         counters: Arc<Counters>,
+        durability: Durability,
     ) -> Result<Self> {
         let max_batch = max_batch.max(1);
         let (tx, rx) = mpsc::channel(max_batch.saturating_mul(4));
+        let answers = Answers::start(durability)?;
         let thread = std::thread::Builder::new()
             .name("plexus-store-writer".to_owned())
-            .spawn(move || run(&conn, rx, max_batch, &counters))
+            .spawn(move || run(&conn, rx, max_batch, &counters, answers))
             .map_err(|e| StoreError::Task {
                 op: "open",
                 detail: format!("cannot start the writer thread: {e}"),
@@ -174,8 +207,112 @@ impl Writer {
     }
 }
 
+/// Where the writer sends what it ran, to be answered.
+enum Answers {
+    /// Answered at once, on the writer thread.
+    Now,
+    /// Answered by the sync thread after an fsync of the WAL.
+    AfterSync {
+        queue: SyncSender<Vec<Finished>>,
+        thread: JoinHandle<()>,
+        /// Why the store takes no more writes, once an fsync failed.
+        failed: Arc<OnceLock<String>>,
+    },
+}
+
+impl Answers {
+    fn start(durability: Durability) -> Result<Self> {
+        let Durability::SyncWal(wal) = durability else {
+            return Ok(Self::Now);
+        };
+        let (queue, committed) = sync_channel(SYNC_QUEUE);
+        let failed = Arc::new(OnceLock::new());
+        let thread_failed = Arc::clone(&failed);
+        let thread = std::thread::Builder::new()
+            .name("plexus-store-sync".to_owned())
+            .spawn(move || sync_and_answer(&wal, &committed, &thread_failed))
+            .map_err(|e| StoreError::Task {
+                op: "open",
+                detail: format!("cannot start the sync thread: {e}"),
+            })?;
+        Ok(Self::AfterSync {
+            queue,
+            thread,
+            failed,
+        })
+    }
+
+    /// Why no batch may run any more (an fsync failed), if so.
+    fn refusal(&self) -> Option<String> {
+        match self {
+            Self::Now => None,
+            Self::AfterSync { failed, .. } => failed.get().cloned(),
+        }
+    }
+
+    /// Answers `finished` now, or once the WAL holding them is synced.
+    fn send(&self, finished: Vec<Finished>) {
+        match self {
+            Self::Now => answer(finished, None),
+            Self::AfterSync { queue, .. } => {
+                if let Err(e) = queue.send(finished) {
+                    // the sync thread is gone (it panicked): nothing it would vouch for
+                    answer(e.0, Some("the store's sync thread stopped"));
+                }
+            }
+        }
+    }
+
+    /// Waits until everything sent has been answered.
+    fn finish(self) {
+        if let Self::AfterSync { queue, thread, .. } = self {
+            drop(queue);
+            if thread.join().is_err() {
+                tracing::error!("the store's sync thread panicked");
+            }
+        }
+    }
+}
+
+/// Answers each request with `failure` if given, else with its batch's own outcome.
+fn answer(finished: Vec<Finished>, failure: Option<&str>) {
+    for (job, own) in finished {
+        job.finish(failure.or(own.as_deref()));
+    }
+}
+
+/// The sync thread: takes every committed batch waiting, fsyncs the WAL once, answers them.
+fn sync_and_answer(
+    wal: &std::path::Path,
+    committed: &Receiver<Vec<Finished>>,
+    failed: &OnceLock<String>,
+) {
+    while let Ok(first) = committed.recv() {
+        let mut finished = first;
+        while let Ok(more) = committed.try_recv() {
+            finished.extend(more);
+        }
+        if failed.get().is_none()
+            && let Err(e) = std::fs::File::open(wal).and_then(|f| f.sync_data())
+        {
+            tracing::error!(wal = %wal.display(), error = %e, "cannot sync the store's write-ahead log; the store takes no more writes");
+            let _ = failed.set(format!(
+                "the write-ahead log {} could not be synced ({e}); the store takes no more writes",
+                wal.display()
+            ));
+        }
+        answer(finished, failed.get().map(String::as_str));
+    }
+}
+
 /// The writer thread: batch, commit, answer, until closed or every handle is dropped.
-fn run(conn: &Connection, mut rx: mpsc::Receiver<Request>, max_batch: usize, counters: &Counters) {
+fn run(
+    conn: &Connection,
+    mut rx: mpsc::Receiver<Request>,
+    max_batch: usize,
+    counters: &Counters,
+    answers: Answers,
+) {
     let mut closers = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = Vec::new();
@@ -193,9 +330,21 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Request>, max_batch: usize, cou
                 next = rx.try_recv().ok();
             }
         }
-        if !jobs.is_empty() {
-            commit_batch(conn, jobs, counters);
+        if jobs.is_empty() {
+            continue;
         }
+        match answers.refusal() {
+            Some(why) => answer(
+                jobs.into_iter().map(|j| (j, Some(why.clone()))).collect(),
+                None,
+            ),
+            None => answers.send(commit_batch(conn, jobs, counters)),
+        }
+    }
+    answers.finish();
+    // what follows is not answered to anyone: let SQLite sync it
+    if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
+        tracing::debug!(error = %e, "cannot restore synchronous=FULL at close");
     }
     // Keeps the query planner's statistics fresh (cheap; SQLite's advice at close).
     if let Err(e) = conn.execute_batch("PRAGMA optimize") {
@@ -207,32 +356,36 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Request>, max_batch: usize, cou
     }
 }
 
-/// Runs `jobs` in one transaction and answers them; if one fails, runs each alone.
-fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>, counters: &Counters) {
+/// Runs `jobs` in one transaction; if one fails, runs each alone. Returns each with the
+/// failure to answer it with (`None`: committed).
+fn commit_batch(
+    conn: &Connection,
+    mut jobs: Vec<Box<dyn Job>>,
+    counters: &Counters,
+) -> Vec<Finished> {
     match run_batch(conn, &mut jobs) {
         Ok(()) => {
             let messages = jobs.iter().map(|j| j.messages()).sum();
             counters.add(1, jobs.len() as u64, messages);
             tracing::trace!(requests = jobs.len(), "store batch committed");
-            for job in jobs {
-                job.finish(None);
-            }
+            jobs.into_iter().map(|j| (j, None)).collect()
         }
-        Err(detail) if jobs.len() == 1 => {
-            // alone already: a request that failed by itself has its own error to answer with
-            for job in jobs {
-                job.finish(Some(&detail));
-            }
-        }
+        // alone already: a request that failed by itself has its own error to answer with
+        Err(detail) if jobs.len() == 1 => jobs
+            .into_iter()
+            .map(|j| (j, Some(detail.clone())))
+            .collect(),
         Err(detail) => {
             tracing::debug!(error = %detail, requests = jobs.len(), "store batch rolled back; running its requests one by one");
-            for mut job in jobs {
-                let failure = run_batch(conn, std::slice::from_mut(&mut job)).err();
-                if failure.is_none() {
-                    counters.add(1, 1, job.messages());
-                }
-                job.finish(failure.as_deref());
-            }
+            jobs.into_iter()
+                .map(|mut job| {
+                    let failure = run_batch(conn, std::slice::from_mut(&mut job)).err();
+                    if failure.is_none() {
+                        counters.add(1, 1, job.messages());
+                    }
+                    (job, failure)
+                })
+                .collect()
         }
     }
 }
@@ -290,7 +443,13 @@ mod tests {
     #[tokio::test]
     async fn requests_are_freed_by_their_callers() {
         let conn = Connection::open_in_memory().unwrap();
-        let writer = Writer::start(conn, 8, Arc::new(Counters::default())).unwrap();
+        let writer = Writer::start(
+            conn,
+            8,
+            Arc::new(Counters::default()),
+            super::Durability::Commit,
+        )
+        .unwrap();
         let dropped_on = Arc::new(Mutex::new(None));
         let spy = DropSpy(Arc::clone(&dropped_on));
         let answer = writer
@@ -305,5 +464,66 @@ mod tests {
         let name = dropped_on.lock().unwrap().clone().expect("dropped");
         assert_ne!(name, "plexus-store-writer");
         writer.close().await.unwrap();
+    }
+
+    /// With the WAL synced by the sync thread, a caller is answered only once that sync
+    /// succeeded. A sync that fails answers its callers with an error, and the store runs no
+    /// later request: nothing after a failed fsync could be vouched for.
+    #[tokio::test]
+    async fn a_failed_sync_fails_its_callers_and_every_later_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let insert = |ran: &Arc<std::sync::atomic::AtomicUsize>| {
+            let ran = Arc::clone(ran);
+            move |conn: &Connection| {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                conn.execute("INSERT INTO t VALUES (1)", [])
+                    .map(drop)
+                    .map_err(crate::error::StoreError::sqlite("test"))
+            }
+        };
+
+        // a WAL that can be synced: answered with the request's own result
+        let wal = dir.path().join("db-wal");
+        std::fs::write(&wal, b"").unwrap();
+        let counters = Arc::new(Counters::default());
+        let good = Writer::start(
+            conn,
+            8,
+            Arc::clone(&counters),
+            super::Durability::SyncWal(wal),
+        )
+        .unwrap();
+        good.submit("test", 0, insert(&ran)).await.unwrap();
+        good.close().await.unwrap();
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // a WAL that cannot be synced (it is not there): an error, then no more writes
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let missing = dir.path().join("missing").join("db-wal");
+        let bad = Writer::start(
+            conn,
+            8,
+            Arc::new(Counters::default()),
+            super::Durability::SyncWal(missing),
+        )
+        .unwrap();
+        let first = bad.submit("test", 0, insert(&ran)).await.unwrap_err();
+        assert!(first.to_string().contains("could not be synced"), "{first}");
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let later = bad.submit("test", 0, insert(&ran)).await.unwrap_err();
+        assert!(
+            later.to_string().contains("takes no more writes"),
+            "{later}"
+        );
+        assert_eq!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "a request ran after the failed sync"
+        );
+        bad.close().await.unwrap();
     }
 }
