@@ -254,10 +254,14 @@ impl Answers {
     fn send(&self, finished: Vec<Finished>) {
         match self {
             Self::Now => answer(finished, None),
-            Self::AfterSync { queue, .. } => {
+            Self::AfterSync { queue, failed, .. } => {
                 if let Err(e) = queue.send(finished) {
-                    // the sync thread is gone (it panicked): nothing it would vouch for
-                    answer(e.0, Some("the store's sync thread stopped"));
+                    // the sync thread is gone (it panicked): nothing is synced any more
+                    let _ = failed.set(
+                        "the store's sync thread stopped; the store takes no more writes"
+                            .to_owned(),
+                    );
+                    answer(e.0, failed.get().map(String::as_str));
                 }
             }
         }
