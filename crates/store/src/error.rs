@@ -82,6 +82,17 @@ pub enum StoreError {
         /// Why the transaction failed.
         detail: String,
     },
+    /// The SQLite store stopped taking writes: its write-ahead log could not be synced (or a
+    /// checkpoint failed with an I/O error), so what was written since the last good sync may
+    /// or may not survive a crash, and nothing written after it could be vouched for. Not
+    /// transient: Plexus must be restarted, after the disk has been checked.
+    #[error("{op}: the store takes no more writes: {detail}")]
+    Halted {
+        /// The operation that was refused.
+        op: &'static str,
+        /// What failed.
+        detail: String,
+    },
     /// PostgreSQL reported an error.
     #[error("{op}{subject}: PostgreSQL error: {source}")]
     Postgres {

@@ -22,6 +22,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
 
+use super::writer::Halt;
 use crate::error::{Result, StoreError};
 
 /// WAL frames appended after which the checkpoint thread is woken (12 MB of 4 KB pages). A
@@ -40,7 +41,17 @@ pub(super) const HARD_PAGES: i32 = 11_500;
 /// Installs the WAL hook on the writer connection and starts the checkpoint thread. The thread
 /// is not joined: it ends by itself when the writer connection is closed (the hook, and with
 /// it the sender, is dropped).
-pub(super) fn start(writer: &mut Connection, file: &Path, busy: Duration) -> Result<()> {
+///
+/// `halt` stops every checkpoint once set, and is set by a checkpoint that fails with an I/O
+/// error: after a failed write or sync of the database file, a later checkpoint that seemed to
+/// succeed could let the WAL start over on top of frames whose copy in the database was lost.
+/// The frames then stay in the WAL, which SQLite reads at the next start.
+pub(super) fn start(
+    writer: &mut Connection,
+    file: &Path,
+    busy: Duration,
+    halt: &Halt,
+) -> Result<()> {
     const OP: &str = "open";
     let conn = Connection::open(file).map_err(StoreError::sqlite(OP))?;
     conn.busy_timeout(busy).map_err(StoreError::sqlite(OP))?;
@@ -52,15 +63,18 @@ pub(super) fn start(writer: &mut Connection, file: &Path, busy: Duration) -> Res
     let turn = Arc::new(Mutex::new(()));
     let thread_turn = Arc::clone(&turn);
     let mut woke_at = 0;
+    let (hook_halt, thread_halt) = (Arc::clone(halt), Arc::clone(halt));
     writer
         .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
-            on_commit(wal, pages, &mut woke_at, &wake, &turn);
+            if hook_halt.get().is_none() {
+                on_commit(wal, pages, &mut woke_at, &wake, &turn, &hook_halt);
+            }
             Ok(())
         }))
         .map_err(StoreError::sqlite(OP))?;
     std::thread::Builder::new()
         .name("plexus-store-checkpoint".to_owned())
-        .spawn(move || run(&conn, &woken, &thread_turn))
+        .spawn(move || run(&conn, &woken, &thread_turn, &thread_halt))
         .map(drop)
         .map_err(|e| StoreError::Task {
             op: OP,
@@ -76,11 +90,13 @@ fn on_commit(
     woke_at: &mut i32,
     wake: &SyncSender<()>,
     turn: &Mutex<()>,
+    halt: &Halt,
 ) {
     if pages >= HARD_PAGES {
         let _turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
             tracing::debug!(error = %e, pages, "writer checkpoint skipped");
+            halt_on_io_error(&e, halt);
         }
         *woke_at = pages;
     } else if wake_due(pages, woke_at) {
@@ -107,14 +123,27 @@ fn wake_due(pages: i32, woke_at: &mut i32) -> bool {
     due
 }
 
-fn run(conn: &Connection, woken: &Receiver<()>, turn: &Mutex<()>) {
+fn run(conn: &Connection, woken: &Receiver<()>, turn: &Mutex<()>, halt: &Halt) {
     while woken.recv().is_ok() {
         let _turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
+        if halt.get().is_some() {
+            continue;
+        }
         if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             tracing::debug!(error = %e, "background checkpoint failed; retrying on the next commit");
+            halt_on_io_error(&e, halt);
         }
     }
     tracing::debug!("checkpoint thread stopped");
+}
+
+/// Stops the store's writes (and every later checkpoint) if `e` is an I/O error; a busy
+/// database or a full disk leaves nothing half-written and is tried again later.
+fn halt_on_io_error(e: &rusqlite::Error, halt: &Halt) {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure) {
+        tracing::error!(error = %e, "a WAL checkpoint failed with an I/O error; the store takes no more writes");
+        let _ = halt.set(format!("a WAL checkpoint failed with an I/O error ({e})"));
+    }
 }
 
 #[cfg(test)]
@@ -163,7 +192,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE t (x BLOB NOT NULL)")
             .unwrap();
-        start(&mut writer, &file, busy).unwrap();
+        start(&mut writer, &file, busy, &super::Halt::default()).unwrap();
         let mut largest = 0;
         for _ in 0..20_000 {
             writer

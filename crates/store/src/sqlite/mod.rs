@@ -79,7 +79,8 @@ impl SqliteStore {
                     })?;
                     let (mut conn, wal) = open_writer(&file, busy)?;
                     migrate(&mut conn)?;
-                    checkpoint::start(&mut conn, &file, busy)?;
+                    let halt = writer::Halt::default();
+                    checkpoint::start(&mut conn, &file, busy, &halt)?;
                     let crypto = crypto_ops::setup(&mut conn, keys)?;
                     let indexes = ops::BatchedIndexes::open(&conn)?;
                     // from here on every write goes through the writer thread, whose sync
@@ -89,7 +90,7 @@ impl SqliteStore {
                         Some(wal) => {
                             conn.pragma_update(None, "synchronous", "NORMAL")
                                 .map_err(StoreError::sqlite("open"))?;
-                            Durability::SyncWal(wal)
+                            Durability::SyncWal { wal, halt }
                         }
                         None => Durability::Commit,
                     };
@@ -162,7 +163,11 @@ fn open_writer(file: &Path, busy: Duration) -> Result<(Connection, Option<PathBu
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
         .map_err(StoreError::sqlite(OP))?;
     let wal = if mode.eq_ignore_ascii_case("wal") {
-        let mut name = file.as_os_str().to_owned();
+        // the name SQLite gives it: after the database's full path as SQLite resolved it
+        // (through symbolic links)
+        let mut name = conn
+            .path()
+            .map_or_else(|| file.as_os_str().to_owned(), std::ffi::OsString::from);
         name.push("-wal");
         Some(PathBuf::from(name))
     } else {
@@ -252,9 +257,11 @@ impl ReadPool {
             .pop()
     }
 
-    /// Keeps a connection for the next read, unless the pool was closed meanwhile.
+    /// Keeps a connection for the next read, unless the pool was closed meanwhile or the
+    /// connection is still inside a transaction (a read whose `COMMIT` failed): kept, it would
+    /// answer later reads from an old snapshot and keep the WAL from starting over.
     fn give_back(&self, conn: Connection) {
-        if !self.closed.load(Ordering::Acquire) {
+        if !self.closed.load(Ordering::Acquire) && conn.is_autocommit() {
             self.idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -709,6 +716,39 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), 7);
         pool.close();
         assert!(pool.run_short("test", read).await.is_err());
+    }
+
+    /// A read that leaves its connection inside a transaction (as a read whose `COMMIT`
+    /// failed would) does not hand it to the next read, which would see an old snapshot.
+    #[tokio::test]
+    async fn a_connection_left_in_a_transaction_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        let busy = Duration::from_secs(5);
+        let (writer, _) = super::open_writer(&file, busy).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let pool = Arc::new(ReadPool::new(file, busy, 1));
+        let count = |conn: &rusqlite::Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        let first = pool
+            .run("test", move |conn| {
+                conn.execute_batch("BEGIN").unwrap();
+                Ok(count(conn))
+            })
+            .await
+            .unwrap();
+        assert_eq!(first, 1);
+        writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let next = pool
+            .run_short("test", move |conn| Ok((conn.is_autocommit(), count(conn))))
+            .await
+            .unwrap();
+        assert_eq!(next, (true, 2), "the next read got the stale connection");
+        pool.close();
     }
 
     /// Binding other values to a cached statement does not compile it again (the planner's

@@ -42,9 +42,9 @@ trait Job: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Messages the request appends when it commits.
     fn messages(&self) -> u64;
-    /// Answers the caller: its own result if the batch committed (or if it failed by
-    /// itself), else `BatchFailed` with `failure`.
-    fn finish(self: Box<Self>, failure: Option<&str>);
+    /// Answers the caller: its own result if the batch committed and was synced (or if it
+    /// failed by itself), else the error `failure` says.
+    fn finish(self: Box<Self>, failure: Option<&Failure>);
 }
 
 struct TypedJob<T, F> {
@@ -79,7 +79,7 @@ where
         self.messages
     }
 
-    fn finish(self: Box<Self>, failure: Option<&str>) {
+    fn finish(self: Box<Self>, failure: Option<&Failure>) {
         let Self {
             op,
             work,
@@ -90,10 +90,14 @@ where
         let result = match (outcome, failure) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), None) => Ok(value),
-            (_, Some(detail)) => Err(StoreError::BatchFailed {
+            (_, Some(Failure::Batch(detail))) => Err(StoreError::BatchFailed {
                 op,
                 subject: Subject::None,
-                detail: detail.to_owned(),
+                detail: detail.clone(),
+            }),
+            (_, Some(Failure::Halted(detail))) => Err(StoreError::Halted {
+                op,
+                detail: detail.clone(),
             }),
             (None, None) => Err(StoreError::Task {
                 op,
@@ -116,12 +120,30 @@ pub(super) enum Durability {
     /// WAL).
     Commit,
     /// The connection does not sync its commits (`synchronous=NORMAL` in WAL mode): the sync
-    /// thread fsyncs this WAL file after each commit, then answers its callers.
-    SyncWal(PathBuf),
+    /// thread fsyncs the WAL file `wal` after each commit, then answers its callers; once
+    /// `halt` is set (by a failed sync, or a checkpoint's I/O error) no request runs any more.
+    SyncWal {
+        /// The WAL file.
+        wal: PathBuf,
+        /// Shared with the checkpoints.
+        halt: Halt,
+    },
 }
 
-/// A request run, and the failure of its batch to answer it with (`None`: committed).
-type Finished = (Box<dyn Job>, Option<String>);
+/// Set once the store must take no more writes, with why (see [`StoreError::Halted`]);
+/// shared by the writer, its sync thread and the checkpoints.
+pub(super) type Halt = Arc<OnceLock<String>>;
+
+/// Why a request is answered with an error although it may have run.
+pub(super) enum Failure {
+    /// Its batch was rolled back: nothing of it was stored.
+    Batch(String),
+    /// The store stopped taking writes: the request may or may not be stored.
+    Halted(String),
+}
+
+/// A request run, and the failure to answer it with (`None`: committed).
+type Finished = (Box<dyn Job>, Option<Failure>);
 
 /// Committed batches waiting for the sync thread, at most: beyond them the writer waits (the
 /// sync thread takes all waiting batches at once, so it only lags behind a slow disk).
@@ -215,22 +237,28 @@ enum Answers {
     AfterSync {
         queue: SyncSender<Vec<Finished>>,
         thread: JoinHandle<()>,
-        /// Why the store takes no more writes, once an fsync failed.
-        failed: Arc<OnceLock<String>>,
+        halt: Halt,
     },
 }
 
 impl Answers {
     fn start(durability: Durability) -> Result<Self> {
-        let Durability::SyncWal(wal) = durability else {
+        let Durability::SyncWal { wal, halt } = durability else {
             return Ok(Self::Now);
         };
+        // Opened once and kept: Linux reports a failed writeback to each open file once, so a
+        // file opened after the failure (or synced through another descriptor first) could be
+        // told all is well. This one sees every failure from the store's start on.
+        let file = std::fs::File::open(&wal).map_err(|source| StoreError::Io {
+            op: "open",
+            path: wal.clone(),
+            source,
+        })?;
         let (queue, committed) = sync_channel(SYNC_QUEUE);
-        let failed = Arc::new(OnceLock::new());
-        let thread_failed = Arc::clone(&failed);
+        let thread_halt = Arc::clone(&halt);
         let thread = std::thread::Builder::new()
             .name("plexus-store-sync".to_owned())
-            .spawn(move || sync_and_answer(&wal, &committed, &thread_failed))
+            .spawn(move || sync_and_answer(&wal, &file, &committed, &thread_halt))
             .map_err(|e| StoreError::Task {
                 op: "open",
                 detail: format!("cannot start the sync thread: {e}"),
@@ -238,15 +266,15 @@ impl Answers {
         Ok(Self::AfterSync {
             queue,
             thread,
-            failed,
+            halt,
         })
     }
 
-    /// Why no batch may run any more (an fsync failed), if so.
+    /// Why no batch may run any more, if so.
     fn refusal(&self) -> Option<String> {
         match self {
             Self::Now => None,
-            Self::AfterSync { failed, .. } => failed.get().cloned(),
+            Self::AfterSync { halt, .. } => halt.get().cloned(),
         }
     }
 
@@ -254,14 +282,12 @@ impl Answers {
     fn send(&self, finished: Vec<Finished>) {
         match self {
             Self::Now => answer(finished, None),
-            Self::AfterSync { queue, failed, .. } => {
+            Self::AfterSync { queue, halt, .. } => {
                 if let Err(e) = queue.send(finished) {
                     // the sync thread is gone (it panicked): nothing is synced any more
-                    let _ = failed.set(
-                        "the store's sync thread stopped; the store takes no more writes"
-                            .to_owned(),
-                    );
-                    answer(e.0, failed.get().map(String::as_str));
+                    let _ = halt.set("the store's sync thread stopped".to_owned());
+                    let why = halt.get().cloned().unwrap_or_default();
+                    answer(e.0, Some(&Failure::Halted(why)));
                 }
             }
         }
@@ -279,33 +305,36 @@ impl Answers {
 }
 
 /// Answers each request with `failure` if given, else with its batch's own outcome.
-fn answer(finished: Vec<Finished>, failure: Option<&str>) {
+fn answer(finished: Vec<Finished>, failure: Option<&Failure>) {
     for (job, own) in finished {
-        job.finish(failure.or(own.as_deref()));
+        job.finish(failure.or(own.as_ref()));
     }
 }
 
 /// The sync thread: takes every committed batch waiting, fsyncs the WAL once, answers them.
 fn sync_and_answer(
     wal: &std::path::Path,
+    file: &std::fs::File,
     committed: &Receiver<Vec<Finished>>,
-    failed: &OnceLock<String>,
+    halt: &OnceLock<String>,
 ) {
     while let Ok(first) = committed.recv() {
         let mut finished = first;
         while let Ok(more) = committed.try_recv() {
             finished.extend(more);
         }
-        if failed.get().is_none()
-            && let Err(e) = std::fs::File::open(wal).and_then(|f| f.sync_data())
+        if halt.get().is_none()
+            && let Err(e) = file.sync_data()
         {
             tracing::error!(wal = %wal.display(), error = %e, "cannot sync the store's write-ahead log; the store takes no more writes");
-            let _ = failed.set(format!(
-                "the write-ahead log {} could not be synced ({e}); the store takes no more writes",
+            let _ = halt.set(format!(
+                "the write-ahead log {} could not be synced ({e}); what was written since the \
+                 last good sync may or may not be stored",
                 wal.display()
             ));
         }
-        answer(finished, failed.get().map(String::as_str));
+        let failure = halt.get().map(|why| Failure::Halted(why.clone()));
+        answer(finished, failure.as_ref());
     }
 }
 
@@ -338,21 +367,32 @@ fn run(
             continue;
         }
         match answers.refusal() {
-            Some(why) => answer(
-                jobs.into_iter().map(|j| (j, Some(why.clone()))).collect(),
-                None,
-            ),
+            Some(why) => {
+                let halted = Failure::Halted(why);
+                answer(jobs.into_iter().map(|j| (j, None)).collect(), Some(&halted));
+            }
             None => answers.send(commit_batch(conn, jobs, counters)),
         }
     }
+    let halted = answers.refusal().is_some();
     answers.finish();
-    // what follows is not answered to anyone: let SQLite sync it
-    if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
-        tracing::debug!(error = %e, "cannot restore synchronous=FULL at close");
-    }
-    // Keeps the query planner's statistics fresh (cheap; SQLite's advice at close).
-    if let Err(e) = conn.execute_batch("PRAGMA optimize") {
-        tracing::debug!(error = %e, "PRAGMA optimize failed");
+    if halted {
+        // nothing more may reach the database file: no checkpoint when the connection closes
+        if let Err(e) = conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        ) {
+            tracing::debug!(error = %e, "cannot turn off the checkpoint at close");
+        }
+    } else {
+        // what follows is not answered to anyone: let SQLite sync it
+        if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
+            tracing::debug!(error = %e, "cannot restore synchronous=FULL at close");
+        }
+        // Keeps the query planner's statistics fresh (cheap; SQLite's advice at close).
+        if let Err(e) = conn.execute_batch("PRAGMA optimize") {
+            tracing::debug!(error = %e, "PRAGMA optimize failed");
+        }
     }
     tracing::debug!("store writer stopped");
     for reply in closers {
@@ -377,13 +417,15 @@ fn commit_batch(
         // alone already: a request that failed by itself has its own error to answer with
         Err(detail) if jobs.len() == 1 => jobs
             .into_iter()
-            .map(|j| (j, Some(detail.clone())))
+            .map(|j| (j, Some(Failure::Batch(detail.clone()))))
             .collect(),
         Err(detail) => {
             tracing::debug!(error = %detail, requests = jobs.len(), "store batch rolled back; running its requests one by one");
             jobs.into_iter()
                 .map(|mut job| {
-                    let failure = run_batch(conn, std::slice::from_mut(&mut job)).err();
+                    let failure = run_batch(conn, std::slice::from_mut(&mut job))
+                        .err()
+                        .map(Failure::Batch);
                     if failure.is_none() {
                         counters.add(1, 1, job.messages());
                     }
@@ -471,60 +513,75 @@ mod tests {
     }
 
     /// With the WAL synced by the sync thread, a caller is answered only once that sync
-    /// succeeded. A sync that fails answers its callers with an error, and the store runs no
-    /// later request: nothing after a failed fsync could be vouched for.
+    /// succeeded. A sync that fails answers its callers with `Halted`, and the store runs no
+    /// later request: nothing after a failed fsync could be vouched for. A WAL that cannot be
+    /// opened stops the writer from starting.
     #[tokio::test]
     async fn a_failed_sync_fails_its_callers_and_every_later_write() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let insert = |ran: &Arc<std::sync::atomic::AtomicUsize>| {
+        let table = || {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+            conn
+        };
+        let ran = Arc::new(AtomicUsize::new(0));
+        let insert = |ran: &Arc<AtomicUsize>| {
             let ran = Arc::clone(ran);
             move |conn: &Connection| {
-                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                ran.fetch_add(1, Ordering::SeqCst);
                 conn.execute("INSERT INTO t VALUES (1)", [])
                     .map(drop)
                     .map_err(crate::error::StoreError::sqlite("test"))
             }
         };
+        let start = |conn, wal| {
+            Writer::start(
+                conn,
+                8,
+                Arc::new(Counters::default()),
+                super::Durability::SyncWal {
+                    wal,
+                    halt: super::Halt::default(),
+                },
+            )
+        };
 
         // a WAL that can be synced: answered with the request's own result
         let wal = dir.path().join("db-wal");
         std::fs::write(&wal, b"").unwrap();
-        let counters = Arc::new(Counters::default());
-        let good = Writer::start(
-            conn,
-            8,
-            Arc::clone(&counters),
-            super::Durability::SyncWal(wal),
-        )
-        .unwrap();
+        let good = start(table(), wal).unwrap();
         good.submit("test", 0, insert(&ran)).await.unwrap();
         good.close().await.unwrap();
-        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
 
-        // a WAL that cannot be synced (it is not there): an error, then no more writes
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        // a WAL that is not there: the writer does not start
         let missing = dir.path().join("missing").join("db-wal");
-        let bad = Writer::start(
-            conn,
-            8,
-            Arc::new(Counters::default()),
-            super::Durability::SyncWal(missing),
-        )
-        .unwrap();
+        let Err(refused) = start(table(), missing) else {
+            panic!("a writer started without its WAL");
+        };
+        assert!(refused.to_string().contains("missing"), "{refused}");
+
+        // a "WAL" whose sync fails (Linux: fdatasync on /dev/null is EINVAL)
+        let bad = start(table(), "/dev/null".into()).unwrap();
         let first = bad.submit("test", 0, insert(&ran)).await.unwrap_err();
-        assert!(first.to_string().contains("could not be synced"), "{first}");
-        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(
+            matches!(&first, crate::error::StoreError::Halted { .. })
+                && first.to_string().contains("could not be synced"),
+            "{first}"
+        );
+        assert!(
+            !first.is_transient(),
+            "a halted store is not worth retrying"
+        );
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
         let later = bad.submit("test", 0, insert(&ran)).await.unwrap_err();
         assert!(
             later.to_string().contains("takes no more writes"),
             "{later}"
         );
         assert_eq!(
-            ran.load(std::sync::atomic::Ordering::SeqCst),
+            ran.load(Ordering::SeqCst),
             2,
             "a request ran after the failed sync"
         );
