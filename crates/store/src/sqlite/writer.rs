@@ -2,8 +2,9 @@
 //!
 //! Callers send write requests over a channel, each with a oneshot for its reply. The writer
 //! takes everything pending (up to `max_batch` requests), runs them in one transaction, commits
-//! once and then answers every caller. One fsync then carries a whole batch: under load the
-//! batch grows by itself, because requests pile up while the previous commit is syncing.
+//! once and has every caller answered once the commit is durable. One fsync then carries a
+//! whole batch: under load the batch grows by itself, because requests pile up while the
+//! previous batch runs.
 //!
 //! In WAL mode the writer connection does not sync its commits itself (`synchronous=NORMAL`):
 //! a sync thread fsyncs the WAL after each commit and only then answers that commit's callers,
@@ -13,9 +14,12 @@
 //! it is durable: the frames of a commit are in the WAL file when `COMMIT` returns, and the
 //! fsync that answers them starts after that. A commit is visible to readers from `COMMIT`
 //! on, slightly before its callers are answered; a crash in between can lose a write that was
-//! seen but never acknowledged (its sender, unanswered, sends it again). If an fsync fails,
-//! its callers get an error and the store takes no more writes: after a failed fsync the
-//! kernel may have dropped the unsynced pages, so no later sync could vouch for what follows.
+//! seen but never acknowledged (its sender, unanswered, sends it again). If an fsync fails (or
+//! a checkpoint fails with an I/O error, see `checkpoint`), the writes in flight and every
+//! later one are answered with [`StoreError::Halted`] and checkpoints stop: after a failed
+//! write-back the kernel may have dropped the unsynced pages, so no later sync could vouch for
+//! what follows. The WAL is synced through one descriptor kept from the start, which Linux
+//! tells of every write-back failure since it was opened.
 //!
 //! Requests almost never fail, so the batch runs without per-request savepoints (they cost a
 //! sub-journal copy of every page touched). When one does fail, the batch is rolled back and
