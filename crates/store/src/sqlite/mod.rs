@@ -671,6 +671,22 @@ impl Store for SqliteStore {
     }
 }
 
+/// A database in a new directory, opened as the store's writer opens it, holding the table
+/// `t (x INTEGER)` with one row `x`: the directory (deleted when dropped), the file and the
+/// writer connection.
+#[cfg(test)]
+fn table_t(x: i64) -> (tempfile::TempDir, PathBuf, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db");
+    let (writer, _) = open_writer(&file, Duration::from_secs(5)).unwrap();
+    writer
+        .execute_batch(&format!(
+            "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES ({x})"
+        ))
+        .unwrap();
+    (dir, file, writer)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -682,13 +698,8 @@ mod tests {
     /// when every permit is taken, and sees what the database holds either way.
     #[tokio::test]
     async fn short_reads_run_inline_or_wait_for_a_permit() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("db");
+        let (_dir, file, _writer) = super::table_t(7);
         let busy = Duration::from_secs(5);
-        let (writer, _) = super::open_writer(&file, busy).unwrap();
-        writer
-            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7)")
-            .unwrap();
         let pool = Arc::new(ReadPool::new(file, busy, 1));
         let read = |conn: &rusqlite::Connection| -> crate::error::Result<i64> {
             Ok(conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap())
@@ -722,13 +733,8 @@ mod tests {
     /// failed would) does not hand it to the next read, which would see an old snapshot.
     #[tokio::test]
     async fn a_connection_left_in_a_transaction_is_not_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("db");
+        let (_dir, file, writer) = super::table_t(1);
         let busy = Duration::from_secs(5);
-        let (writer, _) = super::open_writer(&file, busy).unwrap();
-        writer
-            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
-            .unwrap();
         let pool = Arc::new(ReadPool::new(file, busy, 1));
         let count = |conn: &rusqlite::Connection| -> i64 {
             conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))

@@ -122,12 +122,7 @@ fn in_snapshot<T>(
     op: &'static str,
     read: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let run = |sql: &str| -> Result<()> {
-        conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute([]))
-            .map(drop)
-            .map_err(StoreError::sqlite(op))
-    };
+    let run = |sql| super::writer::control(conn, sql).map_err(StoreError::sqlite(op));
     run("BEGIN")?;
     let result = read();
     // nothing was written: ending the transaction either way keeps the database as it was
@@ -571,13 +566,7 @@ mod tests {
     /// afterwards, whether the search succeeded or failed.
     #[test]
     fn a_search_reads_one_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("db");
-        let (writer, _) =
-            super::super::open_writer(&file, std::time::Duration::from_secs(5)).unwrap();
-        writer
-            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
-            .unwrap();
+        let (_dir, file, writer) = super::super::table_t(1);
         let reader = Connection::open(&file).unwrap();
         let count = |c: &Connection| -> i64 {
             c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))

@@ -464,8 +464,8 @@ fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), String>
 }
 
 /// Runs a transaction control statement from the statement cache rather than parsing it anew
-/// for every batch.
-fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+/// for every batch (or every read transaction).
+pub(super) fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
