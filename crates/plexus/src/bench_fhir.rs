@@ -59,6 +59,10 @@ pub struct FhirBenchArgs {
     /// Also run the mix with authorization and the audit trail on (phase 4).
     #[arg(long)]
     pub secured: bool,
+    /// Megabytes of the SQLite store's resource cache (`resource_cache_mb`; 0: off), to
+    /// compare a mix with and without it.
+    #[arg(long, default_value_t = store::config::SqliteConfig::default().resource_cache_mb)]
+    pub resource_cache_mb: usize,
     /// Skip the import: run the mix on the store in --dir as an earlier run with
     /// `--patients` N left it (so a mix on a million resources needs one long import only).
     #[arg(long, requires = "dir")]
@@ -102,7 +106,10 @@ impl Op {
 pub async fn run(args: FhirBenchArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
-    let (config, schema) = store_config(args.store, &dir, &args.pg_url, "fhir");
+    let (mut config, schema) = store_config(args.store, &dir, &args.pg_url, "fhir");
+    if let store::StoreConfig::Sqlite(sqlite) = &mut config {
+        sqlite.resource_cache_mb = args.resource_cache_mb;
+    }
     let store = Arc::new(AnyStore::open(&config).await.context("opening the store")?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -301,9 +308,13 @@ fn report(
     let mut import_lat = loaded.latencies.clone();
     let mut out = std::io::stdout().lock();
     let floor_rate = floor.rate();
+    let cache = match args.store {
+        BenchStore::Sqlite => format!(" (resource cache {} MB)", args.resource_cache_mb),
+        BenchStore::Postgres => String::new(),
+    };
     writeln!(
         out,
-        "| {:?} store, {} clients, {} patients imported | requests | req/s | ÷ HTTP floor | p50 | p95 | p99 |",
+        "| {:?} store{cache}, {} clients, {} patients imported | requests | req/s | ÷ HTTP floor | p50 | p95 | p99 |",
         args.store, args.clients, args.patients
     )?;
     writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;

@@ -54,6 +54,10 @@ pub struct SqliteConfig {
     /// How long a statement waits for a lock held by another process, in milliseconds.
     #[serde(default = "SqliteConfig::default_busy_timeout_ms")]
     pub busy_timeout_ms: u64,
+    /// Megabytes of memory for FHIR resource versions already read (decrypted), so that
+    /// reading one again costs the lookup of its current version only; 0 turns the cache off.
+    #[serde(default = "SqliteConfig::default_resource_cache_mb")]
+    pub resource_cache_mb: usize,
     /// Encryption at rest (`[store.encryption]`); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionConfig>,
@@ -83,6 +87,9 @@ impl SqliteConfig {
     fn default_busy_timeout_ms() -> u64 {
         5000
     }
+    fn default_resource_cache_mb() -> usize {
+        64
+    }
 }
 
 impl Default for SqliteConfig {
@@ -92,6 +99,7 @@ impl Default for SqliteConfig {
             read_connections: Self::default_read_connections(),
             max_batch: Self::default_max_batch(),
             busy_timeout_ms: Self::default_busy_timeout_ms(),
+            resource_cache_mb: Self::default_resource_cache_mb(),
             encryption: None,
         }
     }

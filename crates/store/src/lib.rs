@@ -8,9 +8,12 @@
 //! [`Queues`] and [`Resources`] traits, joined in [`Store`] — and two implementations that
 //! pass one conformance suite (`tests/conformance/`):
 //!
-//! - [`SqliteStore`], the embedded default: one database file in a data directory, WAL with
-//!   `synchronous=FULL`, and one writer thread that commits concurrent writes together (group
-//!   commit), so a durable write costs one fsync per batch rather than one per message.
+//! - [`SqliteStore`], the embedded default: one database file in a data directory in WAL
+//!   mode, and one writer thread that commits concurrent writes together (group commit); a
+//!   second thread syncs the WAL before any caller is answered, so a durable write costs one
+//!   fsync per batch rather than one per message. FHIR resource versions once read are kept
+//!   in a bounded memory cache keyed by row id and version (never stale: versions do not
+//!   change).
 //! - [`PgStore`], for several Plexus nodes sharing work: a connection pool, every table in one
 //!   schema, queue claims with `FOR UPDATE SKIP LOCKED`.
 //!
@@ -73,6 +76,7 @@ pub mod crypto;
 pub mod error;
 pub mod model;
 pub mod postgres;
+mod resource_cache;
 mod resource_sql;
 pub mod resources;
 pub mod security;

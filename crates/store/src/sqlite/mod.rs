@@ -29,6 +29,7 @@ use crate::model::{
     Destination, MessageFilter, MessageId, MessageSummary, NewMessage, QueueDepth, QueueItem,
     QueueItemId, QueueState, Stage, Status, StoreStats, StoredMessage, Transition,
 };
+use crate::resource_cache::ResourceCache;
 use crate::resources::{
     HistoryPage, HistoryQuery, ResourceWrite, Resources, SearchPage, StoredResource, WriteOutcome,
 };
@@ -44,6 +45,8 @@ pub struct SqliteStore {
     counters: Arc<Counters>,
     crypto: Crypto,
     indexes: Arc<ops::BatchedIndexes>,
+    /// Resource versions already read ([`ResourceCache`]).
+    cache: Arc<ResourceCache>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -113,6 +116,9 @@ impl SqliteStore {
             counters,
             crypto,
             indexes: Arc::new(indexes),
+            cache: Arc::new(ResourceCache::new(
+                config.resource_cache_mb.saturating_mul(1 << 20),
+            )),
         })
     }
 
@@ -630,9 +636,10 @@ impl Resources for SqliteStore {
     ) -> Result<Option<StoredResource>> {
         let (rtype, id) = (resource_type.to_owned(), id.to_owned());
         let crypto = self.crypto.clone();
+        let cache = Arc::clone(&self.cache);
         self.readers
             .run_short("read", move |conn| {
-                resources::read(conn, &rtype, &id, version, &crypto)
+                resources::read(conn, &rtype, &id, version, &crypto, &cache)
             })
             .await
     }
@@ -650,9 +657,10 @@ impl Resources for SqliteStore {
     async fn search(&self, request: &fhir::search::SearchRequest) -> Result<SearchPage> {
         let request = request.clone();
         let crypto = self.crypto.clone();
+        let cache = Arc::clone(&self.cache);
         self.readers
             .run("search", move |conn| {
-                resources::search(conn, &request, &crypto)
+                resources::search(conn, &request, &crypto, &cache)
             })
             .await
     }

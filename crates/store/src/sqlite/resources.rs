@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 
 use crate::crypto::{Crypto, Row as SealedRow};
 use crate::error::{Result, StoreError};
+use crate::resource_cache::ResourceCache;
 use crate::resource_sql::search::{self, IncludePlan};
 use crate::resource_sql::{
     self, Current, Dialect, INDEX_TABLES, Key, Prepared, ResourceRow, Sql, Target, Value,
@@ -60,37 +61,91 @@ fn query_ints(conn: &Connection, op: &'static str, sql: &Sql) -> Result<Vec<i64>
         .map_err(StoreError::sqlite(op))
 }
 
-/// The current versions of `rids`, in that order.
+/// The current versions of `rids`, in that order: those whose current version is in `cache`
+/// from there, the others from the database (and then kept in `cache`).
 fn load(
     conn: &Connection,
     op: &'static str,
     rids: &[i64],
     crypto: &Crypto,
+    cache: &ResourceCache,
 ) -> Result<Vec<StoredResource>> {
-    let mut found = std::collections::HashMap::new();
-    for chunk in rids.chunks(resource_sql::IN_CHUNK) {
-        for r in query_rows(conn, op, &resource_sql::load_sql(D, chunk))? {
-            found.insert(r.rid, r);
+    let mut found = std::collections::HashMap::with_capacity(rids.len());
+    let mut missing = Vec::new();
+    if cache.is_on() {
+        for chunk in rids.chunks(resource_sql::IN_CHUNK) {
+            let mut sql = Sql::new(D);
+            sql.push("SELECT rid, version FROM fhir_resource WHERE rid IN (")
+                .bind_list(chunk.iter().map(|r| Value::Int(*r)))
+                .push(")");
+            for (rid, version) in query_pairs(conn, op, &sql)? {
+                match cache.get(rid, version) {
+                    Some(hit) => {
+                        found.insert(rid, hit);
+                    }
+                    None => missing.push(rid),
+                }
+            }
         }
     }
-    rids.iter()
-        .filter_map(|rid| found.remove(rid))
-        .map(|r| r.into_stored(op, crypto))
-        .collect()
+    let missing = if cache.is_on() { &missing[..] } else { rids };
+    for chunk in missing.chunks(resource_sql::IN_CHUNK) {
+        for r in query_rows(conn, op, &resource_sql::load_sql(D, chunk))? {
+            let (rid, version) = (r.rid, r.version);
+            let stored = r.into_stored(op, crypto)?;
+            cache.put(rid, version, &stored);
+            found.insert(rid, stored);
+        }
+    }
+    Ok(rids.iter().filter_map(|rid| found.remove(rid)).collect())
 }
 
+fn query_pairs(conn: &Connection, op: &'static str, sql: &Sql) -> Result<Vec<(i64, i64)>> {
+    let mut stmt = conn
+        .prepare_cached(&sql.text)
+        .map_err(StoreError::sqlite(op))?;
+    stmt.query_map(params_from_iter(sql.params.iter()), |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .and_then(Iterator::collect)
+    .map_err(StoreError::sqlite(op))
+}
+
+/// Version `version` (`None`: the current one) of `rtype`/`id`. The current version comes
+/// from `cache` when it holds it: then only the resource's row is read.
 pub(super) fn read(
     conn: &Connection,
     rtype: &str,
     id: &str,
     version: Option<u64>,
     crypto: &Crypto,
+    cache: &ResourceCache,
 ) -> Result<Option<StoredResource>> {
     const OP: &str = "read";
+    if version.is_none() && cache.is_on() {
+        let current = conn
+            .prepare_cached("SELECT rid, version FROM fhir_resource WHERE type = ?1 AND id = ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row([rtype, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(StoreError::sqlite(OP))?;
+        let Some((rid, current)) = current else {
+            return Ok(None);
+        };
+        if let Some(hit) = cache.get(rid, current) {
+            return Ok(Some(hit));
+        }
+    }
     query_rows(conn, OP, &resource_sql::read_sql(D, rtype, id, version))?
         .into_iter()
         .next()
-        .map(|r| r.into_stored(OP, crypto))
+        .map(|r| {
+            let (rid, version) = (r.rid, r.version);
+            let stored = r.into_stored(OP, crypto)?;
+            cache.put(rid, version, &stored);
+            Ok(stored)
+        })
         .transpose()
 }
 
@@ -135,14 +190,16 @@ pub(super) fn search(
     conn: &Connection,
     req: &fhir::search::SearchRequest,
     crypto: &Crypto,
+    cache: &ResourceCache,
 ) -> Result<SearchPage> {
-    in_snapshot(conn, "search", || search_in(conn, req, crypto))
+    in_snapshot(conn, "search", || search_in(conn, req, crypto, cache))
 }
 
 fn search_in(
     conn: &Connection,
     req: &fhir::search::SearchRequest,
     crypto: &Crypto,
+    cache: &ResourceCache,
 ) -> Result<SearchPage> {
     const OP: &str = "search";
     let compiled = search::compile(D, req, crypto)?;
@@ -171,8 +228,8 @@ fn search_in(
         plan.found(found);
     }
     Ok(SearchPage {
-        matches: load(conn, OP, &rids, crypto)?,
-        included: load(conn, OP, &plan.included, crypto)?,
+        matches: load(conn, OP, &rids, crypto, cache)?,
+        included: load(conn, OP, &plan.included, crypto, cache)?,
         total,
     })
 }
@@ -266,7 +323,10 @@ fn resolve(conn: &Connection, w: &ResourceWrite, crypto: &Crypto) -> Result<Targ
     if let Some(t) = resource_sql::target_of(w, &found) {
         return Ok(t);
     }
-    let existing = load(conn, OP, &found, crypto)?.into_iter().next();
+    // inside the writer's transaction, which may yet roll back: nothing read here is cached
+    let existing = load(conn, OP, &found, crypto, &ResourceCache::off())?
+        .into_iter()
+        .next();
     Ok(match existing {
         None => Target::Done(WriteOutcome::NotFound),
         Some(r) if matches!(w.precondition, Precondition::NoneExist(_)) => {

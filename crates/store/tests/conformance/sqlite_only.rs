@@ -375,3 +375,83 @@ async fn search_indexes_are_filled_in_batches() {
     assert_eq!(store.count(&visit).await.unwrap(), 1);
     store.close().await.unwrap();
 }
+
+/// The resource cache answers a read of a current version it holds without the version row
+/// (a row changed behind the store's back is not seen), and never answers with an old
+/// version: an update, a delete and a search afterwards see the new one. With
+/// `resource_cache_mb = 0` every read goes to the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resource_cache_serves_current_versions_only() {
+    use fhir::search::SearchRequest;
+    use store::{Precondition, ResourceWrite, Resources, WriteOp};
+    let write = |op, body: Option<serde_json::Value>| ResourceWrite {
+        op,
+        resource_type: "Patient".into(),
+        id: "p1".into(),
+        resource: body,
+        index: vec![],
+        precondition: Precondition::None,
+    };
+    let all = SearchRequest {
+        resource_type: Some("Patient".into()),
+        count: 10,
+        ..SearchRequest::default()
+    };
+    let backend = Sqlite::create().await;
+    let store = backend.open().await.unwrap();
+    let body = |active: bool| serde_json::json!({"resourceType": "Patient", "active": active});
+    store
+        .write(vec![write(WriteOp::Create, Some(body(true)))])
+        .await
+        .unwrap();
+    let v1 = store.read("Patient", "p1", None).await.unwrap().unwrap();
+    // the stored version changed behind the store's back: a read of the current version,
+    // and a search's, come from the cache
+    let tampered = br#"{"resourceType":"Patient","id":"p1","tampered":true}"#;
+    backend
+        .db()
+        .execute(
+            "UPDATE fhir_version SET content = ?1 WHERE version = 1",
+            [&tampered[..]],
+        )
+        .unwrap();
+    assert_eq!(
+        store.read("Patient", "p1", None).await.unwrap().unwrap(),
+        v1
+    );
+    assert_eq!(store.search(&all).await.unwrap().matches, vec![v1.clone()]);
+    // an update makes version 2 current: read and search see it, not the cached version 1
+    store
+        .write(vec![write(WriteOp::Update, Some(body(false)))])
+        .await
+        .unwrap();
+    let v2 = store.read("Patient", "p1", None).await.unwrap().unwrap();
+    assert_eq!(v2.version, 2);
+    let json: serde_json::Value = serde_json::from_slice(&v2.content).unwrap();
+    assert_eq!(json["active"], false);
+    assert_eq!(store.search(&all).await.unwrap().matches, vec![v2.clone()]);
+    // a delete: the read answers the deletion
+    store
+        .write(vec![write(WriteOp::Delete, None)])
+        .await
+        .unwrap();
+    let v3 = store.read("Patient", "p1", None).await.unwrap().unwrap();
+    assert!(v3.deleted && v3.version == 3);
+    store.close().await.unwrap();
+
+    // without the cache the changed row is what a read gets
+    let config = SqliteConfig {
+        resource_cache_mb: 0,
+        ..SqliteConfig::new(backend.path())
+    };
+    let store = SqliteStore::open(&config).await.unwrap();
+    let v1_now = store.read("Patient", "p1", Some(1)).await.unwrap().unwrap();
+    assert_eq!(v1_now.content, tampered);
+    backend
+        .db()
+        .execute("UPDATE fhir_resource SET version = 1, deleted = 0", [])
+        .unwrap();
+    let current = store.read("Patient", "p1", None).await.unwrap().unwrap();
+    assert_eq!(current.content, tampered);
+    store.close().await.unwrap();
+}

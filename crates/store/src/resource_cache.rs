@@ -1,0 +1,185 @@
+//! Decrypted FHIR resource versions kept in memory, keyed by row id and version.
+//!
+//! A version never changes once it is committed (an update or a delete makes a new version;
+//! row ids are never reused: no statement deletes a `fhir_resource` row), so an entry can
+//! never be stale and the cache needs no invalidation: a read first learns which version is
+//! current — from the row it reads anyway — and takes that version from here when it is
+//! present. Only versions read back from the database are put in, so a write that is rolled
+//! back never reaches it.
+//!
+//! It exists for SQLite: a read connection's page cache is emptied whenever a read
+//! transaction begins after another connection committed, so under a steady stream of writes
+//! every read fetches its pages from the operating system again — about ten for the current
+//! version of one resource, half of them for the version row. With this cache a hit costs
+//! the resource row's pages only, and no decryption.
+//!
+//! The cache is bounded by bytes (`resource_cache_mb`; 0 turns it off) and split into shards,
+//! each a least-recently-used list under its own lock.
+
+use std::sync::{Mutex, PoisonError};
+
+use hashlink::LruCache;
+
+use crate::resources::StoredResource;
+
+/// Shards (a power of two): reads on different resources rarely wait for one lock.
+const SHARDS: usize = 16;
+
+/// What an entry costs beyond its strings and content: the key, the map's links, the
+/// struct.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// Resource versions by `(rid, version)`, bounded by bytes.
+pub(crate) struct ResourceCache {
+    shards: Vec<Mutex<Shard>>,
+    /// Bytes each shard may hold; 0: the cache is off.
+    shard_budget: usize,
+}
+
+struct Shard {
+    entries: LruCache<(i64, i64), StoredResource>,
+    bytes: usize,
+}
+
+impl ResourceCache {
+    /// A cache of at most `budget` bytes in all (0: off).
+    pub(crate) fn new(budget: usize) -> Self {
+        let shard_budget = budget / SHARDS;
+        if shard_budget == 0 {
+            return Self::off();
+        }
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        entries: LruCache::new_unbounded(),
+                        bytes: 0,
+                    })
+                })
+                .collect(),
+            shard_budget,
+        }
+    }
+
+    /// A cache that keeps nothing.
+    pub(crate) const fn off() -> Self {
+        Self {
+            shards: Vec::new(),
+            shard_budget: 0,
+        }
+    }
+
+    /// Whether the cache keeps anything.
+    pub(crate) fn is_on(&self) -> bool {
+        !self.shards.is_empty()
+    }
+
+    fn shard(&self, rid: i64) -> Option<&Mutex<Shard>> {
+        // row ids are consecutive: their low bits spread them evenly
+        let n = i64::try_from(self.shards.len()).ok().filter(|n| *n > 0)?;
+        self.shards.get(usize::try_from(rid.rem_euclid(n)).ok()?)
+    }
+
+    /// Version `version` of the resource with row id `rid`, if it is kept.
+    pub(crate) fn get(&self, rid: i64, version: i64) -> Option<StoredResource> {
+        let mut shard = self
+            .shard(rid)?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard.entries.get(&(rid, version)).cloned()
+    }
+
+    /// Keeps `resource`, version `version` of row id `rid`, dropping the least recently used
+    /// entries of its shard beyond the budget. A resource larger than a shard's budget is not
+    /// kept.
+    pub(crate) fn put(&self, rid: i64, version: i64, resource: &StoredResource) {
+        let Some(shard) = self.shard(rid) else {
+            return;
+        };
+        let size = cost(resource);
+        if size > self.shard_budget {
+            return;
+        }
+        let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = shard.entries.insert((rid, version), resource.clone()) {
+            shard.bytes -= cost(&old);
+        }
+        shard.bytes += size;
+        while shard.bytes > self.shard_budget {
+            let Some((_, dropped)) = shard.entries.remove_lru() else {
+                break;
+            };
+            shard.bytes -= cost(&dropped);
+        }
+    }
+
+    /// Bytes held in all (for tests and figures).
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).bytes)
+            .sum()
+    }
+}
+
+/// The bytes an entry is counted for.
+fn cost(r: &StoredResource) -> usize {
+    ENTRY_OVERHEAD + r.resource_type.len() + r.id.len() + r.content.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::HistoryMethod;
+    use crate::time::Timestamp;
+
+    fn resource(id: &str, version: u64, size: usize) -> StoredResource {
+        StoredResource {
+            resource_type: "Patient".into(),
+            id: id.into(),
+            version,
+            last_updated: Timestamp::from_micros(1),
+            deleted: false,
+            content: vec![b'x'; size],
+            method: HistoryMethod::Create,
+        }
+    }
+
+    #[test]
+    fn keeps_versions_apart_and_within_its_budget() {
+        let cache = ResourceCache::new(SHARDS * 10_000);
+        assert!(cache.is_on());
+        cache.put(1, 1, &resource("a", 1, 100));
+        cache.put(1, 2, &resource("a", 2, 200));
+        assert_eq!(cache.get(1, 1).map(|r| r.content.len()), Some(100));
+        assert_eq!(cache.get(1, 2).map(|r| r.content.len()), Some(200));
+        assert!(cache.get(1, 3).is_none());
+        assert!(cache.get(2, 1).is_none());
+        // the same key again replaces the entry and its size
+        cache.put(1, 2, &resource("a", 2, 300));
+        assert_eq!(cache.get(1, 2).map(|r| r.content.len()), Some(300));
+        assert_eq!(cache.bytes(), 2 * (ENTRY_OVERHEAD + 8) + 100 + 300);
+
+        // one shard (row ids 16 apart) filled past its budget drops its least recently used
+        for n in 0..200 {
+            cache.put(16 * n, 1, &resource("b", 1, 1_000));
+            cache.get(1, 1); // row id 1 is in another shard: untouched
+        }
+        assert!(cache.bytes() <= SHARDS * 10_000);
+        assert!(cache.get(16 * 199, 1).is_some(), "the newest is kept");
+        assert!(cache.get(0, 1).is_none(), "the oldest is dropped");
+        assert!(cache.get(1, 1).is_some());
+        // larger than a shard's budget: not kept
+        cache.put(5, 1, &resource("c", 1, 20_000));
+        assert!(cache.get(5, 1).is_none());
+    }
+
+    #[test]
+    fn a_zero_budget_keeps_nothing() {
+        let cache = ResourceCache::new(0);
+        assert!(!cache.is_on());
+        cache.put(1, 1, &resource("a", 1, 10));
+        assert!(cache.get(1, 1).is_none());
+    }
+}
