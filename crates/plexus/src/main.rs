@@ -101,7 +101,11 @@ enum BenchCommand {
 }
 
 /// mimalloc instead of the system allocator: under the benchmarks' loads malloc and free were
-/// about a seventh of all CPU (many small, short-lived allocations on several threads).
+/// about a seventh of all CPU (many small, short-lived allocations on several threads). With
+/// the `override` feature (workspace `Cargo.toml`) mimalloc also serves C's `malloc` and
+/// `free`, so SQLite's allocations use it too: glibc gave each SQLite page cache's 84 KB first
+/// allocation back to the kernel and faulted it in again at the next statement (in the FHIR
+/// benchmark's mix 94 % fewer page faults, 8–19 % less CPU per request; docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
