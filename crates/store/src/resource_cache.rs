@@ -16,7 +16,7 @@
 //! The cache is bounded by bytes (`resource_cache_mb`; 0 turns it off) and split into shards,
 //! each a least-recently-used list under its own lock.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hashlink::LruCache;
 
@@ -36,8 +36,10 @@ pub(crate) struct ResourceCache {
     shard_budget: usize,
 }
 
+/// Entries are shared (`Arc`): a lookup clones the pointer under the lock and the resource
+/// after it, so a large resource does not hold up the shard.
 struct Shard {
-    entries: LruCache<(i64, i64), StoredResource>,
+    entries: LruCache<(i64, i64), Arc<StoredResource>>,
     bytes: usize,
 }
 
@@ -82,11 +84,14 @@ impl ResourceCache {
 
     /// Version `version` of the resource with row id `rid`, if it is kept.
     pub(crate) fn get(&self, rid: i64, version: i64) -> Option<StoredResource> {
-        let mut shard = self
-            .shard(rid)?
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        shard.entries.get(&(rid, version)).cloned()
+        let found = {
+            let mut shard = self
+                .shard(rid)?
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            shard.entries.get(&(rid, version)).cloned()
+        };
+        found.map(|r| StoredResource::clone(&r))
     }
 
     /// Keeps `resource`, version `version` of row id `rid`, dropping the least recently used
@@ -100,16 +105,35 @@ impl ResourceCache {
         if size > self.shard_budget {
             return;
         }
+        let entry = Arc::new(resource.clone());
+        // what leaves the cache is freed after the lock is released
+        let mut dropped = Vec::new();
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(old) = shard.entries.insert((rid, version), resource.clone()) {
+        if let Some(old) = shard.entries.insert((rid, version), entry) {
             shard.bytes -= cost(&old);
+            dropped.push(old);
         }
         shard.bytes += size;
         while shard.bytes > self.shard_budget {
-            let Some((_, dropped)) = shard.entries.remove_lru() else {
+            let Some((_, old)) = shard.entries.remove_lru() else {
                 break;
             };
-            shard.bytes -= cost(&dropped);
+            shard.bytes -= cost(&old);
+            dropped.push(old);
+        }
+        drop(shard);
+        drop(dropped);
+    }
+
+    /// Drops every entry (the store closes: decrypted resources do not outlive it).
+    pub(crate) fn clear(&self) {
+        for shard in &self.shards {
+            let entries = {
+                let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+                shard.bytes = 0;
+                std::mem::replace(&mut shard.entries, LruCache::new_unbounded())
+            };
+            drop(entries);
         }
     }
 
@@ -173,6 +197,9 @@ mod tests {
         // larger than a shard's budget: not kept
         cache.put(5, 1, &resource("c", 1, 20_000));
         assert!(cache.get(5, 1).is_none());
+        cache.clear();
+        assert_eq!(cache.bytes(), 0);
+        assert!(cache.get(1, 1).is_none());
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn load(
         for chunk in rids.chunks(resource_sql::IN_CHUNK) {
             let mut sql = Sql::new(D);
             sql.push("SELECT rid, version FROM fhir_resource WHERE rid IN (")
-                .bind_list(chunk.iter().map(|r| Value::Int(*r)))
+                .bind_list(padded(chunk).map(Value::Int))
                 .push(")");
             for (rid, version) in query_pairs(conn, op, &sql)? {
                 match cache.get(rid, version) {
@@ -90,7 +90,8 @@ fn load(
     }
     let missing = if cache.is_on() { &missing[..] } else { rids };
     for chunk in missing.chunks(resource_sql::IN_CHUNK) {
-        for r in query_rows(conn, op, &resource_sql::load_sql(D, chunk))? {
+        let ids: Vec<i64> = padded(chunk).collect();
+        for r in query_rows(conn, op, &resource_sql::load_sql(D, &ids))? {
             let (rid, version) = (r.rid, r.version);
             let stored = r.into_stored(op, crypto)?;
             cache.put(rid, version, &stored);
@@ -98,6 +99,21 @@ fn load(
         }
     }
     Ok(rids.iter().filter_map(|rid| found.remove(rid)).collect())
+}
+
+/// `rids` as values for an `IN (…)` list whose length is a power of two (or
+/// [`resource_sql::IN_CHUNK`]), the last repeated: a list of any length then takes one of
+/// about ten statements, which stay in the connection's statement cache, instead of one
+/// statement per length pushing the others out.
+fn padded(rids: &[i64]) -> impl Iterator<Item = i64> + '_ {
+    let width = rids
+        .len()
+        .next_power_of_two()
+        .min(resource_sql::IN_CHUNK.max(rids.len()));
+    let last = rids.last().copied();
+    rids.iter()
+        .copied()
+        .chain(std::iter::repeat_n(last, width - rids.len()).flatten())
 }
 
 fn query_pairs(conn: &Connection, op: &'static str, sql: &Sql) -> Result<Vec<(i64, i64)>> {
@@ -112,7 +128,9 @@ fn query_pairs(conn: &Connection, op: &'static str, sql: &Sql) -> Result<Vec<(i6
 }
 
 /// Version `version` (`None`: the current one) of `rtype`/`id`. The current version comes
-/// from `cache` when it holds it: then only the resource's row is read.
+/// from `cache` when it holds it: then only the resource's row is read; otherwise it is read
+/// by row id and kept in `cache`. Older versions (vread) are read from the database and not
+/// kept: the cache is only ever asked for current versions.
 pub(super) fn read(
     conn: &Connection,
     rtype: &str,
@@ -136,16 +154,21 @@ pub(super) fn read(
         if let Some(hit) = cache.get(rid, current) {
             return Ok(Some(hit));
         }
+        // by row id, without asking the cache again (a version written since the statement
+        // above is as current)
+        return Ok(load(conn, OP, &[rid], crypto, &ResourceCache::off())?
+            .into_iter()
+            .next()
+            .inspect(|r| {
+                if let Ok(v) = i64::try_from(r.version) {
+                    cache.put(rid, v, r);
+                }
+            }));
     }
     query_rows(conn, OP, &resource_sql::read_sql(D, rtype, id, version))?
         .into_iter()
         .next()
-        .map(|r| {
-            let (rid, version) = (r.rid, r.version);
-            let stored = r.into_stored(OP, crypto)?;
-            cache.put(rid, version, &stored);
-            Ok(stored)
-        })
+        .map(|r| r.into_stored(OP, crypto))
         .transpose()
 }
 
@@ -647,6 +670,25 @@ mod tests {
         assert!(
             reader.is_autocommit(),
             "a failed search left its transaction open"
+        );
+    }
+
+    /// `IN (…)` lists are padded to a few lengths, repeating their last row id.
+    #[test]
+    fn in_lists_take_a_few_lengths() {
+        assert_eq!(padded(&[5]).collect::<Vec<_>>(), [5]);
+        assert_eq!(padded(&[1, 2, 3]).collect::<Vec<_>>(), [1, 2, 3, 3]);
+        let lengths: std::collections::BTreeSet<usize> = (1..=resource_sql::IN_CHUNK)
+            .map(|n| {
+                let rids: Vec<i64> = (0..i64::try_from(n).unwrap()).collect();
+                let list: Vec<i64> = padded(&rids).collect();
+                assert!(list.starts_with(&rids) && list.iter().all(|r| rids.contains(r)));
+                list.len()
+            })
+            .collect();
+        assert_eq!(
+            lengths.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, resource_sql::IN_CHUNK]
         );
     }
 

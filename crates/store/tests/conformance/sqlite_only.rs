@@ -455,3 +455,48 @@ async fn the_resource_cache_serves_current_versions_only() {
     assert_eq!(current.content, tampered);
     store.close().await.unwrap();
 }
+
+/// A search page whose resources are partly in the cache (read before) and partly not comes
+/// back in the page's order, each resource once, as a store without the cache answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_page_mixes_cached_and_loaded_versions() {
+    use fhir::search::SearchRequest;
+    use store::{Precondition, ResourceWrite, Resources, WriteOp};
+    let all = SearchRequest {
+        resource_type: Some("Patient".into()),
+        count: 10,
+        include: vec![],
+        ..SearchRequest::default()
+    };
+    let backend = Sqlite::create().await;
+    let store = backend.open().await.unwrap();
+    let writes = (1..=7)
+        .map(|n| ResourceWrite {
+            op: WriteOp::Create,
+            resource_type: "Patient".into(),
+            id: format!("p{n}"),
+            resource: Some(
+                serde_json::json!({"resourceType": "Patient", "birthDate": format!("200{n}")}),
+            ),
+            index: vec![],
+            precondition: Precondition::None,
+        })
+        .collect();
+    store.write(writes).await.unwrap();
+    for id in ["p2", "p5", "p6"] {
+        store.read("Patient", id, None).await.unwrap().unwrap();
+    }
+    let cached = store.search(&all).await.unwrap().matches;
+    let ids: Vec<&str> = cached.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["p1", "p2", "p3", "p4", "p5", "p6", "p7"]);
+    // a second time every resource is a hit
+    assert_eq!(store.search(&all).await.unwrap().matches, cached);
+    store.close().await.unwrap();
+    let config = SqliteConfig {
+        resource_cache_mb: 0,
+        ..SqliteConfig::new(backend.path())
+    };
+    let store = SqliteStore::open(&config).await.unwrap();
+    assert_eq!(store.search(&all).await.unwrap().matches, cached);
+    store.close().await.unwrap();
+}
