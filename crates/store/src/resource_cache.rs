@@ -4,8 +4,10 @@
 //! row ids are never reused: no statement deletes a `fhir_resource` row), so an entry can
 //! never be stale and the cache needs no invalidation: a read first learns which version is
 //! current — from the row it reads anyway — and takes that version from here when it is
-//! present. Only versions read back from the database are put in, so a write that is rolled
-//! back never reaches it.
+//! present. What is put in is committed: versions read back by the read connections, and the
+//! versions a write stored once the writer has committed and synced them. A write rolled back
+//! (an error, or a failed precondition in its call) puts nothing in — its row id may be handed
+//! out again.
 //!
 //! It exists for SQLite: a read connection's page cache is emptied whenever a read
 //! transaction begins after another connection committed, so under a steady stream of writes

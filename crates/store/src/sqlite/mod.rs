@@ -623,10 +623,22 @@ impl Resources for SqliteStore {
             .iter()
             .map(|w| crate::resource_sql::Prepared::new(w, &crypto))
             .collect();
-        SqliteStore::write(self, "fhir_write", 0, move |conn| {
+        let (outcomes, stored) = SqliteStore::write(self, "fhir_write", 0, move |conn| {
             resources::write(conn, &writes, &prepared, &crypto)
         })
-        .await
+        .await?;
+        // committed and synced: the versions written are what a read will find, so the read
+        // that often follows a write needs no version row
+        for (i, rid) in stored {
+            if let Some(
+                WriteOutcome::Created(r) | WriteOutcome::Updated(r) | WriteOutcome::Deleted(r),
+            ) = outcomes.get(i)
+                && let Ok(version) = i64::try_from(r.version)
+            {
+                self.cache.put(rid, version, r);
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn read(

@@ -260,12 +260,16 @@ fn search_in(
 /// Runs the writes of one `Resources::write` call inside the writer's transaction, under a
 /// savepoint that is rolled back if a precondition fails. `prepared` holds what each write
 /// needs that was computed before it was queued (in order; see [`Prepared`]).
+///
+/// Besides the outcomes it returns the row id of each version it stored (by the outcome's
+/// index), for the resource cache once the transaction is committed; none when the savepoint
+/// was rolled back.
 pub(super) fn write(
     conn: &Connection,
     writes: &[ResourceWrite],
     prepared: &[Prepared],
     crypto: &Crypto,
-) -> Result<Vec<WriteOutcome>> {
+) -> Result<Written> {
     const OP: &str = "write";
     // Only a precondition can fail a write without an error (an error rolls back the whole
     // batch of the writer anyway): without one, the savepoint is not needed.
@@ -273,19 +277,34 @@ pub(super) fn write(
         .iter()
         .all(|w| matches!(w.precondition, Precondition::None))
     {
-        return write_all(conn, writes, prepared, crypto);
+        return write_all(conn, writes, prepared, crypto).map(split);
     }
     conn.execute_batch("SAVEPOINT fhir_write")
         .map_err(StoreError::sqlite(OP))?;
     let result = write_all(conn, writes, prepared, crypto);
-    let keep = matches!(&result, Ok(outcomes) if !outcomes.iter().any(WriteOutcome::is_failure));
+    let keep = matches!(&result, Ok(outcomes) if !outcomes.iter().any(|(o, _)| o.is_failure()));
     let end = if keep {
         "RELEASE fhir_write"
     } else {
         "ROLLBACK TO fhir_write; RELEASE fhir_write"
     };
     conn.execute_batch(end).map_err(StoreError::sqlite(OP))?;
-    result
+    let (outcomes, stored) = split(result?);
+    Ok((outcomes, if keep { stored } else { Vec::new() }))
+}
+
+/// The outcomes of a `Resources::write` call, and the row ids of the versions it stored by
+/// the index of their outcome.
+pub(super) type Written = (Vec<WriteOutcome>, Vec<(usize, i64)>);
+
+/// The outcomes, and the row ids of the versions stored by their index.
+fn split(written: Vec<(WriteOutcome, Option<i64>)>) -> Written {
+    let stored = written
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, rid))| rid.map(|rid| (i, rid)))
+        .collect();
+    (written.into_iter().map(|(o, _)| o).collect(), stored)
 }
 
 fn write_all(
@@ -293,7 +312,7 @@ fn write_all(
     writes: &[ResourceWrite],
     prepared: &[Prepared],
     crypto: &Crypto,
-) -> Result<Vec<WriteOutcome>> {
+) -> Result<Vec<(WriteOutcome, Option<i64>)>> {
     if prepared.len() != writes.len() {
         return Err(StoreError::Task {
             op: "write",
@@ -360,31 +379,33 @@ fn resolve(conn: &Connection, w: &ResourceWrite, crypto: &Crypto) -> Result<Targ
     })
 }
 
+/// One write: its outcome, and the row id of the version it stored (none when it stored
+/// nothing).
 fn write_one(
     conn: &Connection,
     w: &ResourceWrite,
     prepared: &Prepared,
     now: Timestamp,
     crypto: &Crypto,
-) -> Result<WriteOutcome> {
+) -> Result<(WriteOutcome, Option<i64>)> {
     const OP: &str = "write";
     let rtype = w.resource_type.as_str();
     let id = match resolve(conn, w, crypto)? {
         Target::Id(id) => id,
-        Target::Done(outcome) => return Ok(outcome),
+        Target::Done(outcome) => return Ok((outcome, None)),
     };
     let cur = current(conn, rtype, &id)?;
     if let Precondition::IfMatch(v) = w.precondition
         && cur.live_version() != Some(v)
     {
-        return Ok(WriteOutcome::VersionConflict(cur.live_version()));
+        return Ok((WriteOutcome::VersionConflict(cur.live_version()), None));
     }
     let (rid, version, method) = match (w.op, cur) {
         (WriteOp::Create, Current::Present { .. }) => {
             return Err(resource_sql::exists_error(rtype, &id));
         }
         (WriteOp::Delete, Current::Absent | Current::Present { deleted: true, .. }) => {
-            return Ok(WriteOutcome::NotFound);
+            return Ok((WriteOutcome::NotFound, None));
         }
         (op, Current::Absent) => {
             let rid = conn
@@ -435,7 +456,7 @@ fn write_one(
         fresh,
         crypto,
     )?;
-    Ok(resource_sql::outcome(stored, cur))
+    Ok((resource_sql::outcome(stored, cur), Some(rid)))
 }
 
 /// Stores the version row and replaces the index rows (`fresh`: a new row id, which has

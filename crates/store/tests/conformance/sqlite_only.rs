@@ -500,3 +500,78 @@ async fn a_search_page_mixes_cached_and_loaded_versions() {
     assert_eq!(store.search(&all).await.unwrap().matches, cached);
     store.close().await.unwrap();
 }
+
+/// A committed write fills the resource cache (the read that follows needs no version row),
+/// and a write call rolled back by a failed precondition fills nothing: the row id its create
+/// took is handed out again, and a resource stored under it later is read as itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_keeps_only_committed_writes() {
+    use store::{Precondition, ResourceWrite, Resources, WriteOp, WriteOutcome};
+    let create = |id: &str, precondition| ResourceWrite {
+        op: WriteOp::Create,
+        resource_type: "Patient".into(),
+        id: id.into(),
+        resource: Some(serde_json::json!({"resourceType": "Patient", "gender": "female"})),
+        index: vec![],
+        precondition,
+    };
+    let backend = Sqlite::create().await;
+    let store = backend.open().await.unwrap();
+    let out = store
+        .write(vec![create("p1", Precondition::None)])
+        .await
+        .unwrap();
+    let WriteOutcome::Created(v1) = &out[0] else {
+        panic!("{out:?}")
+    };
+    // the version row changed behind the store's back before any read: the read is answered
+    // from what the write put in the cache
+    let db = backend.db();
+    db.execute("UPDATE fhir_version SET content = CAST('{}' AS BLOB)", [])
+        .unwrap();
+    assert_eq!(
+        &store.read("Patient", "p1", None).await.unwrap().unwrap(),
+        v1
+    );
+
+    // a create, then an update whose If-Match fails: the whole call is rolled back
+    let mut conflict = create("p1", Precondition::IfMatch(9));
+    conflict.op = WriteOp::Update;
+    let out = store
+        .write(vec![create("p2", Precondition::None), conflict])
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[1], WriteOutcome::VersionConflict(Some(1))),
+        "{out:?}"
+    );
+    assert!(store.read("Patient", "p2", None).await.unwrap().is_none());
+    // the row id p2 took is free again: a resource stored under it now is read as itself
+    db.execute_batch(
+        "INSERT INTO fhir_resource (type, id, version, last_updated, deleted)
+             VALUES ('Patient', 'p3', 1, 0, 0);
+         INSERT INTO fhir_version (rid, version, last_updated, deleted, method, content)
+             VALUES (last_insert_rowid(), 1, 0, 0, 'C',
+                     CAST('{\"resourceType\":\"Patient\",\"id\":\"p3\"}' AS BLOB));",
+    )
+    .unwrap();
+    let rid_p3: i64 = db
+        .query_row("SELECT rid FROM fhir_resource WHERE id = 'p3'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let rid_p1: i64 = db
+        .query_row("SELECT rid FROM fhir_resource WHERE id = 'p1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        rid_p3,
+        rid_p1 + 1,
+        "p3 has the row id the rolled-back create took"
+    );
+    let p3 = store.read("Patient", "p3", None).await.unwrap().unwrap();
+    assert_eq!(p3.id, "p3");
+    assert_eq!(p3.content, br#"{"resourceType":"Patient","id":"p3"}"#);
+    store.close().await.unwrap();
+}
