@@ -15,9 +15,15 @@
 //! version of one resource, half of them for the version row. With this cache a hit costs
 //! the resource row's pages only, and no decryption.
 //!
+//! It also keeps the row id of each resource it has seen by type and id, which never changes
+//! either once committed (a delete and a later create reuse the row), so a read by id can
+//! look its row up by row id instead of through the `(type, id)` index.
+//!
 //! The cache is bounded by bytes (`resource_cache_mb`; 0 turns it off) and split into shards,
 //! each a least-recently-used list under its own lock.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hashlink::LruCache;
@@ -31,11 +37,19 @@ const SHARDS: usize = 16;
 /// struct.
 const ENTRY_OVERHEAD: usize = 160;
 
+/// What a row id entry costs beyond its key: the value, the map's links.
+const RID_OVERHEAD: usize = 64;
+
+/// The share of a shard's bytes its row ids may take (an eighth).
+const RID_SHARE: usize = 8;
+
 /// Resource versions by `(rid, version)`, bounded by bytes.
 pub(crate) struct ResourceCache {
     shards: Vec<Mutex<Shard>>,
     /// Bytes each shard may hold; 0: the cache is off.
     shard_budget: usize,
+    /// Picks the shard of a row id entry.
+    hasher: RandomState,
 }
 
 /// Entries are shared (`Arc`): a lookup clones the pointer under the lock and the resource
@@ -43,6 +57,9 @@ pub(crate) struct ResourceCache {
 struct Shard {
     entries: LruCache<(i64, i64), Arc<StoredResource>>,
     bytes: usize,
+    /// Row ids by `type/id` (the slash cannot occur in either).
+    rids: LruCache<String, i64>,
+    rid_bytes: usize,
 }
 
 impl ResourceCache {
@@ -53,23 +70,18 @@ impl ResourceCache {
             return Self::off();
         }
         Self {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        entries: LruCache::new_unbounded(),
-                        bytes: 0,
-                    })
-                })
-                .collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_budget,
+            hasher: RandomState::new(),
         }
     }
 
     /// A cache that keeps nothing.
-    pub(crate) const fn off() -> Self {
+    pub(crate) fn off() -> Self {
         Self {
             shards: Vec::new(),
             shard_budget: 0,
+            hasher: RandomState::new(),
         }
     }
 
@@ -125,6 +137,45 @@ impl ResourceCache {
         }
         drop(shard);
         drop(dropped);
+        self.put_rid(&resource.resource_type, &resource.id, rid);
+    }
+
+    /// The row id of `rtype`/`id`, if it is kept.
+    pub(crate) fn rid_of(&self, rtype: &str, id: &str) -> Option<i64> {
+        let key = rid_key(rtype, id);
+        let mut shard = self
+            .rid_shard(&key)?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard.rids.get(&key).copied()
+    }
+
+    /// Keeps the row id of `rtype`/`id` (committed: it never changes).
+    fn put_rid(&self, rtype: &str, id: &str, rid: i64) {
+        let key = rid_key(rtype, id);
+        let Some(shard) = self.rid_shard(&key) else {
+            return;
+        };
+        let budget = self.shard_budget / RID_SHARE;
+        let size = RID_OVERHEAD + key.len();
+        let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if shard.rids.contains_key(&key) {
+            return;
+        }
+        shard.rids.insert(key, rid);
+        shard.rid_bytes += size;
+        while shard.rid_bytes > budget {
+            let Some((old, _)) = shard.rids.remove_lru() else {
+                break;
+            };
+            shard.rid_bytes -= RID_OVERHEAD + old.len();
+        }
+    }
+
+    fn rid_shard(&self, key: &str) -> Option<&Mutex<Shard>> {
+        let n = u64::try_from(self.shards.len()).ok().filter(|n| *n > 0)?;
+        self.shards
+            .get(usize::try_from(self.hasher.hash_one(key) % n).ok()?)
     }
 
     /// Drops every entry (the store closes: decrypted resources do not outlive it).
@@ -132,8 +183,7 @@ impl ResourceCache {
         for shard in &self.shards {
             let entries = {
                 let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-                shard.bytes = 0;
-                std::mem::replace(&mut shard.entries, LruCache::new_unbounded())
+                std::mem::take(&mut *shard)
             };
             drop(entries);
         }
@@ -147,6 +197,25 @@ impl ResourceCache {
             .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).bytes)
             .sum()
     }
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            entries: LruCache::new_unbounded(),
+            bytes: 0,
+            rids: LruCache::new_unbounded(),
+            rid_bytes: 0,
+        }
+    }
+}
+
+fn rid_key(rtype: &str, id: &str) -> String {
+    let mut key = String::with_capacity(rtype.len() + 1 + id.len());
+    key.push_str(rtype);
+    key.push('/');
+    key.push_str(id);
+    key
 }
 
 /// The bytes an entry is counted for.
@@ -202,6 +271,31 @@ mod tests {
         cache.clear();
         assert_eq!(cache.bytes(), 0);
         assert!(cache.get(1, 1).is_none());
+    }
+
+    #[test]
+    fn keeps_row_ids_by_type_and_id_within_their_share() {
+        let cache = ResourceCache::new(SHARDS * 8_000);
+        assert_eq!(cache.rid_of("Patient", "a"), None);
+        cache.put(7, 1, &resource("a", 1, 10));
+        assert_eq!(cache.rid_of("Patient", "a"), Some(7));
+        assert_eq!(cache.rid_of("Observation", "a"), None);
+        // an eighth of each shard for row ids, 1,000 bytes: far fewer than 10,000 stay
+        for n in 0..10_000 {
+            cache.put_rid("Patient", &format!("id{n}"), n);
+        }
+        let kept = (0..10_000)
+            .filter(|n| cache.rid_of("Patient", &format!("id{n}")) == Some(*n))
+            .count();
+        assert!(kept > 0 && kept <= SHARDS * 1_000 / RID_OVERHEAD, "{kept}");
+        assert_eq!(
+            cache.rid_of("Patient", "id9999"),
+            Some(9999),
+            "the newest is kept"
+        );
+        cache.clear();
+        assert_eq!(cache.rid_of("Patient", "id9999"), None);
+        assert_eq!(ResourceCache::off().rid_of("Patient", "a"), None);
     }
 
     #[test]

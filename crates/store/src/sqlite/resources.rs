@@ -128,8 +128,8 @@ fn query_pairs(conn: &Connection, op: &'static str, sql: &Sql) -> Result<Vec<(i6
 }
 
 /// Version `version` (`None`: the current one) of `rtype`/`id`. The current version comes
-/// from `cache` when it holds it: then only the resource's row is read; otherwise it is read
-/// by row id and kept in `cache`. Older versions (vread) are read from the database and not
+/// from `cache` when it holds it: then only the resource's row is read (by row id, when the
+/// cache knows that too); otherwise it is read by row id and kept in `cache`. Older versions (vread) are read from the database and not
 /// kept: the cache is only ever asked for current versions.
 pub(super) fn read(
     conn: &Connection,
@@ -141,13 +141,25 @@ pub(super) fn read(
 ) -> Result<Option<StoredResource>> {
     const OP: &str = "read";
     if version.is_none() && cache.is_on() {
-        let current = conn
-            .prepare_cached("SELECT rid, version FROM fhir_resource WHERE type = ?1 AND id = ?2")
-            .and_then(|mut stmt| {
-                stmt.query_row([rtype, id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .map_err(StoreError::sqlite(OP))?;
+        // the row by row id when the cache knows it (never changes once committed), else
+        // through the (type, id) index
+        let current = match cache.rid_of(rtype, id) {
+            Some(rid) => conn
+                .prepare_cached("SELECT rid, version FROM fhir_resource WHERE rid = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_row([rid], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                }),
+            None => conn
+                .prepare_cached(
+                    "SELECT rid, version FROM fhir_resource WHERE type = ?1 AND id = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row([rtype, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                }),
+        }
+        .map_err(StoreError::sqlite(OP))?;
         let Some((rid, current)) = current else {
             return Ok(None);
         };

@@ -420,6 +420,19 @@ async fn the_resource_cache_serves_current_versions_only() {
         v1
     );
     assert_eq!(store.search(&all).await.unwrap().matches, vec![v1.clone()]);
+    // the row renamed behind the store's back: a read by id finds it by the row id it knows
+    let rename = |from: &str, to: &str| {
+        backend
+            .db()
+            .execute("UPDATE fhir_resource SET id = ?2 WHERE id = ?1", [from, to])
+            .unwrap();
+    };
+    rename("p1", "renamed");
+    assert_eq!(
+        store.read("Patient", "p1", None).await.unwrap().unwrap(),
+        v1
+    );
+    rename("renamed", "p1");
     // an update makes version 2 current: read and search see it, not the cached version 1
     store
         .write(vec![write(WriteOp::Update, Some(body(false)))])
