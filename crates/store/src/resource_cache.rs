@@ -16,8 +16,9 @@
 //! the resource row's pages only, and no decryption.
 //!
 //! It also keeps the row id of each resource it has seen by type and id, which never changes
-//! either once committed (a delete and a later create reuse the row), so a read by id can
-//! look its row up by row id instead of through the `(type, id)` index.
+//! either once committed (a delete keeps the row; an update re-creating the resource reuses
+//! it), so a read by id can look its row up by row id instead of through the `(type, id)`
+//! index.
 //!
 //! The cache is bounded by bytes (`resource_cache_mb`; 0 turns it off) and split into shards,
 //! each a least-recently-used list under its own lock.

@@ -129,8 +129,9 @@ fn query_pairs(conn: &Connection, op: &'static str, sql: &Sql) -> Result<Vec<(i6
 
 /// Version `version` (`None`: the current one) of `rtype`/`id`. The current version comes
 /// from `cache` when it holds it: then only the resource's row is read (by row id, when the
-/// cache knows that too); otherwise it is read by row id and kept in `cache`. Older versions (vread) are read from the database and not
-/// kept: the cache is only ever asked for current versions.
+/// cache knows that too); otherwise it is read by row id and kept in `cache`. Older versions
+/// (vread) are read from the database and not kept: the cache is only ever asked for current
+/// versions.
 pub(super) fn read(
     conn: &Connection,
     rtype: &str,
