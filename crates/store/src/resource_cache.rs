@@ -91,10 +91,15 @@ impl ResourceCache {
         !self.shards.is_empty()
     }
 
+    /// The shard of a version: row ids are consecutive, their low bits spread them evenly.
     fn shard(&self, rid: i64) -> Option<&Mutex<Shard>> {
-        // row ids are consecutive: their low bits spread them evenly
-        let n = i64::try_from(self.shards.len()).ok().filter(|n| *n > 0)?;
-        self.shards.get(usize::try_from(rid.rem_euclid(n)).ok()?)
+        self.shard_of(rid.unsigned_abs())
+    }
+
+    /// The shard `n` falls in (none when the cache is off).
+    fn shard_of(&self, n: u64) -> Option<&Mutex<Shard>> {
+        let count = u64::try_from(self.shards.len()).ok().filter(|c| *c > 0)?;
+        self.shards.get(usize::try_from(n % count).ok()?)
     }
 
     /// Version `version` of the resource with row id `rid`, if it is kept.
@@ -173,10 +178,9 @@ impl ResourceCache {
         }
     }
 
+    /// The shard of a row id entry, by its key's hash.
     fn rid_shard(&self, key: &str) -> Option<&Mutex<Shard>> {
-        let n = u64::try_from(self.shards.len()).ok().filter(|n| *n > 0)?;
-        self.shards
-            .get(usize::try_from(self.hasher.hash_one(key) % n).ok()?)
+        self.shard_of(self.hasher.hash_one(key))
     }
 
     /// Drops every entry (the store closes: decrypted resources do not outlive it).

@@ -89,7 +89,21 @@ fn load(
         }
     }
     let missing = if cache.is_on() { &missing[..] } else { rids };
-    for chunk in missing.chunks(resource_sql::IN_CHUNK) {
+    fetch(conn, op, missing, crypto, cache, &mut found)?;
+    Ok(rids.iter().filter_map(|rid| found.remove(rid)).collect())
+}
+
+/// Reads the current versions of `rids` from the database into `found` and keeps them in
+/// `cache`.
+fn fetch(
+    conn: &Connection,
+    op: &'static str,
+    rids: &[i64],
+    crypto: &Crypto,
+    cache: &ResourceCache,
+    found: &mut std::collections::HashMap<i64, StoredResource>,
+) -> Result<()> {
+    for chunk in rids.chunks(resource_sql::IN_CHUNK) {
         let ids: Vec<i64> = padded(chunk).collect();
         for r in query_rows(conn, op, &resource_sql::load_sql(D, &ids))? {
             let (rid, version) = (r.rid, r.version);
@@ -98,7 +112,7 @@ fn load(
             found.insert(rid, stored);
         }
     }
-    Ok(rids.iter().filter_map(|rid| found.remove(rid)).collect())
+    Ok(())
 }
 
 /// `rids` as values for an `IN (…)` list whose length is a power of two (or
@@ -145,38 +159,20 @@ pub(super) fn read(
         // the row by row id when the cache knows it (never changes once committed), else
         // through the (type, id) index
         let current = match cache.rid_of(rtype, id) {
-            Some(rid) => conn
-                .prepare_cached("SELECT rid, version FROM fhir_resource WHERE rid = ?1")
-                .and_then(|mut stmt| {
-                    stmt.query_row([rid], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                }),
-            None => conn
-                .prepare_cached(
-                    "SELECT rid, version FROM fhir_resource WHERE type = ?1 AND id = ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row([rtype, id], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                }),
-        }
-        .map_err(StoreError::sqlite(OP))?;
-        let Some((rid, current)) = current else {
+            Some(rid) => current_where(conn, OP, CURRENT_BY_RID, [rid])?,
+            None => current(conn, OP, rtype, id)?,
+        };
+        let Current::Present { rid, version, .. } = current else {
             return Ok(None);
         };
-        if let Some(hit) = cache.get(rid, current) {
+        if let Some(hit) = cache.get(rid, version) {
             return Ok(Some(hit));
         }
         // by row id, without asking the cache again (a version written since the statement
         // above is as current)
-        return Ok(load(conn, OP, &[rid], crypto, &ResourceCache::off())?
-            .into_iter()
-            .next()
-            .inspect(|r| {
-                if let Ok(v) = i64::try_from(r.version) {
-                    cache.put(rid, v, r);
-                }
-            }));
+        let mut found = std::collections::HashMap::with_capacity(1);
+        fetch(conn, OP, &[rid], crypto, cache, &mut found)?;
+        return Ok(found.remove(&rid));
     }
     query_rows(conn, OP, &resource_sql::read_sql(D, rtype, id, version))?
         .into_iter()
@@ -340,22 +336,39 @@ fn write_all(
         .collect()
 }
 
-fn current(conn: &Connection, rtype: &str, id: &str) -> Result<Current> {
-    conn.prepare_cached(
+/// The row of `rtype`/`id`, as its current version.
+fn current(conn: &Connection, op: &'static str, rtype: &str, id: &str) -> Result<Current> {
+    current_where(
+        conn,
+        op,
         "SELECT rid, version, deleted FROM fhir_resource WHERE type = ?1 AND id = ?2",
+        [rtype, id],
     )
-    .and_then(|mut s| {
-        s.query_row([rtype, id], |r| {
-            Ok(Current::Present {
-                rid: r.get(0)?,
-                version: r.get(1)?,
-                deleted: r.get(2)?,
+}
+
+/// [`current_where`] by row id.
+const CURRENT_BY_RID: &str = "SELECT rid, version, deleted FROM fhir_resource WHERE rid = ?1";
+
+/// The row `sql` selects (`rid, version, deleted`), as its current version.
+fn current_where(
+    conn: &Connection,
+    op: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Current> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_row(params, |r| {
+                Ok(Current::Present {
+                    rid: r.get(0)?,
+                    version: r.get(1)?,
+                    deleted: r.get(2)?,
+                })
             })
+            .optional()
         })
-        .optional()
-    })
-    .map(|c| c.unwrap_or(Current::Absent))
-    .map_err(StoreError::sqlite("write"))
+        .map(|c| c.unwrap_or(Current::Absent))
+        .map_err(StoreError::sqlite(op))
 }
 
 /// Where a write goes, after its precondition's search.
@@ -407,7 +420,7 @@ fn write_one(
         Target::Id(id) => id,
         Target::Done(outcome) => return Ok((outcome, None)),
     };
-    let cur = current(conn, rtype, &id)?;
+    let cur = current(conn, OP, rtype, &id)?;
     if let Precondition::IfMatch(v) = w.precondition
         && cur.live_version() != Some(v)
     {
