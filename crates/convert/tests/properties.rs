@@ -48,6 +48,22 @@ fn seeds_convert_and_validate() {
     }
 }
 
+#[test]
+fn race_codes_are_single_spaced_codes() {
+    // found by the mutation property: an address shifted into PID-10 by a lost `|`, with a
+    // run of two spaces, became a race `valueCoding.code` FHIR refuses
+    let raw = b"MSH|^~\\&|ADT|HOSP|EHR|HOSP|20260101120000+0100||ADT^A01^ADT_A01|C1|P|2.5.1\rPID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F||1  AIN ST^^TOWN~ 2106-3 ^White\r";
+    let out = convert_bytes(raw, &Options::default()).expect("converts");
+    let errors = common::validation_errors(&out.bundle);
+    assert!(errors.is_empty(), "{errors:?}");
+    let json = serde_json::to_string(&out.bundle).expect("json");
+    assert!(json.contains(r#""code":"1 AIN ST""#), "{json}");
+    assert!(
+        json.contains(r#""code":"2106-3","display":"White""#),
+        "{json}"
+    );
+}
+
 /// A seed with some bytes replaced, inserted or removed (delimiters are favoured, since they
 /// move content between fields).
 fn mutated() -> impl Strategy<Value = Vec<u8>> {

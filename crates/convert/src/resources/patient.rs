@@ -8,8 +8,8 @@ use crate::ConvertError;
 use crate::UnmappedReason;
 use crate::ctx::{Ctx, Request, Seg, part_text, push, put};
 use crate::datatypes::{
-    address, codeable, concept_value, contact_point, human_name, identifier, org_reference,
-    person_reference,
+    address, code_of, codeable, concept_value, contact_point, human_name, identifier,
+    org_reference, person_reference,
 };
 use crate::message::{NoteTarget, State};
 use crate::resources::add_keyed;
@@ -248,7 +248,7 @@ fn race_ethnicity<'a>(ctx: &mut Ctx<'a, '_>, s: Seg<'a>, n: usize, url: &'static
     let mut parts = Vec::new();
     let mut texts = Vec::new();
     for e in ctx.reps(s, n) {
-        let Some(c) = part_text(e, 1) else {
+        let Some(c) = part_text(e, 1).and_then(code_of) else {
             if let Some(t) = part_text(e, 2) {
                 texts.push(t);
             }
