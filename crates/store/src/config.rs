@@ -58,6 +58,14 @@ pub struct SqliteConfig {
     /// reading one again costs the lookup of its current version only; 0 turns the cache off.
     #[serde(default = "SqliteConfig::default_resource_cache_mb")]
     pub resource_cache_mb: usize,
+    /// The nice value (-20 … 19; Linux) the writer thread asks for. Every write waits for
+    /// that one thread while the work before and after it spreads over all cores, so when
+    /// the cores are busy the writer should not wait for them: below 0 it gets the larger
+    /// share. 0 leaves it at the process's priority. A value below the process's own needs
+    /// `CAP_SYS_NICE` or `RLIMIT_NICE` (systemd: `LimitNICE=`); when refused, the writer
+    /// runs at the process's priority and says so once in the log.
+    #[serde(default = "SqliteConfig::default_writer_nice")]
+    pub writer_nice: i32,
     /// Encryption at rest (`[store.encryption]`); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionConfig>,
@@ -90,6 +98,9 @@ impl SqliteConfig {
     fn default_resource_cache_mb() -> usize {
         64
     }
+    fn default_writer_nice() -> i32 {
+        -5
+    }
 }
 
 impl Default for SqliteConfig {
@@ -100,6 +111,7 @@ impl Default for SqliteConfig {
             max_batch: Self::default_max_batch(),
             busy_timeout_ms: Self::default_busy_timeout_ms(),
             resource_cache_mb: Self::default_resource_cache_mb(),
+            writer_nice: Self::default_writer_nice(),
             encryption: None,
         }
     }

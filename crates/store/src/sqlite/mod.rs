@@ -67,6 +67,12 @@ impl SqliteStore {
                 "sqlite read_connections and max_batch must be at least 1".to_owned(),
             ));
         }
+        if !(-20..=19).contains(&config.writer_nice) {
+            return Err(StoreError::Config(format!(
+                "sqlite writer_nice must be from -20 to 19, not {}",
+                config.writer_nice
+            )));
+        }
         let dir = config.path.clone();
         let file = dir.join(SqliteConfig::DB_FILE);
         let busy = Duration::from_millis(config.busy_timeout_ms);
@@ -108,7 +114,13 @@ impl SqliteStore {
             })??
         };
         let counters = Arc::new(Counters::default());
-        let writer = Writer::start(opened, config.max_batch, Arc::clone(&counters), durability)?;
+        let writer = Writer::start(
+            opened,
+            config.max_batch,
+            config.writer_nice,
+            Arc::clone(&counters),
+            durability,
+        )?;
         tracing::info!(path = %file.display(), "SQLite store opened");
         Ok(Self {
             path: file.clone(),

@@ -420,7 +420,14 @@ fn write_one(
         Target::Id(id) => id,
         Target::Done(outcome) => return Ok((outcome, None)),
     };
-    let cur = current(conn, OP, rtype, &id)?;
+    // a create's id is new (the caller picked it, or the conditional create's search found
+    // nothing): it is not looked up first, and in the rare case it is taken the `(type, id)`
+    // key refuses the insert below (one B-tree descent per create instead of two)
+    let cur = if w.op == WriteOp::Create && !matches!(w.precondition, Precondition::IfMatch(_)) {
+        Current::Absent
+    } else {
+        current(conn, OP, rtype, &id)?
+    };
     if let Precondition::IfMatch(v) = w.precondition
         && cur.live_version() != Some(v)
     {
@@ -434,15 +441,21 @@ fn write_one(
             return Ok((WriteOutcome::NotFound, None));
         }
         (op, Current::Absent) => {
-            let rid = conn
-                .prepare_cached(
-                    "INSERT INTO fhir_resource (type, id, version, last_updated, deleted)
-                     VALUES (?1, ?2, 1, ?3, 0) RETURNING rid",
-                )
-                .and_then(|mut s| {
-                    s.query_row(rusqlite::params![rtype, id, now.as_micros()], |r| r.get(0))
-                })
-                .map_err(StoreError::sqlite(OP))?;
+            // `last_insert_rowid`, not `RETURNING`, which gathers its rows in a table of
+            // its own before the first is returned
+            conn.prepare_cached(
+                "INSERT INTO fhir_resource (type, id, version, last_updated, deleted)
+                 VALUES (?1, ?2, 1, ?3, 0)",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![rtype, id, now.as_micros()]))
+            .map_err(|e| {
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                    resource_sql::exists_error(rtype, &id)
+                } else {
+                    StoreError::sqlite(OP)(e)
+                }
+            })?;
+            let rid = conn.last_insert_rowid();
             let method = if op == WriteOp::Create {
                 HistoryMethod::Create
             } else {

@@ -164,6 +164,7 @@ impl Writer {
     pub(super) fn start(
         conn: Connection,
         max_batch: usize,
+        nice: i32,
         counters: Arc<Counters>,
         durability: Durability,
     ) -> Result<Self> {
@@ -172,7 +173,10 @@ impl Writer {
         let answers = Answers::start(durability)?;
         let thread = std::thread::Builder::new()
             .name("plexus-store-writer".to_owned())
-            .spawn(move || run(&conn, rx, max_batch, &counters, answers))
+            .spawn(move || {
+                set_nice(nice);
+                run(&conn, rx, max_batch, &counters, answers);
+            })
             .map_err(|e| StoreError::Task {
                 op: "open",
                 detail: format!("cannot start the writer thread: {e}"),
@@ -343,6 +347,23 @@ fn sync_and_answer(
 }
 
 /// The writer thread: batch, commit, answer, until closed or every handle is dropped.
+/// Asks the OS to run the calling thread at `nice` (on Linux a thread has its own).
+fn set_nice(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    match rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+        Ok(()) => tracing::debug!(nice, "SQLite writer thread priority set"),
+        Err(e) => tracing::info!(
+            nice,
+            error = %e,
+            "the SQLite writer thread keeps the process's priority (a nice value below the \
+             process's needs CAP_SYS_NICE or RLIMIT_NICE)"
+        ),
+    }
+}
+
 fn run(
     conn: &Connection,
     mut rx: mpsc::Receiver<Request>,
@@ -496,6 +517,7 @@ mod tests {
         let writer = Writer::start(
             conn,
             8,
+            0,
             Arc::new(Counters::default()),
             super::Durability::Commit,
         )
@@ -513,6 +535,32 @@ mod tests {
         assert_eq!(answer, 42);
         let name = dropped_on.lock().unwrap().clone().expect("dropped");
         assert_ne!(name, "plexus-store-writer");
+        writer.close().await.unwrap();
+    }
+
+    /// The writer thread runs at the nice value it was given (a higher one than the process's
+    /// is always allowed, so the test needs no privilege); other threads keep theirs.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_writer_thread_takes_its_nice_value() {
+        let nice_of_this_thread =
+            || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let before = nice_of_this_thread();
+        let wanted = (before + 3).min(19);
+        let writer = Writer::start(
+            Connection::open_in_memory().unwrap(),
+            8,
+            wanted,
+            Arc::new(Counters::default()),
+            super::Durability::Commit,
+        )
+        .unwrap();
+        let on_writer = writer
+            .submit("test", 0, move |_: &Connection| Ok(nice_of_this_thread()))
+            .await
+            .unwrap();
+        assert_eq!(on_writer, wanted);
+        assert_eq!(nice_of_this_thread(), before);
         writer.close().await.unwrap();
     }
 
@@ -543,6 +591,7 @@ mod tests {
             Writer::start(
                 conn,
                 8,
+                0,
                 Arc::new(Counters::default()),
                 super::Durability::SyncWal {
                     wal,

@@ -253,14 +253,23 @@ async fn dropping_without_close_stops_the_writer() {
 #[tokio::test]
 async fn bad_settings_are_refused() {
     let backend = Sqlite::create().await;
-    let config = SqliteConfig {
-        max_batch: 0,
-        ..SqliteConfig::new(backend.path())
-    };
-    assert!(matches!(
-        SqliteStore::open(&config).await,
-        Err(StoreError::Config(_))
-    ));
+    for config in [
+        SqliteConfig {
+            max_batch: 0,
+            ..SqliteConfig::new(backend.path())
+        },
+        SqliteConfig {
+            writer_nice: -21,
+            ..SqliteConfig::new(backend.path())
+        },
+        SqliteConfig {
+            writer_nice: 20,
+            ..SqliteConfig::new(backend.path())
+        },
+    ] {
+        let err = SqliteStore::open(&config).await.unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err}");
+    }
     // A file where the directory should be.
     let file = backend.path().join("file");
     std::fs::write(&file, b"x").unwrap();
