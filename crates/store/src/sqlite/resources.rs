@@ -329,11 +329,18 @@ fn write_all(
         });
     }
     let now = Timestamp::now();
-    writes
-        .iter()
-        .zip(prepared)
-        .map(|(w, p)| write_one(conn, w, p, now, crypto))
-        .collect()
+    let mut pending = PendingIndex::default();
+    let mut out = Vec::with_capacity(writes.len());
+    for (w, p) in writes.iter().zip(prepared) {
+        // the index rows of earlier writes go in before a write that reads the index (a
+        // precondition's search) or replaces a resource's rows (which may be pending)
+        if !(w.op == WriteOp::Create && matches!(w.precondition, Precondition::None)) {
+            pending.flush(conn)?;
+        }
+        out.push(write_one(conn, w, p, now, crypto, &mut pending)?);
+    }
+    pending.flush(conn)?;
+    Ok(out)
 }
 
 /// The row of `rtype`/`id`, as its current version.
@@ -407,12 +414,13 @@ fn resolve(conn: &Connection, w: &ResourceWrite, crypto: &Crypto) -> Result<Targ
 
 /// One write: its outcome, and the row id of the version it stored (none when it stored
 /// nothing).
-fn write_one(
+fn write_one<'a>(
     conn: &Connection,
-    w: &ResourceWrite,
-    prepared: &Prepared,
+    w: &'a ResourceWrite,
+    prepared: &'a Prepared,
     now: Timestamp,
     crypto: &Crypto,
+    pending: &mut PendingIndex<'a>,
 ) -> Result<(WriteOutcome, Option<i64>)> {
     const OP: &str = "write";
     let rtype = w.resource_type.as_str();
@@ -486,27 +494,23 @@ fn write_one(
         }
     };
     let fresh = matches!(cur, Current::Absent);
-    let stored = store_version(
-        conn,
-        w,
-        prepared,
-        (rid, id, version, method),
-        now,
-        fresh,
-        crypto,
-    )?;
+    let stored = store_version(conn, w, prepared, (rid, id, version, method), now, crypto)?;
+    if !fresh {
+        delete_index(conn, rid)?;
+    }
+    if !stored.deleted {
+        pending.add(rid, rtype, prepared);
+    }
     Ok((resource_sql::outcome(stored, cur), Some(rid)))
 }
 
-/// Stores the version row and replaces the index rows (`fresh`: a new row id, which has
-/// none to delete).
+/// Stores the version row (its index rows are the caller's).
 fn store_version(
     conn: &Connection,
     w: &ResourceWrite,
     prepared: &Prepared,
     (rid, id, version, method): (i64, String, i64, HistoryMethod),
     now: Timestamp,
-    fresh: bool,
     crypto: &Crypto,
 ) -> Result<StoredResource> {
     const OP: &str = "write";
@@ -535,9 +539,6 @@ fn store_version(
         ])
     })
     .map_err(StoreError::sqlite(OP))?;
-    let none = Prepared::default();
-    let index = if stored.deleted { &none } else { prepared };
-    replace_index(conn, rid, &w.resource_type, index, fresh)?;
     Ok(stored)
 }
 
@@ -553,9 +554,9 @@ const INDEX_COLUMNS: [&str; 7] = [
     "value",
 ];
 
-/// Rows per multi-row `INSERT`: a table's rows of one write go in as few statements as these
-/// sizes allow (at most five cached statements per table), one statement run for several
-/// rows instead of one per row. The statements are `INSERT OR IGNORE`: a plain multi-row
+/// Rows per multi-row `INSERT`: a table's rows of the writes in a [`PendingIndex`] go in as
+/// few statements as these sizes allow (at most five cached statements per table), one
+/// statement run for several rows instead of one per row. The statements are `INSERT OR IGNORE`: a plain multi-row
 /// `INSERT` that could fail on its key half-way keeps a statement journal (a copy of every
 /// page it changes, 5 % of the writer thread); no row can conflict, since `seq` numbers the
 /// rows of a resource whose old rows were deleted first, and no column is ever NULL where
@@ -586,14 +587,22 @@ fn insert_sql(t: usize, c: usize) -> &'static str {
     &SQL[t][c]
 }
 
-/// Inserts the rows of one index table (`INDEX_TABLES[t]`) for `rid`, numbered from 0 in
-/// `seq`; `bind` appends a row's own columns (after the key columns).
+/// One index row to insert: its resource's row id and type, its parameter key, its number
+/// among its resource's rows of the table, and its own columns.
+struct Row<'a, R> {
+    rid: i64,
+    rtype: &'a str,
+    key: &'a Key,
+    seq: i64,
+    value: R,
+}
+
+/// Inserts rows into one index table (`INDEX_TABLES[t]`); `bind` appends a row's own columns
+/// (after the key columns).
 fn insert_rows<'a, R>(
     conn: &Connection,
     t: usize,
-    key: &'a (i64, &'a str),
-    rows: &'a [(&'a Key, R)],
-    seqs: &'a [i64],
+    rows: &'a [Row<'a, R>],
     bind: impl Fn(&'a R, &mut Vec<&'a dyn ToSql>),
 ) -> rusqlite::Result<()> {
     let mut done = 0;
@@ -605,9 +614,16 @@ fn insert_rows<'a, R>(
             .unwrap_or(CHUNKS.len() - 1);
         let n = CHUNKS[c];
         let mut params: Vec<&dyn ToSql> = Vec::with_capacity(n * 12);
-        for ((k, r), seq) in rows[done..done + n].iter().zip(&seqs[done..]) {
-            params.extend([&key.0 as &dyn ToSql, &key.1, &k.param, seq, &k.grp, &k.pos]);
-            bind(r, &mut params);
+        for r in &rows[done..done + n] {
+            params.extend([
+                &r.rid as &dyn ToSql,
+                &r.rtype,
+                &r.key.param,
+                &r.seq,
+                &r.key.grp,
+                &r.key.pos,
+            ]);
+            bind(&r.value, &mut params);
         }
         conn.prepare_cached(insert_sql(t, c))?
             .execute(&params[..])?;
@@ -616,85 +632,109 @@ fn insert_rows<'a, R>(
     Ok(())
 }
 
-/// Replaces the index rows of `rid` with `prepared`'s.
-fn replace_index(
-    conn: &Connection,
-    rid: i64,
-    rtype: &str,
-    prepared: &Prepared,
-    fresh: bool,
-) -> Result<()> {
-    const OP: &str = "write";
-    let e = StoreError::sqlite(OP);
-    let run = || -> rusqlite::Result<()> {
-        if !fresh {
-            for table in INDEX_TABLES {
-                conn.prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))?
-                    .execute([rid])?;
-            }
+/// Deletes the index rows of `rid`.
+fn delete_index(conn: &Connection, rid: i64) -> Result<()> {
+    for table in INDEX_TABLES {
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))
+            .and_then(|mut s| s.execute([rid]))
+            .map_err(StoreError::sqlite("write"))?;
+    }
+    Ok(())
+}
+
+/// The index rows of the writes of one call not inserted yet: the rows of consecutive writes
+/// go in together, so a table's rows of a whole transaction Bundle take a few 16-row
+/// statements instead of one or two statements per resource (each statement run has a cost
+/// of its own on the writer thread, whatever its size).
+#[derive(Default)]
+struct PendingIndex<'a> {
+    writes: Vec<(i64, &'a str, &'a Prepared)>,
+}
+
+impl<'a> PendingIndex<'a> {
+    /// Adds the rows of the version stored under `rid`, whose earlier rows are deleted.
+    fn add(&mut self, rid: i64, rtype: &'a str, prepared: &'a Prepared) {
+        self.writes.push((rid, rtype, prepared));
+    }
+
+    /// Inserts the pending rows.
+    fn flush(&mut self, conn: &Connection) -> Result<()> {
+        if self.writes.is_empty() {
+            return Ok(());
         }
-        let rows = &prepared.rows;
-        let most = [
-            rows.strings.len(),
-            rows.tokens.len(),
-            rows.references.len(),
-            rows.dates.len(),
-            rows.numbers.len(),
-            rows.quantities.len(),
-            rows.uris.len(),
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
-        let seqs: Vec<i64> = (0..i64::try_from(most).unwrap_or(i64::MAX)).collect();
-        let key = &(rid, rtype);
-        let strings: Vec<_> = rows
-            .strings
-            .iter()
-            .map(|(k, n, x, part)| (k, (n, x, part)))
-            .collect();
-        insert_rows(conn, 0, key, &strings, &seqs, |(n, x, part), p| {
-            p.extend([*n as &dyn ToSql, *x, *part]);
-        })?;
-        let tokens: Vec<_> = rows.tokens.iter().map(|(k, c)| (k, c)).collect();
-        insert_rows(conn, 1, key, &tokens, &seqs, |c, p| {
-            p.extend(c.iter().map(|v| v as &dyn ToSql));
-        })?;
-        let references: Vec<_> = rows.references.iter().map(|(k, c)| (k, c)).collect();
-        insert_rows(conn, 2, key, &references, &seqs, |c, p| {
-            p.extend(c.iter().map(|v| v as &dyn ToSql));
-        })?;
-        let dates: Vec<_> = rows
-            .dates
-            .iter()
-            .zip(&prepared.date_fast)
-            .map(|((k, lo, hi), f)| (k, (lo, hi, f)))
-            .collect();
-        insert_rows(conn, 3, key, &dates, &seqs, |(lo, hi, f), p| {
-            p.extend([*lo as &dyn ToSql, *hi, *f]);
-        })?;
-        let numbers: Vec<_> = rows
-            .numbers
-            .iter()
-            .map(|(k, v, lo, hi)| (k, (v, lo, hi)))
-            .collect();
-        insert_rows(conn, 4, key, &numbers, &seqs, |(v, lo, hi), p| {
-            p.extend([*v as &dyn ToSql, *lo, *hi]);
-        })?;
-        let quantities: Vec<_> = rows
-            .quantities
-            .iter()
-            .map(|(k, c, v, lo, hi)| (k, (c, v, lo, hi)))
-            .collect();
-        insert_rows(conn, 5, key, &quantities, &seqs, |(c, v, lo, hi), p| {
-            p.extend(c.iter().map(|v| v as &dyn ToSql));
-            p.extend([*v as &dyn ToSql, *lo, *hi]);
-        })?;
-        let uris: Vec<_> = rows.uris.iter().map(|(k, v)| (k, v)).collect();
-        insert_rows(conn, 6, key, &uris, &seqs, |v, p| p.push(*v))?;
+        insert_index(conn, &self.writes).map_err(StoreError::sqlite("write"))?;
+        self.writes.clear();
         Ok(())
-    };
-    run().map_err(e)
+    }
+}
+
+/// The rows of one index table of `writes`, numbered from 0 per resource in `seq`.
+fn table_rows<'a, T: 'a, R>(
+    writes: &[(i64, &'a str, &'a Prepared)],
+    of: impl Fn(&'a Prepared) -> &'a [T],
+    row: impl Fn(&'a T, usize, &'a Prepared) -> (&'a Key, R),
+) -> Vec<Row<'a, R>> {
+    let mut out = Vec::new();
+    for &(rid, rtype, prepared) in writes {
+        for (i, item) in of(prepared).iter().enumerate() {
+            let (key, value) = row(item, i, prepared);
+            out.push(Row {
+                rid,
+                rtype,
+                key,
+                seq: i64::try_from(i).unwrap_or(i64::MAX),
+                value,
+            });
+        }
+    }
+    out
+}
+
+/// Inserts the index rows of `writes` (row id, type, prepared rows each).
+fn insert_index(conn: &Connection, writes: &[(i64, &str, &Prepared)]) -> rusqlite::Result<()> {
+    let strings = table_rows(
+        writes,
+        |p| &p.rows.strings,
+        |(k, n, x, part), _, _| (k, (n, x, part)),
+    );
+    insert_rows(conn, 0, &strings, |(n, x, part), p| {
+        p.extend([*n as &dyn ToSql, *x, *part]);
+    })?;
+    let tokens = table_rows(writes, |p| &p.rows.tokens, |(k, c), _, _| (k, c));
+    insert_rows(conn, 1, &tokens, |c, p| {
+        p.extend(c.iter().map(|v| v as &dyn ToSql));
+    })?;
+    let references = table_rows(writes, |p| &p.rows.references, |(k, c), _, _| (k, c));
+    insert_rows(conn, 2, &references, |c, p| {
+        p.extend(c.iter().map(|v| v as &dyn ToSql));
+    })?;
+    let dates = table_rows(
+        writes,
+        |p| &p.rows.dates,
+        |(k, lo, hi), i, p| (k, (lo, hi, p.date_fast.get(i).unwrap_or(&0))),
+    );
+    insert_rows(conn, 3, &dates, |(lo, hi, f), p| {
+        p.extend([*lo as &dyn ToSql, *hi, *f]);
+    })?;
+    let numbers = table_rows(
+        writes,
+        |p| &p.rows.numbers,
+        |(k, v, lo, hi), _, _| (k, (v, lo, hi)),
+    );
+    insert_rows(conn, 4, &numbers, |(v, lo, hi), p| {
+        p.extend([*v as &dyn ToSql, *lo, *hi]);
+    })?;
+    let quantities = table_rows(
+        writes,
+        |p| &p.rows.quantities,
+        |(k, c, v, lo, hi), _, _| (k, (c, v, lo, hi)),
+    );
+    insert_rows(conn, 5, &quantities, |(c, v, lo, hi), p| {
+        p.extend(c.iter().map(|v| v as &dyn ToSql));
+        p.extend([*v as &dyn ToSql, *lo, *hi]);
+    })?;
+    let uris = table_rows(writes, |p| &p.rows.uris, |(k, v), _, _| (k, v));
+    insert_rows(conn, 6, &uris, |v, p| p.push(*v))
 }
 
 #[cfg(test)]

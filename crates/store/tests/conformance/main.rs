@@ -109,6 +109,7 @@ conformance!(
     resource_several_creates_in_one_call,
     resource_multi_write_rolls_back_on_failure,
     resource_conditional_writes,
+    resource_one_call_sees_its_own_index_rows,
     resource_concurrent_conditional_creates,
     resource_history_pages_newest_first,
     resource_search_strings_tokens_uris,

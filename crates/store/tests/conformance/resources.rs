@@ -715,6 +715,76 @@ pub async fn resource_conditional_writes<B: Backend>(backend: &B) {
     );
 }
 
+/// The writes of one call see the index rows of the writes before them: a conditional
+/// create's search finds a resource created earlier in the call, and an update of a
+/// resource created earlier in the call replaces its rows (SQLite inserts the rows of a
+/// call's creates together, so this checks that they are in place before either).
+pub async fn resource_one_call_sees_its_own_index_rows<B: Backend>(backend: &B) {
+    let store = open(backend).await;
+    let mrn = |v: &str| {
+        one(
+            "Patient",
+            pred(
+                "identifier",
+                Test::Token {
+                    system: TokenSystem::Is("urn:mrn".into()),
+                    code: Some(v.into()),
+                    negate: false,
+                },
+            ),
+        )
+    };
+    let mut conditional = create(
+        "Patient",
+        "y",
+        vec![token("identifier", Some("urn:mrn"), "7")],
+    );
+    conditional.precondition = Precondition::IfNoneExist(mrn("7"));
+    let out = store
+        .write(vec![
+            create(
+                "Patient",
+                "w",
+                vec![token("identifier", Some("urn:mrn"), "6")],
+            ),
+            create(
+                "Patient",
+                "x",
+                vec![token("identifier", Some("urn:mrn"), "7")],
+            ),
+            conditional,
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[2], WriteOutcome::Existing(r) if r.id == "x"),
+        "{out:?}"
+    );
+    assert!(store.read("Patient", "y", None).await.unwrap().is_none());
+    let mut changed = update("Patient", "u", json!({"resourceType": "Patient"}));
+    changed.index = vec![token("identifier", Some("urn:mrn"), "9")];
+    store
+        .write(vec![
+            create(
+                "Patient",
+                "u",
+                vec![token("identifier", Some("urn:mrn"), "8")],
+            ),
+            create(
+                "Patient",
+                "v",
+                vec![token("identifier", Some("urn:mrn"), "8")],
+            ),
+            changed,
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids(&store, &mrn("8")).await, names(&["v"]));
+    assert_eq!(ids(&store, &mrn("9")).await, names(&["u"]));
+    assert_eq!(ids(&store, &mrn("6")).await, names(&["w"]));
+    store.close().await.unwrap();
+}
+
 pub async fn resource_concurrent_conditional_creates<B: Backend>(backend: &B) {
     let store = Arc::new(open(backend).await);
     let search = one(
