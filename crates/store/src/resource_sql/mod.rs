@@ -366,8 +366,9 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Prepares `w` (with `crypto` applied to its index rows).
-    pub(crate) fn new(w: &ResourceWrite, crypto: &crate::crypto::Crypto) -> Self {
+    /// Prepares `w` (with `crypto` applied to its index rows; `w.resource` gets the
+    /// template's stand-ins, see [`VersionTemplate::new`]).
+    pub(crate) fn new(w: &mut ResourceWrite, crypto: &crate::crypto::Crypto) -> Self {
         if w.op == WriteOp::Delete {
             return Self::default();
         }
@@ -375,7 +376,7 @@ impl Prepared {
         Self {
             date_fast: rows.date_fast(),
             rows,
-            template: VersionTemplate::new(w.resource.as_ref(), &w.resource_type),
+            template: VersionTemplate::new(w.resource.as_mut(), &w.resource_type),
         }
     }
 }
@@ -422,8 +423,11 @@ pub(crate) struct VersionTemplate {
 
 impl VersionTemplate {
     /// `None` when `resource` is not an object, or holds a stand-in's text itself.
-    pub(crate) fn new(resource: Option<&serde_json::Value>, rtype: &str) -> Option<Self> {
-        let mut value = resource?.clone();
+    ///
+    /// The stand-ins are put into `resource` itself (no copy of the resource is made): what
+    /// [`version_content`] gives for it is unchanged, since it sets the same members.
+    pub(crate) fn new(resource: Option<&mut serde_json::Value>, rtype: &str) -> Option<Self> {
+        let value = resource?;
         let obj = value.as_object_mut()?;
         obj.insert("resourceType".to_owned(), rtype.into());
         obj.insert("id".to_owned(), Slot::Id.stand_in().into());
@@ -439,7 +443,7 @@ impl VersionTemplate {
             "lastUpdated".to_owned(),
             Slot::LastUpdated.stand_in().into(),
         );
-        let bytes = serde_json::to_vec(&value).ok()?;
+        let bytes = serde_json::to_vec(&*value).ok()?;
         let mut slots = Vec::with_capacity(3);
         for slot in Slot::ALL {
             let text = slot.serialized();
@@ -729,13 +733,20 @@ mod tests {
         ];
         for r in &resources {
             for (id, version) in [("p1", 1), ("a-much.longer-id-0123456789", 12_345)] {
-                let template = VersionTemplate::new(Some(r), "Patient").expect("prepared");
+                let expected =
+                    String::from_utf8(version_content(Some(r), "Patient", id, version, t).unwrap())
+                        .unwrap();
+                let mut with_stand_ins = r.clone();
+                let template =
+                    VersionTemplate::new(Some(&mut with_stand_ins), "Patient").expect("prepared");
                 assert_eq!(
                     String::from_utf8(template.fill(id, version, t)).unwrap(),
-                    String::from_utf8(version_content(Some(r), "Patient", id, version, t).unwrap())
-                        .unwrap(),
+                    expected,
                     "{r}"
                 );
+                // the resource with the stand-ins in it serializes as the resource did
+                let fallback = version_content(Some(&with_stand_ins), "Patient", id, version, t);
+                assert_eq!(String::from_utf8(fallback.unwrap()).unwrap(), expected);
             }
         }
     }
@@ -746,8 +757,15 @@ mod tests {
     fn templates_refuse_what_they_cannot_fill_safely() {
         let tricky =
             serde_json::json!({"resourceType": "Basic", "text": {"div": "\u{1}plexus:id\u{1}"}});
-        assert!(VersionTemplate::new(Some(&tricky), "Basic").is_none());
-        assert!(VersionTemplate::new(Some(&serde_json::json!([1])), "Basic").is_none());
+        let mut with_stand_ins = tricky.clone();
+        assert!(VersionTemplate::new(Some(&mut with_stand_ins), "Basic").is_none());
+        // the writer serializes the resource, stand-ins and all, as it would have the original
+        let t = Timestamp::from_micros(1_795_892_400_123_456);
+        assert_eq!(
+            version_content(Some(&with_stand_ins), "Basic", "b1", 2, t).unwrap(),
+            version_content(Some(&tricky), "Basic", "b1", 2, t).unwrap()
+        );
+        assert!(VersionTemplate::new(Some(&mut serde_json::json!([1])), "Basic").is_none());
         assert!(VersionTemplate::new(None, "Basic").is_none());
     }
 

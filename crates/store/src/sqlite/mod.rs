@@ -631,8 +631,9 @@ impl Resources for SqliteStore {
         }
         let crypto = self.crypto.clone();
         // what needs no database is done here, not on the writer thread every write waits for
+        let mut writes = writes;
         let prepared: Vec<_> = writes
-            .iter()
+            .iter_mut()
             .map(|w| crate::resource_sql::Prepared::new(w, &crypto))
             .collect();
         let (outcomes, stored) = SqliteStore::write(self, "fhir_write", 0, move |conn| {
