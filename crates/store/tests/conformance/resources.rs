@@ -734,26 +734,12 @@ pub async fn resource_one_call_sees_its_own_index_rows<B: Backend>(backend: &B) 
             ),
         )
     };
-    let mut conditional = create(
-        "Patient",
-        "y",
-        vec![token("identifier", Some("urn:mrn"), "7")],
-    );
+    let with_mrn =
+        |id: &str, v: &str| create("Patient", id, vec![token("identifier", Some("urn:mrn"), v)]);
+    let mut conditional = with_mrn("y", "7");
     conditional.precondition = Precondition::IfNoneExist(mrn("7"));
     let out = store
-        .write(vec![
-            create(
-                "Patient",
-                "w",
-                vec![token("identifier", Some("urn:mrn"), "6")],
-            ),
-            create(
-                "Patient",
-                "x",
-                vec![token("identifier", Some("urn:mrn"), "7")],
-            ),
-            conditional,
-        ])
+        .write(vec![with_mrn("w", "6"), with_mrn("x", "7"), conditional])
         .await
         .unwrap();
     assert!(
@@ -764,19 +750,7 @@ pub async fn resource_one_call_sees_its_own_index_rows<B: Backend>(backend: &B) 
     let mut changed = update("Patient", "u", json!({"resourceType": "Patient"}));
     changed.index = vec![token("identifier", Some("urn:mrn"), "9")];
     store
-        .write(vec![
-            create(
-                "Patient",
-                "u",
-                vec![token("identifier", Some("urn:mrn"), "8")],
-            ),
-            create(
-                "Patient",
-                "v",
-                vec![token("identifier", Some("urn:mrn"), "8")],
-            ),
-            changed,
-        ])
+        .write(vec![with_mrn("u", "8"), with_mrn("v", "8"), changed])
         .await
         .unwrap();
     assert_eq!(ids(&store, &mrn("8")).await, names(&["v"]));
