@@ -583,21 +583,28 @@ impl Gen {
             // a date test cannot fail to compile
             let _ = self.value_test(&test(t), &format!("x{a}"), param);
         }
-        self.push(") OR (");
+        // the resources without a fast row, in the same list: with `OR` between two lists
+        // SQLite looked every fast row's resource up and sorted them all for the page
+        // (1.0–1.6 ms at 1M resources for a two-day range), with one list it reads the
+        // list's row ids in order and stops at the page's end (0.3 ms)
+        self.push(" UNION ALL ");
+        let first = self.alias();
         for (i, t) in tests.iter().enumerate() {
-            if i > 0 {
-                self.push(" AND ");
+            let b = if i == 0 { first } else { self.alias() };
+            if i == 0 {
+                self.push(&format!("SELECT x{b}.rid"));
+            } else {
+                self.push(&format!(" AND x{first}.rid IN (SELECT x{b}.rid"));
             }
-            let b = self.alias();
-            self.push(&format!(
-                "{res}.rid IN (SELECT x{b}.rid FROM fhir_idx_date x{b} WHERE x{b}.param = "
-            ))
-            .text(param);
+            self.push(&format!(" FROM fhir_idx_date x{b} WHERE x{b}.param = "))
+                .text(param);
             self.type_filter(&format!("x{b}.type"), types);
             // the literal lets the partial indexes of the rows that are not fast answer
             self.push(&format!(" AND x{b}.fast = 0 AND "));
             let _ = self.value_test(&test(t), &format!("x{b}"), param);
-            self.push(")");
+            if i > 0 {
+                self.push(")");
+            }
         }
         self.push("))");
     }

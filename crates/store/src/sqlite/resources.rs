@@ -792,6 +792,52 @@ mod tests {
         );
     }
 
+    /// Two bounds on one date parameter give one list of row ids (the fast rows' range and
+    /// the other rows' intersection together), so a page reads that list in row-id order and
+    /// stops at its end: with the two as alternatives (`OR`) SQLite looked up every match's
+    /// resource and sorted them all first (1.0–1.6 ms instead of 0.3 ms at 1M resources).
+    #[test]
+    fn a_date_range_page_reads_one_list_in_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        let bound = |prefix, low| Filter {
+            any: vec![Predicate {
+                param: "date".into(),
+                test: Test::Date {
+                    prefix,
+                    low,
+                    high: low + 86_399_999,
+                },
+            }],
+        };
+        let req = SearchRequest {
+            resource_type: Some("Observation".into()),
+            filters: vec![
+                bound(Prefix::Ge, 1_551_398_400_000),
+                bound(Prefix::Le, 1_551_571_200_000),
+            ],
+            count: 10,
+            ..SearchRequest::default()
+        };
+        let compiled = search::compile(D, &req, &Crypto::off()).unwrap();
+        let sql = compiled.page.unwrap();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params_from_iter(sql.params.iter()), |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            !plan
+                .iter()
+                .any(|l| l.contains("MULTI-INDEX OR") || l.contains("TEMP B-TREE FOR ORDER BY")),
+            "{plan:#?}\n{}",
+            sql.text
+        );
+    }
+
     /// Every date prefix, alone or in a chain, is answered through an index: the rows that
     /// are not `fast` are the only ones in `(type, param, high, low)` (schema version 14),
     /// so a bound on the end of a fast row must become a bound on its start.

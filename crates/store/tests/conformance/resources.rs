@@ -1364,6 +1364,8 @@ pub async fn resource_search_date_ranges<B: Backend>(backend: &B) {
         two("2020-01-01", "2022-01-01"),
     )
     .await;
+    // two values, both after every upper bound below: each bound must hold for some value
+    put(&store, "Encounter", "late", two("2022-01-01", "2023-01-01")).await;
     let single = |d: &str| {
         let r = day(d);
         vec![date("date", r.0, r.1)]
