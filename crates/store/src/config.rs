@@ -61,9 +61,11 @@ pub struct SqliteConfig {
     /// The nice value (-20 … 19; Linux) the writer thread asks for. Every write waits for
     /// that one thread while the work before and after it spreads over all cores, so when
     /// the cores are busy the writer should not wait for them: below 0 it gets the larger
-    /// share. 0 leaves it at the process's priority. A value below the process's own needs
-    /// `CAP_SYS_NICE` or `RLIMIT_NICE` (systemd: `LimitNICE=`); when refused, the writer
-    /// runs at the process's priority and says so once in the log.
+    /// share. The writer only ever gains priority by it: when it already runs at this nice
+    /// value or a lower one (a process started at a lower one), or the value is 0, nothing
+    /// changes. A value below the process's own needs `CAP_SYS_NICE` or `RLIMIT_NICE`
+    /// (systemd: `LimitNICE=`); when refused, the writer keeps the process's priority and
+    /// says so once in the log.
     #[serde(default = "SqliteConfig::default_writer_nice")]
     pub writer_nice: i32,
     /// Encryption at rest (`[store.encryption]`); off when absent.

@@ -346,24 +346,33 @@ fn sync_and_answer(
     }
 }
 
-/// The writer thread: batch, commit, answer, until closed or every handle is dropped.
-/// Asks the OS to run the calling thread at `nice` (on Linux a thread has its own).
+/// Raises the calling thread's priority to nice value `nice` (on Linux a thread has its own,
+/// inherited from the thread that started it). A thread already at `nice` or higher priority
+/// (a lower nice value, as under a unit started with `Nice=-10`) is left as it is: the writer
+/// is never given less CPU than the threads around it.
 fn set_nice(nice: i32) {
     if nice == 0 {
         return;
     }
     #[cfg(target_os = "linux")]
-    match rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
-        Ok(()) => tracing::debug!(nice, "SQLite writer thread priority set"),
-        Err(e) => tracing::info!(
-            nice,
-            error = %e,
-            "the SQLite writer thread keeps the process's priority (a nice value below the \
-             process's needs CAP_SYS_NICE or RLIMIT_NICE)"
-        ),
+    {
+        let me = Some(rustix::thread::gettid());
+        match rustix::process::getpriority_process(me) {
+            Ok(now) if now <= nice => {}
+            _ => match rustix::process::setpriority_process(me, nice) {
+                Ok(()) => tracing::debug!(nice, "SQLite writer thread priority set"),
+                Err(e) => tracing::info!(
+                    nice,
+                    error = %e,
+                    "the SQLite writer thread keeps the process's priority (a nice value below \
+                     the process's needs CAP_SYS_NICE or RLIMIT_NICE)"
+                ),
+            },
+        }
     }
 }
 
+/// The writer thread: batch, commit, answer, until closed or every handle is dropped.
 fn run(
     conn: &Connection,
     mut rx: mpsc::Receiver<Request>,
@@ -538,30 +547,44 @@ mod tests {
         writer.close().await.unwrap();
     }
 
-    /// The writer thread runs at the nice value it was given (a higher one than the process's
-    /// is always allowed, so the test needs no privilege); other threads keep theirs.
+    /// The writer thread runs at the nice value it was given when that is a higher priority
+    /// than the one it inherited, and the OS allows it; it never gets a lower one; other
+    /// threads keep theirs.
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn the_writer_thread_takes_its_nice_value() {
+    async fn the_writer_thread_only_ever_gains_priority() {
         let nice_of_this_thread =
             || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
         let before = nice_of_this_thread();
-        let wanted = (before + 3).min(19);
-        let writer = Writer::start(
-            Connection::open_in_memory().unwrap(),
-            8,
-            wanted,
-            Arc::new(Counters::default()),
-            super::Durability::Commit,
-        )
+        // whether this process may raise a thread's priority (root, CAP_SYS_NICE, RLIMIT_NICE)
+        let may_raise = std::thread::spawn(move || {
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), before - 1).is_ok()
+        })
+        .join()
         .unwrap();
-        let on_writer = writer
-            .submit("test", 0, move |_: &Connection| Ok(nice_of_this_thread()))
-            .await
+        let writer_at = |nice: i32| async move {
+            let writer = Writer::start(
+                Connection::open_in_memory().unwrap(),
+                8,
+                nice,
+                Arc::new(Counters::default()),
+                super::Durability::Commit,
+            )
             .unwrap();
-        assert_eq!(on_writer, wanted);
+            let on_writer = writer
+                .submit("test", 0, move |_: &Connection| Ok(nice_of_this_thread()))
+                .await
+                .unwrap();
+            writer.close().await.unwrap();
+            on_writer
+        };
+        // a lower priority than the inherited one is not taken
+        assert_eq!(writer_at((before + 3).min(19)).await, before);
+        // a higher one is, where allowed
+        let higher = (before - 1).max(-20);
+        let expected = if may_raise { higher } else { before };
+        assert_eq!(writer_at(higher).await, expected, "may raise: {may_raise}");
         assert_eq!(nice_of_this_thread(), before);
-        writer.close().await.unwrap();
     }
 
     /// With the WAL synced by the sync thread, a caller is answered only once that sync

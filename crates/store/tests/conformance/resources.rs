@@ -756,6 +756,12 @@ pub async fn resource_one_call_sees_its_own_index_rows<B: Backend>(backend: &B) 
     assert_eq!(ids(&store, &mrn("8")).await, names(&["v"]));
     assert_eq!(ids(&store, &mrn("9")).await, names(&["u"]));
     assert_eq!(ids(&store, &mrn("6")).await, names(&["w"]));
+    // a resource created and deleted in one call leaves no rows
+    store
+        .write(vec![with_mrn("gone", "5"), delete("Patient", "gone")])
+        .await
+        .unwrap();
+    assert!(ids(&store, &mrn("5")).await.is_empty());
     store.close().await.unwrap();
 }
 
@@ -1366,6 +1372,19 @@ pub async fn resource_search_date_ranges<B: Backend>(backend: &B) {
     .await;
     // two values, both after every upper bound below: each bound must hold for some value
     put(&store, "Encounter", "late", two("2022-01-01", "2023-01-01")).await;
+    // written in one call, after a resource with a single value: each resource's rows keep
+    // their own `fast` flags (a two-valued resource's rows are never fast)
+    store
+        .write(vec![
+            create(
+                "Encounter",
+                "one",
+                vec![date("date", day("2019-05-05").0, day("2019-05-05").1)],
+            ),
+            create("Encounter", "pair", two("2020-02-01", "2022-02-01")),
+        ])
+        .await
+        .unwrap();
     let single = |d: &str| {
         let r = day(d);
         vec![date("date", r.0, r.1)]
@@ -1391,18 +1410,21 @@ pub async fn resource_search_date_ranges<B: Backend>(backend: &B) {
         date_test(Prefix::Ge, month("2021-06")),
         date_test(Prefix::Le, month("2020-06")),
     );
-    assert_eq!(ids(&store, &q).await, names(&["multi"]));
+    assert_eq!(ids(&store, &q).await, names(&["multi", "pair"]));
     // a range: single values inside it, and the resource whose first value is inside
     let q = bounds(
         date_test(Prefix::Ge, y("2020")),
         date_test(Prefix::Le, y("2020")),
     );
-    assert_eq!(ids(&store, &q).await, names(&["c2020", "multi"]));
+    assert_eq!(ids(&store, &q).await, names(&["c2020", "multi", "pair"]));
     let q = bounds(
         date_test(Prefix::Gt, day("2020-12-31")),
         date_test(Prefix::Lt, day("2021-12-31")),
     );
-    assert_eq!(ids(&store, &q).await, names(&["b2021", "d2021", "multi"]));
+    assert_eq!(
+        ids(&store, &q).await,
+        names(&["b2021", "d2021", "multi", "pair"])
+    );
 }
 
 pub async fn resource_search_numbers_and_quantities<B: Backend>(backend: &B) {
