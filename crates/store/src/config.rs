@@ -68,6 +68,12 @@ pub struct SqliteConfig {
     /// says so once in the log.
     #[serde(default = "SqliteConfig::default_writer_nice")]
     pub writer_nice: i32,
+    /// Megabytes the write-ahead log (`plexus.db-wal`) may reach before the writer copies
+    /// the rest of it into the database itself, so that it can start over; a background
+    /// thread copies it every quarter of that. Every write waits while the writer copies, so
+    /// a small log stalls writes often under a heavy load (docs/operations.md).
+    #[serde(default = "SqliteConfig::default_wal_max_mb")]
+    pub wal_max_mb: u64,
     /// Encryption at rest (`[store.encryption]`); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionConfig>,
@@ -103,6 +109,9 @@ impl SqliteConfig {
     fn default_writer_nice() -> i32 {
         -5
     }
+    fn default_wal_max_mb() -> u64 {
+        360
+    }
 }
 
 impl Default for SqliteConfig {
@@ -114,6 +123,7 @@ impl Default for SqliteConfig {
             busy_timeout_ms: Self::default_busy_timeout_ms(),
             resource_cache_mb: Self::default_resource_cache_mb(),
             writer_nice: Self::default_writer_nice(),
+            wal_max_mb: Self::default_wal_max_mb(),
             encryption: None,
         }
     }

@@ -25,18 +25,39 @@ use rusqlite::wal::CheckpointMode;
 use super::writer::Halt;
 use crate::error::{Result, StoreError};
 
-/// WAL frames appended after which the checkpoint thread is woken (12 MB of 4 KB pages). A
-/// checkpoint copies each page once however often the frames since the last one changed it
-/// (the tail pages of an index's frequent values are rewritten by every commit), so fewer,
-/// larger checkpoints copy less. Measured on the FHIR import (1,000 patients): waking the
-/// thread at every commit past 1,000 frames, as before, cost it 45–48 µs of CPU per resource
-/// and 66 KB written per resource; once per 2,000 frames 20 µs and 47 KB; once per 4,000
-/// frames (with a larger hard limit) 12 µs and 43 KB.
-pub(super) const SOFT_PAGES: i32 = 3_000;
-/// WAL frames after which the writer checkpoints the rest itself (what the thread has not
-/// copied yet, at most about [`SOFT_PAGES`] frames), so the WAL can rewind: a WAL file of at
-/// most about 47 MB.
-pub(super) const HARD_PAGES: i32 = 11_500;
+/// When checkpoints run, in WAL frames.
+///
+/// `soft`: frames appended after which the checkpoint thread is woken. A checkpoint copies
+/// each page once however often the frames since the last one changed it (the tail pages of
+/// an index's frequent values are rewritten by every commit), so fewer, larger checkpoints
+/// copy less. Measured on the FHIR import (1,000 patients): waking the thread at every commit
+/// past 1,000 frames cost it 45–48 µs of CPU per resource and 66 KB written per resource;
+/// once per 2,000 frames 20 µs and 47 KB; once per 4,000 frames 12 µs and 43 KB.
+///
+/// `hard`: frames after which the writer checkpoints the rest itself (what the thread has not
+/// copied yet, at most about `soft` frames), so the WAL can rewind. Every write waits while
+/// it does, so a limit the writes reach often stalls them: at 1.1M FHIR resources, where each
+/// resource dirties a few random index pages, a limit of 11,500 frames (47 MB) was reached
+/// every few commits (import 15,300–15,900 resources/s), 46,000 frames 19,000–19,800/s,
+/// 92,000 frames 20,800/s, and the CRUD mix's p99 fell from 21 to 9 ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Limits {
+    pub soft: i32,
+    pub hard: i32,
+}
+
+impl Limits {
+    /// The limits for a WAL of at most about `max_bytes` with pages of `page_size` bytes: the
+    /// hard limit there, the thread woken every quarter of it.
+    pub(super) fn for_size(max_bytes: u64, page_size: u64) -> Self {
+        let frame = page_size.max(512) + 24;
+        let hard = i32::try_from(max_bytes / frame).unwrap_or(i32::MAX).max(64);
+        Self {
+            soft: (hard / 4).max(16),
+            hard,
+        }
+    }
+}
 
 /// Installs the WAL hook on the writer connection and starts the checkpoint thread. The thread
 /// is not joined: it ends by itself when the writer connection is closed (the hook, and with
@@ -51,6 +72,7 @@ pub(super) fn start(
     file: &Path,
     busy: Duration,
     halt: &Halt,
+    limits: Limits,
 ) -> Result<()> {
     const OP: &str = "open";
     let conn = Connection::open(file).map_err(StoreError::sqlite(OP))?;
@@ -67,7 +89,7 @@ pub(super) fn start(
     writer
         .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
             if hook_halt.get().is_none() {
-                on_commit(wal, pages, &mut woke_at, &wake, &turn, &hook_halt);
+                on_commit(wal, pages, limits, &mut woke_at, &wake, &turn, &hook_halt);
             }
             Ok(())
         }))
@@ -87,19 +109,20 @@ pub(super) fn start(
 fn on_commit(
     wal: &mut rusqlite::hooks::Wal,
     pages: i32,
+    limits: Limits,
     woke_at: &mut i32,
     wake: &SyncSender<()>,
     turn: &Mutex<()>,
     halt: &Halt,
 ) {
-    if pages >= HARD_PAGES {
+    if pages >= limits.hard {
         let _turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
             tracing::debug!(error = %e, pages, "writer checkpoint skipped");
             halt_on_io_error(&e, halt);
         }
         *woke_at = pages;
-    } else if wake_due(pages, woke_at) {
+    } else if wake_due(pages, limits.soft, woke_at) {
         match wake.try_send(()) {
             Ok(()) | Err(TrySendError::Full(())) => {}
             Err(TrySendError::Disconnected(())) => {
@@ -109,14 +132,14 @@ fn on_commit(
     }
 }
 
-/// Whether the checkpoint thread is due: the WAL has grown by [`SOFT_PAGES`] frames since it
-/// was last woken (or since the WAL started over). Records the wake in `woke_at`.
-fn wake_due(pages: i32, woke_at: &mut i32) -> bool {
+/// Whether the checkpoint thread is due: the WAL has grown by `soft` frames since it was last
+/// woken (or since the WAL started over). Records the wake in `woke_at`.
+fn wake_due(pages: i32, soft: i32, woke_at: &mut i32) -> bool {
     if pages < *woke_at {
         // the WAL started over
         *woke_at = 0;
     }
-    let due = pages >= woke_at.saturating_add(SOFT_PAGES);
+    let due = pages >= woke_at.saturating_add(soft);
     if due {
         *woke_at = pages;
     }
@@ -152,7 +175,32 @@ mod tests {
 
     use rusqlite::Connection;
 
-    use super::{HARD_PAGES, SOFT_PAGES, start, wake_due};
+    use super::{Limits, start, wake_due};
+
+    /// The limits of a WAL of about 47 MB (the tests' own, smaller than the default).
+    const LIMITS: Limits = Limits {
+        soft: 3_000,
+        hard: 11_500,
+    };
+    const SOFT_PAGES: i32 = LIMITS.soft;
+    const HARD_PAGES: i32 = LIMITS.hard;
+
+    /// A WAL size becomes frames of the database's page size (each with its 24-byte header),
+    /// the thread woken every quarter of them; tiny or absurd sizes stay usable.
+    #[test]
+    fn limits_follow_the_size_and_page_size() {
+        let mb = 1 << 20;
+        assert_eq!(
+            Limits::for_size(360 * mb, 4096),
+            Limits {
+                soft: 22_905,
+                hard: 91_623
+            }
+        );
+        assert_eq!(Limits::for_size(360 * mb, 8192).hard, 45_945);
+        assert_eq!(Limits::for_size(0, 4096), Limits { soft: 16, hard: 64 });
+        assert_eq!(Limits::for_size(u64::MAX, 4096).hard, i32::MAX);
+    }
 
     /// The thread is woken once per [`SOFT_PAGES`] frames appended, not at every commit past
     /// the threshold, and counting starts over with the WAL.
@@ -161,17 +209,17 @@ mod tests {
         let mut woke_at = 0;
         let wakes: Vec<i32> = (1..=3 * SOFT_PAGES / 100)
             .map(|n| n * 100)
-            .filter(|&pages| wake_due(pages, &mut woke_at))
+            .filter(|&pages| wake_due(pages, SOFT_PAGES, &mut woke_at))
             .collect();
         assert_eq!(wakes, vec![SOFT_PAGES, 2 * SOFT_PAGES, 3 * SOFT_PAGES]);
         // a commit of many frames crosses the line once
-        assert!(!wake_due(3 * SOFT_PAGES + 10, &mut woke_at));
-        assert!(wake_due(4 * SOFT_PAGES + 350, &mut woke_at));
-        assert!(!wake_due(5 * SOFT_PAGES + 349, &mut woke_at));
+        assert!(!wake_due(3 * SOFT_PAGES + 10, SOFT_PAGES, &mut woke_at));
+        assert!(wake_due(4 * SOFT_PAGES + 350, SOFT_PAGES, &mut woke_at));
+        assert!(!wake_due(5 * SOFT_PAGES + 349, SOFT_PAGES, &mut woke_at));
         // the WAL started over: the next window counts from its start
-        assert!(!wake_due(120, &mut woke_at));
-        assert!(!wake_due(SOFT_PAGES - 1, &mut woke_at));
-        assert!(wake_due(SOFT_PAGES, &mut woke_at));
+        assert!(!wake_due(120, SOFT_PAGES, &mut woke_at));
+        assert!(!wake_due(SOFT_PAGES - 1, SOFT_PAGES, &mut woke_at));
+        assert!(wake_due(SOFT_PAGES, SOFT_PAGES, &mut woke_at));
     }
 
     fn wal_bytes(dir: &std::path::Path) -> u64 {
@@ -192,7 +240,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE t (x BLOB NOT NULL)")
             .unwrap();
-        start(&mut writer, &file, busy, &super::Halt::default()).unwrap();
+        start(&mut writer, &file, busy, &super::Halt::default(), LIMITS).unwrap();
         let mut largest = 0;
         for _ in 0..20_000 {
             writer

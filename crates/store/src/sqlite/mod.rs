@@ -67,6 +67,12 @@ impl SqliteStore {
                 "sqlite read_connections and max_batch must be at least 1".to_owned(),
             ));
         }
+        if config.wal_max_mb < 4 {
+            return Err(StoreError::Config(format!(
+                "sqlite wal_max_mb must be at least 4, not {}",
+                config.wal_max_mb
+            )));
+        }
         if !(-20..=19).contains(&config.writer_nice) {
             return Err(StoreError::Config(format!(
                 "sqlite writer_nice must be from -20 to 19, not {}",
@@ -77,6 +83,7 @@ impl SqliteStore {
         let file = dir.join(SqliteConfig::DB_FILE);
         let busy = Duration::from_millis(config.busy_timeout_ms);
         let encryption = config.encryption.clone();
+        let wal_max = config.wal_max_mb.saturating_mul(1 << 20);
         let (opened, crypto, indexes, durability) = {
             let file = file.clone();
             tokio::task::spawn_blocking(
@@ -90,7 +97,14 @@ impl SqliteStore {
                     let (mut conn, wal) = open_writer(&file, busy)?;
                     migrate(&mut conn)?;
                     let halt = writer::Halt::default();
-                    checkpoint::start(&mut conn, &file, busy, &halt)?;
+                    let page_size: i64 = conn
+                        .pragma_query_value(None, "page_size", |r| r.get(0))
+                        .map_err(StoreError::sqlite("open"))?;
+                    let limits = checkpoint::Limits::for_size(
+                        wal_max,
+                        u64::try_from(page_size).unwrap_or(4096),
+                    );
+                    checkpoint::start(&mut conn, &file, busy, &halt, limits)?;
                     let crypto = crypto_ops::setup(&mut conn, keys)?;
                     let indexes = ops::BatchedIndexes::open(&conn)?;
                     // from here on every write goes through the writer thread, whose sync
