@@ -6,13 +6,15 @@
 //! shows as the writer's CPU and as the tail of ACK latency.
 //!
 //! Here the writer only counts: its WAL hook (which replaces the automatic checkpoint) wakes
-//! a checkpoint thread with its own connection each time the WAL has grown by [`SOFT_PAGES`]
-//! frames, and that thread runs `PASSIVE` checkpoints, which never block the writer. A passive checkpoint
-//! cannot let the WAL start over while the writer keeps appending, so when the WAL reaches
-//! [`HARD_PAGES`] the writer waits for the thread's checkpoint in progress, if any, and
-//! checkpoints the (by then small) rest itself; the next transaction then rewinds the WAL to
-//! its start. The WAL therefore never holds much more than [`HARD_PAGES`] frames. Durability is unchanged: a commit is synced to the WAL
-//! before it is answered, whoever copies it into the database later.
+//! a checkpoint thread with its own connection each time the WAL has grown by
+//! [`Limits::soft`] frames, and that thread runs `PASSIVE` checkpoints, which never block the
+//! writer. A passive checkpoint cannot let the WAL start over while the writer keeps
+//! appending, so when the WAL reaches [`Limits::hard`] frames the writer waits for the
+//! thread's checkpoint in progress, if any, and checkpoints the (by then small) rest itself;
+//! the next transaction then rewinds the WAL to its start. The WAL therefore never holds much
+//! more than [`Limits::hard`] frames (`[store] wal_max_mb`). Durability is unchanged: a
+//! commit is synced to the WAL before it is answered, whoever copies it into the database
+//! later.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -42,7 +44,9 @@ use crate::error::{Result, StoreError};
 /// 92,000 frames 20,800/s, and the CRUD mix's p99 fell from 21 to 9 ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Limits {
+    /// Frames appended after which the checkpoint thread is woken.
     pub soft: i32,
+    /// Frames after which the writer checkpoints the rest itself.
     pub hard: i32,
 }
 
