@@ -792,6 +792,23 @@ mod tests {
         );
     }
 
+    /// The query plan of `req`'s page statement (each step's text), and the statement.
+    fn page_plan(conn: &Connection, req: &SearchRequest) -> (Vec<String>, Sql) {
+        let sql = search::compile(D, req, &Crypto::off())
+            .unwrap()
+            .page
+            .unwrap();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
+            .unwrap();
+        let plan = stmt
+            .query_map(params_from_iter(sql.params.iter()), |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        (plan, sql)
+    }
+
     /// Two bounds on one date parameter give one list of row ids (the fast rows' range and
     /// the other rows' intersection together), so a page reads that list in row-id order and
     /// stops at its end: with the two as alternatives (`OR`) SQLite looked up every match's
@@ -819,16 +836,7 @@ mod tests {
             count: 10,
             ..SearchRequest::default()
         };
-        let compiled = search::compile(D, &req, &Crypto::off()).unwrap();
-        let sql = compiled.page.unwrap();
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
-            .unwrap();
-        let plan: Vec<String> = stmt
-            .query_map(params_from_iter(sql.params.iter()), |r| r.get(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let (plan, sql) = page_plan(&conn, &req);
         assert!(
             !plan
                 .iter()
@@ -888,16 +896,7 @@ mod tests {
                     count: 10,
                     ..SearchRequest::default()
                 };
-                let compiled = search::compile(D, &req, &Crypto::off()).unwrap();
-                let sql = compiled.page.unwrap();
-                let mut stmt = conn
-                    .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
-                    .unwrap();
-                let plan: Vec<String> = stmt
-                    .query_map(params_from_iter(sql.params.iter()), |r| r.get(3))
-                    .unwrap()
-                    .collect::<rusqlite::Result<_>>()
-                    .unwrap();
+                let (plan, sql) = page_plan(&conn, &req);
                 // the fast rows (nearly all) by a range of their start; only the rows that
                 // are not fast may be read by type and parameter alone
                 let by_start =

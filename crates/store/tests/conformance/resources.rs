@@ -163,6 +163,21 @@ fn one(rtype: &str, p: Predicate) -> SearchRequest {
 }
 
 /// The ids a search matches, sorted.
+/// A search for the Patients with MRN `v` (system `urn:mrn`).
+fn mrn(v: &str) -> SearchRequest {
+    one(
+        "Patient",
+        pred(
+            "identifier",
+            Test::Token {
+                system: TokenSystem::Is("urn:mrn".into()),
+                code: Some(v.into()),
+                negate: false,
+            },
+        ),
+    )
+}
+
 async fn ids<S: Resources>(store: &S, r: &SearchRequest) -> Vec<String> {
     let mut found: Vec<String> = store
         .search(r)
@@ -563,19 +578,6 @@ pub async fn resource_multi_write_rolls_back_on_failure<B: Backend>(backend: &B)
 
 pub async fn resource_conditional_writes<B: Backend>(backend: &B) {
     let store = open(backend).await;
-    let mrn = |v: &str| {
-        one(
-            "Patient",
-            pred(
-                "identifier",
-                Test::Token {
-                    system: TokenSystem::Is("urn:mrn".into()),
-                    code: Some(v.into()),
-                    negate: false,
-                },
-            ),
-        )
-    };
     let with_mrn = |id: &str, v: &str, pre: Precondition| {
         let mut w = create("Patient", id, vec![token("identifier", Some("urn:mrn"), v)]);
         w.precondition = pre;
@@ -721,19 +723,6 @@ pub async fn resource_conditional_writes<B: Backend>(backend: &B) {
 /// call's creates together, so this checks that they are in place before either).
 pub async fn resource_one_call_sees_its_own_index_rows<B: Backend>(backend: &B) {
     let store = open(backend).await;
-    let mrn = |v: &str| {
-        one(
-            "Patient",
-            pred(
-                "identifier",
-                Test::Token {
-                    system: TokenSystem::Is("urn:mrn".into()),
-                    code: Some(v.into()),
-                    negate: false,
-                },
-            ),
-        )
-    };
     let with_mrn =
         |id: &str, v: &str| create("Patient", id, vec![token("identifier", Some("urn:mrn"), v)]);
     let mut conditional = with_mrn("y", "7");
