@@ -590,12 +590,14 @@ impl Gen {
         self.push(" UNION ALL ");
         let first = self.alias();
         for (i, t) in tests.iter().enumerate() {
-            let b = if i == 0 { first } else { self.alias() };
-            if i == 0 {
-                self.push(&format!("SELECT x{b}.rid"));
+            let b = if i == 0 {
+                self.push(&format!("SELECT x{first}.rid"));
+                first
             } else {
+                let b = self.alias();
                 self.push(&format!(" AND x{first}.rid IN (SELECT x{b}.rid"));
-            }
+                b
+            };
             self.push(&format!(" FROM fhir_idx_date x{b} WHERE x{b}.param = "))
                 .text(param);
             self.type_filter(&format!("x{b}.type"), types);

@@ -690,6 +690,11 @@ fn table_rows<'a, T: 'a, R>(
     out
 }
 
+/// Appends text columns (`NULL` where absent) as parameters.
+fn bind_texts<'a, const N: usize>(texts: &'a [Option<String>; N], p: &mut Vec<&'a dyn ToSql>) {
+    p.extend(texts.iter().map(|v| v as &dyn ToSql));
+}
+
 /// Inserts the index rows of `writes` (row id, type, prepared rows each).
 fn insert_index(conn: &Connection, writes: &[(i64, &str, &Prepared)]) -> rusqlite::Result<()> {
     let strings = table_rows(
@@ -701,13 +706,9 @@ fn insert_index(conn: &Connection, writes: &[(i64, &str, &Prepared)]) -> rusqlit
         p.extend([*n as &dyn ToSql, *x, *part]);
     })?;
     let tokens = table_rows(writes, |p| &p.rows.tokens, |(k, c), _, _| (k, c));
-    insert_rows(conn, 1, &tokens, |c, p| {
-        p.extend(c.iter().map(|v| v as &dyn ToSql));
-    })?;
+    insert_rows(conn, 1, &tokens, |c, p| bind_texts(c, p))?;
     let references = table_rows(writes, |p| &p.rows.references, |(k, c), _, _| (k, c));
-    insert_rows(conn, 2, &references, |c, p| {
-        p.extend(c.iter().map(|v| v as &dyn ToSql));
-    })?;
+    insert_rows(conn, 2, &references, |c, p| bind_texts(c, p))?;
     let dates = table_rows(
         writes,
         |p| &p.rows.dates,
@@ -730,7 +731,7 @@ fn insert_index(conn: &Connection, writes: &[(i64, &str, &Prepared)]) -> rusqlit
         |(k, c, v, lo, hi), _, _| (k, (c, v, lo, hi)),
     );
     insert_rows(conn, 5, &quantities, |(c, v, lo, hi), p| {
-        p.extend(c.iter().map(|v| v as &dyn ToSql));
+        bind_texts(c, p);
         p.extend([*v as &dyn ToSql, *lo, *hi]);
     })?;
     let uris = table_rows(writes, |p| &p.rows.uris, |(k, v), _, _| (k, v));
